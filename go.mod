@@ -1,0 +1,14 @@
+module vrouter
+
+go 1.26.8
+
+require (
+	github.com/gaissmai/bart v0.30.0
+	github.com/gopacket/gopacket v1.7.7
+	github.com/pelletier/go-toml/v2 v2.4.3
+	github.com/vishvananda/netlink v1.3.1
+	golang.org/x/sys v0.49.0
+	golang.org/x/term v0.47.0
+)
+
+require github.com/vishvananda/netns v0.0.5 // indirect

@@ -1,0 +1,83 @@
+// Package port defines how the router moves frames in and out: a Port reads
+// and writes batches of Ethernet frames. Implementations live in
+// subpackages: afpacket (an existing kernel interface), tap (a TAP device the
+// router creates) and pipe (in memory, for tests and benchmarks).
+package port
+
+import "errors"
+
+// Headroom is the space kept in front of every received frame so that the
+// router can prepend or grow the link-layer header (an 802.1Q tag) in place.
+const Headroom = 64
+
+// MaxFrame is the largest frame a batch slot holds (a 9000-byte jumbo payload
+// plus Ethernet and VLAN headers, rounded up).
+const MaxFrame = 9216
+
+// SlotSize is the size of one buffer of a Batch.
+const SlotSize = Headroom + MaxFrame
+
+// DefaultBatch is the default number of frames in a batch.
+const DefaultBatch = 64
+
+// Batch is a reusable set of frame buffers. Frame i occupies
+// Bufs[i][Off[i] : Off[i]+Len[i]]; ReadBatch sets Off to Headroom.
+type Batch struct {
+	Bufs [][]byte
+	Off  []int
+	Len  []int
+	N    int // frames filled by the last ReadBatch
+}
+
+// NewBatch allocates a batch of n slots of SlotSize bytes.
+func NewBatch(n int) *Batch {
+	b := &Batch{Bufs: make([][]byte, n), Off: make([]int, n), Len: make([]int, n)}
+	mem := make([]byte, n*SlotSize)
+	for i := range b.Bufs {
+		b.Bufs[i] = mem[i*SlotSize : (i+1)*SlotSize : (i+1)*SlotSize]
+	}
+	return b
+}
+
+// Frame returns frame i of the batch.
+func (b *Batch) Frame(i int) []byte { return b.Bufs[i][b.Off[i] : b.Off[i]+b.Len[i]] }
+
+// Cap is the number of slots.
+func (b *Batch) Cap() int { return len(b.Bufs) }
+
+// Stats are a port's own counters (kept by the port implementation).
+type Stats struct {
+	RxPackets, RxBytes, TxPackets, TxBytes uint64
+	RxDropped                              uint64 // frames the port had to drop (too large, ring full, kernel drops)
+	TxErrors                               uint64 // frames the kernel refused
+	RxGSO                                  uint64 // super-frames segmented in software
+	RxCsum                                 uint64 // partial checksums completed in software
+}
+
+// Port is a source and sink of Ethernet frames.
+//
+// ReadBatch blocks until at least one frame is available and fills b from
+// slot 0, returning the number of frames (also stored in b.N). Only one
+// goroutine reads a port. Frames carry their 802.1Q tag in the bytes when
+// they had one on the wire, whatever the kernel did with it; GSO super-frames
+// and partial checksums are already segmented/completed.
+//
+// WriteBatch sends frames (complete Ethernet frames, tag included when
+// tagged) and returns how many were accepted. It is safe for concurrent use
+// by several goroutines and does not retain the slices.
+//
+// After Close, ReadBatch returns ErrClosed.
+type Port interface {
+	Name() string
+	Device() string
+	Driver() string
+	MAC() [6]byte
+	MTU() int // the L3 MTU of the device (without Ethernet header)
+	ReadBatch(b *Batch) (int, error)
+	WriteBatch(frames [][]byte) (int, error)
+	Stats() Stats
+	Close() error
+}
+
+// ErrClosed is returned by ReadBatch after Close.
+var ErrClosed = errors.New("port closed")
