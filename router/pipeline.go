@@ -1,0 +1,526 @@
+package router
+
+import (
+	"encoding/binary"
+
+	"vrouter/fib"
+	"vrouter/packet"
+	"vrouter/router/port"
+)
+
+// The stage order of the data path lives in this file:
+//
+//	frame:  L2 parse -> (port, VID) -> network -> destination MAC check -> EtherType
+//	arpIn:  ARP validation -> learning -> answer (own, published, proxy)
+//	ipv4:   header checks -> source checks -> local delivery (echo) or
+//	        FIB -> TTL -> [NAT out] -> output
+//	output: MTU (DF -> 3/4) -> neighbour (miss -> queue + request) -> fragment -> L2 rewrite -> tx
+//
+// Each stage ends a packet with a named drop reason, an ICMP error, or by
+// handing it to the next stage.
+
+// frame handles one received frame in buf[off:off+n].
+func (w *worker) frame(p *portState, buf []byte, off, n int) {
+	f := buf[off : off+n]
+	l2, ok := packet.ParseL2(f)
+	if !ok {
+		w.drop(DropL2Short)
+		w.portDrop[p.idx]++
+		return
+	}
+	if l2.Type == packet.EtherTypeVLAN || l2.Type == packet.EtherTypeQinQ {
+		w.drop(DropQinQ)
+		return
+	}
+	s := w.snap
+	ni := s.portVID[p.idx][l2.VID]
+	if ni == 0 {
+		w.drop(DropUnknownVLAN)
+		w.portDrop[p.idx]++
+		return
+	}
+	nw := &s.nets[ni-1]
+	eth := packet.Ether(f)
+	l2mcast := eth.DstIsMulticast()
+	if !l2mcast && eth.Dst() != nw.mac {
+		w.drop(DropNotForUs)
+		return
+	}
+	switch l2.Type {
+	case packet.EtherTypeIPv4:
+		w.ipv4(buf, off+l2.HdrLen, n-l2.HdrLen, nw, l2mcast)
+	case packet.EtherTypeARP:
+		w.arpIn(nw, eth.Src(), f[l2.HdrLen:])
+	case packet.EtherTypeIPv6:
+		w.drop(DropIPv6)
+	default:
+		w.drop(DropEtherType)
+	}
+}
+
+// arpIn handles an ARP packet received on network nw.
+func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
+	w.cnt[CntARPIn]++
+	if !packet.ValidARP(b) {
+		w.drop(DropARPMalformed)
+		return
+	}
+	a := packet.ARP(b)
+	sha, spa, tpa := a.SenderMAC(), a.SenderIP(), a.TargetIP()
+	if sha.IsMulticast() || sha.IsZero() {
+		w.drop(DropARPBadSender)
+		return
+	}
+	s := w.snap
+	if _, mine := s.local[spa]; mine && spa != 0 {
+		if sha != nw.mac {
+			w.drop(DropARPConflict)
+			w.r.conflict(nw.name, spa, sha)
+		}
+		return
+	}
+	// A sender outside the segment (other than a probe) is not learned and
+	// not answered; host-routed links have no subnet and accept the guest.
+	inSegment := spa == 0 || nw.hostRoute || nw.onSubnet(spa)
+	if !inSegment {
+		w.drop(DropARPBadSender)
+		return
+	}
+	if nw.hostRoute && spa != 0 {
+		if _, own := nw.owned[spa]; !own {
+			w.drop(DropSpoofed)
+			return
+		}
+	}
+	op := a.Op()
+	ours := false
+	if op == packet.ARPRequest {
+		if li, ok := s.local[tpa]; ok && int(li) == int(nw.idx) {
+			ours = true
+		} else if nw.hostRoute && tpa != spa {
+			ours = true // the guest's gateway (and anything else) is the router
+		}
+	}
+	if spa != 0 {
+		// RFC 826: update an existing entry; create one only when we are the target.
+		create := ours || (op == packet.ARPReply && a.TargetMAC() == nw.mac)
+		w.flushNet, w.flushMAC = nw, sha
+		w.r.Neigh.Update(nw.idx, spa, sha, create, w.now, w.flushFn)
+		w.flushNet = nil
+	}
+	if op != packet.ARPRequest {
+		return
+	}
+	if ours {
+		w.cnt[CntARPReplies]++
+		w.sendARPReply(nw, sha, spa, tpa)
+		return
+	}
+	if spa == 0 || tpa == spa {
+		w.drop(DropARPNotOurs) // probes and announcements are never proxied
+		return
+	}
+	if _, pub := s.published[uint64(nw.idx)<<32|uint64(tpa)]; pub {
+		w.cnt[CntARPProxyReplies]++
+		w.sendARPReply(nw, sha, spa, tpa)
+		return
+	}
+	if nw.proxyARP && !nw.onSubnet(tpa) {
+		if nh, ok := w.r.FIB.Lookup(tpa); ok && nh.Network != nw.idx &&
+			(nh.Kind == fib.KindConnected || nh.Kind == fib.KindGateway) {
+			w.cnt[CntARPProxyReplies]++
+			w.sendARPReply(nw, sha, spa, tpa)
+			return
+		}
+	}
+	if nw.proxyARP && nw.onSubnet(tpa) {
+		// Routed elsewhere although inside this subnet (a public /32 routed to a VM).
+		if nh, ok := w.r.FIB.Lookup(tpa); ok && nh.Network != nw.idx &&
+			(nh.Kind == fib.KindConnected || nh.Kind == fib.KindGateway) {
+			w.cnt[CntARPProxyReplies]++
+			w.sendARPReply(nw, sha, spa, tpa)
+			return
+		}
+	}
+	w.drop(DropARPNotOurs)
+}
+
+// sendARPReply answers a request from (tha, tpa) for spa with nw's MAC.
+func (w *worker) sendARPReply(nw *network, tha packet.MAC, tpa, spa uint32) {
+	for _, l := range nw.links {
+		b := w.getScratch()
+		o := port.Headroom
+		h := packet.PutEther(b[o:], tha, nw.mac, l.vid, packet.EtherTypeARP)
+		packet.PutARP(b[o+h:], packet.ARPReply, nw.mac, spa, tha, tpa)
+		w.queueTx(l.port, padFrame(b, o, h+packet.ARPLen))
+	}
+}
+
+// sendARPRequest asks for ip on network ni (broadcast when mac is zero,
+// unicast refresh otherwise).
+func (w *worker) sendARPRequest(ni uint16, ip uint32, mac packet.MAC) {
+	s := w.snap
+	if int(ni) >= len(s.nets) {
+		return
+	}
+	nw := &s.nets[ni]
+	src := nw.srcFor(ip)
+	dst := mac
+	if mac.IsZero() {
+		dst = packet.Broadcast
+	}
+	for _, l := range nw.links {
+		b := w.getScratch()
+		o := port.Headroom
+		h := packet.PutEther(b[o:], dst, nw.mac, l.vid, packet.EtherTypeARP)
+		packet.PutARP(b[o+h:], packet.ARPRequest, nw.mac, src, packet.MAC{}, ip)
+		w.queueTx(l.port, padFrame(b, o, h+packet.ARPLen))
+	}
+	w.cnt[CntARPRequests]++
+}
+
+// sendGARP announces ip on nw (a gratuitous ARP request: sender = target = ip).
+func (w *worker) sendGARP(nw *network, ip uint32) {
+	for _, l := range nw.links {
+		b := w.getScratch()
+		o := port.Headroom
+		h := packet.PutEther(b[o:], packet.Broadcast, nw.mac, l.vid, packet.EtherTypeARP)
+		packet.PutARP(b[o+h:], packet.ARPRequest, nw.mac, ip, packet.MAC{}, ip)
+		w.queueTx(l.port, padFrame(b, o, h+packet.ARPLen))
+	}
+	w.cnt[CntGARP]++
+}
+
+// padFrame zero-pads a frame to the Ethernet minimum of 60 bytes.
+func padFrame(b []byte, off, n int) []byte {
+	for n < 60 {
+		b[off+n] = 0
+		n++
+	}
+	return b[off : off+n]
+}
+
+// ipv4 handles an IPv4 packet at buf[off:off+n] received on nw.
+func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
+	ip, e := packet.CheckIPv4(buf[off : off+n])
+	if e != packet.IPv4OK {
+		w.drop(ipErrReason[e])
+		return
+	}
+	if ip.IHL() > packet.IPv4MinLen && ip.HasSourceRoute() {
+		w.drop(DropSourceRoute)
+		return
+	}
+	src, dst := ip.Src(), ip.Dst()
+	if packet.IsMartianSource(src) {
+		w.drop(DropMartianSource)
+		return
+	}
+	if nw.hostRoute {
+		if _, own := nw.owned[src]; !own {
+			w.drop(DropSpoofed)
+			return
+		}
+	}
+	s := w.snap
+	if _, mine := s.local[dst]; mine || (nw.hostRoute && dst == nw.gateway) {
+		w.local(buf, off, ip, nw)
+		return
+	}
+	if dst == 0xffffffff || nw.isBroadcastOn(dst) {
+		w.drop(DropBroadcast)
+		return
+	}
+	if packet.IsMulticast(dst) {
+		w.drop(DropMulticast)
+		return
+	}
+	if l2mcast {
+		w.drop(DropL2BcastUnicastIP)
+		return
+	}
+	nh, ok := w.r.FIB.Lookup(dst)
+	if !ok {
+		w.drop(DropNoRoute)
+		w.icmpError(ip, packet.ICMPUnreachable, packet.CodeNetUnreachable, 0)
+		return
+	}
+	switch nh.Kind {
+	case fib.KindDrop:
+		w.drop(DropBlackhole)
+		return
+	case fib.KindUnreachable:
+		w.drop(DropUnreachableRoute)
+		w.icmpError(ip, packet.ICMPUnreachable, packet.CodeHostUnreachable, 0)
+		return
+	case fib.KindProhibit:
+		w.drop(DropProhibitedRoute)
+		w.icmpError(ip, packet.ICMPUnreachable, packet.CodeAdminProhibited, 0)
+		return
+	}
+	out := &s.nets[nh.Network]
+	if nh.Kind == fib.KindConnected && out.isBroadcastOn(dst) {
+		w.drop(DropDirectedBroadcast)
+		return
+	}
+	if ip.TTL() <= 1 {
+		w.drop(DropTTLExceeded)
+		w.icmpError(ip, packet.ICMPTimeExceeded, 0, 0)
+		return
+	}
+	ip.DecTTL()
+	w.cnt[CntForwarded]++
+	w.output(buf, off, ip, nh, out)
+}
+
+var ipErrReason = [...]DropReason{
+	packet.IPv4OK:          DropNone,
+	packet.IPv4TooShort:    DropIPTooShort,
+	packet.IPv4BadVersion:  DropIPVersion,
+	packet.IPv4BadIHL:      DropIPBadIHL,
+	packet.IPv4BadTotalLen: DropIPBadTotalLen,
+	packet.IPv4Truncated:   DropIPTruncated,
+	packet.IPv4BadChecksum: DropIPChecksum,
+}
+
+// local handles a packet addressed to the router itself.
+func (w *worker) local(buf []byte, off int, ip packet.IPv4, nw *network) {
+	w.cnt[CntLocalIn]++
+	if ip.IsFragment() {
+		w.drop(DropLocalFragment)
+		return
+	}
+	pl := ip.Payload()
+	if ip.Proto() == packet.ProtoICMP && len(pl) >= packet.ICMPHdrLen && pl[0] == packet.ICMPEchoRequest &&
+		packet.Fold(packet.Sum(pl, 0)) == 0xffff {
+		w.echoReply(buf, off, ip)
+		return
+	}
+	if ip.Proto() == packet.ProtoUDP {
+		w.icmpError(ip, packet.ICMPUnreachable, packet.CodePortUnreachable, 0)
+	}
+	w.drop(DropLocalProto)
+}
+
+// echoReply turns an echo request into its reply in place and sends it.
+func (w *worker) echoReply(buf []byte, off int, ip packet.IPv4) {
+	src, dst := ip.Src(), ip.Dst()
+	ip.SetSrc(dst)
+	ip.SetDst(src)
+	ip.SetTTL(64)
+	ip.ComputeChecksum()
+	m := packet.ICMP(ip.Payload())
+	old := binary.BigEndian.Uint16(m[0:2])
+	m[0] = packet.ICMPEchoReply
+	m.SetChecksum(packet.Update16(m.Checksum(), old, binary.BigEndian.Uint16(m[0:2])))
+	nh, ok := w.r.FIB.Lookup(src)
+	if !ok || (nh.Kind != fib.KindConnected && nh.Kind != fib.KindGateway) {
+		w.drop(DropNoRoute)
+		return
+	}
+	w.cnt[CntEchoReplies]++
+	w.output(buf, off, ip, nh, &w.snap.nets[nh.Network])
+}
+
+// icmpError sends an ICMP error about orig to its source (RFC 1812 4.3.2).
+func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
+	src := orig.Src()
+	dst := orig.Dst()
+	if src == 0 || packet.IsMartianSource(src) || packet.IsMulticast(dst) || dst == 0xffffffff {
+		return
+	}
+	if orig.FragOff() != 0 {
+		return // never about a non-initial fragment
+	}
+	if orig.Proto() == packet.ProtoICMP {
+		pl := orig.Payload()
+		if len(pl) < 1 || packet.IsICMPError(pl[0]) {
+			return // never about an ICMP error
+		}
+	}
+	nh, ok := w.r.FIB.Lookup(src)
+	if !ok || (nh.Kind != fib.KindConnected && nh.Kind != fib.KindGateway) {
+		return
+	}
+	out := &w.snap.nets[nh.Network]
+	if out.isBroadcastOn(src) {
+		return
+	}
+	if !w.takeToken() {
+		return
+	}
+	from := out.srcFor(src)
+	if from == 0 {
+		from = w.snap.anyAddr
+	}
+	b := w.getScratch()
+	o := port.Headroom
+	q := len(orig)
+	if q > 576-28 {
+		q = 576 - 28
+	}
+	tot := 28 + q
+	p := packet.IPv4(b[o : o+tot])
+	p[0] = 0x45
+	p[1] = 0xc0 // internetwork control
+	p.SetTotalLen(tot)
+	w.ipID++
+	p.SetID(w.ipID)
+	p.SetFlagsFrag(0)
+	p.SetTTL(64)
+	p.SetProto(packet.ProtoICMP)
+	p.SetSrc(from)
+	p.SetDst(src)
+	p.ComputeChecksum()
+	m := packet.ICMP(p[20:])
+	m[0], m[1] = typ, code
+	binary.BigEndian.PutUint32(m[4:8], 0)
+	if typ == packet.ICMPUnreachable && code == packet.CodeFragNeeded {
+		binary.BigEndian.PutUint16(m[6:8], uint16(mtu))
+	}
+	copy(m[8:], orig[:q])
+	m.ComputeChecksum()
+	w.cnt[CntICMPErrors]++
+	w.output(b, o, p, nh, out)
+}
+
+// output sends a routed (TTL already handled) packet ip = buf[off:...] to
+// next hop nh on network out.
+func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out *network) {
+	if len(ip) > out.mtu && ip.DF() {
+		w.drop(DropFragNeeded)
+		w.icmpError(ip, packet.ICMPUnreachable, packet.CodeFragNeeded, out.mtu)
+		return
+	}
+	hop := ip.Dst()
+	if nh.Kind == fib.KindGateway {
+		hop = nh.Gateway
+	}
+	mac, ok := w.r.Neigh.Lookup(out.idx, hop)
+	if !ok {
+		sendReq, queued := w.r.Neigh.Miss(out.idx, hop, ip, w.now)
+		if queued {
+			w.drop(DropARPQueued)
+		} else {
+			w.drop(DropARPQueueFull)
+		}
+		if sendReq {
+			w.sendARPRequest(out.idx, hop, packet.MAC{})
+		}
+		return
+	}
+	w.l2out(out, mac, buf, off, ip)
+}
+
+// l2out adds the link-layer header and queues the frame on out's link; it
+// fragments packets larger than the MTU (DF was checked by output).
+func (w *worker) l2out(out *network, mac packet.MAC, buf []byte, off int, ip packet.IPv4) {
+	if len(ip) > out.mtu {
+		w.fragment(out, mac, ip)
+		return
+	}
+	l := out.links[0]
+	h := packet.EtherLen(l.vid)
+	start := off - h
+	packet.PutEther(buf[start:], mac, out.mac, l.vid, packet.EtherTypeIPv4)
+	w.queueTx(l.port, buf[start:off+len(ip)])
+}
+
+// fragment splits ip into fragments that fit out.mtu (RFC 791) and sends them.
+func (w *worker) fragment(out *network, mac packet.MAC, ip packet.IPv4) {
+	hl := ip.IHL()
+	payload := ip[hl:]
+	// Options of later fragments: only those with the copy bit.
+	var opt [40]byte
+	nopt := 0
+	o := ip.Options()
+	for i := 0; i < len(o); {
+		t := o[i]
+		if t == 0 {
+			break
+		}
+		if t == 1 {
+			i++
+			continue
+		}
+		if i+1 >= len(o) || int(o[i+1]) < 2 || i+int(o[i+1]) > len(o) {
+			break
+		}
+		l := int(o[i+1])
+		if t&0x80 != 0 {
+			nopt += copy(opt[nopt:], o[i:i+l])
+		}
+		i += l
+	}
+	for nopt%4 != 0 {
+		opt[nopt] = 0
+		nopt++
+	}
+	baseOff := ip.FragOff()
+	lastMF := ip.MF()
+	flags := ip.FlagsFrag() & 0x4000 // keep reserved/DF bits (DF is clear here)
+	done := 0
+	first := true
+	for done < len(payload) {
+		h := hl
+		if !first {
+			h = 20 + nopt
+		}
+		chunk := (out.mtu - h) &^ 7
+		if chunk <= 0 {
+			w.drop(DropFragNeeded)
+			return
+		}
+		last := false
+		if done+chunk >= len(payload) {
+			chunk = len(payload) - done
+			last = true
+		}
+		b := w.getScratch()
+		fo := port.Headroom + packet.EtherHdrLen + packet.VLANHdrLen
+		f := packet.IPv4(b[fo : fo+h+chunk])
+		if first {
+			copy(f, ip[:hl])
+		} else {
+			copy(f, ip[:20])
+			copy(f[20:], opt[:nopt])
+			f[0] = 0x40 | byte(h/4)
+		}
+		copy(f[h:], payload[done:done+chunk])
+		ff := flags | uint16((baseOff+done)/8)
+		if !last || lastMF {
+			ff |= 0x2000
+		}
+		f.SetFlagsFrag(ff)
+		f.SetTotalLen(h + chunk)
+		f.ComputeChecksum()
+		w.cnt[CntFragmentsOut]++
+		w.l2out(out, mac, b, fo, f)
+		done += chunk
+		first = false
+	}
+}
+
+// flushQueued sends a packet that waited for neighbour resolution (called
+// from arp.Cache.Update via the pre-bound flushFn).
+func (w *worker) flushQueued(pkt []byte) {
+	nw := w.flushNet
+	if nw == nil || len(pkt) < packet.IPv4MinLen {
+		return
+	}
+	b := w.getScratch()
+	o := port.Headroom + packet.EtherHdrLen + packet.VLANHdrLen
+	n := copy(b[o:], pkt)
+	w.cnt[CntNeighFlushed]++
+	w.l2out(nw, w.flushMAC, b, o, packet.IPv4(b[o:o+n]))
+}
+
+// neighFailed is called once per failed resolution with the first packet
+// that waited for it: ICMP 3/1 to its source.
+func (w *worker) neighFailed(ni uint16, ip uint32, pkt []byte) {
+	w.drop(DropARPFailed)
+	if len(pkt) < packet.IPv4MinLen {
+		return
+	}
+	w.icmpError(packet.IPv4(pkt), packet.ICMPUnreachable, packet.CodeHostUnreachable, 0)
+}

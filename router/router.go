@@ -1,0 +1,274 @@
+// Package router is the data path: it reads batches of frames from ports,
+// runs each batch to completion through the pipeline (pipeline.go holds the
+// stage order) and writes the results to the egress ports. It also owns the
+// control API that the console uses.
+package router
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"vrouter/arp"
+	"vrouter/config"
+	"vrouter/fib"
+	"vrouter/internal/clock"
+	"vrouter/packet"
+	"vrouter/router/port"
+)
+
+// portState is an opened port and its counters.
+type portState struct {
+	idx  int
+	name string
+	p    port.Port
+	mac  packet.MAC
+	mtu  int
+
+	rxPackets, rxBytes atomic.Uint64
+	txPackets, txBytes atomic.Uint64
+	txErrors           atomic.Uint64
+	drops              atomic.Uint64
+}
+
+// Options are the router's dependencies.
+type Options struct {
+	Clock     clock.Clock
+	Logger    *slog.Logger
+	BatchSize int
+}
+
+// Router is one running router instance.
+type Router struct {
+	opts  Options
+	clock clock.Clock
+	log   *slog.Logger
+
+	mu    sync.Mutex // serialises reload/start/stop and control-plane changes
+	ports []*portState
+	snap  atomic.Pointer[snapshot]
+
+	FIB   *fib.Table
+	Neigh *arp.Cache
+
+	workers []*worker
+	ctl     *worker    // worker used by timers and the control plane
+	ctlMu   sync.Mutex // guards ctl
+
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	stopped atomic.Bool
+
+	reloads    atomic.Uint64
+	lastReload atomic.Pointer[string]
+	started    time.Time
+	reloadFn   ReloadFunc
+}
+
+// New builds a router for cfg over already opened ports (keyed by port name).
+func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = port.DefaultBatch
+	}
+	r := &Router{opts: opts, clock: opts.Clock, log: opts.Logger, FIB: fib.New(), stop: make(chan struct{})}
+	for i, p := range ports {
+		r.ports = append(r.ports, &portState{idx: i, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU()})
+	}
+	r.Neigh = arp.New(neighConfig(cfg))
+	if err := r.apply(cfg); err != nil {
+		return nil, err
+	}
+	r.ctl = r.newWorker(-1)
+	for i := range r.ports {
+		r.workers = append(r.workers, r.newWorker(i))
+	}
+	if cfg.Router.Workers > 0 {
+		runtime.GOMAXPROCS(cfg.Router.Workers)
+	}
+	return r, nil
+}
+
+func neighConfig(cfg *config.Config) arp.Config {
+	n := cfg.Neighbor
+	c := arp.Config{Max: n.Max, ReachableTime: n.ReachableTime, StaleTime: n.StaleTime,
+		RetransTime: n.RetransTime, Retries: n.Retries, QueueLen: n.QueueLen}
+	if c.Max == 0 {
+		c.Max = 65536
+	}
+	if c.ReachableTime == 0 {
+		c.ReachableTime = 30 * time.Second
+	}
+	if c.StaleTime == 0 {
+		c.StaleTime = 60 * time.Second
+	}
+	if c.RetransTime == 0 {
+		c.RetransTime = time.Second
+	}
+	if c.Retries == 0 {
+		c.Retries = 3
+	}
+	if c.QueueLen == 0 {
+		c.QueueLen = 3
+	}
+	return c
+}
+
+// apply compiles cfg and publishes it: snapshot, connected and static
+// routes, static neighbours.
+func (r *Router) apply(cfg *config.Config) error {
+	s, routes, err := compile(cfg, r.ports)
+	if err != nil {
+		return err
+	}
+	var conn, stat []fib.Route
+	for _, rt := range routes {
+		if rt.Source == fib.Connected {
+			conn = append(conn, rt)
+		} else {
+			stat = append(stat, rt)
+		}
+	}
+	var statics []arp.StaticEntry
+	for _, e := range cfg.ARP {
+		if len(e.MAC) == 6 {
+			if ni := netIndex(cfg, e.Network); ni >= 0 {
+				var m packet.MAC
+				copy(m[:], e.MAC)
+				statics = append(statics, arp.StaticEntry{Network: uint16(ni), IP: u32(e.IP), MAC: m})
+			}
+		}
+	}
+	old := r.snap.Load()
+	r.snap.Store(s)
+	r.FIB.ReplaceSource(fib.Connected, conn)
+	r.FIB.ReplaceSource(fib.Static, stat)
+	r.Neigh.SetStatic(statics)
+	if old != nil {
+		// Neighbours of networks whose index or addresses changed are forgotten.
+		for i := range old.nets {
+			if i >= len(s.nets) || old.nets[i].name != s.nets[i].name {
+				r.Neigh.FlushNetwork(uint16(i))
+			}
+		}
+	}
+	return nil
+}
+
+// Config returns the configuration in force.
+func (r *Router) Config() *config.Config { return r.snap.Load().cfg }
+
+// Reload applies a new, already validated configuration. Ports must be the
+// same set (reopening ports is the caller's job).
+func (r *Router) Reload(cfg *config.Config) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.apply(cfg)
+	msg := "ok"
+	if err != nil {
+		msg = err.Error()
+	}
+	r.reloads.Add(1)
+	r.lastReload.Store(&msg)
+	return err
+}
+
+// Start runs one receive worker per port and the timer loop.
+func (r *Router) Start() {
+	r.started = time.Now()
+	for i, w := range r.workers {
+		r.wg.Add(1)
+		go func(w *worker, p *portState) {
+			defer r.wg.Done()
+			w.run(p)
+		}(w, r.ports[i])
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.timers()
+	}()
+	r.announce()
+}
+
+// Stop stops the workers and closes the ports.
+func (r *Router) Stop() {
+	if r.stopped.Swap(true) {
+		return
+	}
+	close(r.stop)
+	for _, p := range r.ports {
+		if err := p.p.Close(); err != nil {
+			r.log.Warn("closing port", "port", p.name, "err", err)
+		}
+	}
+	r.wg.Wait()
+}
+
+func (r *Router) timers() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			r.Tick()
+		}
+	}
+}
+
+// Tick runs the timers once (neighbour retransmits and ageing). Tests call
+// it with a manual clock.
+func (r *Router) Tick() {
+	r.ctlMu.Lock()
+	defer r.ctlMu.Unlock()
+	w := r.ctl
+	w.begin()
+	r.Neigh.Tick(w.now, w.sendARPRequest, w.neighFailed)
+	w.end()
+}
+
+// announce sends gratuitous ARP for every router address and published
+// address on every link of its network.
+func (r *Router) announce() {
+	r.ctlMu.Lock()
+	defer r.ctlMu.Unlock()
+	w := r.ctl
+	w.begin()
+	s := w.snap
+	for i := range s.nets {
+		n := &s.nets[i]
+		for _, a := range n.addrs {
+			w.sendGARP(n, a.addr)
+		}
+	}
+	for k := range s.published {
+		ni := int(k >> 32)
+		if ni < len(s.nets) {
+			w.sendGARP(&s.nets[ni], uint32(k))
+		}
+	}
+	w.end()
+}
+
+// ErrNoPort is returned for an unknown port name.
+var ErrNoPort = errors.New("no such port")
+
+func (r *Router) portByName(name string) (*portState, error) {
+	for _, p := range r.ports {
+		if p.name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoPort, name)
+}

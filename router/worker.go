@@ -1,0 +1,231 @@
+package router
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"vrouter/packet"
+	"vrouter/router/port"
+)
+
+// Counter names the router's non-drop counters.
+type Counter uint8
+
+const (
+	CntRxFrames Counter = iota
+	CntForwarded
+	CntLocalIn
+	CntEchoReplies
+	CntICMPErrors
+	CntICMPRateLimited
+	CntFragmentsOut
+	CntARPIn
+	CntARPReplies
+	CntARPProxyReplies
+	CntARPRequests
+	CntGARP
+	CntNeighFlushed
+	NumCounters
+)
+
+var counterNames = [NumCounters]string{
+	"rx-frames", "forwarded", "local-in", "echo-replies", "icmp-errors-sent", "icmp-rate-limited",
+	"fragments-created", "arp-in", "arp-replies", "arp-proxy-replies", "arp-requests-sent",
+	"garp-sent", "neigh-queue-flushed",
+}
+
+func (c Counter) String() string { return counterNames[c] }
+
+const scratchBufs = 128
+
+// worker runs batches to completion. Each receive goroutine has its own;
+// the control worker (id -1) serves timers and the control plane under
+// Router.ctlMu.
+type worker struct {
+	r    *Router
+	id   int
+	rx   *port.Batch
+	snap *snapshot
+	now  int64
+
+	// counters: plain arrays during a batch, added to the shared atomics
+	// once per batch (end).
+	drops    [NumDropReasons]uint64
+	cnt      [NumCounters]uint64
+	sdrops   [NumDropReasons]atomic.Uint64
+	scnt     [NumCounters]atomic.Uint64
+	portDrop []uint64
+
+	tx      [][][]byte // per egress port, frames to write at the end of the batch
+	scratch [][]byte
+	nscr    int
+
+	tokens     int64 // ICMP error tokens (scaled by 1e9)
+	lastRefill int64
+
+	// set around arp.Cache.Update so the pre-bound flushFn knows where to send.
+	flushNet *network
+	flushMAC packet.MAC
+	flushFn  func([]byte)
+
+	ipID uint16
+}
+
+func (r *Router) newWorker(id int) *worker {
+	w := &worker{r: r, id: id, rx: port.NewBatch(r.opts.BatchSize)}
+	w.tx = make([][][]byte, len(r.ports))
+	for i := range w.tx {
+		w.tx[i] = make([][]byte, 0, 4*r.opts.BatchSize)
+	}
+	w.portDrop = make([]uint64, len(r.ports))
+	mem := make([]byte, scratchBufs*port.SlotSize)
+	for i := 0; i < scratchBufs; i++ {
+		w.scratch = append(w.scratch, mem[i*port.SlotSize:(i+1)*port.SlotSize:(i+1)*port.SlotSize])
+	}
+	w.flushFn = w.flushQueued
+	w.ipID = uint16(id * 7919)
+	return w
+}
+
+// run is the receive loop of one port.
+func (w *worker) run(p *portState) {
+	for {
+		n, err := p.p.ReadBatch(w.rx)
+		if err != nil {
+			if errors.Is(err, port.ErrClosed) || w.r.stopped.Load() {
+				return
+			}
+			w.r.log.Warn("read failed", "port", p.name, "err", err)
+			continue
+		}
+		if n > 0 {
+			w.processBatch(p, w.rx)
+		}
+	}
+}
+
+// begin loads the snapshot and the time for a batch.
+func (w *worker) begin() {
+	w.snap = w.r.snap.Load()
+	w.now = w.r.clock.Now()
+	w.nscr = 0
+	w.refillTokens()
+}
+
+// end writes the pending frames and publishes the counters.
+func (w *worker) end() {
+	w.flushTx()
+	for i := range w.drops {
+		if v := w.drops[i]; v != 0 {
+			w.sdrops[i].Add(v)
+			w.drops[i] = 0
+		}
+	}
+	for i := range w.cnt {
+		if v := w.cnt[i]; v != 0 {
+			w.scnt[i].Add(v)
+			w.cnt[i] = 0
+		}
+	}
+	for i, v := range w.portDrop {
+		if v != 0 {
+			w.r.ports[i].drops.Add(v)
+			w.portDrop[i] = 0
+		}
+	}
+}
+
+// processBatch runs one received batch through the pipeline.
+func (w *worker) processBatch(p *portState, b *port.Batch) {
+	w.begin()
+	var bytes uint64
+	for i := 0; i < b.N; i++ {
+		bytes += uint64(b.Len[i])
+		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i])
+	}
+	p.rxPackets.Add(uint64(b.N))
+	p.rxBytes.Add(bytes)
+	w.cnt[CntRxFrames] += uint64(b.N)
+	w.end()
+}
+
+func (w *worker) drop(r DropReason) { w.drops[r]++ }
+
+// getScratch returns a scratch buffer for a generated packet, flushing the
+// pending frames first when the pool is used up.
+func (w *worker) getScratch() []byte {
+	if w.nscr == len(w.scratch) {
+		w.flushTx()
+		w.nscr = 0
+	}
+	b := w.scratch[w.nscr]
+	w.nscr++
+	return b
+}
+
+// queueTx adds a complete frame for port pi.
+func (w *worker) queueTx(pi int, frame []byte) {
+	w.tx[pi] = append(w.tx[pi], frame)
+}
+
+func (w *worker) flushTx() {
+	for pi, frames := range w.tx {
+		if len(frames) == 0 {
+			continue
+		}
+		ps := w.r.ports[pi]
+		n, _ := ps.p.WriteBatch(frames)
+		var by uint64
+		for _, f := range frames[:n] {
+			by += uint64(len(f))
+		}
+		ps.txPackets.Add(uint64(n))
+		ps.txBytes.Add(by)
+		if n < len(frames) {
+			fail := uint64(len(frames) - n)
+			ps.txErrors.Add(fail)
+			w.drops[DropTxError] += fail
+		}
+		for i := range frames {
+			frames[i] = nil
+		}
+		w.tx[pi] = frames[:0]
+	}
+}
+
+// refillTokens adds ICMP error tokens for the time since the last refill.
+func (w *worker) refillTokens() {
+	s := w.snap
+	if s.icmpRate <= 0 {
+		return
+	}
+	workers := int64(len(w.r.workers) + 1)
+	const scale = 1e9
+	max := int64(s.icmpBurst) * scale / workers
+	if max < scale {
+		max = scale
+	}
+	if w.lastRefill == 0 {
+		w.tokens = max
+	} else {
+		// tokens per ns = rate/workers/1e9; scaled by 1e9 -> rate/workers per ns.
+		w.tokens += (w.now - w.lastRefill) * int64(s.icmpRate) / workers
+		if w.tokens > max {
+			w.tokens = max
+		}
+	}
+	w.lastRefill = w.now
+}
+
+// takeToken reports whether an ICMP error may be sent now.
+func (w *worker) takeToken() bool {
+	if w.snap.icmpRate <= 0 {
+		return true
+	}
+	if w.tokens >= 1e9 {
+		w.tokens -= 1e9
+		return true
+	}
+	w.cnt[CntICMPRateLimited]++
+	return false
+}
