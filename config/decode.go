@@ -462,7 +462,7 @@ func (d *decoder) decode(root *table) *Config {
 			}
 		}
 	})
-	if d.routerT == nil {
+	if root.get("router") == nil {
 		d.errf(Pos{}, "missing [router] section with name = \"...\"")
 	}
 	d.validate()
@@ -807,11 +807,13 @@ func (d *decoder) route(t *table) {
 				r.Network = s
 			}
 		case "type":
+			r.Type = ""
 			if s, ok := d.str(v, p); ok {
 				switch RouteType(s) {
 				case RouteUnicast, RouteBlackhole, RouteUnreachable, RouteProhibit:
 					r.Type = RouteType(s)
 				default:
+					r.Type = ""
 					d.errf(v.pos, "route.type %q is not one of unicast, blackhole, unreachable, prohibit", s)
 				}
 			}

@@ -171,6 +171,9 @@ func (d *decoder) validate() {
 				routeAt[r.Prefix] = i
 			}
 		}
+		if r.Type == "" {
+			continue // invalid type, already reported
+		}
 		if r.Type != RouteUnicast {
 			for _, k := range []string{"via", "network"} {
 				if e := t.get(k); e != nil {
