@@ -1,0 +1,61 @@
+# vrouter: userspace IPv4 router. `make demo` and `make test` need root (network namespaces).
+GO        ?= go
+BIN       := bin/vrouter
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+PKGS      := ./...
+# Debian packages the tests and the demo use, as "command:package".
+TOOLS := ip:iproute2 ping:iputils-ping arping:iputils-arping traceroute:traceroute \
+         tracepath:iputils-tracepath iperf3:iperf3 tcpdump:tcpdump socat:socat nft:nftables \
+         ethtool:ethtool netsniff-ng:netsniff-ng tmux:tmux curl:curl
+.PHONY: all build test unit e2e demo bench fuzz lint deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vrouter
+
+# Install the Debian tools that are missing (apt-get update once, then install).
+deps:
+	@missing=""; \
+	for t in $(TOOLS); do cmd=$${t%%:*}; pkg=$${t#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	/usr/bin/python3 -c 'import scapy' >/dev/null 2>&1 || missing="$$missing python3-scapy"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing tools:$$missing (run as root to install)"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Unit, pipeline and end-to-end tests (the end-to-end ones need root; in CI they must run).
+test: deps lint build
+	$(GO) test -count=1 -timeout 9m $(PKGS)
+	$(GO) test -count=1 -race -short -timeout 5m ./router/... ./arp/... ./fib/... ./nat/...
+
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+e2e: deps build
+	$(GO) test -count=1 -v -timeout 9m ./test/...
+
+demo: deps build
+	$(GO) run ./test/demo
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./router/... ./fib/... ./arp/... ./nat/... ./packet/...
+	$(GO) run ./bench -out bench/results.txt
+
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; done
+
+clean:
+	rm -rf bin

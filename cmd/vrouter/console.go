@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"vrouter/config"
+	"vrouter/router"
+)
+
+// client is a connection to a running router's control socket.
+type client struct {
+	c  net.Conn
+	rd *bufio.Reader
+}
+
+func dial(path string) (*client, error) {
+	c, err := net.DialTimeout("unix", path, 3*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the router at %s: %v (is it running? use -s SOCKET)", path, err)
+	}
+	return &client{c: c, rd: bufio.NewReaderSize(c, 1<<20)}, nil
+}
+
+func (cl *client) do(args []string, js bool) (string, error) {
+	b, _ := json.Marshal(router.Request{Args: args, JSON: js})
+	if _, err := cl.c.Write(append(b, '\n')); err != nil {
+		return "", err
+	}
+	line, err := cl.rd.ReadBytes('\n')
+	if err != nil {
+		return "", fmt.Errorf("control socket: %v", err)
+	}
+	var resp router.Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return "", fmt.Errorf("control socket: bad response: %v", err)
+	}
+	if !resp.OK {
+		return resp.Output, errors.New(resp.Error)
+	}
+	return resp.Output, nil
+}
+
+func socketPath(sock, file string) (string, error) {
+	if sock != "" {
+		return sock, nil
+	}
+	if file != "" {
+		cfg, err := config.Load(file)
+		if err != nil {
+			return "", err
+		}
+		return cfg.SocketPath(), nil
+	}
+	// The only socket in /run/vrouter, if there is exactly one.
+	m, _ := filepathGlob("/run/vrouter/*.sock")
+	if len(m) == 1 {
+		return m[0], nil
+	}
+	if len(m) == 0 {
+		return "", errors.New("no router socket in /run/vrouter (is vrouter running? use -s SOCKET)")
+	}
+	return "", fmt.Errorf("several routers are running (%s): choose one with -s SOCKET", strings.Join(m, ", "))
+}
+
+func cmdConsole(args []string) int {
+	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	sock := fs.String("s", "", "control socket (default: /run/vrouter/NAME.sock)")
+	file := fs.String("c", "", "configuration file (to find the socket)")
+	js := fs.Bool("j", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	path, err := socketPath(*sock, *file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vrouter console:", err)
+		return 1
+	}
+	cl, err := dial(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vrouter console:", err)
+		return 1
+	}
+	defer cl.c.Close()
+	if fs.NArg() > 0 {
+		cmd := fs.Args()
+		if len(cmd) == 1 && strings.Contains(cmd[0], " ") {
+			cmd = strings.Fields(cmd[0])
+		}
+		out, err := cl.do(cmd, *js)
+		fmt.Print(out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			return 1
+		}
+		return 0
+	}
+	return interactive(cl, os.Stdin, os.Stdout)
+}
+
+// interactive is a plain line-by-line console (used when stdin is not a terminal).
+func interactive(cl *client, in io.Reader, out io.Writer) int {
+	sc := bufio.NewScanner(in)
+	for {
+		fmt.Fprint(out, "vrouter> ")
+		if !sc.Scan() {
+			fmt.Fprintln(out)
+			return 0
+		}
+		words := strings.Fields(sc.Text())
+		if len(words) == 0 {
+			continue
+		}
+		if words[0] == "quit" || words[0] == "exit" {
+			return 0
+		}
+		js := false
+		if words[0] == "-j" {
+			js, words = true, words[1:]
+		}
+		res, err := cl.do(words, js)
+		fmt.Fprint(out, res)
+		if err != nil {
+			fmt.Fprintln(out, "error:", err)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"syscall"
+
+	"vrouter/config"
+	"vrouter/router"
+	"vrouter/router/port"
+)
+
+var filepathGlob = filepath.Glob
+
+func cmdRun(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	file := fs.String("c", "", "configuration file")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *file == "" {
+		fmt.Fprintln(os.Stderr, "vrouter run: -c FILE is required")
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "vrouter run: bad -log-level:", *logLevel)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	} else if *logFormat != "text" {
+		fmt.Fprintln(os.Stderr, "vrouter run: bad -log-format:", *logFormat)
+		return 2
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+
+	cfg, ok := loadConfig(*file)
+	if !ok {
+		return 1
+	}
+	ports, err := openPorts(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vrouter:", err)
+		return 1
+	}
+	r, err := router.New(cfg, ports, router.Options{Logger: log.With("router", cfg.Router.Name)})
+	if err != nil {
+		closePorts(ports)
+		fmt.Fprintln(os.Stderr, "vrouter:", err)
+		return 1
+	}
+	sock := cfg.SocketPath()
+	if err := r.Serve(sock); err != nil {
+		closePorts(ports)
+		fmt.Fprintln(os.Stderr, "vrouter:", err)
+		return 1
+	}
+	reload := func() (string, error) {
+		ncfg, err := config.Load(*file)
+		if err != nil {
+			log.Error("reload rejected; the running configuration is unchanged", "err", err)
+			return "", fmt.Errorf("reload rejected, running configuration unchanged:\n%v", err)
+		}
+		if !samePorts(r.Config().Ports, ncfg.Ports) {
+			err := fmt.Errorf("reload rejected: adding, removing or changing [[port]] entries needs a restart")
+			log.Error(err.Error())
+			return "", err
+		}
+		if err := r.Reload(ncfg); err != nil {
+			log.Error("reload failed", "err", err)
+			return "", err
+		}
+		log.Info("reloaded", "file", *file)
+		return "reloaded " + *file, nil
+	}
+	r.SetReload(reload)
+	stopKernel, err := startKernelImport(cfg, r, log)
+	if err != nil {
+		r.Stop()
+		fmt.Fprintln(os.Stderr, "vrouter:", err)
+		return 1
+	}
+	r.Start()
+	log.Info("running", "ports", len(ports), "networks", len(cfg.Networks), "console", sock)
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			reload()
+			continue
+		}
+		log.Info("stopping", "signal", s.String())
+		break
+	}
+	if stopKernel != nil {
+		stopKernel()
+	}
+	r.Stop()
+	return 0
+}
+
+func samePorts(a, b []config.Port) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		x.Pos, y.Pos = config.Pos{}, config.Pos{}
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+func closePorts(ps []port.Port) {
+	for _, p := range ps {
+		p.Close()
+	}
+}

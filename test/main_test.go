@@ -1,0 +1,103 @@
+// Package test holds the end-to-end tests: the real vrouter binary in
+// network namespaces with veth pairs and TAPs, driven by real tools (ping,
+// traceroute, iperf3, scapy, tcpdump). They need root; they skip only when
+// not root and CI is unset.
+package test
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"vrouter/test/lab"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		if os.Getenv("CI") == "" {
+			t.Skip("end-to-end test needs root (network namespaces); runs in CI")
+		}
+		t.Fatal("end-to-end tests must run as root in CI")
+	}
+	if _, err := lab.Binary(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func standard(t *testing.T, extra string) *lab.Topo {
+	t.Helper()
+	needRoot(t)
+	topo, err := lab.Standard("e", extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("router log:\n%s", topo.Router.Log())
+		}
+		topo.Close()
+	})
+	return topo
+}
+
+func run(t *testing.T, l *lab.Topo, ns string, args ...string) string {
+	t.Helper()
+	out, err := l.Exec(ns, args...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return out
+}
+
+// statsJSON reads `show stats -j`.
+type statsJSON struct {
+	Counters map[string]uint64 `json:"counters"`
+	Drops    map[string]uint64 `json:"drops"`
+}
+
+func stats(t *testing.T, r *lab.Router) statsJSON {
+	t.Helper()
+	out, err := r.Console("-j", "show", "stats")
+	if err != nil {
+		t.Fatalf("console: %v: %s", err, out)
+	}
+	var s statsJSON
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("show stats -j: %v: %s", err, out)
+	}
+	return s
+}
+
+var iperfRate = regexp.MustCompile(`([\d.]+) ([MG])bits/sec\s+\d*\s*receiver`)
+
+// iperf runs a 3 s iperf3 TCP test from h1 to h2 and returns Mbit/s.
+func iperf(t *testing.T, l *lab.Topo) float64 {
+	t.Helper()
+	run(t, l, l.H2, "iperf3", "-s", "-D", "-1", "-p", "5201")
+	time.Sleep(300 * time.Millisecond)
+	out, err := l.ExecTimeout(l.H1, 30*time.Second, "iperf3", "-c", "198.51.100.10", "-p", "5201", "-t", "3", "-f", "m")
+	if err != nil {
+		t.Fatalf("iperf3: %v", err)
+	}
+	m := iperfRate.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no iperf3 result in:\n%s", out)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	if m[2] == "G" {
+		v *= 1000
+	}
+	return v
+}
+
+func contains(t *testing.T, out, want string) {
+	t.Helper()
+	if !strings.Contains(out, want) {
+		t.Fatalf("want %q in:\n%s", want, out)
+	}
+}

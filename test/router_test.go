@@ -1,0 +1,186 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"vrouter/test/lab"
+)
+
+func TestPingBothWays(t *testing.T) {
+	l := standard(t, "")
+	contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.10"), " 0% packet loss")
+	contains(t, run(t, l, l.H2, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.10"), " 0% packet loss")
+	// Through the TAP port, both ways.
+	contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.10.0.10"), " 0% packet loss")
+	contains(t, run(t, l, l.VM, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.10"), " 0% packet loss")
+	// The router's own addresses answer.
+	contains(t, run(t, l, l.H1, "ping", "-c", "2", "-i", "0.2", "-W", "2", "192.0.2.1"), " 0% packet loss")
+	contains(t, run(t, l, l.VM, "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.0.1"), " 0% packet loss")
+	s := stats(t, l.Router)
+	if s.Counters["forwarded"] < 12 || s.Counters["echo-replies"] < 4 {
+		t.Fatalf("counters: %v", s.Counters)
+	}
+	out, err := l.Router.Console("show", "arp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"192.0.2.10", "198.51.100.10", "10.10.0.10"} {
+		contains(t, out, ip)
+	}
+	contains(t, out, "reachable")
+}
+
+func TestTraceroute(t *testing.T) {
+	l := standard(t, "")
+	out := run(t, l, l.H1, "traceroute", "-n", "-q", "1", "-w", "2", "198.51.100.10")
+	lines := lab.Lines(out)
+	if len(lines) < 3 {
+		t.Fatalf("traceroute:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); len(f) < 2 || f[0] != "1" || f[1] != "192.0.2.1" {
+		t.Fatalf("hop 1 is not the router:\n%s", out)
+	}
+	if f := strings.Fields(lines[2]); len(f) < 2 || f[0] != "2" || f[1] != "198.51.100.10" {
+		t.Fatalf("hop 2 is not h2:\n%s", out)
+	}
+	if stats(t, l.Router).Drops["ttl-exceeded"] == 0 {
+		t.Fatal("ttl-exceeded not counted")
+	}
+}
+
+func TestUnreachables(t *testing.T) {
+	l := standard(t, "")
+	out, _ := l.Exec(l.H1, "ping", "-c", "1", "-W", "2", "10.99.0.1")
+	contains(t, out, "Destination Net Unreachable")
+	out, _ = l.ExecTimeout(l.H1, 20*time.Second, "ping", "-c", "5", "-i", "1", "-W", "6", "203.0.113.5")
+	contains(t, out, "Destination Host Unreachable")
+	s := stats(t, l.Router)
+	if s.Drops["no-route"] == 0 || s.Drops["arp-failed"] == 0 {
+		t.Fatalf("drops: %v", s.Drops)
+	}
+}
+
+func TestPathMTU(t *testing.T) {
+	l := standard(t, "")
+	out, _ := l.Exec(l.H1, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1450", "198.51.100.10")
+	if !strings.Contains(out, "mtu = 1400") && !strings.Contains(out, "mtu=1400") {
+		t.Fatalf("no frag-needed with mtu 1400:\n%s", out)
+	}
+	// Without DF the router fragments and h2 answers.
+	contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-M", "dont", "-s", "1450", "198.51.100.10"), " 0% packet loss")
+	s := stats(t, l.Router)
+	if s.Drops["frag-needed"] == 0 || s.Counters["fragments-created"] < 6 {
+		t.Fatalf("stats: drops %v counters %v", s.Drops, s.Counters)
+	}
+	// tracepath discovers the MTU too.
+	out, _ = l.Exec(l.H1, "tracepath", "-n", "198.51.100.10")
+	contains(t, out, "pmtu 1400")
+}
+
+func TestIperfOffloads(t *testing.T) {
+	l := standard(t, "")
+	on := iperf(t, l)
+	for _, ns := range []string{l.H1, l.H2} {
+		run(t, l, ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
+	}
+	run(t, l, l.R, "ethtool", "-K", "r-h1", "gro", "off", "tx", "off", "rx", "off")
+	run(t, l, l.R, "ethtool", "-K", "r-h2", "gro", "off", "tx", "off", "rx", "off")
+	off := iperf(t, l)
+	t.Logf("iperf3 TCP h1->h2 through vrouter: offloads on %.0f Mbit/s, offloads off %.0f Mbit/s", on, off)
+	if on <= 0 || off <= 0 {
+		t.Fatal("no throughput")
+	}
+	out, _ := l.Router.Console("-j", "show", "interfaces")
+	t.Logf("interfaces after iperf3: %s", out)
+}
+
+// scapy sends crafted frames from h1 to the router's MAC.
+func scapy(t *testing.T, l *lab.Topo, ns, script string) {
+	t.Helper()
+	path := filepath.Join(l.Dir, "scapy.py")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.Exec(ns, "/usr/bin/python3", path); err != nil {
+		t.Fatalf("scapy: %v\n%s", err, out)
+	}
+}
+
+func TestMalformedNotForwarded(t *testing.T) {
+	l := standard(t, "")
+	// Resolve the router's MAC and h2 so that a good packet would be forwarded.
+	run(t, l, l.H1, "ping", "-c", "1", "-W", "2", "198.51.100.10")
+	before := stats(t, l.Router)
+	scapy(t, l, l.H1, `
+import logging
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import *
+conf.verb = 0
+rmac = getmacbyip("192.0.2.1")
+e = Ether(dst=rmac)
+good = IP(src="192.0.2.10", dst="198.51.100.10")/UDP(sport=1000, dport=9)/Raw(b"x"*20)
+raw_good = bytes(good)
+bad_csum = bytearray(raw_good); bad_csum[10] ^= 0xff
+bad_ihl = bytearray(raw_good); bad_ihl[0] = 0x44
+bad_ver = bytearray(raw_good); bad_ver[0] = 0x65
+trunc = bytearray(raw_good); trunc[2:4] = (200).to_bytes(2, "big")
+frames = [e/Raw(bytes(bad_csum)), e/Raw(bytes(bad_ihl)), e/Raw(bytes(bad_ver)), e/Raw(bytes(trunc)),
+          e/IP(src="127.0.0.1", dst="198.51.100.10")/UDP(dport=9),
+          e/IP(src="0.1.2.3", dst="198.51.100.10")/UDP(dport=9),
+          e/IP(src="224.1.1.1", dst="198.51.100.10")/UDP(dport=9)]
+for f in frames:
+    f.type = 0x0800
+    sendp(f, iface="eth0")
+`)
+	time.Sleep(300 * time.Millisecond)
+	after := stats(t, l.Router)
+	for reason, want := range map[string]uint64{"ip-checksum": 1, "ip-bad-ihl": 1, "ip-version": 1, "ip-truncated": 1, "martian-source": 3} {
+		if got := after.Drops[reason] - before.Drops[reason]; got != want {
+			t.Errorf("drop %s: +%d, want +%d", reason, got, want)
+		}
+	}
+	if f := after.Counters["forwarded"] - before.Counters["forwarded"]; f != 0 {
+		t.Errorf("%d malformed packets forwarded", f)
+	}
+}
+
+func TestBadConfigAndMissingDevice(t *testing.T) {
+	needRoot(t)
+	bin, _ := lab.Binary()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[router]\nname = \"x\"\nbogus = 1\n\n[[port]]\nname = \"p\"\ndriver = \"afpacket\"\ndevice = \"eth0\"\nmtu = \"big\"\n"), 0o644)
+	for _, sub := range []string{"check", "run"} {
+		out, err := exec.Command(bin, sub, "-c", bad).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Fatalf("%s: want exit 1, got %v\n%s", sub, err, out)
+		}
+		contains(t, string(out), bad+":3:1:")
+		contains(t, string(out), bad+":9:")
+	}
+	// A missing device: one clear line naming the port, exit 1 (in a namespace of our own).
+	l, err := lab.New("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ns, err := l.NS("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "missing.toml")
+	os.WriteFile(cfg, []byte("[router]\nname = \"m\"\nconsole = \""+filepath.Join(dir, "m.sock")+"\"\n\n[[port]]\nname = \"uplink\"\ndriver = \"afpacket\"\ndevice = \"nosuchdev0\"\n\n[[network]]\nname = \"n\"\nlinks = [\"uplink\"]\naddresses = [\"192.0.2.1/24\"]\n"), 0o644)
+	out, err := l.Exec(ns, bin, "run", "-c", cfg)
+	if err == nil {
+		t.Fatal("router ran without its device")
+	}
+	lines := lab.Lines(out)
+	if len(lines) != 1 || !strings.Contains(lines[0], `"uplink"`) || !strings.Contains(lines[0], "nosuchdev0") {
+		t.Fatalf("want one line naming the port, got:\n%s", out)
+	}
+}
