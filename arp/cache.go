@@ -400,6 +400,10 @@ func (c *Cache) insert(e ent) int {
 	return idx
 }
 
+// testHookShift, when set by a test, runs in the middle of a backward
+// shift (the table is inconsistent and the sequence number odd).
+var testHookShift func()
+
 // remove deletes the entry at slab index idx (under mu). Its queue must be
 // empty (see dropQueue). The slab's last entry moves into idx.
 func (c *Cache) remove(idx int) {
@@ -415,6 +419,9 @@ func (c *Cache) remove(idx int) {
 		// cyclically in (i, j].
 		if (j-c.home(kj))&mask >= (j-i)&mask {
 			c.slots[i].key.Store(kj)
+			if testHookShift != nil {
+				testHookShift()
+			}
 			c.slots[i].val.Store(c.slots[j].val.Load())
 			ej := c.slotEnt[j]
 			c.slotEnt[i] = ej
@@ -424,6 +431,9 @@ func (c *Cache) remove(idx int) {
 	}
 	c.slots[i].key.Store(0)
 	c.slots[i].val.Store(0)
+	if testHookShift != nil {
+		testHookShift()
+	}
 	c.seq.Add(1)
 
 	last := len(c.ents) - 1

@@ -65,7 +65,10 @@ func (c *refCache) Miss(net uint16, ip uint32, pkt []byte, now int64) (sendReq, 
 	} else {
 		c.st.QueueDrops++
 	}
-	if e.tries == 0 || now-e.lastReq >= int64(c.cfg.RetransTime) {
+	// One change from the original: it also sent requests here beyond
+	// Retries, so continuous traffic kept an unanswered entry from ever
+	// failing; now Tick fails it after Retries requests.
+	if e.tries == 0 || (e.tries < c.cfg.Retries && now-e.lastReq >= int64(c.cfg.RetransTime)) {
 		e.tries++
 		e.lastReq = now
 		c.st.Requests++
