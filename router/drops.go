@@ -45,6 +45,7 @@ const (
 	DropNAT
 	DropSpoofed
 	DropLocalOnly
+	DropL2SameLink
 	NumDropReasons
 )
 
@@ -90,6 +91,7 @@ var reasons = [NumDropReasons]reasonInfo{
 	{"nat", "dropped by NAT/conntrack (see show nat for the reason)"},
 	{"spoofed", "source address not owned by the host-routed guest"},
 	{"local-only", "local-only network: traffic may not leave it"},
+	{"l2-same-link", "switched frame whose destination MAC is on the link it came from"},
 }
 
 func (r DropReason) String() string { return reasons[r].name }

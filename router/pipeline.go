@@ -33,16 +33,24 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 		return
 	}
 	s := w.snap
-	ni := s.portVID[p.idx][l2.VID]
-	if ni == 0 {
+	pv := s.portVID[p.idx][l2.VID]
+	if pv == 0 {
 		w.drop(DropUnknownVLAN)
 		w.portDrop[p.idx]++
 		return
 	}
-	nw := &s.nets[ni-1]
+	nw := &s.nets[pv&0xffff-1]
 	eth := packet.Ether(f)
 	l2mcast := eth.DstIsMulticast()
-	if !l2mcast && eth.Dst() != nw.mac {
+	if nw.switched() {
+		ingress := int(pv >> 16)
+		if src := eth.Src(); !src.IsMulticast() {
+			nw.bridge.learn(src, ingress, w.sec())
+		}
+		if eth.Dst() != nw.mac && !w.switchFrame(nw, ingress, f, buf, off, l2) {
+			return
+		}
+	} else if !l2mcast && eth.Dst() != nw.mac {
 		w.drop(DropNotForUs)
 		return
 	}
@@ -147,13 +155,19 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 
 // sendARPReply answers a request from (tha, tpa) for spa with nw's MAC.
 func (w *worker) sendARPReply(nw *network, tha packet.MAC, tpa, spa uint32) {
-	for _, l := range nw.links {
-		b := w.getScratch()
-		o := port.Headroom
-		h := packet.PutEther(b[o:], tha, nw.mac, l.vid, packet.EtherTypeARP)
-		packet.PutARP(b[o+h:], packet.ARPReply, nw.mac, spa, tha, tpa)
-		w.queueTx(l.port, padFrame(b, o, h+packet.ARPLen))
+	w.sendARP(nw, tha, packet.ARPReply, spa, tha, tpa)
+}
+
+// sendARP builds an ARP packet and sends it to dst on nw.
+func (w *worker) sendARP(nw *network, dst packet.MAC, op uint16, spa uint32, tha packet.MAC, tpa uint32) {
+	b := w.getScratch()
+	o := port.Headroom + l2hdrMax
+	packet.PutARP(b[o:], op, nw.mac, spa, tha, tpa)
+	n := packet.ARPLen
+	for ; n < 46; n++ { // pad to the Ethernet minimum
+		b[o+n] = 0
 	}
+	w.txTo(nw, dst, nw.mac, b, o, n, packet.EtherTypeARP, -1)
 }
 
 // sendARPRequest asks for ip on network ni (broadcast when mac is zero,
@@ -169,35 +183,14 @@ func (w *worker) sendARPRequest(ni uint16, ip uint32, mac packet.MAC) {
 	if mac.IsZero() {
 		dst = packet.Broadcast
 	}
-	for _, l := range nw.links {
-		b := w.getScratch()
-		o := port.Headroom
-		h := packet.PutEther(b[o:], dst, nw.mac, l.vid, packet.EtherTypeARP)
-		packet.PutARP(b[o+h:], packet.ARPRequest, nw.mac, src, packet.MAC{}, ip)
-		w.queueTx(l.port, padFrame(b, o, h+packet.ARPLen))
-	}
+	w.sendARP(nw, dst, packet.ARPRequest, src, packet.MAC{}, ip)
 	w.cnt[CntARPRequests]++
 }
 
 // sendGARP announces ip on nw (a gratuitous ARP request: sender = target = ip).
 func (w *worker) sendGARP(nw *network, ip uint32) {
-	for _, l := range nw.links {
-		b := w.getScratch()
-		o := port.Headroom
-		h := packet.PutEther(b[o:], packet.Broadcast, nw.mac, l.vid, packet.EtherTypeARP)
-		packet.PutARP(b[o+h:], packet.ARPRequest, nw.mac, ip, packet.MAC{}, ip)
-		w.queueTx(l.port, padFrame(b, o, h+packet.ARPLen))
-	}
+	w.sendARP(nw, packet.Broadcast, packet.ARPRequest, ip, packet.MAC{}, ip)
 	w.cnt[CntGARP]++
-}
-
-// padFrame zero-pads a frame to the Ethernet minimum of 60 bytes.
-func padFrame(b []byte, off, n int) []byte {
-	for n < 60 {
-		b[off+n] = 0
-		n++
-	}
-	return b[off : off+n]
 }
 
 // ipv4 handles an IPv4 packet at buf[off:off+n] received on nw.
@@ -354,7 +347,7 @@ func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
 		from = w.snap.anyAddr
 	}
 	b := w.getScratch()
-	o := port.Headroom
+	o := port.Headroom + l2hdrMax
 	q := len(orig)
 	if q > 576-28 {
 		q = 576 - 28
@@ -419,11 +412,7 @@ func (w *worker) l2out(out *network, mac packet.MAC, buf []byte, off int, ip pac
 		w.fragment(out, mac, ip)
 		return
 	}
-	l := out.links[0]
-	h := packet.EtherLen(l.vid)
-	start := off - h
-	packet.PutEther(buf[start:], mac, out.mac, l.vid, packet.EtherTypeIPv4)
-	w.queueTx(l.port, buf[start:off+len(ip)])
+	w.txTo(out, mac, out.mac, buf, off, len(ip), packet.EtherTypeIPv4, -1)
 }
 
 // fragment splits ip into fragments that fit out.mtu (RFC 791) and sends them.
@@ -477,7 +466,7 @@ func (w *worker) fragment(out *network, mac packet.MAC, ip packet.IPv4) {
 			last = true
 		}
 		b := w.getScratch()
-		fo := port.Headroom + packet.EtherHdrLen + packet.VLANHdrLen
+		fo := port.Headroom + l2hdrMax
 		f := packet.IPv4(b[fo : fo+h+chunk])
 		if first {
 			copy(f, ip[:hl])
@@ -509,7 +498,7 @@ func (w *worker) flushQueued(pkt []byte) {
 		return
 	}
 	b := w.getScratch()
-	o := port.Headroom + packet.EtherHdrLen + packet.VLANHdrLen
+	o := port.Headroom + l2hdrMax
 	n := copy(b[o:], pkt)
 	w.cnt[CntNeighFlushed]++
 	w.l2out(nw, w.flushMAC, b, o, packet.IPv4(b[o:o+n]))

@@ -30,7 +30,7 @@ var (
 func testConfig() *config.Config {
 	return &config.Config{
 		Router: config.Router{Name: "t"},
-		Ports: []config.Port{{Name: "pa", Driver: "pipe"}, {Name: "pb", Driver: "pipe", MTU: 1400}},
+		Ports:  []config.Port{{Name: "pa", Driver: "pipe"}, {Name: "pb", Driver: "pipe", MTU: 1400}},
 		Networks: []config.Network{
 			{Name: "a", Links: []config.Link{{Port: "pa"}}, Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
 			{Name: "b", Links: []config.Link{{Port: "pb"}}, Addresses: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}},

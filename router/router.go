@@ -126,7 +126,7 @@ func neighConfig(cfg *config.Config) arp.Config {
 // apply compiles cfg and publishes it: snapshot, connected and static
 // routes, static neighbours.
 func (r *Router) apply(cfg *config.Config) error {
-	s, routes, err := compile(cfg, r.ports)
+	s, routes, err := compile(cfg, r.ports, r.snap.Load())
 	if err != nil {
 		return err
 	}

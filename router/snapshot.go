@@ -33,8 +33,11 @@ type network struct {
 	hostRoute bool   // a [[hostroute]] link: answer every ARP, guest owns `owned`
 	gateway   uint32 // hostroute: the guest's gateway address
 	owned     map[uint32]struct{}
-	localOnly bool
+	bridge    *macTable // multi-link networks only: MAC learning
 }
+
+// switched reports whether the network switches frames between several links.
+func (n *network) switched() bool { return len(n.links) > 1 }
 
 // snapshot is everything the data path reads from the configuration. It is
 // built off the data path and swapped atomically; workers load it once per
@@ -42,8 +45,9 @@ type network struct {
 type snapshot struct {
 	cfg  *config.Config
 	nets []network
-	// portVID maps (port, VID) to network index+1 (0 = not a member).
-	portVID [][4096]uint16
+	// portVID maps (port, VID) to (link index << 16 | network index+1);
+	// 0 = not a member.
+	portVID [][4096]uint32
 	// local maps each router address to its network.
 	local map[uint32]uint16
 	// published: (network<<32 | ip) the router answers ARP for with its own MAC.
@@ -71,12 +75,20 @@ func prefixMask(bits int) uint32 {
 
 // compile builds a snapshot from cfg and the opened ports (by name).
 // Host-routed links become networks of their own, after the configured ones.
-func compile(cfg *config.Config, ports []*portState) (*snapshot, []fib.Route, error) {
+func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, []fib.Route, error) {
+	oldBridges := map[string]*macTable{}
+	if old != nil {
+		for _, n := range old.nets {
+			if n.bridge != nil {
+				oldBridges[n.name] = n.bridge
+			}
+		}
+	}
 	byName := map[string]int{}
 	for i, p := range ports {
 		byName[p.name] = i
 	}
-	s := &snapshot{cfg: cfg, portVID: make([][4096]uint16, len(ports)),
+	s := &snapshot{cfg: cfg, portVID: make([][4096]uint32, len(ports)),
 		local: map[uint32]uint16{}, published: map[uint64]struct{}{},
 		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
 	var routes []fib.Route
@@ -85,8 +97,8 @@ func compile(cfg *config.Config, ports []*portState) (*snapshot, []fib.Route, er
 		if !ok {
 			return fmt.Errorf("network %q: link %q: no such port", n.name, l.String())
 		}
+		s.portVID[pi][l.VID] = uint32(len(n.links))<<16 | uint32(n.idx+1)
 		n.links = append(n.links, link{port: pi, vid: l.VID})
-		s.portVID[pi][l.VID] = n.idx + 1
 		if m := ports[pi].mtu; n.mtu == 0 || m < n.mtu {
 			n.mtu = m
 		}
@@ -97,6 +109,12 @@ func compile(cfg *config.Config, ports []*portState) (*snapshot, []fib.Route, er
 		for _, l := range nc.Links {
 			if err := addLink(&n, l); err != nil {
 				return nil, nil, err
+			}
+		}
+		if n.switched() {
+			n.bridge = oldBridges[n.name]
+			if n.bridge == nil {
+				n.bridge = newMACTable()
 			}
 		}
 		if len(nc.MAC) == 6 {

@@ -25,13 +25,16 @@ const (
 	CntARPRequests
 	CntGARP
 	CntNeighFlushed
+	CntL2Switched
+	CntL2Flooded
+	CntL2UnknownFlood
 	NumCounters
 )
 
 var counterNames = [NumCounters]string{
 	"rx-frames", "forwarded", "local-in", "echo-replies", "icmp-errors-sent", "icmp-rate-limited",
 	"fragments-created", "arp-in", "arp-replies", "arp-proxy-replies", "arp-requests-sent",
-	"garp-sent", "neigh-queue-flushed",
+	"garp-sent", "neigh-queue-flushed", "l2-switched", "l2-flooded", "l2-unknown-unicast",
 }
 
 func (c Counter) String() string { return counterNames[c] }

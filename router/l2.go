@@ -1,0 +1,94 @@
+package router
+
+import (
+	"vrouter/packet"
+	"vrouter/router/port"
+)
+
+// l2hdrMax is the room generated packets keep in front of their payload for
+// an Ethernet header with one 802.1Q tag.
+const l2hdrMax = packet.EtherHdrLen + packet.VLANHdrLen
+
+// put writes the Ethernet header for link l in front of the payload at
+// buf[off:off+n] and queues the frame.
+func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uint16) {
+	h := packet.EtherLen(l.vid)
+	start := off - h
+	packet.PutEther(buf[start:], dst, src, l.vid, et)
+	w.queueTx(l.port, buf[start:off+n])
+}
+
+// txTo sends the payload buf[off:off+n] (EtherType et) to dst on network
+// nw, from src. On a switched network the link comes from the MAC table;
+// broadcast, multicast and unknown destinations are flooded to every link
+// but except (-1 for none). The payload must have l2hdrMax bytes of room
+// before off; buf may be rewritten.
+func (w *worker) txTo(nw *network, dst, src packet.MAC, buf []byte, off, n int, et uint16, except int) {
+	if !nw.switched() {
+		if except != 0 { // the only link is not where the frame came from
+			w.put(nw.links[0], dst, src, buf, off, n, et)
+		}
+		return
+	}
+	if !dst.IsMulticast() {
+		if li, ok := nw.bridge.lookup(dst, w.sec()); ok {
+			if li == except {
+				w.drop(DropL2SameLink)
+				return
+			}
+			w.put(nw.links[li], dst, src, buf, off, n, et)
+			return
+		}
+		w.cnt[CntL2UnknownFlood]++
+	}
+	last := -1
+	for i := range nw.links {
+		if i != except {
+			last = i
+		}
+	}
+	for i, l := range nw.links {
+		if i == except || i == last {
+			continue
+		}
+		b := w.getScratch()
+		o := port.Headroom + l2hdrMax
+		copy(b[o:], buf[off:off+n])
+		w.put(l, dst, src, b, o, n, et)
+		w.cnt[CntL2Flooded]++
+	}
+	if last >= 0 {
+		w.put(nw.links[last], dst, src, buf, off, n, et)
+	}
+}
+
+// sec is the batch time in seconds (for MAC ageing).
+func (w *worker) sec() int64 { return w.now / 1e9 }
+
+// switchFrame handles a frame on a switched network that is not for the
+// router's MAC: learn is done by the caller; forward to the learned link or
+// flood. It reports whether the router must also process the frame
+// (broadcast and multicast).
+func (w *worker) switchFrame(nw *network, ingress int, f []byte, buf []byte, off int, l2 packet.L2) bool {
+	eth := packet.Ether(f)
+	dst, src := eth.Dst(), eth.Src()
+	pOff := off + l2.HdrLen
+	pLen := len(f) - l2.HdrLen
+	if dst.IsMulticast() {
+		// Flood copies; the router then processes the original.
+		for i, l := range nw.links {
+			if i == ingress {
+				continue
+			}
+			b := w.getScratch()
+			o := port.Headroom + l2hdrMax
+			copy(b[o:], buf[pOff:pOff+pLen])
+			w.put(l, dst, src, b, o, pLen, l2.Type)
+			w.cnt[CntL2Flooded]++
+		}
+		return true
+	}
+	w.cnt[CntL2Switched]++
+	w.txTo(nw, dst, src, buf, pOff, pLen, l2.Type, ingress)
+	return false
+}

@@ -1,0 +1,432 @@
+package afpacket
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"vrouter/router/port"
+)
+
+func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+// csumOK verifies an Internet checksum independently (16 bits at a time).
+func csumOK(prefix, b []byte) bool {
+	var s uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			s += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			s += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(prefix)
+	add(b)
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return s == 0xffff
+}
+
+func l4OK(ip *layers.IPv4, l4 []byte) bool {
+	ph := make([]byte, 12)
+	copy(ph, ip.SrcIP.To4())
+	copy(ph[4:], ip.DstIP.To4())
+	ph[9] = byte(ip.Protocol)
+	binary.BigEndian.PutUint16(ph[10:], uint16(len(l4)))
+	return csumOK(ph, l4)
+}
+
+func TestOpenMissingDevice(t *testing.T) {
+	_, err := Open("uplink", "vr-no-such-dev9", Options{})
+	if err == nil || err.Error() != `port "uplink": device "vr-no-such-dev9" not found` {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestOpenWithoutPrivilege runs this test binary again without CAP_NET_RAW
+// and checks the one-line error.
+func TestOpenWithoutPrivilege(t *testing.T) {
+	if os.Getenv("VR_AFP_NOPRIV") == "1" {
+		_, err := Open("uplink", "lo", Options{})
+		if err == nil {
+			t.Fatal("opened without privilege")
+		}
+		os.Stdout.WriteString("ERR: " + err.Error() + "\n")
+		return
+	}
+	needRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatal("setpriv (util-linux) is needed to drop CAP_NET_RAW")
+	}
+	cmd := exec.Command(setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-net_raw,-net_admin",
+		os.Args[0], "-test.run=^TestOpenWithoutPrivilege$", "-test.v")
+	cmd.Env = append(os.Environ(), "VR_AFP_NOPRIV=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := `ERR: port "uplink": opening AF_PACKET socket on "lo" needs CAP_NET_RAW (run as root)`
+	if !strings.Contains(string(out), want+"\n") {
+		t.Fatalf("want %q in\n%s", want, out)
+	}
+}
+
+// TestPingThroughPort answers ARP and ICMP echo from the port: ping in the
+// peer namespace succeeds only if ReadBatch returned the frames intact and
+// WriteBatch delivered the answers. Close then ends the blocked reader.
+func TestPingThroughPort(t *testing.T) {
+	l := newLab(t)
+	sh(t, "ip", "-n", l.nameA, "addr", "add", "192.0.2.1/24", "dev", "va")
+	p := openIn(t, l.b, "lan", "vb", Options{})
+	if out := sh(t, "ip", "-n", l.nameB, "link", "show", "vb"); !strings.Contains(out, ",UP") && !strings.Contains(out, "<UP") {
+		t.Fatalf("Open did not set vb up: %s", out)
+	}
+	if p.MTU() != 1500 || p.Driver() != "afpacket" || p.Name() != "lan" || p.Device() != "vb" {
+		t.Fatalf("attributes %d %s %s %s", p.MTU(), p.Driver(), p.Name(), p.Device())
+	}
+	mac := p.MAC()
+	myMAC := net.HardwareAddr(mac[:])
+	myIP := net.IP{192, 0, 2, 2}
+
+	var arps, echos, bad int
+	readErr := make(chan error, 1)
+	go func() {
+		b := port.NewBatch(port.DefaultBatch)
+		for {
+			n, err := p.ReadBatch(b)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			for i := 0; i < n; i++ {
+				pkt := gopacket.NewPacket(b.Frame(i), layers.LayerTypeEthernet, gopacket.Default)
+				eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+				if eth == nil {
+					bad++
+					continue
+				}
+				if a, ok := pkt.Layer(layers.LayerTypeARP).(*layers.ARP); ok && a.Operation == layers.ARPRequest && net.IP(a.DstProtAddress).Equal(myIP) {
+					arps++
+					reply := serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeARP},
+						&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+							Operation: layers.ARPReply, SourceHwAddress: myMAC, SourceProtAddress: myIP,
+							DstHwAddress: a.SourceHwAddress, DstProtAddress: a.SourceProtAddress})
+					if _, err := p.WriteBatch([][]byte{reply}); err != nil {
+						t.Error(err)
+					}
+					continue
+				}
+				ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+				ic, _ := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+				if ip == nil || ic == nil || ic.TypeCode.Type() != layers.ICMPv4TypeEchoRequest {
+					continue
+				}
+				if pkt.ErrorLayer() != nil || len(b.Frame(i)) != 14+84 || !csumOK(nil, ip.Contents) || !csumOK(nil, append(ic.Contents, ic.Payload...)) {
+					bad++
+					continue
+				}
+				echos++
+				reply := serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4},
+					&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: myIP, DstIP: ip.SrcIP},
+					&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), Id: ic.Id, Seq: ic.Seq},
+					gopacket.Payload(ic.Payload))
+				if _, err := p.WriteBatch([][]byte{reply}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}()
+	out, err := exec.Command("ip", "netns", "exec", l.nameA, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ping through the port failed: %v\n%s", err, out)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, port.ErrClosed) {
+			t.Fatalf("ReadBatch after Close: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not unblock ReadBatch")
+	}
+	if arps < 1 || echos < 3 || bad != 0 {
+		t.Fatalf("arp requests %d, echo requests %d, damaged %d", arps, echos, bad)
+	}
+	st := p.Stats()
+	if st.RxPackets < 4 || st.TxPackets < 4 || st.TxErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := p.WriteBatch([][]byte{make([]byte, 60)}); !errors.Is(err, port.ErrClosed) {
+		t.Fatalf("WriteBatch after Close: %v", err)
+	}
+}
+
+// readN reads until n frames arrived or the deadline passed.
+func readN(t testing.TB, p *Port, n int, timeout time.Duration) [][]byte {
+	t.Helper()
+	var got [][]byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := port.NewBatch(port.DefaultBatch)
+		for len(got) < n {
+			k, err := p.ReadBatch(b)
+			if err != nil {
+				return
+			}
+			for i := 0; i < k; i++ {
+				got = append(got, append([]byte(nil), b.Frame(i)...))
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		p.Close()
+		<-done
+		t.Fatalf("got %d of %d frames", len(got), n)
+	}
+	return got
+}
+
+func udpFrame(t testing.TB, tags []layers.Dot1Q, outerType layers.EthernetType, payload string) []byte {
+	ls := []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, EthernetType: outerType}}
+	for i := range tags {
+		ls = append(ls, &tags[i])
+	}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, 1, 0, 1}, DstIP: net.IP{10, 1, 0, 2}}
+	u := &layers.UDP{SrcPort: 1000, DstPort: 2000}
+	u.SetNetworkLayerForChecksum(ip)
+	return serialize(t, append(ls, ip, u, gopacket.Payload(payload))...)
+}
+
+// TestVLANTagRoundTrip sends tagged frames from the peer; the kernel strips
+// the outer tag on receive, and ReadBatch must hand back the original bytes.
+func TestVLANTagRoundTrip(t *testing.T) {
+	l := newLab(t)
+	pa := openIn(t, l.a, "peer", "va", Options{})
+	pb := openIn(t, l.b, "trunk", "vb", Options{})
+	l.waitUp(t)
+	frames := [][]byte{
+		udpFrame(t, nil, layers.EthernetTypeIPv4, "untagged"),
+		udpFrame(t, []layers.Dot1Q{{VLANIdentifier: 100, Priority: 5, Type: layers.EthernetTypeIPv4}}, layers.EthernetTypeDot1Q, "vid 100"),
+		udpFrame(t, []layers.Dot1Q{{VLANIdentifier: 0, Priority: 3, Type: layers.EthernetTypeIPv4}}, layers.EthernetTypeDot1Q, "priority tag"),
+		udpFrame(t, []layers.Dot1Q{{VLANIdentifier: 200, Type: layers.EthernetTypeDot1Q}, {VLANIdentifier: 300, Type: layers.EthernetTypeIPv4}}, layers.EthernetTypeQinQ, "qinq"),
+		udpFrame(t, []layers.Dot1Q{{VLANIdentifier: 4094, DropEligible: true, Type: layers.EthernetTypeIPv4}}, layers.EthernetTypeDot1Q, strings.Repeat("j", 1400)),
+	}
+	if n, err := pa.WriteBatch(frames); n != len(frames) || err != nil {
+		t.Fatalf("WriteBatch: %d %v", n, err)
+	}
+	got := readN(t, pb, len(frames), 3*time.Second)
+	for i := range frames {
+		if !bytes.Equal(got[i], frames[i]) {
+			t.Errorf("frame %d:\n got %x\nwant %x", i, got[i], frames[i])
+		}
+	}
+}
+
+// TestGSOSegmentation runs a TCP transfer from ns A to a listener in ns B
+// across the veth and checks what the port on vb reads: only frames that fit
+// the MTU, valid IPv4 and TCP checksums, all the payload. With default
+// offloads the peer hands over super-frames (Stats.RxGSO > 0); with TSO/GSO
+// off on the peer there are none.
+func TestGSOSegmentation(t *testing.T) {
+	for _, offloads := range []bool{true, false} {
+		name := "default-offloads"
+		if !offloads {
+			name = "offloads-off"
+		}
+		t.Run(name, func(t *testing.T) { testTCPTransfer(t, offloads) })
+	}
+}
+
+func testTCPTransfer(t *testing.T, offloads bool) {
+	l := newLab(t)
+	sh(t, "ip", "-n", l.nameA, "addr", "add", "192.0.2.1/24", "dev", "va")
+	sh(t, "ip", "-n", l.nameB, "addr", "add", "192.0.2.2/24", "dev", "vb")
+	sh(t, "ip", "-n", l.nameB, "link", "set", "vb", "up")
+	if !offloads {
+		sh(t, "ip", "netns", "exec", l.nameA, "ethtool", "-K", "va", "tso", "off", "gso", "off")
+	}
+	p := openIn(t, l.b, "lan", "vb", Options{RxRing: 16})
+	const total = 4 << 20
+
+	var seen, bad, big int
+	var mu sync.Mutex
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		b := port.NewBatch(port.DefaultBatch)
+		for {
+			n, err := p.ReadBatch(b)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			for i := 0; i < n; i++ {
+				f := b.Frame(i)
+				if len(f) > 14+1500 {
+					big++
+				}
+				pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+				ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+				tc, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+				if ip == nil || tc == nil || !ip.SrcIP.Equal(net.IP{192, 0, 2, 1}) {
+					continue
+				}
+				if !csumOK(nil, ip.Contents) || !l4OK(ip, ip.Payload) || int(ip.Length) != len(ip.Contents)+len(ip.Payload) {
+					bad++
+				}
+				seen += len(tc.Payload)
+			}
+			mu.Unlock()
+		}
+	}()
+
+	var ln net.Listener
+	var err error
+	inNS(t, l.b, func() { ln, err = net.Listen("tcp4", "192.0.2.2:5001") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	recvd := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			recvd <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		recvd <- n
+	}()
+	var c net.Conn
+	inNS(t, l.a, func() { c, err = net.Dial("tcp4", "192.0.2.2:5001") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, total)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := <-recvd; n != total {
+		t.Fatalf("listener got %d bytes", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		s := seen
+		mu.Unlock()
+		if s >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := p.Stats()
+	p.Close()
+	<-readDone
+	t.Logf("offloads %v: payload seen %d, stats %+v", offloads, seen, st)
+	if bad != 0 || big != 0 {
+		t.Fatalf("%d frames with bad checksums or lengths, %d frames over the MTU", bad, big)
+	}
+	if seen < total {
+		t.Fatalf("port saw %d of %d payload bytes (drops %d)", seen, total, st.RxDropped)
+	}
+	if offloads && st.RxGSO == 0 {
+		t.Fatal("no super-frame was segmented with default offloads")
+	}
+	if !offloads && st.RxGSO != 0 {
+		t.Fatalf("RxGSO %d with offloads off", st.RxGSO)
+	}
+}
+
+// TestSteadyStateNoAlloc: WriteBatch on one end, ReadBatch on the other.
+func TestSteadyStateNoAlloc(t *testing.T) {
+	l := newLab(t)
+	pa := openIn(t, l.a, "a", "va", Options{})
+	pb := openIn(t, l.b, "b", "vb", Options{})
+	l.waitUp(t)
+	frames := make([][]byte, 8)
+	for i := range frames {
+		frames[i] = udpFrame(t, []layers.Dot1Q{{VLANIdentifier: 7, Type: layers.EthernetTypeIPv4}}, layers.EthernetTypeDot1Q, "steady state")
+	}
+	b := port.NewBatch(port.DefaultBatch)
+	round := func() {
+		if n, err := pa.WriteBatch(frames); n != len(frames) || err != nil {
+			t.Fatalf("WriteBatch %d %v", n, err)
+		}
+		for got := 0; got < len(frames); {
+			n, err := pb.ReadBatch(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+		}
+	}
+	round()
+	if a := testing.AllocsPerRun(200, round); a != 0 {
+		t.Fatalf("%v allocations per WriteBatch+ReadBatch", a)
+	}
+}
+
+// TestConcurrentWriters: several goroutines write at once; all frames arrive.
+func TestConcurrentWriters(t *testing.T) {
+	l := newLab(t)
+	pa := openIn(t, l.a, "a", "va", Options{TxBatch: 4})
+	pb := openIn(t, l.b, "b", "vb", Options{})
+	l.waitUp(t)
+	const writers, per = 4, 50
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			fr := udpFrame(t, nil, layers.EthernetTypeIPv4, strings.Repeat(string(rune('a'+w)), 100))
+			batch := [][]byte{fr, fr, fr, fr, fr, fr, fr, fr, fr, fr}
+			for i := 0; i < per/len(batch); i++ {
+				if n, err := pa.WriteBatch(batch); n != len(batch) || err != nil {
+					t.Errorf("WriteBatch %d %v", n, err)
+				}
+			}
+		}(w)
+	}
+	got := readN(t, pb, writers*per, 5*time.Second)
+	wg.Wait()
+	count := map[byte]int{}
+	for _, f := range got {
+		count[f[len(f)-1]]++
+	}
+	for w := 0; w < writers; w++ {
+		if count[byte('a'+w)] != per {
+			t.Errorf("writer %d: %d frames", w, count[byte('a'+w)])
+		}
+	}
+	if st := pa.Stats(); st.TxPackets != writers*per {
+		t.Errorf("TxPackets %d", st.TxPackets)
+	}
+}
