@@ -115,7 +115,8 @@ func (d *decoder) each(t *table, path string, known []string, fn func(e *entry, 
 
 func (d *decoder) unknown(e *entry, path string, known []string) {
 	msg := fmt.Sprintf("unknown key %q", join(path, e.key))
-	best, bestD := "", 3
+	// suggest a known key within a small edit distance
+	best, bestD := "", max(1, len(e.key)/3)+1
 	for _, k := range known {
 		if dist := editDistance(strings.ToLower(e.key), k); dist < bestD {
 			best, bestD = k, dist
