@@ -6,7 +6,7 @@ package fib
 
 import (
 	"net/netip"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -67,137 +67,423 @@ type Route struct {
 }
 
 // Table is the FIB. The zero value is not usable; call New.
+//
+// Lookup is lock-free and allocation-free and may run on any number of
+// goroutines while one writer at a time (serialised by a mutex) changes
+// routes. Every change reaches lookups chunk by chunk (a chunk is a /18):
+// a lookup sees, for its address, either the table before or after an
+// update, never a mix.
 type Table struct {
-	mu     sync.Mutex // serialises writers
-	routes map[netip.Prefix]*[NumSources]*Route
-	cur    atomic.Pointer[lpm]
-}
+	cur atomic.Pointer[snapshot]
 
-// lpm is the published lookup structure (naive reference: one map per length).
-type lpm struct {
-	byLen [33]map[uint32]NextHop
-	lens  []int // lengths present, longest first
+	mu    sync.Mutex // serialises writers and control-plane readers
+	rib   *rib
+	nhIdx map[NextHop]uint32
+	nhN   int // next-hop indices in use (index 0 is "no route")
+
+	nUsed, lUsed int // tails of the arrays of the current snapshot
+	nLive, lLive int // nodes and leaves reachable from dir
+
+	sbest   []uint32 // per chunk: next hop of the longest covering prefix up to /18
+	b       builder
+	dirty   []uint64 // bitset over chunks
+	dlist   []uint32
+	shortCh []uint64 // short prefixes changed since the last commit
+	scratch []uint32
+
+	compactions, rebuilds, chunkBuilds, batches uint64
+	nhFull                                      uint64
 }
 
 // New returns an empty table.
 func New() *Table {
-	t := &Table{routes: map[netip.Prefix]*[NumSources]*Route{}}
-	t.publish()
+	t := &Table{
+		rib:   newRIB(),
+		nhIdx: map[NextHop]uint32{},
+		nhN:   1,
+		sbest: make([]uint32, dirSize),
+		dirty: make([]uint64, dirSize/64),
+	}
+	dir := new([dirSize]uint32)
+	for i := range dir {
+		dir[i] = leafFlag
+	}
+	t.cur.Store(&snapshot{dir: dir, nodes: make([]node, 1024), leaves: make([]uint32, 4096), nhs: make([]NextHop, 256)})
 	return t
 }
 
 // Lookup returns the next hop of the longest prefix containing addr
 // (IPv4, host order). Lock-free and allocation-free.
 func (t *Table) Lookup(addr uint32) (NextHop, bool) {
-	l := t.cur.Load()
-	for _, n := range l.lens {
-		var m uint32
-		if n > 0 {
-			m = ^uint32(0) << (32 - n)
+	s := t.cur.Load()
+	i := s.lookup(addr)
+	if i == 0 {
+		return NextHop{}, false
+	}
+	return s.nhs[i], true
+}
+
+// Update is one change of a batch (see Apply).
+type Update struct {
+	Route  Route // for a delete only Prefix and Source matter
+	Delete bool
+}
+
+// Apply applies a batch of changes in order and publishes them together: a
+// large batch (such as a full table) is compiled from scratch into fresh
+// arrays and published with one pointer swap; a small one rebuilds only the
+// chunks it touches. It returns how many changes had an effect (a delete of
+// an absent route or an add of an identical one has none; non-IPv4 prefixes
+// are ignored).
+func (t *Table) Apply(ups []Update) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.apply(ups)
+}
+
+func u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func addrOf(x uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+}
+
+func (t *Table) apply(ups []Update) int {
+	t.batches++
+	full := len(ups) > 4096 && len(ups) > t.rib.prefixes/4
+	changed := 0
+	for i := range ups {
+		u := &ups[i]
+		p := u.Route.Prefix
+		if !p.IsValid() || !p.Addr().Unmap().Is4() || u.Route.Source >= NumSources {
+			continue
 		}
-		if nh, ok := l.byLen[n][addr&m]; ok {
-			return nh, true
+		plen := p.Bits()
+		if p.Addr().Is4In6() {
+			if plen < 96 {
+				continue
+			}
+			plen -= 96
+		}
+		addr := u32(p.Addr().Unmap()) & mask(plen)
+		if u.Delete {
+			if t.rib.del(addr, plen, u.Route.Source) == 0 {
+				continue
+			}
+		} else {
+			nh := t.intern(u.Route.NH)
+			if nh == 0 {
+				continue
+			}
+			if t.rib.set(addr, plen, u.Route.Source, nh) == nh {
+				continue
+			}
+		}
+		changed++
+		if !full {
+			if plen <= shortMax {
+				t.shortCh = append(t.shortCh, shortKey(addr, plen))
+			} else {
+				t.markChunk(addr >> (32 - dirBits))
+			}
 		}
 	}
-	return NextHop{}, false
+	if full {
+		t.rebuild()
+	} else {
+		t.commit()
+	}
+	return changed
+}
+
+func (t *Table) intern(h NextHop) uint32 {
+	if i, ok := t.nhIdx[h]; ok {
+		return i
+	}
+	if t.nhN > maxNH {
+		t.nhFull++
+		return 0
+	}
+	s := t.cur.Load()
+	if t.nhN >= len(s.nhs) {
+		t.compact(0, 0, 2*len(s.nhs))
+		s = t.cur.Load()
+	}
+	i := uint32(t.nhN)
+	s.nhs[i] = h
+	t.nhN++
+	t.nhIdx[h] = i
+	return i
+}
+
+func (t *Table) markChunk(c uint32) {
+	if t.dirty[c>>6]>>(c&63)&1 == 0 {
+		t.dirty[c>>6] |= 1 << (c & 63)
+		t.dlist = append(t.dlist, c)
+	}
+}
+
+// commit recompiles the chunks touched since the last commit.
+func (t *Table) commit() {
+	if len(t.shortCh) > 0 {
+		wide := false
+		for _, k := range t.shortCh {
+			if shortMax-int(k&0xff) > 6 {
+				wide = true
+			}
+		}
+		if wide {
+			if t.scratch == nil {
+				t.scratch = make([]uint32, dirSize)
+			}
+			t.rib.paintShort(t.scratch)
+			for c, nh := range t.scratch {
+				if nh != t.sbest[c] {
+					t.sbest[c] = nh
+					t.markChunk(uint32(c))
+				}
+			}
+		} else {
+			for _, k := range t.shortCh {
+				addr, plen := uint32(k>>8), int(k&0xff)
+				c0 := addr >> (32 - dirBits)
+				for c := c0; c < c0+1<<(shortMax-plen); c++ {
+					if nh := t.rib.shortLPM(c << (32 - dirBits)); nh != t.sbest[c] {
+						t.sbest[c] = nh
+						t.markChunk(c)
+					}
+				}
+			}
+		}
+		t.shortCh = t.shortCh[:0]
+	}
+	for _, c := range t.dlist {
+		t.dirty[c>>6] &^= 1 << (c & 63)
+		t.rebuildChunk(c)
+	}
+	t.dlist = t.dlist[:0]
+}
+
+// compileChunk builds chunk c into t.b; it returns the dir entry if the
+// chunk is a single leaf.
+func (t *Table) compileChunk(c uint32) (uint32, bool) {
+	if t.rib.chunks[c].count() == 0 {
+		return leafFlag | t.sbest[c], true
+	}
+	t.chunkBuilds++
+	t.rib.fillChunk(&t.b, c)
+	t.b.build(t.sbest[c])
+	if len(t.b.nodes) == 1 && t.b.nodes[0].vec == 0 && len(t.b.leaves) == 1 {
+		return leafFlag | t.b.leaves[0], true
+	}
+	return 0, false
+}
+
+func (t *Table) rebuildChunk(c uint32) {
+	ne, leaf := t.compileChunk(c)
+	s := t.cur.Load()
+	if !leaf {
+		nn, nl := len(t.b.nodes), len(t.b.leaves)
+		if t.nUsed+nn > len(s.nodes) || t.lUsed+nl > len(s.leaves) {
+			t.compact(nn, nl, 0)
+			s = t.cur.Load()
+		}
+		t.b.place(s.nodes, s.leaves, uint32(t.nUsed), uint32(t.lUsed))
+		ne = uint32(t.nUsed)
+		t.nUsed += nn
+		t.lUsed += nl
+		t.nLive += nn
+		t.lLive += nl
+	}
+	old := s.dir[c]
+	if old == ne {
+		return
+	}
+	atomic.StoreUint32(&s.dir[c], ne)
+	if old&leafFlag == 0 {
+		nn, nl := subtreeSize(s.nodes, old)
+		t.nLive -= nn
+		t.lLive -= nl
+	}
+}
+
+func headroom(live, need, min int) int {
+	return live + need + max(live/2, min)
+}
+
+// compact copies the live chunks into fresh arrays with room for need more
+// nodes and leaves (and nhCap next hops) and publishes them.
+func (t *Table) compact(needN, needL, nhCap int) {
+	t.compactions++
+	old := t.cur.Load()
+	cp := copier{
+		src:    old,
+		nodes:  make([]node, 0, headroom(t.nLive, needN, 4096)),
+		leaves: make([]uint32, 0, headroom(t.lLive, needL, 16384)),
+	}
+	dir := new([dirSize]uint32)
+	for i, e := range old.dir {
+		if e&leafFlag != 0 {
+			dir[i] = e
+			continue
+		}
+		dst := len(cp.nodes)
+		cp.nodes = append(cp.nodes, node{})
+		cp.copyNode(e, dst)
+		dir[i] = uint32(dst)
+	}
+	nhs := old.nhs
+	if nhCap > len(nhs) {
+		nhs = make([]NextHop, nhCap)
+		copy(nhs, old.nhs)
+	}
+	t.nUsed, t.lUsed = len(cp.nodes), len(cp.leaves)
+	t.nLive, t.lLive = t.nUsed, t.lUsed
+	t.cur.Store(&snapshot{dir: dir, nodes: cp.nodes[:cap(cp.nodes)], leaves: cp.leaves[:cap(cp.leaves)], nhs: nhs})
+}
+
+// rebuild compiles the whole table from the RIB into fresh arrays and
+// publishes them with one pointer swap.
+func (t *Table) rebuild() {
+	t.rebuilds++
+	t.rib.compactSlab(true)
+	t.rib.paintShort(t.sbest)
+	for _, c := range t.dlist {
+		t.dirty[c>>6] &^= 1 << (c & 63)
+	}
+	t.dlist = t.dlist[:0]
+	t.shortCh = t.shortCh[:0]
+	used := 0
+	for _, cl := range t.rib.chunks {
+		if cl.count() > 0 {
+			used++
+		}
+	}
+	nodes := make([]node, 0, used+used/8+4096)
+	leaves := make([]uint32, 0, len(t.rib.slab)+len(t.rib.slab)/8+16384)
+	dir := new([dirSize]uint32)
+	for c := range uint32(dirSize) {
+		ne, leaf := t.compileChunk(c)
+		if !leaf {
+			ne = uint32(len(nodes))
+			nb, lb := len(nodes), len(leaves)
+			nodes = append(nodes, t.b.nodes...)
+			leaves = append(leaves, t.b.leaves...)
+			for i := nb; i < len(nodes); i++ {
+				nodes[i].base0 += uint32(lb)
+				nodes[i].base1 += uint32(nb)
+			}
+		}
+		dir[c] = ne
+	}
+	t.nUsed, t.lUsed = len(nodes), len(leaves)
+	t.nLive, t.lLive = t.nUsed, t.lUsed
+	if cap(nodes)-len(nodes) < len(nodes)/8 {
+		nodes = slices.Grow(nodes, len(nodes)/8)
+	}
+	if cap(leaves)-len(leaves) < len(leaves)/8 {
+		leaves = slices.Grow(leaves, len(leaves)/8)
+	}
+	old := t.cur.Load()
+	t.cur.Store(&snapshot{dir: dir, nodes: nodes[:cap(nodes)], leaves: leaves[:cap(leaves)], nhs: old.nhs})
 }
 
 // Add inserts or replaces the route of r.Source for r.Prefix.
 func (t *Table) Add(r Route) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.add(r)
-	t.publish()
-}
-
-func (t *Table) add(r Route) {
-	r.Prefix = r.Prefix.Masked()
-	s := t.routes[r.Prefix]
-	if s == nil {
-		s = new([NumSources]*Route)
-		t.routes[r.Prefix] = s
-	}
-	rc := r
-	s[r.Source] = &rc
+	t.apply([]Update{{Route: r}})
 }
 
 // Delete removes the route of src for prefix; it reports whether one existed.
 func (t *Table) Delete(prefix netip.Prefix, src Source) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ok := t.del(prefix.Masked(), src)
-	t.publish()
-	return ok
-}
-
-func (t *Table) del(p netip.Prefix, src Source) bool {
-	s := t.routes[p]
-	if s == nil || s[src] == nil {
-		return false
-	}
-	s[src] = nil
-	for _, r := range s {
-		if r != nil {
-			return true
-		}
-	}
-	delete(t.routes, p)
-	return true
+	return t.apply([]Update{{Route: Route{Prefix: prefix, Source: src}, Delete: true}}) > 0
 }
 
 // ReplaceSource replaces every route of src with routes (used on start and
-// reload for connected and static routes) and publishes once.
+// reload for connected and static routes, and by the kernel import after a
+// dump) and publishes once.
 func (t *Table) ReplaceSource(src Source, routes []Route) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for p, s := range t.routes {
-		if s[src] != nil {
-			t.del(p, src)
-		}
+	if src >= NumSources {
+		return
+	}
+	var ups []Update
+	if t.rib.perSrc[src] > 0 {
+		t.eachRoute(func(p netip.Prefix, s Source, _ uint32) {
+			if s == src {
+				ups = append(ups, Update{Route: Route{Prefix: p, Source: src}, Delete: true})
+			}
+		}, false)
 	}
 	for _, r := range routes {
 		r.Source = src
-		t.add(r)
+		ups = append(ups, Update{Route: r})
 	}
-	t.publish()
+	t.apply(ups)
 }
 
-func (t *Table) best(s *[NumSources]*Route) *Route {
-	for _, r := range s {
-		if r != nil {
-			return r
+// eachRoute calls f for every route of every source, or (bestOnly) for the
+// best route of every prefix.
+func (t *Table) eachRoute(f func(p netip.Prefix, s Source, nh uint32), bestOnly bool) {
+	for k, v := range t.rib.short {
+		p := netip.PrefixFrom(addrOf(uint32(k>>8)), int(k&0xff))
+		for s, nh := range v {
+			if nh != 0 {
+				f(p, Source(s), nh)
+				if bestOnly {
+					break
+				}
+			}
 		}
 	}
-	return nil
+	for c := range uint32(dirSize) {
+		last := ^uint64(0)
+		for _, e := range t.rib.list(c) {
+			if bestOnly && e.pkey() == last {
+				continue
+			}
+			last = e.pkey()
+			f(netip.PrefixFrom(addrOf(e.addr), int(e.plen())), e.src(), e.nh())
+		}
+	}
 }
 
-func (t *Table) publish() {
-	l := &lpm{}
-	for p, s := range t.routes {
-		r := t.best(s)
-		n := p.Bits()
-		if l.byLen[n] == nil {
-			l.byLen[n] = map[uint32]NextHop{}
-		}
-		a := p.Addr().As4()
-		l.byLen[n][uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3])] = r.NH
-	}
-	for n := 32; n >= 0; n-- {
-		if l.byLen[n] != nil {
-			l.lens = append(l.lens, n)
-		}
-	}
-	t.cur.Store(l)
+func (t *Table) route(p netip.Prefix, s Source, nh uint32) Route {
+	return Route{Prefix: p, Source: s, NH: t.cur.Load().nhs[nh]}
 }
 
 // Match returns the best route (with its source) that addr matches.
 func (t *Table) Match(addr netip.Addr) (Route, bool) {
+	addr = addr.Unmap()
+	if !addr.Is4() {
+		return Route{}, false
+	}
+	a := u32(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for n := 32; n >= 0; n-- {
-		p, _ := addr.Prefix(n)
-		if s := t.routes[p]; s != nil {
-			return *t.best(s), true
+	var best rent
+	found := false
+	for _, e := range t.rib.list(a >> (32 - dirBits)) {
+		if a&mask(int(e.plen())) == e.addr && (!found || e.plen() > best.plen()) {
+			best, found = e, true
+		}
+	}
+	if found {
+		return t.route(netip.PrefixFrom(addrOf(best.addr), int(best.plen())), best.src(), best.nh()), true
+	}
+	for l := shortMax; l >= 0; l-- {
+		if t.rib.shortLen[l] == 0 {
+			continue
+		}
+		if v, ok := t.rib.short[shortKey(a&mask(l), l)]; ok {
+			s, nh := bestOf(&v)
+			return t.route(netip.PrefixFrom(addrOf(a&mask(l)), l), s, nh), true
 		}
 	}
 	return Route{}, false
@@ -205,10 +491,25 @@ func (t *Table) Match(addr netip.Addr) (Route, bool) {
 
 // Get returns the best route for exactly prefix.
 func (t *Table) Get(prefix netip.Prefix) (Route, bool) {
+	if !prefix.IsValid() || !prefix.Addr().Is4() {
+		return Route{}, false
+	}
+	prefix = prefix.Masked()
+	a, l := u32(prefix.Addr()), prefix.Bits()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s := t.routes[prefix.Masked()]; s != nil {
-		return *t.best(s), true
+	if l <= shortMax {
+		if v, ok := t.rib.short[shortKey(a, l)]; ok {
+			s, nh := bestOf(&v)
+			return t.route(prefix, s, nh), true
+		}
+		return Route{}, false
+	}
+	lst := t.rib.list(a >> (32 - dirBits))
+	pk := pkeyOf(a, l)
+	i, _ := search(lst, pk<<2)
+	if i < len(lst) && lst[i].pkey() == pk {
+		return t.route(prefix, lst[i].src(), lst[i].nh()), true
 	}
 	return Route{}, false
 }
@@ -216,38 +517,81 @@ func (t *Table) Get(prefix netip.Prefix) (Route, bool) {
 // Routes returns the best route of every prefix, sorted by address then length.
 func (t *Table) Routes() []Route {
 	t.mu.Lock()
-	out := make([]Route, 0, len(t.routes))
-	for _, s := range t.routes {
-		out = append(out, *t.best(s))
-	}
+	out := make([]Route, 0, t.rib.prefixes)
+	t.eachRoute(func(p netip.Prefix, s Source, nh uint32) {
+		out = append(out, t.route(p, s, nh))
+	}, true)
 	t.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if c := out[i].Prefix.Addr().Compare(out[j].Prefix.Addr()); c != 0 {
-			return c < 0
+	slices.SortFunc(out, func(a, b Route) int {
+		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+			return c
 		}
-		return out[i].Prefix.Bits() < out[j].Prefix.Bits()
+		return a.Prefix.Bits() - b.Prefix.Bits()
 	})
 	return out
 }
 
+// Len returns the number of prefixes (each counted once, whatever the
+// number of sources giving it).
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rib.prefixes
+}
+
 // Summary counts routes.
 type Summary struct {
-	Routes      int            `json:"routes"`
-	BySource    map[string]int `json:"by_source"`
-	ByLength    map[int]int    `json:"by_length"`
-	MemoryBytes int64          `json:"memory_bytes"`
+	Routes      int            `json:"routes"`       // prefixes (best routes)
+	BySource    map[string]int `json:"by_source"`    // best routes per source (all four sources)
+	ByLength    map[int]int    `json:"by_length"`    // prefixes per length (lengths present)
+	MemoryBytes int64          `json:"memory_bytes"` // compiled lookup structure (what lookups read)
+	RIBBytes    int64          `json:"rib_bytes"`    // route store of all sources (estimate)
 }
 
 // Summary returns counts of installed (best) routes by source and length.
 func (t *Table) Summary() Summary {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := Summary{BySource: map[string]int{}, ByLength: map[int]int{}}
-	for p, rs := range t.routes {
-		r := t.best(rs)
-		s.Routes++
-		s.BySource[r.Source.String()]++
-		s.ByLength[p.Bits()]++
+	s := Summary{BySource: map[string]int{}, ByLength: map[int]int{}, Routes: t.rib.prefixes}
+	for src, n := range t.rib.bySrc {
+		s.BySource[Source(src).String()] = n
 	}
+	for l, n := range t.rib.byLen {
+		if n > 0 {
+			s.ByLength[l] = n
+		}
+	}
+	s.MemoryBytes = t.cur.Load().memBytes()
+	s.RIBBytes = t.rib.memBytes() + dirSize*4
 	return s
+}
+
+// Stats describes the compiled structure and the writer's work.
+type Stats struct {
+	Prefixes    int             // prefixes installed
+	Routes      [NumSources]int // routes per source (including ones that are not best)
+	NextHops    int             // distinct next hops
+	Nodes       int             // live trie nodes
+	Leaves      int             // live leaves
+	NodeCap     int             // allocated nodes (live + garbage + room)
+	LeafCap     int             // allocated leaves
+	MemoryBytes int64           // compiled structure
+	Batches     uint64          // Apply/Add/Delete/ReplaceSource calls
+	ChunkBuilds uint64          // /18 chunks compiled
+	Compactions uint64          // copies of the live structure into fresh arrays
+	Rebuilds    uint64          // full compilations from the RIB
+	NHFull      uint64          // routes refused because the next-hop table was full
+}
+
+// Stats returns the current figures.
+func (t *Table) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.cur.Load()
+	return Stats{
+		Prefixes: t.rib.prefixes, Routes: t.rib.perSrc, NextHops: t.nhN - 1,
+		Nodes: t.nLive, Leaves: t.lLive, NodeCap: len(s.nodes), LeafCap: len(s.leaves),
+		MemoryBytes: s.memBytes(), Batches: t.batches, ChunkBuilds: t.chunkBuilds,
+		Compactions: t.compactions, Rebuilds: t.rebuilds, NHFull: t.nhFull,
+	}
 }

@@ -1,0 +1,483 @@
+package fib
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func ip(s string) uint32        { return u32(netip.MustParseAddr(s)) }
+
+func gw(n uint16, g string) NextHop { return NextHop{Kind: KindGateway, Network: n, Gateway: ip(g)} }
+
+type probe struct {
+	addr string
+	ok   bool
+	nh   NextHop
+}
+
+func checkProbes(t *testing.T, tb *Table, ps []probe) {
+	t.Helper()
+	for _, p := range ps {
+		nh, ok := tb.Lookup(ip(p.addr))
+		if ok != p.ok || nh != p.nh {
+			t.Errorf("Lookup(%s) = %+v,%v; want %+v,%v", p.addr, nh, ok, p.nh, p.ok)
+		}
+	}
+}
+
+func TestEdgeCases(t *testing.T) {
+	A, B, C, D := gw(0, "10.0.0.1"), gw(1, "10.1.0.1"), gw(2, "10.2.0.1"), NextHop{Kind: KindDrop}
+	type step struct {
+		name   string
+		add    []Route
+		del    []Route
+		probes []probe
+	}
+	steps := []step{
+		{name: "empty", probes: []probe{{"1.2.3.4", false, NextHop{}}, {"0.0.0.0", false, NextHop{}}}},
+		{name: "default route /0", add: []Route{{pfx("0.0.0.0/0"), Static, A}},
+			probes: []probe{{"1.2.3.4", true, A}, {"255.255.255.255", true, A}, {"0.0.0.0", true, A}}},
+		{name: "/32 host and overlapping", add: []Route{
+			{pfx("198.51.100.7/32"), Static, B},
+			{pfx("198.51.100.0/24"), Static, C},
+			{pfx("198.51.100.128/25"), Static, D},
+			{pfx("198.51.0.0/16"), Runtime, B},
+			{pfx("198.0.0.0/8"), Kernel, C},
+		}, probes: []probe{
+			{"198.51.100.7", true, B}, {"198.51.100.6", true, C}, {"198.51.100.8", true, C},
+			{"198.51.100.200", true, D}, {"198.51.101.1", true, B}, {"198.52.0.1", true, C},
+			{"199.0.0.1", true, A},
+		}},
+		{name: "/31 /30 /29 and 255.255.255.255/32", add: []Route{
+			{pfx("203.0.113.4/30"), Static, B},
+			{pfx("203.0.113.6/31"), Static, C},
+			{pfx("203.0.113.0/29"), Static, D},
+			{pfx("255.255.255.255/32"), Static, B},
+		}, probes: []probe{
+			{"203.0.113.3", true, D}, {"203.0.113.4", true, B}, {"203.0.113.5", true, B},
+			{"203.0.113.6", true, C}, {"203.0.113.7", true, C}, {"203.0.113.8", true, A},
+			{"255.255.255.255", true, B}, {"255.255.255.254", true, A},
+		}},
+		{name: "delete uncovers shorter", del: []Route{
+			{Prefix: pfx("198.51.100.128/25"), Source: Static},
+			{Prefix: pfx("198.51.100.7/32"), Source: Static},
+			{Prefix: pfx("203.0.113.6/31"), Source: Static},
+		}, probes: []probe{
+			{"198.51.100.200", true, C}, {"198.51.100.7", true, C}, {"203.0.113.6", true, B},
+		}},
+		{name: "delete /24 uncovers /16 then /8", del: []Route{{Prefix: pfx("198.51.100.0/24"), Source: Static}},
+			probes: []probe{{"198.51.100.7", true, B}}},
+		{name: "delete /16 uncovers /8", del: []Route{{Prefix: pfx("198.51.0.0/16"), Source: Runtime}},
+			probes: []probe{{"198.51.100.7", true, C}}},
+		{name: "replace next hop", add: []Route{{pfx("198.0.0.0/8"), Kernel, D}},
+			probes: []probe{{"198.51.100.7", true, D}}},
+		{name: "administrative order: static beats kernel, connected beats static", add: []Route{
+			{pfx("198.0.0.0/8"), Static, B},
+			{pfx("192.168.1.0/24"), Kernel, A},
+			{pfx("192.168.1.0/24"), Runtime, B},
+			{pfx("192.168.1.0/24"), Connected, NextHop{Kind: KindConnected, Network: 3}},
+			{pfx("192.168.1.0/24"), Static, C},
+		}, probes: []probe{
+			{"198.1.1.1", true, B}, {"192.168.1.9", true, NextHop{Kind: KindConnected, Network: 3}},
+		}},
+		{name: "deleting a source uncovers the next source of the same prefix", del: []Route{
+			{Prefix: pfx("192.168.1.0/24"), Source: Connected},
+			{Prefix: pfx("198.0.0.0/8"), Source: Static},
+		}, probes: []probe{{"192.168.1.9", true, C}, {"198.1.1.1", true, D}}},
+		{name: "and the next", del: []Route{{Prefix: pfx("192.168.1.0/24"), Source: Static}},
+			probes: []probe{{"192.168.1.9", true, B}}},
+		{name: "and the last", del: []Route{{Prefix: pfx("192.168.1.0/24"), Source: Runtime}},
+			probes: []probe{{"192.168.1.9", true, A}}},
+		{name: "all gone: default", del: []Route{{Prefix: pfx("192.168.1.0/24"), Source: Kernel}},
+			probes: []probe{{"192.168.1.9", true, A}}},
+		{name: "delete default", del: []Route{{Prefix: pfx("0.0.0.0/0"), Source: Static}},
+			probes: []probe{{"192.168.1.9", false, NextHop{}}, {"1.1.1.1", false, NextHop{}}, {"198.1.1.1", true, D}}},
+		{name: "unmasked prefix is masked", add: []Route{{netip.PrefixFrom(netip.MustParseAddr("10.9.9.9"), 16), Static, A}},
+			probes: []probe{{"10.9.0.1", true, A}, {"10.10.0.1", false, NextHop{}}}},
+	}
+	tb := New()
+	for _, s := range steps {
+		for _, r := range s.add {
+			tb.Add(r)
+		}
+		for _, r := range s.del {
+			if !tb.Delete(r.Prefix, r.Source) {
+				t.Errorf("%s: Delete(%v,%v) = false", s.name, r.Prefix, r.Source)
+			}
+		}
+		t.Run(s.name, func(t *testing.T) { checkProbes(t, tb, s.probes) })
+	}
+	if tb.Delete(pfx("10.9.0.0/16"), Kernel) {
+		t.Error("Delete of an absent source's route reported true")
+	}
+	if r, ok := tb.Get(pfx("10.9.0.0/16")); !ok || r.NH != A || r.Source != Static {
+		t.Errorf("Get = %+v %v", r, ok)
+	}
+}
+
+func TestMatchGetRoutesSummary(t *testing.T) {
+	tb := New()
+	A, B := gw(0, "10.0.0.1"), gw(1, "10.1.0.1")
+	tb.Add(Route{pfx("10.0.0.0/8"), Kernel, A})
+	tb.Add(Route{pfx("10.0.0.0/8"), Static, B})
+	tb.Add(Route{pfx("10.1.2.0/24"), Runtime, A})
+	tb.Add(Route{pfx("10.1.2.3/32"), Connected, B})
+	tb.Add(Route{pfx("0.0.0.0/0"), Kernel, A})
+	r, ok := tb.Match(netip.MustParseAddr("10.1.2.4"))
+	if !ok || r.Prefix != pfx("10.1.2.0/24") || r.Source != Runtime || r.NH != A {
+		t.Errorf("Match = %+v %v", r, ok)
+	}
+	r, ok = tb.Match(netip.MustParseAddr("10.1.2.3"))
+	if !ok || r.Prefix != pfx("10.1.2.3/32") || r.Source != Connected {
+		t.Errorf("Match = %+v %v", r, ok)
+	}
+	r, ok = tb.Match(netip.MustParseAddr("10.200.0.1"))
+	if !ok || r.Prefix != pfx("10.0.0.0/8") || r.Source != Static || r.NH != B {
+		t.Errorf("Match = %+v %v", r, ok)
+	}
+	r, ok = tb.Match(netip.MustParseAddr("11.0.0.1"))
+	if !ok || r.Prefix != pfx("0.0.0.0/0") || r.Source != Kernel {
+		t.Errorf("Match = %+v %v", r, ok)
+	}
+	if _, ok := tb.Get(pfx("10.1.0.0/16")); ok {
+		t.Error("Get of absent prefix")
+	}
+	rs := tb.Routes()
+	want := []string{"0.0.0.0/0", "10.0.0.0/8", "10.1.2.0/24", "10.1.2.3/32"}
+	if len(rs) != len(want) {
+		t.Fatalf("Routes = %v", rs)
+	}
+	for i, w := range want {
+		if rs[i].Prefix.String() != w {
+			t.Errorf("Routes[%d] = %v, want %s", i, rs[i].Prefix, w)
+		}
+	}
+	if rs[1].Source != Static {
+		t.Errorf("Routes[1] source %v", rs[1].Source)
+	}
+	s := tb.Summary()
+	if s.Routes != 4 || s.BySource["kernel"] != 1 || s.BySource["static"] != 1 || s.BySource["runtime"] != 1 || s.BySource["connected"] != 1 {
+		t.Errorf("Summary = %+v", s)
+	}
+	if s.ByLength[0] != 1 || s.ByLength[8] != 1 || s.ByLength[24] != 1 || s.ByLength[32] != 1 || len(s.ByLength) != 4 {
+		t.Errorf("Summary.ByLength = %v", s.ByLength)
+	}
+	if s.MemoryBytes < dirSize*4 {
+		t.Errorf("MemoryBytes = %d", s.MemoryBytes)
+	}
+	tb.Delete(pfx("10.0.0.0/8"), Static)
+	s = tb.Summary()
+	if s.Routes != 4 || s.BySource["kernel"] != 2 || s.BySource["static"] != 0 {
+		t.Errorf("Summary after delete = %+v", s)
+	}
+	if tb.Len() != 4 {
+		t.Errorf("Len = %d", tb.Len())
+	}
+	// ReplaceSource
+	tb.ReplaceSource(Kernel, []Route{{Prefix: pfx("192.0.2.0/24"), NH: A}})
+	s = tb.Summary()
+	if s.Routes != 3 || s.BySource["kernel"] != 1 {
+		t.Errorf("Summary after ReplaceSource = %+v", s)
+	}
+	if nh, ok := tb.Lookup(ip("10.200.0.1")); ok {
+		t.Errorf("10.200.0.1 still routed: %+v", nh)
+	}
+	if nh, ok := tb.Lookup(ip("192.0.2.1")); !ok || nh != A {
+		t.Errorf("192.0.2.1: %+v %v", nh, ok)
+	}
+}
+
+// compareAll checks Lookup against the reference for the given addresses.
+func compareAll(t *testing.T, tb *Table, r *ref, addrs []uint32) {
+	t.Helper()
+	bad := 0
+	for _, a := range addrs {
+		got, gok := tb.Lookup(a)
+		want, wok := r.lookup(a)
+		if got != want || gok != wok {
+			if bad < 10 {
+				p, _ := r.match(a)
+				t.Errorf("Lookup(%v) = %+v,%v; want %+v,%v (ref prefix %v)", addrOf(a), got, gok, want, wok, p)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d lookups differ", bad, len(addrs))
+	}
+}
+
+func TestFullTableRandomized(t *testing.T) {
+	ps := loadFull(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	r := newRef()
+	tb := New()
+	ups := make([]Update, 0, len(ps)+100)
+	for i, p := range ps {
+		rt := Route{Prefix: p, Source: Source(rng.IntN(int(NumSources))), NH: testNH(rng.IntN(1000))}
+		_ = i
+		ups = append(ups, Update{Route: rt})
+		r.add(rt)
+	}
+	// a default route and some short and host routes on top
+	extra := []Route{{pfx("0.0.0.0/0"), Kernel, testNH(1)}, {pfx("10.0.0.0/8"), Static, testNH(2)}}
+	for _, rt := range extra {
+		ups = append(ups, Update{Route: rt})
+		r.add(rt)
+	}
+	st := time.Now()
+	tb.Apply(ups)
+	t.Logf("full build of %d routes: %v", len(ups), time.Since(st))
+	if tb.Len() != len(r.routes) {
+		t.Fatalf("Len = %d, want %d", tb.Len(), len(r.routes))
+	}
+	n := 1_000_000
+	if testing.Short() {
+		n = 100_000
+	}
+	compareAll(t, tb, r, randAddrs(rng, ps, n))
+
+	// random small batches of adds, replaces and deletes (incremental path)
+	rounds := 300
+	if testing.Short() {
+		rounds = 50
+	}
+	for round := range rounds {
+		var batch []Update
+		var touched []netip.Prefix
+		for range 1 + rng.IntN(200) {
+			var p netip.Prefix
+			switch rng.IntN(4) {
+			case 0: // existing prefix
+				p = ps[rng.IntN(len(ps))]
+			case 1: // random new prefix, any length
+				l := rng.IntN(33)
+				p = netip.PrefixFrom(addrOf(rng.Uint32()&mask(l)), l)
+			case 2: // more specific of an existing prefix
+				q := ps[rng.IntN(len(ps))]
+				l := q.Bits() + rng.IntN(33-q.Bits())
+				p = netip.PrefixFrom(addrOf((u32(q.Addr())|rng.Uint32()&^mask(q.Bits()))&mask(l)), l)
+			default: // shorter prefix
+				l := rng.IntN(19)
+				p = netip.PrefixFrom(addrOf(rng.Uint32()&mask(l)), l)
+			}
+			src := Source(rng.IntN(int(NumSources)))
+			if rng.IntN(2) == 0 {
+				batch = append(batch, Update{Route: Route{Prefix: p, Source: src}, Delete: true})
+				r.del(p, src)
+			} else {
+				rt := Route{Prefix: p, Source: src, NH: testNH(rng.IntN(1000))}
+				batch = append(batch, Update{Route: rt})
+				r.add(rt)
+			}
+			touched = append(touched, p)
+		}
+		tb.Apply(batch)
+		// addresses in and around the touched prefixes, plus random ones
+		var addrs []uint32
+		for _, p := range touched {
+			a := u32(p.Addr())
+			addrs = append(addrs, a, a|^mask(p.Bits()), a-1, (a|^mask(p.Bits()))+1, a|rng.Uint32()&^mask(p.Bits()))
+		}
+		addrs = append(addrs, randAddrs(rng, ps, 2000)...)
+		compareAll(t, tb, r, addrs)
+		if round%50 == 0 && tb.Len() != len(r.routes) {
+			t.Fatalf("round %d: Len = %d, want %d", round, tb.Len(), len(r.routes))
+		}
+	}
+	compareAll(t, tb, r, randAddrs(rng, ps, n/4))
+	st2 := tb.Stats()
+	t.Logf("stats: %+v", st2)
+
+	// summary against the reference
+	sum := tb.Summary()
+	bySrc := map[string]int{}
+	byLen := map[int]int{}
+	for p := range r.routes {
+		s, _ := r.best(p)
+		bySrc[s.String()]++
+		byLen[p.Bits()]++
+	}
+	if sum.Routes != len(r.routes) {
+		t.Errorf("Summary.Routes = %d, want %d", sum.Routes, len(r.routes))
+	}
+	for s := range NumSources {
+		if sum.BySource[s.String()] != bySrc[s.String()] {
+			t.Errorf("Summary.BySource[%v] = %d, want %d", s, sum.BySource[s.String()], bySrc[s.String()])
+		}
+	}
+	for l := range 33 {
+		if sum.ByLength[l] != byLen[l] {
+			t.Errorf("Summary.ByLength[%d] = %d, want %d", l, sum.ByLength[l], byLen[l])
+		}
+	}
+	// Get and Match against the reference on a sample
+	for i := range 2000 {
+		a := randAddrs(rng, ps, 1)[0]
+		got, gok := tb.Match(addrOf(a))
+		p, wok := r.match(a)
+		if gok != wok {
+			t.Fatalf("Match(%v) ok=%v want %v", addrOf(a), gok, wok)
+		}
+		if !wok {
+			continue
+		}
+		src, nh := r.best(p)
+		if got.Prefix != p || got.Source != src || got.NH != nh {
+			t.Fatalf("Match(%v) = %+v, want %v %v %+v", addrOf(a), got, p, src, nh)
+		}
+		if i%4 == 0 {
+			g, ok := tb.Get(p)
+			if !ok || g != got {
+				t.Fatalf("Get(%v) = %+v %v", p, g, ok)
+			}
+		}
+	}
+	// a full compaction keeps everything
+	tb.mu.Lock()
+	tb.compact(0, 0, 0)
+	tb.mu.Unlock()
+	compareAll(t, tb, r, randAddrs(rng, ps, 100_000))
+	// Routes: count and order
+	rs := tb.Routes()
+	if len(rs) != len(r.routes) {
+		t.Fatalf("Routes: %d, want %d", len(rs), len(r.routes))
+	}
+	for i := 1; i < len(rs); i++ {
+		a, b := rs[i-1].Prefix, rs[i].Prefix
+		if c := a.Addr().Compare(b.Addr()); c > 0 || c == 0 && a.Bits() >= b.Bits() {
+			t.Fatalf("Routes not sorted at %d: %v %v", i, a, b)
+		}
+	}
+}
+
+// TestSmallRandomized exercises the incremental path from an empty table,
+// with dense nested prefixes in a small address range (deep nodes).
+func TestSmallRandomized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	r := newRef()
+	tb := New()
+	base := ip("192.168.0.0")
+	for round := range 2000 {
+		l := rng.IntN(33)
+		a := (base | rng.Uint32()&0x0003ffff) & mask(l)
+		if l < 14 {
+			a = rng.Uint32() & mask(l)
+		}
+		p := netip.PrefixFrom(addrOf(a), l)
+		src := Source(rng.IntN(int(NumSources)))
+		if rng.IntN(3) == 0 {
+			got := tb.Delete(p, src)
+			if want := r.del(p, src); got != want {
+				t.Fatalf("Delete(%v,%v) = %v want %v", p, src, got, want)
+			}
+		} else {
+			rt := Route{Prefix: p, Source: src, NH: testNH(rng.IntN(20))}
+			tb.Add(rt)
+			r.add(rt)
+		}
+		if round%20 == 0 {
+			var addrs []uint32
+			for range 500 {
+				addrs = append(addrs, base|rng.Uint32()&0x0003ffff)
+			}
+			addrs = append(addrs, randAddrs(rng, []netip.Prefix{p}, 100)...)
+			compareAll(t, tb, r, addrs)
+		}
+	}
+}
+
+func TestLookupAllocs(t *testing.T) {
+	tb := New()
+	tb.Add(Route{pfx("10.0.0.0/8"), Static, gw(0, "10.0.0.1")})
+	tb.Add(Route{pfx("10.1.2.128/25"), Static, gw(0, "10.0.0.2")})
+	tb.Add(Route{pfx("10.1.2.129/32"), Static, gw(0, "10.0.0.3")})
+	addrs := []uint32{ip("10.1.2.129"), ip("10.1.2.130"), ip("10.9.9.9"), ip("11.0.0.1")}
+	var sum uint32
+	n := testing.AllocsPerRun(1000, func() {
+		for _, a := range addrs {
+			nh, _ := tb.Lookup(a)
+			sum += nh.Gateway
+		}
+	})
+	if n != 0 {
+		t.Fatalf("Lookup allocates %v per run", n)
+	}
+	if want := uint32(1001) * (ip("10.0.0.1") + ip("10.0.0.2") + ip("10.0.0.3")); sum != want {
+		t.Fatalf("lookups gave gateway sum %d, want %d", sum, want)
+	}
+}
+
+// TestConcurrentUpdates runs lookups on one goroutine while another
+// publishes updates (run with -race). Addresses under prefixes that never
+// change must always give their next hop; addresses under changing prefixes
+// must give one of the values they may have.
+func TestConcurrentUpdates(t *testing.T) {
+	tb := New()
+	stable := gw(0, "10.0.0.1")
+	var ups []Update
+	for i := range 4096 {
+		// stable /24s in 100.64.0.0/10.. (100.64.0.0 - 100.79.255.0)
+		ups = append(ups, Update{Route: Route{Prefix: netip.PrefixFrom(addrOf(ip("100.64.0.0")+uint32(i)<<8), 24), Source: Static, NH: stable}})
+	}
+	tb.Apply(ups)
+	A, B := gw(1, "10.1.0.1"), gw(1, "10.1.0.2")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var lookups, bad atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(5, 6))
+		for !stop.Load() {
+			for range 1000 {
+				a := ip("100.64.0.0") + rng.Uint32()%(4096<<8)
+				if nh, ok := tb.Lookup(a); !ok || nh != stable {
+					bad.Add(1)
+				}
+				// changing region: 192.168.0.0/16, either unrouted, A or B
+				a = ip("192.168.0.0") | rng.Uint32()&0xffff
+				if nh, ok := tb.Lookup(a); ok && nh != A && nh != B {
+					bad.Add(1)
+				}
+			}
+			lookups.Add(2000)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(7, 8))
+	deadline := time.Now().Add(time.Second)
+	updates := 0
+	for time.Now().Before(deadline) {
+		var b []Update
+		for range 64 {
+			l := 17 + rng.IntN(16)
+			p := netip.PrefixFrom(addrOf((ip("192.168.0.0")|rng.Uint32()&0xffff)&mask(l)), l)
+			nh := A
+			if rng.IntN(2) == 0 {
+				nh = B
+			}
+			b = append(b, Update{Route: Route{Prefix: p, Source: Runtime, NH: nh}, Delete: rng.IntN(3) == 0})
+		}
+		tb.Apply(b)
+		updates += len(b)
+		if rng.IntN(50) == 0 { // full rebuilds publish new snapshots too
+			tb.mu.Lock()
+			tb.compact(0, 0, 0)
+			tb.mu.Unlock()
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d wrong lookups during updates", bad.Load())
+	}
+	if lookups.Load() == 0 || updates == 0 {
+		t.Fatalf("no work done: %d lookups, %d updates", lookups.Load(), updates)
+	}
+	t.Logf("%d lookups during %d updates, stats %+v", lookups.Load(), updates, tb.Stats())
+}

@@ -1,0 +1,207 @@
+package fib
+
+import (
+	"math/bits"
+	"sync/atomic"
+)
+
+// The compiled FIB is a poptrie-like multibit trie over pointer-free arrays.
+//
+// The top 18 bits of the address index dir directly (a "chunk" is a /18).
+// A dir entry is either a leaf (leafFlag | next-hop index) or the index of
+// the chunk's root node. A node has 64 slots (6 address bits); slot i is
+// either a child node (bit i of vec) or a leaf. Children are stored
+// contiguously from base1, so child i is base1 + popcount(vec below i).
+// Leaves are run-length compressed: bit i of leafvec marks a leaf slot whose
+// value differs from the previous leaf slot; the leaf of slot i is
+// leaves[base0 + popcount(leafvec up to and including i) - 1]. Levels cover
+// address bits 18-23, 24-29 and 30-35 (the last with bits 32-35 zero), so a
+// lookup reads dir, at most three nodes and one leaf.
+//
+// Publishing: readers load the snapshot pointer once, then the dir entry
+// with an atomic load. The writer never modifies memory reachable from a
+// published dir entry: it writes a rebuilt chunk into unused space at the
+// tail of the arrays and then atomically stores the new dir entry. The old
+// chunk's space becomes garbage; when the tail runs out, the live chunks are
+// copied into fresh arrays (compaction) and a new snapshot is published with
+// an atomic pointer swap; lookups still running on the old snapshot keep
+// reading unchanged memory, which the GC frees when they are done.
+
+const (
+	dirBits  = 18
+	dirSize  = 1 << dirBits
+	leafFlag = 1 << 31
+	// maxNH is the largest next-hop index (next-hop indices fit 24 bits in
+	// the RIB encoding).
+	maxNH = 1<<24 - 1
+)
+
+type node struct {
+	vec     uint64
+	leafvec uint64
+	base0   uint32 // first leaf
+	base1   uint32 // first child
+}
+
+const nodeBytes = 24
+
+// snapshot is what lookups read. nodes, leaves and nhs have len == cap; the
+// writer tracks how much of them is used.
+type snapshot struct {
+	dir    *[dirSize]uint32
+	nodes  []node
+	leaves []uint32
+	nhs    []NextHop // index 0 is "no route"
+}
+
+func (s *snapshot) memBytes() int64 {
+	return dirSize*4 + int64(len(s.nodes))*nodeBytes + int64(len(s.leaves))*4 + int64(len(s.nhs))*8
+}
+
+// lookup returns the next-hop index for addr (0: no route).
+func (s *snapshot) lookup(addr uint32) uint32 {
+	e := atomic.LoadUint32(&s.dir[addr>>(32-dirBits)])
+	if e&leafFlag != 0 {
+		return e &^ leafFlag
+	}
+	n := &s.nodes[e]
+	v := (addr >> 8) & 63
+	if n.vec>>v&1 != 0 {
+		n = &s.nodes[n.base1+uint32(bits.OnesCount64(n.vec&(uint64(1)<<v-1)))]
+		v = (addr >> 2) & 63
+		if n.vec>>v&1 != 0 {
+			n = &s.nodes[n.base1+uint32(bits.OnesCount64(n.vec&(uint64(1)<<v-1)))]
+			v = (addr << 4) & 63
+		}
+	}
+	return s.leaves[n.base0+uint32(bits.OnesCount64(n.leafvec&(uint64(2)<<v-1)))-1]
+}
+
+// bent is one (best) route of a chunk as the builder sees it.
+type bent struct {
+	addr uint32
+	plen uint8
+	nh   uint32
+}
+
+// builder compiles one chunk into scratch arrays with indices relative to
+// their start.
+type builder struct {
+	nodes  []node
+	leaves []uint32
+	ents   []bent
+}
+
+func slotOf(addr uint32, end uint) uint64 {
+	return (uint64(addr) << 4 >> (36 - end)) & 63
+}
+
+// build compiles b.ents (sorted by address then length, all longer than
+// /18, all inside one chunk) over the default next hop def. The root is
+// node 0 of b.nodes.
+func (b *builder) build(def uint32) {
+	b.nodes = b.nodes[:0]
+	b.leaves = b.leaves[:0]
+	b.nodes = append(b.nodes, node{})
+	b.buildNode(0, 0, b.ents, def)
+}
+
+func (b *builder) buildNode(ni int, lv uint, ents []bent, def uint32) {
+	end := 24 + 6*lv
+	var slots [64]uint32
+	for i := range slots {
+		slots[i] = def
+	}
+	var vec uint64
+	var gs, ge [64]int32
+	for i := 0; i < len(ents); {
+		e := ents[i]
+		k := slotOf(e.addr, end)
+		if uint(e.plen) <= end {
+			n := uint64(1) << (end - uint(e.plen))
+			for j := k; j < k+n; j++ {
+				slots[j] = e.nh
+			}
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(ents) && uint(ents[j].plen) > end && slotOf(ents[j].addr, end) == k {
+			j++
+		}
+		vec |= 1 << k
+		gs[k], ge[k] = int32(i), int32(j)
+		i = j
+	}
+	cb := len(b.nodes)
+	for range bits.OnesCount64(vec) {
+		b.nodes = append(b.nodes, node{})
+	}
+	lb := len(b.leaves)
+	var leafvec uint64
+	have := false
+	var prev uint32
+	for k := range 64 {
+		if vec>>k&1 != 0 {
+			continue
+		}
+		if !have || slots[k] != prev {
+			leafvec |= 1 << k
+			b.leaves = append(b.leaves, slots[k])
+			prev, have = slots[k], true
+		}
+	}
+	b.nodes[ni] = node{vec: vec, leafvec: leafvec, base0: uint32(lb), base1: uint32(cb)}
+	c := cb
+	for m := vec; m != 0; m &= m - 1 {
+		k := bits.TrailingZeros64(m)
+		b.buildNode(c, lv+1, ents[gs[k]:ge[k]], slots[k])
+		c++
+	}
+}
+
+// place copies the built chunk to nodes[nb:], leaves[lb:], rebasing indices.
+func (b *builder) place(nodes []node, leaves []uint32, nb, lb uint32) {
+	for i, n := range b.nodes {
+		n.base0 += lb
+		n.base1 += nb
+		nodes[nb+uint32(i)] = n
+	}
+	copy(leaves[lb:], b.leaves)
+}
+
+// subtreeSize counts the nodes and leaves of the subtree rooted at i.
+func subtreeSize(nodes []node, i uint32) (nn, nl int) {
+	n := nodes[i]
+	nn, nl = 1, bits.OnesCount64(n.leafvec)
+	for c := range uint32(bits.OnesCount64(n.vec)) {
+		a, l := subtreeSize(nodes, n.base1+c)
+		nn += a
+		nl += l
+	}
+	return nn, nl
+}
+
+// copier copies subtrees into fresh arrays (compaction).
+type copier struct {
+	src    *snapshot
+	nodes  []node
+	leaves []uint32
+}
+
+// copyNode copies node i of src into c.nodes[dst] (already reserved).
+func (c *copier) copyNode(i uint32, dst int) {
+	n := c.src.nodes[i]
+	nl := bits.OnesCount64(n.leafvec)
+	lb := len(c.leaves)
+	c.leaves = append(c.leaves, c.src.leaves[n.base0:int(n.base0)+nl]...)
+	k := bits.OnesCount64(n.vec)
+	cb := len(c.nodes)
+	for range k {
+		c.nodes = append(c.nodes, node{})
+	}
+	c.nodes[dst] = node{vec: n.vec, leafvec: n.leafvec, base0: uint32(lb), base1: uint32(cb)}
+	for j := range k {
+		c.copyNode(n.base1+uint32(j), cb+j)
+	}
+}

@@ -1,0 +1,302 @@
+package fib
+
+import "slices"
+
+// The RIB holds every route of every source, pointer-free:
+//   - prefixes up to /18 in a map keyed by address<<8|length, holding the
+//     next-hop index of each source (0: none);
+//   - longer prefixes in one sorted list per /18 chunk (address, length,
+//     source), stored in a slab.
+// The best route of a prefix is the one of the lowest Source.
+
+const shortMax = dirBits // prefixes up to this length are "short"
+
+// rent is one long route: meta = plen<<26 | src<<24 | nh.
+type rent struct {
+	addr uint32
+	meta uint32
+}
+
+func mkRent(addr uint32, plen uint8, src Source, nh uint32) rent {
+	return rent{addr, uint32(plen)<<26 | uint32(src)<<24 | nh}
+}
+
+func (e rent) plen() uint8  { return uint8(e.meta >> 26) }
+func (e rent) src() Source  { return Source(e.meta >> 24 & 3) }
+func (e rent) nh() uint32   { return e.meta & maxNH }
+func (e rent) key() uint64  { return uint64(e.addr)<<8 | uint64(e.meta>>24) }
+func (e rent) pkey() uint64 { return uint64(e.addr)<<6 | uint64(e.meta>>26) }
+
+func pkeyOf(addr uint32, plen int) uint64 { return uint64(addr)<<6 | uint64(plen) }
+
+// chunk list: slab[off : off+n], capacity capOf(n, code).
+type clist struct {
+	off uint32
+	n   uint32 // low 24 bits: count; high 8 bits: capacity code (0: cap == count, else 1<<code)
+}
+
+func (c clist) count() int { return int(c.n & 0xffffff) }
+func (c clist) capacity() int {
+	if code := c.n >> 24; code != 0 {
+		return 1 << code
+	}
+	return c.count()
+}
+
+type rib struct {
+	short    map[uint64][NumSources]uint32
+	shortLen [shortMax + 1]int // prefixes per length among short ones
+	chunks   []clist           // dirSize
+	slab     []rent
+	garbage  int // slab entries not in any list
+
+	// counts of prefixes (best route) by length and source, and routes per source
+	byLen    [33]int
+	bySrc    [NumSources]int
+	perSrc   [NumSources]int
+	prefixes int
+}
+
+func newRIB() *rib {
+	return &rib{short: map[uint64][NumSources]uint32{}, chunks: make([]clist, dirSize)}
+}
+
+func mask(plen int) uint32 {
+	if plen == 0 {
+		return 0
+	}
+	return ^uint32(0) << (32 - plen)
+}
+
+func shortKey(addr uint32, plen int) uint64 { return uint64(addr)<<8 | uint64(plen) }
+
+func bestOf(v *[NumSources]uint32) (Source, uint32) {
+	for s, nh := range v {
+		if nh != 0 {
+			return Source(s), nh
+		}
+	}
+	return NumSources, 0
+}
+
+// account updates the counters for one prefix going from best source ob
+// (NumSources: absent) to nb.
+func (r *rib) account(plen int, ob, nb Source) {
+	if ob == nb {
+		return
+	}
+	if ob != NumSources {
+		r.bySrc[ob]--
+	} else {
+		r.byLen[plen]++
+		r.prefixes++
+	}
+	if nb != NumSources {
+		r.bySrc[nb]++
+	} else {
+		r.byLen[plen]--
+		r.prefixes--
+	}
+}
+
+func (r *rib) list(c uint32) []rent {
+	l := r.chunks[c]
+	return r.slab[l.off : l.off+uint32(l.count())]
+}
+
+// search returns the position of key k in chunk list l and whether it is there.
+func search(l []rent, k uint64) (int, bool) {
+	lo, hi := 0, len(l)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if l[m].key() < k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(l) && l[lo].key() == k
+}
+
+// bestLong returns the best source of prefix pk in list l (NumSources if none).
+func bestLong(l []rent, pk uint64) Source {
+	i, _ := search(l, pk<<2)
+	if i < len(l) && l[i].pkey() == pk {
+		return l[i].src()
+	}
+	return NumSources
+}
+
+// set installs (or replaces) the route; it returns the previous next hop of
+// that source (0: none).
+func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
+	if plen <= shortMax {
+		k := shortKey(addr, plen)
+		v, ok := r.short[k]
+		ob, _ := bestOf(&v)
+		old := v[src]
+		v[src] = nh
+		r.short[k] = v
+		if !ok {
+			r.shortLen[plen]++
+		}
+		nb, _ := bestOf(&v)
+		r.account(plen, ob, nb)
+		if old == 0 {
+			r.perSrc[src]++
+		}
+		return old
+	}
+	c := addr >> (32 - dirBits)
+	e := mkRent(addr, uint8(plen), src, nh)
+	l := r.list(c)
+	pk := e.pkey()
+	ob := bestLong(l, pk)
+	i, found := search(l, e.key())
+	if found {
+		old := l[i].nh()
+		l[i] = e
+		return old
+	}
+	cl := r.chunks[c]
+	n := cl.count()
+	if n == cl.capacity() {
+		code := uint32(2)
+		for 1<<code < n+1 {
+			code++
+		}
+		off := uint32(len(r.slab))
+		r.slab = append(r.slab, l...)
+		r.slab = append(r.slab, make([]rent, 1<<code-n)...)
+		r.garbage += cl.capacity()
+		cl = clist{off: off, n: uint32(n) | code<<24}
+	}
+	l = r.slab[cl.off : int(cl.off)+n+1]
+	copy(l[i+1:], l[i:n])
+	l[i] = e
+	cl.n++
+	r.chunks[c] = cl
+	r.perSrc[src]++
+	nb := bestLong(l, pk)
+	r.account(plen, ob, nb)
+	return 0
+}
+
+// del removes the route of src; it returns its next hop (0: there was none).
+func (r *rib) del(addr uint32, plen int, src Source) uint32 {
+	if plen <= shortMax {
+		k := shortKey(addr, plen)
+		v, ok := r.short[k]
+		if !ok || v[src] == 0 {
+			return 0
+		}
+		ob, _ := bestOf(&v)
+		old := v[src]
+		v[src] = 0
+		nb, _ := bestOf(&v)
+		if nb == NumSources {
+			delete(r.short, k)
+			r.shortLen[plen]--
+		} else {
+			r.short[k] = v
+		}
+		r.account(plen, ob, nb)
+		r.perSrc[src]--
+		return old
+	}
+	c := addr >> (32 - dirBits)
+	e := mkRent(addr, uint8(plen), src, 0)
+	l := r.list(c)
+	i, found := search(l, e.key())
+	if !found {
+		return 0
+	}
+	pk := e.pkey()
+	ob := bestLong(l, pk)
+	old := l[i].nh()
+	copy(l[i:], l[i+1:])
+	cl := r.chunks[c]
+	cl.n--
+	r.chunks[c] = cl
+	l = l[:len(l)-1]
+	nb := bestLong(l, pk)
+	r.account(plen, ob, nb)
+	r.perSrc[src]--
+	return old
+}
+
+// compactSlab packs all chunk lists (exact capacity) when at least half of
+// the slab is garbage, or always if force.
+func (r *rib) compactSlab(force bool) {
+	if !force && r.garbage*2 < len(r.slab) {
+		return
+	}
+	if r.garbage == 0 && len(r.slab) == cap(r.slab) {
+		return
+	}
+	n := len(r.slab) - r.garbage
+	ns := make([]rent, 0, n)
+	for c := range r.chunks {
+		cl := r.chunks[c]
+		cnt := cl.count()
+		off := uint32(len(ns))
+		ns = append(ns, r.slab[cl.off:int(cl.off)+cnt]...)
+		r.chunks[c] = clist{off: off, n: uint32(cnt)}
+	}
+	// lists that had spare capacity leave no garbage now
+	r.slab = ns
+	r.garbage = 0
+}
+
+// shortLPM returns the best next hop of the longest short prefix containing
+// addr (0: none).
+func (r *rib) shortLPM(addr uint32) uint32 {
+	for l := shortMax; l >= 0; l-- {
+		if r.shortLen[l] == 0 {
+			continue
+		}
+		if v, ok := r.short[shortKey(addr&mask(l), l)]; ok {
+			_, nh := bestOf(&v)
+			return nh
+		}
+	}
+	return 0
+}
+
+// paintShort computes the default next hop of every chunk from the short
+// prefixes into sb (len dirSize).
+func (r *rib) paintShort(sb []uint32) {
+	clear(sb)
+	keys := make([]uint64, 0, len(r.short))
+	for k := range r.short {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // address, then length: covering prefixes first
+	for _, k := range keys {
+		v := r.short[k]
+		_, nh := bestOf(&v)
+		addr, plen := uint32(k>>8), int(k&0xff)
+		c := addr >> (32 - dirBits)
+		n := uint32(1) << (shortMax - plen)
+		for i := c; i < c+n; i++ {
+			sb[i] = nh
+		}
+	}
+}
+
+// fillChunk fills b.ents with the best route of every prefix of chunk c.
+func (r *rib) fillChunk(b *builder, c uint32) {
+	b.ents = b.ents[:0]
+	var last uint64 = ^uint64(0)
+	for _, e := range r.list(c) {
+		if pk := e.pkey(); pk != last {
+			last = pk
+			b.ents = append(b.ents, bent{addr: e.addr, plen: e.plen(), nh: e.nh()})
+		}
+	}
+}
+
+func (r *rib) memBytes() int64 {
+	// map: key 8 + value 16 bytes per slot, roughly 8/7 slots per entry + control bytes
+	return int64(len(r.chunks))*8 + int64(cap(r.slab))*8 + int64(len(r.short))*(24*8/7+2)
+}
