@@ -59,6 +59,8 @@ func init() {
 		{Words: []string{"clear", "arp"}, Help: "forget learned neighbours (static entries stay)", run: (*Router).cmdClearARP},
 		{Words: []string{"ip", "route", "add"}, Args: "PREFIX via ADDR", Help: "add a runtime route (lost on reload unless in the file)", run: (*Router).cmdRouteAdd},
 		{Words: []string{"ip", "route", "del"}, Args: "PREFIX", Help: "delete a runtime route", run: (*Router).cmdRouteDel},
+		{Words: []string{"trace"}, Args: "N", Help: "record the next N packets as they pass each stage", run: (*Router).cmdTrace},
+		{Words: []string{"show", "trace"}, Help: "the packets recorded by trace", run: (*Router).cmdShowTrace},
 		{Words: []string{"reload"}, Help: "re-read the configuration file and apply it", run: (*Router).cmdReload},
 	}
 }

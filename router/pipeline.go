@@ -41,6 +41,11 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 	}
 	nw := &s.nets[pv&0xffff-1]
 	eth := packet.Ether(f)
+	if w.tp != nil {
+		w.tr(tsRx, uint32(p.idx), uint32(l2.VID), 0)
+		w.trMAC(tsL2, uint32(nw.idx), eth.Src())
+		w.tp.ev[w.tp.nev-1].b = uint32(l2.Type)
+	}
 	l2mcast := eth.DstIsMulticast()
 	if nw.switched() {
 		ingress := int(pv >> 16)
@@ -101,6 +106,7 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 		}
 	}
 	op := a.Op()
+	w.tr(tsARP, uint32(op), spa, tpa)
 	ours := false
 	if op == packet.ARPRequest {
 		if li, ok := s.local[tpa]; ok && int(li) == int(nw.idx) {
@@ -205,6 +211,7 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 		return
 	}
 	src, dst := ip.Src(), ip.Dst()
+	w.tr(tsIPv4, src, dst, uint32(ip.Proto())<<8|uint32(ip.TTL()))
 	if packet.IsMartianSource(src) {
 		w.drop(DropMartianSource)
 		return
@@ -233,6 +240,9 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 		return
 	}
 	nh, ok := w.r.FIB.Lookup(dst)
+	if w.tp != nil && ok {
+		w.tr(tsFIB, uint32(nh.Kind), uint32(nh.Network), nh.Gateway)
+	}
 	if !ok {
 		w.drop(DropNoRoute)
 		w.icmpError(ip, packet.ICMPUnreachable, packet.CodeNetUnreachable, 0)
@@ -286,6 +296,7 @@ func (w *worker) local(buf []byte, off int, ip packet.IPv4, nw *network) {
 	pl := ip.Payload()
 	if ip.Proto() == packet.ProtoICMP && len(pl) >= packet.ICMPHdrLen && pl[0] == packet.ICMPEchoRequest &&
 		packet.Fold(packet.Sum(pl, 0)) == 0xffff {
+		w.tr(tsLocal, 1, 0, 0)
 		w.echoReply(buf, off, ip)
 		return
 	}
@@ -373,6 +384,7 @@ func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
 	}
 	copy(m[8:], orig[:q])
 	m.ComputeChecksum()
+	w.tr(tsICMP, uint32(typ), uint32(code), src)
 	w.cnt[CntICMPErrors]++
 	w.output(b, o, p, nh, out)
 }
@@ -390,6 +402,12 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 		hop = nh.Gateway
 	}
 	mac, ok := w.r.Neigh.Lookup(out.idx, hop)
+	if w.tp != nil {
+		w.trMAC(tsNeigh, hop, mac)
+		if ok {
+			w.tp.ev[w.tp.nev-1].b = 1
+		}
+	}
 	if !ok {
 		sendReq, queued := w.r.Neigh.Miss(out.idx, hop, ip, w.now)
 		if queued {

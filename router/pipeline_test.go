@@ -2,6 +2,7 @@ package router
 
 import (
 	"net"
+	"strings"
 	"net/netip"
 	"testing"
 	"time"
@@ -442,4 +443,27 @@ func BenchmarkPipelineForward(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+}
+
+func TestTrace(t *testing.T) {
+	l := newLab(t)
+	l.resolveA()
+	l.r.Exec([]string{"trace", "2"}, false)
+	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
+	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, net.IPv4(8, 8, 8, 8).To4(), 64, false, 8))
+	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
+	l.run()
+	out, err := l.r.Exec([]string{"show", "trace"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"packet 1", "rx      port pa", "ipv4    192.0.2.10 -> 192.0.2.1", "local", "tx      port pa",
+		"packet 2", "drop    no-route", "icmp    sent type 3 code 0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "packet 3") {
+		t.Errorf("traced more than 2 packets:\n%s", out)
+	}
 }

@@ -67,6 +67,7 @@ type Router struct {
 	lastReload atomic.Pointer[string]
 	started    time.Time
 	reloadFn   ReloadFunc
+	trace      tracer
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"vrouter/packet"
 	"vrouter/router/port"
@@ -72,6 +73,10 @@ type worker struct {
 	flushFn  func([]byte)
 
 	ipID uint16
+
+	tracing bool      // tracing armed at the start of this batch
+	tp      *tracePkt // the packet being traced, nil when not
+	tpBuf   tracePkt
 }
 
 func (r *Router) newWorker(id int) *worker {
@@ -113,6 +118,7 @@ func (w *worker) begin() {
 	w.now = w.r.clock.Now()
 	w.nscr = 0
 	w.refillTokens()
+	w.tracing = w.r.trace.armed.Load()
 }
 
 // end writes the pending frames and publishes the counters.
@@ -144,7 +150,14 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 	var bytes uint64
 	for i := 0; i < b.N; i++ {
 		bytes += uint64(b.Len[i])
+		if w.tracing {
+			w.startTrace(p, b.Len[i])
+		}
 		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i])
+		if w.tp != nil {
+			w.r.trace.store(w.tp)
+			w.tp = nil
+		}
 	}
 	p.rxPackets.Add(uint64(b.N))
 	p.rxBytes.Add(bytes)
@@ -152,7 +165,23 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 	w.end()
 }
 
-func (w *worker) drop(r DropReason) { w.drops[r]++ }
+func (w *worker) drop(r DropReason) {
+	w.drops[r]++
+	if w.tp != nil {
+		w.trDrop(r)
+	}
+}
+
+// startTrace starts a trace record for the next packet if any are left.
+func (w *worker) startTrace(p *portState, n int) {
+	seq, ok := w.r.trace.take()
+	if !ok {
+		w.tracing = false
+		return
+	}
+	w.tpBuf = tracePkt{seq: seq, at: time.Now(), port: p.idx, len: n}
+	w.tp = &w.tpBuf
+}
 
 // getScratch returns a scratch buffer for a generated packet, flushing the
 // pending frames first when the pool is used up.
