@@ -76,7 +76,7 @@ func (l *lab) moveToVM(t testing.TB, addr string) {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		out := sh(t, "ip", "-n", l.nameV, "-o", "link", "show", l.tap)
-		if strings.Contains(out, "state UP") {
+		if strings.Contains(out, "LOWER_UP") && !strings.Contains(out, "qdisc noop") {
 			return
 		}
 		if time.Now().After(deadline) {
