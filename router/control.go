@@ -61,6 +61,7 @@ func init() {
 		{Words: []string{"ip", "route", "del"}, Args: "PREFIX", Help: "delete a runtime route", run: (*Router).cmdRouteDel},
 		{Words: []string{"trace"}, Args: "N", Help: "record the next N packets as they pass each stage", run: (*Router).cmdTrace},
 		{Words: []string{"show", "trace"}, Help: "the packets recorded by trace", run: (*Router).cmdShowTrace},
+		{Words: []string{"capture"}, Args: "PORT FILE [N]", Help: "write the next N frames (default 100) of a port, in and out, to a pcap file", run: (*Router).cmdCapture},
 		{Words: []string{"reload"}, Help: "re-read the configuration file and apply it", run: (*Router).cmdReload},
 	}
 }

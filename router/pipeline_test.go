@@ -2,13 +2,16 @@ package router
 
 import (
 	"net"
-	"strings"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"vrouter/config"
 	"vrouter/internal/clock"
@@ -465,5 +468,43 @@ func TestTrace(t *testing.T) {
 	}
 	if strings.Contains(out, "packet 3") {
 		t.Errorf("traced more than 2 packets:\n%s", out)
+	}
+}
+
+func TestCapture(t *testing.T) {
+	l := newLab(t)
+	path := filepath.Join(t.TempDir(), "pa.pcap")
+	if _, err := l.r.Exec([]string{"capture", "pa", path, "2"}, false); err != nil {
+		t.Fatal(err)
+	}
+	l.resolveA() // request in, reply out: 2 frames, then the capture ends
+	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
+	l.run()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []uint16
+	for {
+		data, _, err := rd.ReadPacketData()
+		if err != nil {
+			break
+		}
+		a, ok := decode(data).Layer(layers.LayerTypeARP).(*layers.ARP)
+		if !ok {
+			t.Fatalf("captured a non-ARP frame")
+		}
+		ops = append(ops, a.Operation)
+	}
+	if len(ops) != 2 || ops[0] != layers.ARPRequest || ops[1] != layers.ARPReply {
+		t.Fatalf("captured %v", ops)
+	}
+	if l.r.ports[0].capture.Load() != nil {
+		t.Fatal("capture still running after N frames")
 	}
 }

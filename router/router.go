@@ -33,6 +33,8 @@ type portState struct {
 	txPackets, txBytes atomic.Uint64
 	txErrors           atomic.Uint64
 	drops              atomic.Uint64
+
+	capture atomic.Pointer[capture]
 }
 
 // Options are the router's dependencies.

@@ -77,6 +77,8 @@ type worker struct {
 	tracing bool      // tracing armed at the start of this batch
 	tp      *tracePkt // the packet being traced, nil when not
 	tpBuf   tracePkt
+
+	capFrames [][]byte
 }
 
 func (r *Router) newWorker(id int) *worker {
@@ -147,6 +149,9 @@ func (w *worker) end() {
 // processBatch runs one received batch through the pipeline.
 func (w *worker) processBatch(p *portState, b *port.Batch) {
 	w.begin()
+	if p.capture.Load() != nil {
+		w.captureRx(p, b)
+	}
 	var bytes uint64
 	for i := 0; i < b.N; i++ {
 		bytes += uint64(b.Len[i])
@@ -163,6 +168,17 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 	p.rxBytes.Add(bytes)
 	w.cnt[CntRxFrames] += uint64(b.N)
 	w.end()
+}
+
+// captureRx hands the received frames to the port's capture (before the
+// pipeline rewrites them in place).
+func (w *worker) captureRx(p *portState, b *port.Batch) {
+	frames := w.capFrames[:0]
+	for i := 0; i < b.N; i++ {
+		frames = append(frames, b.Frame(i))
+	}
+	p.captureFrames(frames)
+	w.capFrames = frames[:0]
 }
 
 func (w *worker) drop(r DropReason) {
@@ -207,6 +223,9 @@ func (w *worker) flushTx() {
 		}
 		ps := w.r.ports[pi]
 		n, _ := ps.p.WriteBatch(frames)
+		if ps.capture.Load() != nil {
+			ps.captureFrames(frames[:n])
+		}
 		var by uint64
 		for _, f := range frames[:n] {
 			by += uint64(len(f))
