@@ -590,3 +590,17 @@ func TestSocketPathOverride(t *testing.T) {
 		t.Errorf("zero SocketPath = %q", z.SocketPath())
 	}
 }
+
+func BenchmarkParseExample(b *testing.B) {
+	data, err := os.ReadFile("testdata/example.toml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Parse("example.toml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
