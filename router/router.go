@@ -70,6 +70,8 @@ type Router struct {
 	started    time.Time
 	reloadFn   ReloadFunc
 	trace      tracer
+
+	extraMetrics []MetricsSource
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).

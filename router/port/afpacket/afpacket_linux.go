@@ -98,16 +98,17 @@ type Port struct {
 	readFn  func(fd uintptr) bool
 
 	// Transmit state, guarded by txMu.
-	txMu    sync.Mutex
-	txIov   []unix.Iovec // two per message: vnet header, frame
-	txMsgs  []unix.Mmsghdr
-	txK     int // messages prepared
-	txDone  int // messages handled (sent or refused)
-	txOK    int // messages sent
-	txFail  int // messages refused
-	txErr   error
-	writeFn func(fd uintptr) bool
-	vnetTx  [packet.VnetHdrLen]byte // all zero: no offload requested
+	txMu        sync.Mutex
+	txIov       []unix.Iovec // two per message: vnet header, frame
+	txMsgs      []unix.Mmsghdr
+	txK         int // messages prepared
+	txDone      int // messages handled (sent or refused)
+	txOK        int // messages sent
+	txFail      int // messages refused
+	txFailBytes uint64
+	txErr       error
+	writeFn     func(fd uintptr) bool
+	vnetTx      [packet.VnetHdrLen]byte // all zero: no offload requested
 
 	rxPackets, rxBytes, rxDropped, rxGSO, rxCsum atomic.Uint64
 	txPackets, txBytes, txErrors                 atomic.Uint64
@@ -184,7 +185,23 @@ func Open(name, device string, opts Options) (*Port, error) {
 		p.mtu = opts.MTU
 	}
 
-	ring := opts.RxRing
+	p.initBuffers(opts.RxRing, opts.TxBatch)
+	p.file = os.NewFile(uintptr(fd), "afpacket:"+device)
+	if p.file == nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("port %q: cannot use socket of %q", name, device)
+	}
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		p.file.Close()
+		return nil, fmt.Errorf("port %q: %v", name, err)
+	}
+	p.rc = rc
+	return p, nil
+}
+
+// initBuffers allocates the recvmmsg/sendmmsg arrays and buffers.
+func (p *Port) initBuffers(ring, tb int) {
 	if ring <= 0 {
 		ring = port.DefaultBatch
 	}
@@ -202,7 +219,6 @@ func Open(name, device string, opts Options) (*Port, error) {
 		h.Iovlen = 1
 		h.Control = &p.rxCtl[i*ctlSize]
 	}
-	tb := opts.TxBatch
 	if tb <= 0 {
 		tb = port.DefaultBatch
 	}
@@ -222,19 +238,6 @@ func Open(name, device string, opts Options) (*Port, error) {
 	}
 	p.readFn = p.doRead
 	p.writeFn = p.doWrite
-
-	p.file = os.NewFile(uintptr(fd), "afpacket:"+device)
-	if p.file == nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("port %q: cannot use socket of %q", name, device)
-	}
-	rc, err := p.file.SyscallConn()
-	if err != nil {
-		p.file.Close()
-		return nil, fmt.Errorf("port %q: %v", name, err)
-	}
-	p.rc = rc
-	return p, nil
 }
 
 func (p *Port) Name() string   { return p.name }
@@ -470,6 +473,7 @@ func (p *Port) doWrite(fd uintptr) bool {
 		}
 		// The first pending message was refused (too big, link down, ...).
 		p.txErr = e
+		p.txFailBytes += p.txIov[2*p.txDone+1].Len
 		p.txDone++
 		p.txFail++
 	}
@@ -501,21 +505,25 @@ func (p *Port) WriteBatch(frames [][]byte) (int, error) {
 			iov.SetLen(len(f))
 			bytes += uint64(len(f))
 		}
-		p.txK, p.txDone, p.txOK, p.txFail, p.txErr = k, 0, 0, 0, nil
+		p.txK, p.txDone, p.txOK, p.txFail, p.txErr, p.txFailBytes = k, 0, 0, 0, nil, 0
 		err = p.rc.Write(p.writeFn)
 		sent += p.txOK
 		failed += p.txFail
+		bytes -= p.txFailBytes
 		for i := 0; i < k; i++ {
 			p.txIov[2*i+1].Base = nil // do not retain the caller's buffers
 		}
 		if err != nil {
 			failed += k - p.txDone
+			for i := p.txDone; i < k; i++ {
+				bytes -= uint64(len(frames[off+i]))
+			}
 			break
 		}
 		off += k
 	}
 	p.txPackets.Add(uint64(sent))
-	p.txBytes.Add(bytes) // approximate when frames were refused
+	p.txBytes.Add(bytes)
 	if failed != 0 {
 		p.txErrors.Add(uint64(failed))
 	}

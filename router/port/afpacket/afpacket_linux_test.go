@@ -15,6 +15,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"vrouter/router/port"
 )
@@ -428,5 +429,72 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	if st := pa.Stats(); st.TxPackets != writers*per {
 		t.Errorf("TxPackets %d", st.TxPackets)
+	}
+}
+
+// TestWriteRefusedFrames: frames the kernel refuses (over the MTU, empty)
+// are skipped and counted; the others are sent.
+func TestWriteRefusedFrames(t *testing.T) {
+	l := newLab(t)
+	pa := openIn(t, l.a, "a", "va", Options{})
+	pb := openIn(t, l.b, "b", "vb", Options{})
+	l.waitUp(t)
+	good1 := udpFrame(t, nil, layers.EthernetTypeIPv4, "first")
+	good2 := udpFrame(t, nil, layers.EthernetTypeIPv4, "second")
+	tooBig := udpFrame(t, nil, layers.EthernetTypeIPv4, strings.Repeat("b", 1600))
+	n, err := pa.WriteBatch([][]byte{good1, tooBig, {}, good2})
+	if n != 2 || err != nil {
+		t.Fatalf("WriteBatch: %d %v", n, err)
+	}
+	if st := pa.Stats(); st.TxErrors != 2 || st.TxPackets != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	got := readN(t, pb, 2, 3*time.Second)
+	if !bytes.Equal(got[0], good1) || !bytes.Equal(got[1], good2) {
+		t.Fatal("wrong frames arrived")
+	}
+}
+
+// TestUDPGSO: a UDP_SEGMENT send in the peer namespace crosses the veth as
+// one GSO_UDP_L4 super-frame; the port hands out the datagrams.
+func TestUDPGSO(t *testing.T) {
+	l := newLab(t)
+	sh(t, "ip", "-n", l.nameA, "addr", "add", "192.0.2.1/24", "dev", "va")
+	p := openIn(t, l.b, "b", "vb", Options{})
+	l.waitUp(t)
+	mac := p.MAC()
+	sh(t, "ip", "-n", l.nameA, "neigh", "add", "192.0.2.2", "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "va")
+	payload := make([]byte, 5000)
+	for i := range payload {
+		payload[i] = byte(i / 1000)
+	}
+	var err error
+	inNS(t, l.a, func() {
+		var fd int
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0); err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		if err = unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_SEGMENT, 1000); err != nil {
+			return
+		}
+		err = unix.Sendto(fd, payload, 0, &unix.SockaddrInet4{Port: 9000, Addr: [4]byte{192, 0, 2, 2}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readN(t, p, 5, 3*time.Second)
+	for i, f := range got {
+		pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		u, _ := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if ip == nil || u == nil || len(u.Payload) != 1000 || u.Payload[0] != byte(i) || !l4OK(ip, ip.Payload) || !csumOK(nil, ip.Contents) {
+			t.Fatalf("datagram %d: %v", i, pkt)
+		}
+	}
+	st := p.Stats()
+	t.Logf("stats %+v", st)
+	if st.RxGSO != 1 {
+		t.Fatalf("RxGSO %d, want 1 super-frame", st.RxGSO)
 	}
 }
