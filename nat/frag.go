@@ -1,0 +1,150 @@
+package nat
+
+import (
+	"sync"
+
+	"vrouter/packet"
+)
+
+// Fragments. The first fragment of a NATed datagram is translated through
+// its session like any packet; each stage (In, Out) remembers what it did to
+// the address under (src, dst, proto, IP ID) in a small fixed-size table, and
+// applies the same to the following fragments (which carry no ports).
+//
+// Out-of-order policy: a non-first fragment seen before its first fragment is
+// not buffered. Where the address translation does not depend on ports it is
+// still translated (floating IPs both ways, SNAT source to the host's paired
+// address); otherwise (replies to an SNAT mapping, port forwards) it is
+// dropped and counted (FragOutOfOrder). Memory is bounded by the table size.
+
+const (
+	stageIn  = 0
+	stageOut = 1
+	fragWays = 4
+)
+
+type fragEntry struct {
+	k1      uint64 // src<<32 | dst
+	k2      uint32 // id<<16 | proto<<8 | stage<<1 | 1 (valid)
+	ip      uint32
+	expires int64
+}
+
+type fragTable struct {
+	mu  sync.Mutex
+	e   []fragEntry
+	set uint64
+	n   int
+}
+
+func (ft *fragTable) init(n int) {
+	ft.e = make([]fragEntry, n)
+	ft.set = uint64(n / fragWays)
+}
+
+func (ft *fragTable) used() int {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return ft.n
+}
+
+func fragKey(src, dst uint32, proto uint8, id uint16, stage int) (uint64, uint32) {
+	return uint64(src)<<32 | uint64(dst), uint32(id)<<16 | uint32(proto)<<8 | uint32(stage)<<1 | 1
+}
+
+func (ft *fragTable) bucket(k1 uint64, k2 uint32) []fragEntry {
+	b := hashKey(k1, uint64(k2)) % ft.set * fragWays
+	return ft.e[b : b+fragWays]
+}
+
+// learn records the new address for a datagram's next fragments. False when
+// the bucket is full of live entries.
+func (ft *fragTable) learn(src, dst uint32, proto uint8, id uint16, stage int, ip uint32, now int64) bool {
+	k1, k2 := fragKey(src, dst, proto, id, stage)
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	b := ft.bucket(k1, k2)
+	free := -1
+	for i := range b {
+		e := &b[i]
+		if e.k2 != 0 && e.k1 == k1 && e.k2 == k2 {
+			e.ip, e.expires = ip, now+int64(FragTimeout)
+			return true
+		}
+		if free < 0 && (e.k2 == 0 || e.expires <= now) {
+			free = i
+		}
+	}
+	if free < 0 {
+		return false
+	}
+	if b[free].k2 == 0 {
+		ft.n++
+	}
+	b[free] = fragEntry{k1, k2, ip, now + int64(FragTimeout)}
+	return true
+}
+
+func (ft *fragTable) find(src, dst uint32, proto uint8, id uint16, stage int, now int64) (uint32, bool) {
+	k1, k2 := fragKey(src, dst, proto, id, stage)
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	b := ft.bucket(k1, k2)
+	for i := range b {
+		e := &b[i]
+		if e.k2 == k2 && e.k1 == k1 && e.expires > now {
+			return e.ip, true
+		}
+	}
+	return 0, false
+}
+
+func (ft *fragTable) expire(now int64) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	for i := range ft.e {
+		if e := &ft.e[i]; e.k2 != 0 && e.expires <= now {
+			*e = fragEntry{}
+			ft.n--
+		}
+	}
+}
+
+// fragIn handles a non-first fragment to a NAT address.
+func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, now int64) (Verdict, Reason) {
+	if ip, ok := w.n.frags.find(p.Src(), p.Dst(), p.Proto(), p.ID(), stageIn, now); ok {
+		setAddr(p, p.Proto(), nil, 16, ip)
+		w.inc(cFragTranslated)
+		return Translated, 0
+	}
+	if kind&aFloat != 0 {
+		setAddr(p, p.Proto(), nil, 16, r.floats[r.floatByExt[p.Dst()]].int)
+		w.inc(cFragTranslated)
+		return Translated, 0
+	}
+	if r.own[p.Dst()] {
+		return Pass, 0
+	}
+	return w.drop(FragOutOfOrder)
+}
+
+// fragOut handles a non-first fragment in Out.
+func (w *Worker) fragOut(p packet.IPv4, r *rules, inNet, outNet uint16, now int64) (Verdict, Reason) {
+	src := p.Src()
+	if ip, ok := w.n.frags.find(src, p.Dst(), p.Proto(), p.ID(), stageOut, now); ok {
+		setAddr(p, p.Proto(), nil, 12, ip)
+		w.inc(cFragTranslated)
+		return Translated, 0
+	}
+	if fl := r.floatOut(src, inNet, outNet); fl != nil {
+		setAddr(p, p.Proto(), nil, 12, fl.ext)
+		w.inc(cFragTranslated)
+		return Translated, 0
+	}
+	if sr := r.snatOut(src, outNet); sr != nil {
+		setAddr(p, p.Proto(), nil, 12, sr.pair(src))
+		w.inc(cFragTranslated)
+		return Translated, 0
+	}
+	return Pass, 0
+}

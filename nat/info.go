@@ -1,0 +1,372 @@
+package nat
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"vrouter/config"
+	"vrouter/packet"
+)
+
+// Tuple is one direction of a session as shown to users. For ICMP queries
+// the identifier is shown as the port of the side that chose it.
+type Tuple struct {
+	Src, Dst netip.AddrPort
+}
+
+func (t Tuple) String() string { return t.Src.String() + " -> " + t.Dst.String() }
+
+// SessionInfo describes one session for `show conntrack`.
+type SessionInfo struct {
+	Proto   uint8
+	Orig    Tuple // as the initiator's packets arrive
+	Reply   Tuple // as the responder's packets arrive
+	State   string
+	NAT     string // "snat", "dnat" or "snat+dnat"
+	Timeout time.Duration
+	Packets uint64
+	Bytes   uint64
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case packet.ProtoTCP:
+		return "tcp"
+	case packet.ProtoUDP:
+		return "udp"
+	case packet.ProtoICMP:
+		return "icmp"
+	}
+	return fmt.Sprint(p)
+}
+
+func (s SessionInfo) String() string {
+	return fmt.Sprintf("%-4s %s  reply %s  %s %s timeout %s packets %d bytes %d",
+		protoName(s.Proto), s.Orig, s.Reply, s.State, s.NAT, s.Timeout.Truncate(time.Second), s.Packets, s.Bytes)
+}
+
+func (w *words) touches(a uint32) bool {
+	return w.oSrc() == a || w.oDst() == a || w.rSrc() == a || w.rDst() == a
+}
+
+// scan calls f for every live session (caller holds n.mu).
+func (n *NAT) scan(f func(idx uint32, s *session, w *words, st uint64)) {
+	t := n.t
+	var w words
+	for idx := uint32(0); idx < t.hwm; idx++ {
+		st, ok, _ := t.read(idx, &w)
+		if ok {
+			f(idx, &t.slab[idx], &w, st)
+		}
+	}
+}
+
+func ap(a uint32, p uint16) netip.AddrPort { return netip.AddrPortFrom(addrOf(a), p) }
+
+// Sessions lists the sessions that involve addr in any of their four
+// addresses (all sessions when addr is the zero Addr). Timeouts are relative
+// to the time last passed to Reap or of the last session creation.
+func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
+	var fa uint32
+	if filter.IsValid() {
+		fa = a32(filter.Unmap())
+	}
+	now := n.lastNow.Load()
+	var out []SessionInfo
+	n.mu.Lock()
+	n.scan(func(_ uint32, s *session, w *words, st uint64) {
+		if filter.IsValid() && !w.touches(fa) {
+			return
+		}
+		si := SessionInfo{
+			Proto:   w.proto(),
+			Orig:    Tuple{ap(w.oSrc(), w.oSport()), ap(w.oDst(), w.oDport())},
+			Reply:   Tuple{ap(w.rSrc(), w.rSport()), ap(w.rDst(), w.rDport())},
+			Timeout: time.Duration(s.expires.Load() - now),
+			Packets: s.pkts.Load(),
+			Bytes:   s.bytes.Load(),
+		}
+		if si.Timeout < 0 {
+			si.Timeout = 0
+		}
+		snat := w.oSrc() != w.rDst() || w.oSport() != w.rDport()
+		dnat := w.oDst() != w.rSrc() || w.oDport() != w.rSport()
+		switch {
+		case snat && dnat:
+			si.NAT = "snat+dnat"
+		case dnat:
+			si.NAT = "dnat"
+		default:
+			si.NAT = "snat"
+		}
+		if w.proto() == packet.ProtoTCP {
+			si.State = tcpStateNames[st&stStateMask]
+		} else if st&stReplied != 0 {
+			si.State = "REPLIED"
+		} else {
+			si.State = "UNREPLIED"
+		}
+		out = append(out, si)
+	})
+	n.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Orig, out[j].Orig
+		if a.Src != b.Src {
+			return a.Src.Addr().Less(b.Src.Addr()) || a.Src.Addr() == b.Src.Addr() && a.Src.Port() < b.Src.Port()
+		}
+		return a.Dst.Addr().Less(b.Dst.Addr()) || a.Dst.Addr() == b.Dst.Addr() && a.Dst.Port() < b.Dst.Port()
+	})
+	return out
+}
+
+// Clear deletes the sessions that involve addr (all when addr is the zero
+// Addr) and returns how many.
+func (n *NAT) Clear(filter netip.Addr) int {
+	var fa uint32
+	if filter.IsValid() {
+		fa = a32(filter.Unmap())
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	n.scan(func(idx uint32, _ *session, w *words, _ uint64) {
+		if !filter.IsValid() || w.touches(fa) {
+			n.destroy(idx)
+			c++
+		}
+	})
+	n.flushed.Add(uint64(c))
+	return c
+}
+
+// PoolUse is the port use of one external address.
+type PoolUse struct {
+	Addr      netip.Addr
+	Proto     string
+	Used      int // ports held by mappings
+	Size      int // ports of the dynamic range (1024 and above)
+	Exhausted uint64
+}
+
+// SNATInfo is one [[nat.snat]] rule.
+type SNATInfo struct {
+	Rule     config.SNAT
+	Sessions int
+	Pools    []PoolUse
+}
+
+// FloatingInfo is one [[nat.floating]].
+type FloatingInfo struct {
+	Rule     config.Floating
+	Sessions int
+}
+
+// ForwardInfo is one [[nat.forward]].
+type ForwardInfo struct {
+	Rule     config.Forward
+	Sessions int
+	Backends []int // sessions per internal address
+}
+
+// RulesInfo is the content of `show nat`.
+type RulesInfo struct {
+	Filtering string
+	SNAT      []SNATInfo
+	Floating  []FloatingInfo
+	Forward   []ForwardInfo
+	Sessions  int
+	Max       int
+}
+
+// Rules describes the NAT rules with their session counts and port use.
+func (n *NAT) Rules() RulesInfo {
+	r := n.rules.Load()
+	ri := RulesInfo{Filtering: "address-dependent", Max: int(n.t.max)}
+	if r.eif {
+		ri.Filtering = "endpoint-independent"
+	}
+	ri.SNAT = make([]SNATInfo, len(r.snat))
+	ri.Floating = make([]FloatingInfo, len(r.floats))
+	ri.Forward = make([]ForwardInfo, len(r.fwds))
+	for i := range r.fwds {
+		ri.Forward[i] = ForwardInfo{Rule: r.fwds[i].spec, Backends: make([]int, len(r.fwds[i].backends))}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.scan(func(_ uint32, _ *session, w *words, _ uint64) {
+		ri.Sessions++
+		switch w.origin() {
+		case oSNAT, oSNATIn:
+			for i := range r.snat {
+				if r.snat[i].out == w.outNet() && r.snat[i].contains(w.oSrc()) {
+					ri.SNAT[i].Sessions++
+					break
+				}
+			}
+		case oFloatOut:
+			if fi, ok := r.floatByInt[w.oSrc()]; ok {
+				ri.Floating[fi].Sessions++
+			}
+		case oFloatIn:
+			if fi, ok := r.floatByExt[w.oDst()]; ok {
+				ri.Floating[fi].Sessions++
+			}
+		case oForward:
+			if fi, ok := r.fwdByExt[r.fwdKey(w.proto(), w.oDst(), w.oDport())]; ok {
+				ri.Forward[fi].Sessions++
+				be := uint64(w.rSrc())<<16 | uint64(w.rSport())
+				for j, b := range r.fwds[fi].backends {
+					if b == be {
+						ri.Forward[fi].Backends[j]++
+					}
+				}
+			}
+		}
+	})
+	for i := range r.snat {
+		sr := &r.snat[i]
+		ri.SNAT[i].Rule = sr.spec
+		lo, hi := sr.portRange(1024)
+		for a := sr.first; ; a++ {
+			for _, proto := range []uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP} {
+				pu := PoolUse{Addr: addrOf(a), Proto: protoName(proto), Size: int(hi) - int(lo) + 1}
+				if p := n.pools[poolKey(a, proto)]; p != nil {
+					pu.Used, pu.Exhausted = p.inUse, p.exhausted
+				}
+				ri.SNAT[i].Pools = append(ri.SNAT[i].Pools, pu)
+			}
+			if a == sr.last || len(ri.SNAT[i].Pools) >= 3*256 {
+				break
+			}
+		}
+	}
+	for i := range r.floats {
+		ri.Floating[i].Rule = r.floats[i].spec
+	}
+	return ri
+}
+
+// Reconfigure swaps in cfg's NAT rules and flushes the sessions they no
+// longer allow (a removed floating IP, SNAT rule or forward, an external
+// address or port that left its pool, a dynamic port that became a forward).
+// It returns how many sessions were flushed and why, in one line. The table
+// size (conntrack max) is fixed at New.
+func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
+	nr, err := compile(cfg)
+	if err != nil {
+		return 0, "NAT rules not changed: " + err.Error()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old := n.rules.Load()
+	n.rules.Store(nr)
+	counts := map[string]int{}
+	var order []string
+	n.scan(func(idx uint32, _ *session, w *words, _ uint64) {
+		if r := invalid(old, nr, w); r != "" {
+			if counts[r] == 0 {
+				order = append(order, r)
+			}
+			counts[r]++
+			n.destroy(idx)
+			flushed++
+		}
+	})
+	n.flushed.Add(uint64(flushed))
+	var b strings.Builder
+	if flushed == 0 {
+		b.WriteString("no sessions flushed")
+	} else {
+		fmt.Fprintf(&b, "%d session", flushed)
+		if flushed > 1 {
+			b.WriteString("s")
+		}
+		b.WriteString(" flushed: ")
+		for i, r := range order {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(r)
+			if len(order) > 1 {
+				fmt.Fprintf(&b, " (%d)", counts[r])
+			}
+		}
+	}
+	if cfg.Conntrack.Max > 0 && cfg.Conntrack.Max != int(n.t.max) {
+		fmt.Fprintf(&b, "; conntrack max stays %d until restart", n.t.max)
+	}
+	return flushed, b.String()
+}
+
+// invalid says why the new rules no longer allow session w ("" when they do).
+func invalid(old, nr *rules, w *words) string {
+	snatOK := func(src, ext uint32, port, inPort uint16) string {
+		var sr *snatRule
+		for i := range nr.snat {
+			if nr.snat[i].out == w.outNet() && nr.snat[i].contains(src) {
+				sr = &nr.snat[i]
+				break
+			}
+		}
+		if sr == nil {
+			for i := range old.snat {
+				if old.snat[i].out == w.outNet() && old.snat[i].contains(src) {
+					return "SNAT rule " + old.snat[i].spec.Source.String() + " -> " + old.snat[i].spec.Out + " removed"
+				}
+			}
+			return "SNAT rule for " + addrOf(src).String() + " removed"
+		}
+		if ext < sr.first || ext > sr.last {
+			return "SNAT address " + addrOf(ext).String() + " left the pool"
+		}
+		if lo, hi := sr.portRange(inPort); w.proto() != packet.ProtoICMP && (port < lo || port > hi) {
+			return "SNAT port range of " + addrOf(ext).String() + " changed"
+		}
+		if nr.isFwdPort(w.proto(), ext, port) {
+			return fmt.Sprintf("forward %s:%d/%s shadows a dynamic mapping", addrOf(ext), port, protoName(w.proto()))
+		}
+		return ""
+	}
+	floatOK := func(ext, in uint32) string {
+		if fi, ok := nr.floatByExt[ext]; ok && nr.floats[fi].int == in {
+			return ""
+		}
+		return "floating IP " + addrOf(ext).String() + " removed"
+	}
+	switch w.origin() {
+	case oSNAT, oSNATIn:
+		if s := snatOK(w.oSrc(), w.rDst(), w.rDport(), w.oSport()); s != "" {
+			return s
+		}
+	case oFloatOut:
+		if s := floatOK(w.rDst(), w.oSrc()); s != "" {
+			return s
+		}
+	case oFloatIn:
+		if s := floatOK(w.oDst(), w.rSrc()); s != "" {
+			return s
+		}
+	case oForward:
+		fi, ok := nr.fwdByExt[nr.fwdKey(w.proto(), w.oDst(), w.oDport())]
+		be := uint64(w.rSrc())<<16 | uint64(w.rSport())
+		found := false
+		if ok {
+			for _, b := range nr.fwds[fi].backends {
+				found = found || b == be
+			}
+		}
+		if !found {
+			return fmt.Sprintf("forward %s:%d/%s removed", addrOf(w.oDst()), w.oDport(), protoName(w.proto()))
+		}
+	}
+	if w.hairpin() {
+		if w.hairFloat() {
+			return floatOK(w.rDst(), w.oSrc())
+		}
+		return snatOK(w.oSrc(), w.rDst(), w.rDport(), w.oSport())
+	}
+	return ""
+}

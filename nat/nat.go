@@ -1,0 +1,389 @@
+// Package nat is the router's connection tracking and NAT: SNAT with
+// endpoint-independent mapping and paired pooling (RFC 4787, 5382, 7857),
+// floating IPs (1:1), port forwards, hairpinning, ICMP query and error
+// translation (RFC 5508) and fragments of NATed datagrams.
+//
+// The router calls Worker.In for every IPv4 packet after input validation and
+// before the FIB lookup (destination rewrites: replies to SNAT, floating IPs,
+// forwards, ICMP errors), and Worker.Out after the FIB chose the egress network
+// (source rewrites: SNAT, replies from floating/forwarded hosts, hairpin
+// sources, and the quoted packet of ICMP errors the router itself generates).
+// Only NATed flows are tracked.
+package nat
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"vrouter/config"
+	"vrouter/packet"
+)
+
+// Local is the inNet the router passes to Out for packets it generates
+// itself (ICMP errors).
+const Local uint16 = 0xffff
+
+// FragTimeout is how long the fragment table remembers a first fragment.
+const FragTimeout = 30 * time.Second
+
+type snatRule struct {
+	spec        config.SNAT
+	base, mask  uint32
+	out         uint16
+	first, last uint32
+	lo, hi      uint16
+}
+
+func (r *snatRule) contains(a uint32) bool { return a&r.mask == r.base }
+
+// pair gives the external address of inside host a (paired pooling: always
+// the same address for a host, chosen by hash).
+func (r *snatRule) pair(a uint32) uint32 {
+	n := uint64(r.last - r.first + 1)
+	h := hashKey(uint64(a), 0x5eed)
+	return r.first + uint32(h%n)
+}
+
+type floatRule struct {
+	spec     config.Floating
+	ext, int uint32
+	extNet   uint16 // network holding ext (Local when none)
+}
+
+type fwdRule struct {
+	spec     config.Forward
+	proto    uint8
+	ext      uint32
+	port     uint16
+	backends []uint64 // ip<<16 | port
+	net      uint16
+}
+
+// Address kinds in rules.addrs.
+const (
+	aSNAT  = 1
+	aFloat = 2
+	aFwd   = 4
+)
+
+// rules is one compiled configuration (immutable; swapped atomically).
+type rules struct {
+	eif        bool // endpoint-independent filtering
+	snat       []snatRule
+	floats     []floatRule
+	floatByExt map[uint32]int32
+	floatByInt map[uint32]int32
+	fwds       []fwdRule
+	fwdByExt   map[uint64]int32 // proto<<48 | ip<<16 | port
+	backends   map[uint32]bool
+	addrs      map[uint32]uint8 // every NAT external address
+	own        map[uint32]bool  // the router's own addresses
+	ext        []ExternalAddr
+
+	tcpEst, tcpTrans, udp, icmp int64
+}
+
+func (r *rules) fwdKey(proto uint8, ip uint32, port uint16) uint64 {
+	return uint64(proto)<<48 | uint64(ip)<<16 | uint64(port)
+}
+
+// isFwdPort reports whether ip:port/proto is a forward's external port
+// (never handed out by the dynamic pool).
+func (r *rules) isFwdPort(proto uint8, ip uint32, port uint16) bool {
+	_, ok := r.fwdByExt[r.fwdKey(proto, ip, port)]
+	return ok
+}
+
+// insideSNAT returns the first SNAT rule whose source holds a (any out network).
+func (r *rules) insideSNAT(a uint32) *snatRule {
+	for i := range r.snat {
+		if r.snat[i].contains(a) {
+			return &r.snat[i]
+		}
+	}
+	return nil
+}
+
+// isInside reports whether a may originate NATed traffic.
+func (r *rules) isInside(a uint32) bool {
+	if _, ok := r.floatByInt[a]; ok {
+		return true
+	}
+	return r.backends[a] || r.insideSNAT(a) != nil
+}
+
+// ExternalAddr is an address the router must answer ARP for on behalf of
+// NAT, on network Net (index into Config.Networks).
+type ExternalAddr struct {
+	Addr netip.Addr
+	Net  uint16
+	Kind string // "snat" | "floating" | "forward"
+}
+
+func a32(a netip.Addr) uint32 {
+	b := a.As4()
+	return packet.AddrFrom4(b)
+}
+
+func addrOf(a uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
+}
+
+func compile(cfg *config.Config) (*rules, error) {
+	r := &rules{
+		eif:        cfg.NAT.Filtering == "endpoint-independent",
+		floatByExt: map[uint32]int32{},
+		floatByInt: map[uint32]int32{},
+		fwdByExt:   map[uint64]int32{},
+		backends:   map[uint32]bool{},
+		addrs:      map[uint32]uint8{},
+		own:        map[uint32]bool{},
+	}
+	ct := cfg.Conntrack
+	r.tcpEst, r.tcpTrans, r.udp, r.icmp = int64(ct.TCPEstablished), int64(ct.TCPTransitory), int64(ct.UDP), int64(ct.ICMP)
+	if r.tcpEst <= 0 {
+		r.tcpEst = int64(2*time.Hour + 4*time.Minute)
+	}
+	if r.tcpTrans <= 0 {
+		r.tcpTrans = int64(4 * time.Minute)
+	}
+	if r.udp <= 0 {
+		r.udp = int64(5 * time.Minute)
+	}
+	if r.icmp <= 0 {
+		r.icmp = int64(60 * time.Second)
+	}
+	netIdx := map[string]uint16{}
+	for i, nw := range cfg.Networks {
+		netIdx[nw.Name] = uint16(i)
+		for _, p := range nw.Addresses {
+			if p.Addr().Is4() {
+				r.own[a32(p.Addr())] = true
+			}
+		}
+	}
+	netOf := func(a netip.Addr) uint16 {
+		for i, nw := range cfg.Networks {
+			for _, p := range nw.Addresses {
+				if p.Contains(a) {
+					return uint16(i)
+				}
+			}
+		}
+		return Local
+	}
+	for _, s := range cfg.NAT.SNAT {
+		out, ok := netIdx[s.Out]
+		if !ok {
+			return nil, fmt.Errorf("nat: snat out network %q does not exist", s.Out)
+		}
+		if !s.Source.Addr().Is4() {
+			return nil, fmt.Errorf("nat: snat source %v is not IPv4", s.Source)
+		}
+		to := s.To
+		if !to.First.IsValid() {
+			nw := cfg.Networks[out]
+			if len(nw.Addresses) == 0 {
+				return nil, fmt.Errorf("nat: snat to network %q: no address", s.Out)
+			}
+			to = config.AddrRange{First: nw.Addresses[0].Addr(), Last: nw.Addresses[0].Addr()}
+		}
+		if !to.Last.IsValid() {
+			to.Last = to.First
+		}
+		lo, hi := s.Ports.Lo, s.Ports.Hi
+		if lo == 0 && hi == 0 {
+			lo, hi = 1024, 65535
+		}
+		if lo == 0 {
+			lo = 1
+		}
+		p := s.Source.Masked()
+		mask := ^uint32(0)
+		if p.Bits() < 32 {
+			mask = ^(^uint32(0) >> p.Bits())
+		}
+		if p.Bits() == 0 {
+			mask = 0
+		}
+		sr := snatRule{spec: s, base: a32(p.Addr()) & mask, mask: mask, out: out,
+			first: a32(to.First), last: a32(to.Last), lo: lo, hi: hi}
+		if sr.last < sr.first {
+			return nil, fmt.Errorf("nat: snat range %v-%v is empty", to.First, to.Last)
+		}
+		r.snat = append(r.snat, sr)
+		for a := sr.first; ; a++ {
+			if r.addrs[a]&aSNAT == 0 {
+				r.ext = append(r.ext, ExternalAddr{addrOf(a), out, "snat"})
+			}
+			r.addrs[a] |= aSNAT
+			if a == sr.last {
+				break
+			}
+		}
+	}
+	for _, f := range cfg.NAT.Floating {
+		if !f.External.Is4() || !f.Internal.Is4() {
+			return nil, fmt.Errorf("nat: floating %v -> %v is not IPv4", f.External, f.Internal)
+		}
+		fr := floatRule{spec: f, ext: a32(f.External), int: a32(f.Internal), extNet: netOf(f.External)}
+		if _, dup := r.floatByExt[fr.ext]; dup {
+			return nil, fmt.Errorf("nat: floating IP %v given twice", f.External)
+		}
+		if _, dup := r.floatByInt[fr.int]; dup {
+			return nil, fmt.Errorf("nat: internal address %v has two floating IPs", f.Internal)
+		}
+		r.floatByExt[fr.ext] = int32(len(r.floats))
+		r.floatByInt[fr.int] = int32(len(r.floats))
+		r.floats = append(r.floats, fr)
+		r.addrs[fr.ext] |= aFloat
+		r.ext = append(r.ext, ExternalAddr{f.External, fr.extNet, "floating"})
+	}
+	for _, f := range cfg.NAT.Forward {
+		var proto uint8
+		switch f.Proto {
+		case "tcp":
+			proto = packet.ProtoTCP
+		case "udp":
+			proto = packet.ProtoUDP
+		default:
+			return nil, fmt.Errorf("nat: forward proto %q (tcp or udp)", f.Proto)
+		}
+		if len(f.Internal) == 0 {
+			return nil, fmt.Errorf("nat: forward %v has no internal address", f.External)
+		}
+		fr := fwdRule{spec: f, proto: proto, ext: a32(f.External.Addr()), port: f.External.Port(), net: netOf(f.External.Addr())}
+		for _, in := range f.Internal {
+			fr.backends = append(fr.backends, uint64(a32(in.Addr()))<<16|uint64(in.Port()))
+			r.backends[a32(in.Addr())] = true
+		}
+		k := r.fwdKey(proto, fr.ext, fr.port)
+		if _, dup := r.fwdByExt[k]; dup {
+			return nil, fmt.Errorf("nat: forward %s %v given twice", f.Proto, f.External)
+		}
+		if _, fl := r.floatByExt[fr.ext]; fl {
+			return nil, fmt.Errorf("nat: forward %v uses floating IP %v", f.External, f.External.Addr())
+		}
+		if fr.net == Local {
+			for _, s := range r.snat {
+				if fr.ext >= s.first && fr.ext <= s.last {
+					fr.net = s.out
+				}
+			}
+		}
+		r.fwdByExt[k] = int32(len(r.fwds))
+		r.fwds = append(r.fwds, fr)
+		if r.addrs[fr.ext]&(aFwd|aSNAT) == 0 {
+			r.ext = append(r.ext, ExternalAddr{f.External.Addr(), fr.net, "forward"})
+		}
+		r.addrs[fr.ext] |= aFwd
+	}
+	return r, nil
+}
+
+// NAT is the connection tracking table and the NAT rules.
+type NAT struct {
+	rules atomic.Pointer[rules]
+	t     *table
+	frags fragTable
+
+	mu      sync.Mutex // slow path: creating and deleting sessions, pools
+	pools   map[uint64]*pool
+	workers []*Worker
+	reapPos uint32
+	lastNow atomic.Int64
+	reaped  atomic.Uint64
+	flushed atomic.Uint64
+}
+
+// New compiles cfg's NAT rules and allocates the conntrack table for
+// cfg.Conntrack.Max sessions (default 1048576). Memory is reserved up front
+// but only touched as sessions are created.
+func New(cfg *config.Config) (*NAT, error) {
+	r, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	max := cfg.Conntrack.Max
+	if max <= 0 {
+		max = 1 << 20
+	}
+	if max >= 1<<28 {
+		return nil, fmt.Errorf("nat: conntrack max %d too large", max)
+	}
+	n := &NAT{t: newTable(max), pools: map[uint64]*pool{}}
+	n.rules.Store(r)
+	n.frags.init(4096)
+	return n, nil
+}
+
+// Max is the session capacity.
+func (n *NAT) Max() int { return int(n.t.max) }
+
+// Len is the number of live sessions.
+func (n *NAT) Len() int { return int(n.t.live.Load()) }
+
+// ExternalAddrs lists every address the router must answer ARP for on
+// behalf of NAT (SNAT `to` addresses, floating externals, forward externals)
+// with the network index of each (Local when no network holds it).
+func (n *NAT) ExternalAddrs() []ExternalAddr {
+	r := n.rules.Load()
+	return append([]ExternalAddr(nil), r.ext...)
+}
+
+// Worker is one data-path goroutine's handle: its own counters and scratch,
+// so the hot path shares no written cache lines except the sessions.
+type Worker struct {
+	n      *NAT
+	cnt    [numCounters]atomic.Uint64
+	reason Reason
+	h, h2  hit
+}
+
+// NewWorker returns a worker handle. Each data-path goroutine needs its own.
+func (n *NAT) NewWorker() *Worker {
+	w := &Worker{n: n}
+	n.mu.Lock()
+	n.workers = append(n.workers, w)
+	n.mu.Unlock()
+	return w
+}
+
+// Reason is the reason of the last Drop this worker returned.
+func (w *Worker) Reason() Reason { return w.reason }
+
+func (w *Worker) inc(c int) {
+	x := &w.cnt[c]
+	x.Store(x.Load() + 1)
+}
+
+func (w *Worker) drop(r Reason) (Verdict, Reason) {
+	w.reason = r
+	w.inc(int(r))
+	return Drop, r
+}
+
+// Counters sums the workers' counters: drops by reason name and the other
+// NAT counters, plus the table's gauges.
+func (n *NAT) Counters() map[string]uint64 {
+	m := make(map[string]uint64, numCounters+4)
+	n.mu.Lock()
+	ws := append([]*Worker(nil), n.workers...)
+	n.mu.Unlock()
+	for i := 1; i < int(numCounters); i++ {
+		var s uint64
+		for _, w := range ws {
+			s += w.cnt[i].Load()
+		}
+		m[counterName(i)] = s
+	}
+	m["nat-sessions"] = uint64(n.t.live.Load())
+	m["nat-sessions-max"] = uint64(n.t.max)
+	m["nat-sessions-expired"] = n.reaped.Load()
+	m["nat-sessions-flushed"] = n.flushed.Load()
+	m["nat-frag-entries"] = uint64(n.frags.used())
+	return m
+}

@@ -1,0 +1,192 @@
+package nat
+
+type tup struct {
+	src, dst     uint32
+	sport, dport uint16
+	proto        uint8
+}
+
+type newSess struct {
+	o, r   tup
+	outNet uint16
+	flags  uint16
+}
+
+// mapping returns the external address and port of inside endpoint
+// ip:port (caller holds n.mu): the existing mapping of the endpoint when
+// there is one (endpoint-independent mapping), otherwise a new one on the
+// host's paired address.
+func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint8) (uint32, uint16, Reason) {
+	a, b := mapIntKey(ip, port, proto, sr.out)
+	var xip uint32
+	var xport uint16
+	found := false
+	n.t.each(a, b, kMapInt, func(_ uint32, w *words) bool {
+		xip, xport, found = w.rDst(), w.rDport(), true
+		return false
+	})
+	if found {
+		return xip, xport, 0
+	}
+	if n.t.live.Load() >= int64(n.t.max) {
+		return 0, 0, TableFull
+	}
+	xip = sr.pair(ip)
+	xport, ok := n.allocPort(r, sr, xip, proto, ip, port)
+	if !ok {
+		return 0, 0, OutOfPorts
+	}
+	return xip, xport, 0
+}
+
+// create allocates and indexes a session (caller holds n.mu) and fills h as
+// a lookup hit of the original key would.
+func (n *NAT) create(ns *newSess, now int64, h *hit) Reason {
+	t := n.t
+	nkeys := 2
+	if ns.flags&fMapped != 0 {
+		nkeys += 2
+	}
+	if ns.flags&fHairpin != 0 {
+		nkeys++
+	}
+	if t.live.Load() >= int64(t.max) || uint64(t.keys+nkeys) > (t.mask+1)*3/4 {
+		n.releasePort(ns)
+		return TableFull
+	}
+	// The reply tuple must not belong to another session.
+	ra, rb := keyWords(ns.r.src, ns.r.dst, ns.r.sport, ns.r.dport, ns.r.proto)
+	var tmp hit
+	if t.lookup(ra, rb, 1<<kOrig|1<<kReply, &tmp) {
+		n.releasePort(ns)
+		return TupleClash
+	}
+	idx, ok := t.alloc()
+	if !ok {
+		n.releasePort(ns)
+		return TableFull
+	}
+	s := &t.slab[idx]
+	oa, ob := keyWords(ns.o.src, ns.o.dst, ns.o.sport, ns.o.dport, ns.o.proto)
+	ob |= uint64(ns.outNet)
+	rb |= uint64(ns.flags)
+	s.oa.Store(oa)
+	s.ob.Store(ob)
+	s.ra.Store(ra)
+	s.rb.Store(rb)
+	s.pkts.Store(0)
+	s.bytes.Store(0)
+	for i := range s.tcp {
+		s.tcp[i].Store(0)
+	}
+	gen := s.state.Load()>>32 + 1
+	st := gen<<32 | stLive
+	s.state.Store(st)
+	t.live.Add(1)
+	h.idx, h.typ, h.st = idx, kOrig, st
+	h.w = words{oa, ob, ra, rb}
+	for typ := uint8(0); typ <= kMapExt; typ++ {
+		switch typ {
+		case kHair:
+			if ns.flags&fHairpin == 0 {
+				continue
+			}
+		case kMapInt, kMapExt:
+			if ns.flags&fMapped == 0 {
+				continue
+			}
+		}
+		a, b := h.w.key(typ)
+		t.insert(a, b, idx, typ)
+	}
+	// Until account() sets the protocol's timeout (UDP inbound-created
+	// sessions keep this one).
+	s.expires.Store(now + n.rules.Load().udp)
+	n.lastNow.Store(now)
+	return 0
+}
+
+// releasePort frees the port of a mapping no session holds (caller holds n.mu).
+func (n *NAT) releasePort(ns *newSess) {
+	if ns.flags&fMapped == 0 {
+		return
+	}
+	n.releaseMapping(ns.r.dst, ns.r.dport, ns.r.proto)
+}
+
+func (n *NAT) releaseMapping(ip uint32, port uint16, proto uint8) {
+	a, b := mapExtKey(ip, port, proto)
+	held := false
+	n.t.each(a, b, kMapExt, func(uint32, *words) bool { held = true; return false })
+	if !held {
+		if p := n.pools[poolKey(ip, proto)]; p != nil {
+			p.clear(port)
+		}
+	}
+}
+
+// destroy removes session idx (caller holds n.mu).
+func (n *NAT) destroy(idx uint32) {
+	t := n.t
+	var w words
+	if _, ok, _ := t.read(idx, &w); !ok {
+		return
+	}
+	for typ := uint8(0); typ <= kMapExt; typ++ {
+		switch typ {
+		case kHair:
+			if !w.hairpin() {
+				continue
+			}
+		case kMapInt, kMapExt:
+			if !w.mapped() {
+				continue
+			}
+		}
+		a, b := w.key(typ)
+		t.remove(a, b, idx, typ)
+	}
+	t.release(idx)
+	if w.mapped() {
+		n.releaseMapping(w.rDst(), w.rDport(), w.proto())
+	}
+}
+
+// Reap expires at most budget sessions whose timeout passed, scanning a
+// bounded part of the table from where the previous call stopped. The router
+// calls it from a ticker. It returns the number expired.
+func (n *NAT) Reap(now int64, budget int) int {
+	n.lastNow.Store(now)
+	n.frags.expire(now)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.t
+	if t.hwm == 0 || budget <= 0 {
+		return 0
+	}
+	scan := budget * 8
+	if scan < 4096 {
+		scan = 4096
+	}
+	if scan > int(t.hwm) {
+		scan = int(t.hwm)
+	}
+	done := 0
+	for i := 0; i < scan && done < budget; i++ {
+		if n.reapPos >= t.hwm {
+			n.reapPos = 0
+		}
+		idx := n.reapPos
+		n.reapPos++
+		s := &t.slab[idx]
+		if s.state.Load()&stLive == 0 {
+			continue
+		}
+		if s.expires.Load() <= now {
+			n.destroy(idx)
+			done++
+		}
+	}
+	n.reaped.Add(uint64(done))
+	return done
+}

@@ -1,0 +1,212 @@
+package nat
+
+import (
+	"encoding/binary"
+
+	"vrouter/packet"
+)
+
+// TCP states (RFC 5382, RFC 7857 section 2). The opener is the side that sent
+// the first SYN; either direction may open (an inbound SYN through an
+// endpoint-independent mapping, or a reopen after close).
+const (
+	tcpNone        = iota
+	tcpSynSent     // SYN from the opener
+	tcpSynRcvd     // SYN seen both ways (SYN/ACK or simultaneous open)
+	tcpEstablished // handshake completed
+	tcpFinWait     // the opener sent FIN
+	tcpCloseWait   // the other side sent FIN
+	tcpTimeWait    // FIN both ways
+	tcpClose       // RST seen (held 4 minutes, RFC 7857 2.2)
+)
+
+var tcpStateNames = [...]string{"NONE", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "TIME_WAIT", "CLOSE"}
+
+// tcpStep is the state machine: the new low state bits after a segment with
+// flags from direction dir (0 original, 1 reply). RST validity is checked by
+// the caller before.
+func tcpStep(st uint32, dir int, flags uint8) uint32 {
+	state := st & stStateMask
+	fromOpener := (dir == 1) == (st&stOpener1 != 0)
+	set := func(s uint32) uint32 { return st&^stStateMask | s }
+	if flags&packet.TCPRst != 0 {
+		return set(tcpClose)
+	}
+	syn := flags&packet.TCPSyn != 0
+	ack := flags&packet.TCPAck != 0
+	fin := flags&packet.TCPFin != 0
+	switch {
+	case syn && !ack:
+		switch state {
+		case tcpNone, tcpTimeWait, tcpClose:
+			// New connection or reopen: forget the old one.
+			st &^= stOpener1 | stFin0 | stFin1 | stSeen0 | stSeen1 | stWS0 | stWS1 | 0xff<<stWS0Shift
+			if dir == 1 {
+				st |= stOpener1
+			}
+			return set(tcpSynSent)
+		case tcpSynSent:
+			if !fromOpener {
+				return set(tcpSynRcvd) // simultaneous open
+			}
+		}
+		return st
+	case syn && ack:
+		if state == tcpSynSent && !fromOpener {
+			return set(tcpSynRcvd)
+		}
+		return st
+	}
+	switch state {
+	case tcpSynRcvd:
+		if fin {
+			return finStep(set(tcpEstablished), dir, fromOpener)
+		}
+		if ack {
+			return set(tcpEstablished)
+		}
+	case tcpEstablished, tcpFinWait, tcpCloseWait:
+		if fin {
+			return finStep(st, dir, fromOpener)
+		}
+	}
+	return st
+}
+
+func finStep(st uint32, dir int, fromOpener bool) uint32 {
+	if dir == 0 {
+		st |= stFin0
+	} else {
+		st |= stFin1
+	}
+	s := uint32(tcpCloseWait)
+	if fromOpener {
+		s = tcpFinWait
+	}
+	if st&(stFin0|stFin1) == stFin0|stFin1 {
+		s = tcpTimeWait
+	}
+	return st&^stStateMask | s
+}
+
+// seqGT reports a > b in sequence space.
+func seqGT(a, b uint32) bool { return int32(a-b) > 0 }
+
+// wscale returns the window scale option of a SYN segment (-1 when absent).
+func wscale(t []byte) int {
+	off := int(t[12]>>4) * 4
+	if off > len(t) {
+		off = len(t)
+	}
+	o := t[20:off]
+	for len(o) > 0 {
+		switch o[0] {
+		case 0:
+			return -1
+		case 1:
+			o = o[1:]
+			continue
+		}
+		if len(o) < 2 || int(o[1]) < 2 || int(o[1]) > len(o) {
+			return -1
+		}
+		if o[0] == 3 && o[1] == 3 {
+			s := int(o[2])
+			if s > 14 {
+				s = 14
+			}
+			return s
+		}
+		o = o[o[1]:]
+	}
+	return -1
+}
+
+// tcpTrack checks and applies one TCP segment to session s. It returns the
+// drop reason (TCPBadRST) or 0, and the timeout that applies afterwards.
+func tcpTrack(s *session, gen uint64, dir int, t []byte, payload int, r *rules) (Reason, int64) {
+	flags := t[13]
+	seq := binary.BigEndian.Uint32(t[4:8])
+	ack := binary.BigEndian.Uint32(t[8:12])
+	win := uint32(binary.BigEndian.Uint16(t[14:16]))
+	var st uint64
+	for {
+		st = s.state.Load()
+		if st>>32 != gen || st&stLive == 0 {
+			return 0, r.tcpTrans // gone meanwhile: translate this one, nothing to track
+		}
+		lo := uint32(st)
+		if flags&packet.TCPRst != 0 && !rstOK(s, lo, dir, seq, ack, flags) {
+			return TCPBadRST, 0
+		}
+		nl := tcpStep(lo, dir, flags)
+		if flags&packet.TCPSyn != 0 {
+			if ws := wscale(t); ws >= 0 {
+				if dir == 0 {
+					nl = nl&^(0xf<<stWS0Shift) | uint32(ws)<<stWS0Shift | stWS0
+				} else {
+					nl = nl&^(0xf<<stWS1Shift) | uint32(ws)<<stWS1Shift | stWS1
+				}
+			}
+		}
+		if dir == 0 {
+			nl |= stSeen0
+		} else {
+			nl |= stSeen1 | stReplied
+		}
+		if nl == lo || s.state.CompareAndSwap(st, st&^0xffffffff|uint64(nl)) {
+			st = st&^0xffffffff | uint64(nl)
+			break
+		}
+	}
+	lo := uint32(st)
+	// Sequence tracking for the RST window check.
+	end := seq + uint32(payload)
+	if flags&(packet.TCPSyn) != 0 {
+		end++
+	}
+	if flags&packet.TCPFin != 0 {
+		end++
+	}
+	e := &s.tcp[dir*2]
+	if old := e.Load(); old == 0 || seqGT(end, old) || flags&packet.TCPSyn != 0 && flags&packet.TCPAck == 0 {
+		e.Store(end)
+	}
+	if flags&packet.TCPSyn == 0 && lo&(stWS0|stWS1) == stWS0|stWS1 {
+		sh := (lo >> stWS0Shift) & 0xf
+		if dir == 1 {
+			sh = (lo >> stWS1Shift) & 0xf
+		}
+		win <<= sh
+	}
+	wp := &s.tcp[dir*2+1]
+	if win > wp.Load() || flags&packet.TCPSyn != 0 {
+		wp.Store(win)
+	}
+	if lo&stStateMask == tcpEstablished {
+		return 0, r.tcpEst
+	}
+	return 0, r.tcpTrans
+}
+
+// rstOK: an RST is accepted when its sequence number is within the window
+// the receiver advertised around what the sender has sent; an RST from a
+// side that sent nothing yet must acknowledge the other side's SYN.
+func rstOK(s *session, st uint32, dir int, seq, ack uint32, flags uint8) bool {
+	other := 1 - dir
+	seenDir := st&stSeen0 != 0
+	seenOther := st&stSeen1 != 0
+	if dir == 1 {
+		seenDir, seenOther = seenOther, seenDir
+	}
+	if !seenDir {
+		return flags&packet.TCPAck != 0 && seenOther && ack == s.tcp[other*2].Load()
+	}
+	end := s.tcp[dir*2].Load()
+	w := s.tcp[other*2+1].Load()
+	if w < 1024 {
+		w = 1024
+	}
+	d := int64(int32(seq - end))
+	return d >= -int64(w) && d <= int64(w)
+}
