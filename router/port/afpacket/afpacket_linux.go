@@ -110,10 +110,11 @@ type Port struct {
 	writeFn     func(fd uintptr) bool
 	vnetTx      [packet.VnetHdrLen]byte // all zero: no offload requested
 
-	rxPackets, rxBytes, rxDropped, rxGSO, rxCsum atomic.Uint64
-	txPackets, txBytes, txErrors                 atomic.Uint64
-	kernelDrops                                  atomic.Uint64
-	statsMu                                      sync.Mutex
+	rxPackets, rxBytes, rxGSO, rxCsum atomic.Uint64
+	drops                             [nDropReasons]atomic.Uint64
+	txPackets, txBytes, txErrors      atomic.Uint64
+	kernelDrops                       atomic.Uint64
+	statsMu                           sync.Mutex
 }
 
 var _ port.Port = (*Port)(nil)
@@ -358,20 +359,21 @@ func place(b *port.Batch, n, l int, tci, tpid uint16, tagged bool) {
 // number of frames. It stops when b is full; the rest stays pending.
 func (p *Port) deliver(b *port.Batch) int {
 	n, room := 0, b.Cap()
-	var bytes, drops, gso, csum uint64
+	var bytes, gso, csum uint64
+	var drops [nDropReasons]uint64
 	for p.rxNext < p.rxCount && n < room {
 		i := p.rxNext
 		m := &p.rxMsgs[i]
 		f := p.rxBufs[i][:m.Len]
 		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
-			drops++
+			drops[dropTruncated]++
 			p.rxNext++
 			continue
 		}
 		var vh packet.VnetHdr
 		if p.vnet {
 			if len(f) < packet.VnetHdrLen {
-				drops++
+				drops[dropBadVnetHdr]++
 				p.rxNext++
 				continue
 			}
@@ -390,7 +392,7 @@ func (p *Port) deliver(b *port.Batch) int {
 					p.rxSegN = packet.GSOSegmentsV4(f, l3, proto, int(vh.GSOSize))
 				}
 				if p.rxSegN == 0 {
-					drops++
+					drops[dropGSOUnsupported]++
 					p.rxNext++
 					continue
 				}
@@ -400,7 +402,7 @@ func (p *Port) deliver(b *port.Batch) int {
 				l := packet.SegmentV4(b.Bufs[n][port.Headroom:], f, l3, proto, int(vh.GSOSize), p.rxSeg)
 				p.rxSeg++
 				if l == 0 {
-					drops++ // segment larger than a slot
+					drops[dropTooBig]++ // segment larger than a slot
 					continue
 				}
 				place(b, n, l, tci, tpid, tagged)
@@ -423,14 +425,14 @@ func (p *Port) deliver(b *port.Batch) int {
 				}
 			}
 			if !packet.CompleteChecksum(f[:end], int(vh.CsumStart), int(vh.CsumOffset)) {
-				drops++
+				drops[dropBadCsumOffsets]++
 				p.rxNext++
 				continue
 			}
 			csum++
 		}
 		if len(f) > port.MaxFrame {
-			drops++
+			drops[dropTooBig]++
 			p.rxNext++
 			continue
 		}
@@ -442,8 +444,10 @@ func (p *Port) deliver(b *port.Batch) int {
 	}
 	p.rxPackets.Add(uint64(n))
 	p.rxBytes.Add(bytes)
-	if drops != 0 {
-		p.rxDropped.Add(drops)
+	for r, v := range drops {
+		if v != 0 {
+			p.drops[r].Add(v)
+		}
 	}
 	if gso != 0 {
 		p.rxGSO.Add(gso)
@@ -548,15 +552,48 @@ func (p *Port) Stats() port.Stats {
 		})
 	}
 	p.statsMu.Unlock()
+	d := p.Drops()
 	return port.Stats{
 		RxPackets: p.rxPackets.Load(),
 		RxBytes:   p.rxBytes.Load(),
 		TxPackets: p.txPackets.Load(),
 		TxBytes:   p.txBytes.Load(),
-		RxDropped: p.rxDropped.Load() + p.kernelDrops.Load(),
+		RxDropped: d.Truncated + d.BadVnetHdr + d.GSOUnsupported + d.TooBig + d.BadCsumOffsets + d.Kernel,
 		TxErrors:  p.txErrors.Load(),
 		RxGSO:     p.rxGSO.Load(),
 		RxCsum:    p.rxCsum.Load(),
+	}
+}
+
+// Receive drop reasons.
+const (
+	dropTruncated = iota
+	dropBadVnetHdr
+	dropGSOUnsupported
+	dropTooBig
+	dropBadCsumOffsets
+	nDropReasons
+)
+
+// Drops are a port's receive drops by reason; Stats().RxDropped is their sum.
+type Drops struct {
+	Truncated      uint64 // larger than the 64 KB receive buffer (MSG_TRUNC)
+	BadVnetHdr     uint64 // shorter than its virtio_net_hdr
+	GSOUnsupported uint64 // super-frame of a GSO type not segmented here (TCPv6, UFO) or malformed
+	TooBig         uint64 // frame or segment larger than a batch slot (port.MaxFrame)
+	BadCsumOffsets uint64 // partial checksum offsets outside the frame
+	Kernel         uint64 // dropped by the kernel before the socket (receive buffer full), as of the last Stats call
+}
+
+// Drops returns the receive drops by reason.
+func (p *Port) Drops() Drops {
+	return Drops{
+		Truncated:      p.drops[dropTruncated].Load(),
+		BadVnetHdr:     p.drops[dropBadVnetHdr].Load(),
+		GSOUnsupported: p.drops[dropGSOUnsupported].Load(),
+		TooBig:         p.drops[dropTooBig].Load(),
+		BadCsumOffsets: p.drops[dropBadCsumOffsets].Load(),
+		Kernel:         p.kernelDrops.Load(),
 	}
 }
 
