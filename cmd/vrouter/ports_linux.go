@@ -7,6 +7,8 @@ import (
 	"vrouter/config"
 	"vrouter/router"
 	"vrouter/router/port"
+	"vrouter/router/port/afpacket"
+	"vrouter/router/port/tap"
 )
 
 // openPorts opens every [[port]]; on error the ones already open are closed.
@@ -24,7 +26,15 @@ func openPorts(cfg *config.Config) ([]port.Port, error) {
 }
 
 func openPort(pc config.Port) (port.Port, error) {
+	var mac [6]byte
+	copy(mac[:], pc.MAC)
 	switch pc.Driver {
+	case "afpacket":
+		return afpacket.Open(pc.Name, pc.Device, afpacket.Options{MAC: mac, MTU: pc.MTU})
+	case "tap":
+		return tap.Open(pc.Name, pc.Device, tap.Options{MAC: mac, MTU: pc.MTU, Persist: pc.Persist})
+	case "pipe":
+		return nil, fmt.Errorf("port %q: driver \"pipe\" exists only in tests and benchmarks", pc.Name)
 	default:
 		return nil, fmt.Errorf("port %q: driver %q is not available", pc.Name, pc.Driver)
 	}

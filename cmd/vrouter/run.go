@@ -66,6 +66,13 @@ func cmdRun(args []string) int {
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
 		return 1
 	}
+	if cfg.Router.Metrics != "" {
+		if err := r.ServeMetrics(cfg.Router.Metrics); err != nil {
+			r.Stop()
+			fmt.Fprintln(os.Stderr, "vrouter:", err)
+			return 1
+		}
+	}
 	reload := func() (string, error) {
 		ncfg, err := config.Load(*file)
 		if err != nil {
