@@ -23,6 +23,7 @@
 package arp
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -157,6 +158,7 @@ const (
 	usedBit    = uint64(1) << 51
 	macMask    = uint64(1)<<48 - 1
 	hashMul    = 0x9E3779B97F4A7C15
+	hashMul2   = 0xBF58476D1CE4E5B9
 	never      = -1 << 62 // lastReq of an entry that never sent a request
 	cacheLine  = 64
 )
@@ -238,6 +240,7 @@ type Cache struct {
 	slots []slot
 	mask  uint64
 	shift uint
+	seed  uint64
 	_     [cacheLine]byte
 	seq   atomic.Uint64 // odd while the writer moves entries
 	_     [cacheLine - 8]byte
@@ -288,6 +291,7 @@ func New(cfg Config) *Cache {
 		slots:   make([]slot, 1<<bits),
 		mask:    1<<bits - 1,
 		shift:   64 - bits,
+		seed:    rand.Uint64(),
 		slotEnt: make([]uint32, 1<<bits),
 		ents:    make([]ent, 0, cfg.Max),
 		pool:    newPool(cfg.PendingPackets, cfg.PendingSize),
@@ -298,7 +302,15 @@ func New(cfg Config) *Cache {
 // Config returns the configuration in use (defaults filled in).
 func (c *Cache) Config() Config { return c.cfg }
 
-func (c *Cache) home(sk uint64) uint64 { return (sk * hashMul) >> c.shift }
+// home is the first slot to probe for a key. The key is mixed with a
+// per-cache random seed so that nobody can pick addresses (e.g. packets to
+// chosen destinations in a connected /16) that pile up in one probe chain.
+func (c *Cache) home(sk uint64) uint64 {
+	x := (sk ^ c.seed) * hashMul
+	x ^= x >> 29
+	x *= hashMul2
+	return x >> c.shift
+}
 
 // probe finds the slot of a key (with keyLive set) without locks. It returns
 // the slot index and value seen under a stable sequence number.
@@ -775,15 +787,20 @@ func (c *Cache) FlushNetwork(net uint16) {
 	}
 }
 
-// Entries lists the cache (allocates; for display).
+// Entries lists the cache (allocates; for display). Age is 0 for static
+// entries.
 func (c *Cache) Entries(now int64) []Entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Entry, 0, len(c.ents))
 	for i := range c.ents {
 		e := &c.ents[i]
+		age := time.Duration(now - e.confirmed)
+		if e.state == Static {
+			age = 0
+		}
 		out = append(out, Entry{Network: uint16(e.key >> 32), IP: uint32(e.key), MAC: e.mac, State: e.state,
-			Age: time.Duration(now - e.confirmed), Queued: int(e.qlen)})
+			Age: age, Queued: int(e.qlen)})
 	}
 	return out
 }
