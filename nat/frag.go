@@ -111,6 +111,9 @@ func (ft *fragTable) expire(now int64) {
 }
 
 // fragIn handles a non-first fragment to a NAT address.
+// Its first fragment was not seen (or not NATed): unless the address is a
+// floating IP, the NAT cannot tell where it goes, and drops it — also when the
+// SNAT address is the router's own (the router does not reassemble).
 func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, now int64) (Verdict, Reason) {
 	if ip, ok := w.n.frags.find(p.Src(), p.Dst(), p.Proto(), p.ID(), stageIn, now); ok {
 		setAddr(p, p.Proto(), nil, 16, ip)
@@ -121,9 +124,6 @@ func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, now int64) (Verdict
 		setAddr(p, p.Proto(), nil, 16, r.floats[r.floatByExt[p.Dst()]].int)
 		w.inc(cFragTranslated)
 		return Translated, 0
-	}
-	if r.own[p.Dst()] {
-		return Pass, 0
 	}
 	return w.drop(FragOutOfOrder)
 }

@@ -1,0 +1,129 @@
+package nat
+
+import (
+	"net"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"vrouter/packet"
+)
+
+// fragments builds a UDP datagram with gopacket and splits it into two IPv4
+// fragments (the first carrying the UDP header and 24 data bytes).
+func fragments(t *testing.T, src, dst string, sport, dport uint16, id uint16) (f1, f2 packet.IPv4) {
+	t.Helper()
+	payload := make([]byte, 64)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	whole := build(t, pk{src: src, dst: dst, proto: udp, sport: sport, dport: dport, payload: payload, ipID: id})
+	dgram := whole[20:]
+	mk := func(off int, data []byte, mf bool) packet.IPv4 {
+		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4(),
+			Protocol: layers.IPProtocolUDP, Id: id, FragOffset: uint16(off / 8)}
+		if mf {
+			ip.Flags = layers.IPv4MoreFragments
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, ip, gopacket.Payload(data)); err != nil {
+			t.Fatal(err)
+		}
+		return append(packet.IPv4(nil), buf.Bytes()...)
+	}
+	return mk(0, dgram[:32], true), mk(32, dgram[32:], false)
+}
+
+// reassembled checks the two fragments carry the same addresses and that the
+// datagram they form has a valid UDP checksum.
+func reassembled(t *testing.T, f1, f2 packet.IPv4) decoded {
+	t.Helper()
+	checkSums(t, f1)
+	checkSums(t, f2)
+	if f1.Src() != f2.Src() || f1.Dst() != f2.Dst() {
+		t.Fatalf("fragments disagree: %v->%v vs %v->%v", addrOf(f1.Src()), addrOf(f1.Dst()), addrOf(f2.Src()), addrOf(f2.Dst()))
+	}
+	whole := append(append([]byte(nil), f1[:20]...), f1[20:]...)
+	whole = append(whole, f2[20:]...)
+	whole[6], whole[7] = 0, 0
+	packet.IPv4(whole).SetTotalLen(len(whole))
+	packet.IPv4(whole).ComputeChecksum()
+	checkSums(t, whole)
+	return decode(t, whole)
+}
+
+func TestFragmentsInOrder(t *testing.T) {
+	n, w := newNAT(t, testConfig())
+	f1, f2 := fragments(t, "10.1.1.10", "198.51.100.7", 5000, 53, 0x1234)
+	out(t, w, f1, sec, Translated)
+	out(t, w, f2, sec, Translated)
+	d := reassembled(t, f1, f2)
+	if d.src != "203.0.113.1" || d.sport != 5000 {
+		t.Fatalf("%+v", d)
+	}
+	r1, r2 := fragments(t, "198.51.100.7", "203.0.113.1", 53, 5000, 0x4321)
+	in(t, w, r1, sec, Translated)
+	in(t, w, r2, sec, Translated)
+	d = reassembled(t, r1, r2)
+	if d.dst != "10.1.1.10" || d.dport != 5000 {
+		t.Fatalf("%+v", d)
+	}
+	if n.Counters()["nat-fragments-translated"] != 2 {
+		t.Fatal(n.Counters())
+	}
+}
+
+func TestFragmentsOutOfOrder(t *testing.T) {
+	n, w := newNAT(t, testConfig())
+	// Outbound: the non-first fragment first is still translated (the source
+	// address of a host is fixed by paired pooling).
+	f1, f2 := fragments(t, "10.1.1.10", "198.51.100.7", 5000, 53, 7)
+	out(t, w, f2, sec, Translated)
+	out(t, w, f1, sec, Translated)
+	if d := reassembled(t, f1, f2); d.src != "203.0.113.1" {
+		t.Fatalf("%+v", d)
+	}
+	// Inbound to an SNAT mapping: the port is needed; dropped and counted.
+	r1, r2 := fragments(t, "198.51.100.7", "203.0.113.1", 53, 5000, 8)
+	if v, r := w.In(r2, nPublic, sec); v != Drop || r != FragOutOfOrder {
+		t.Fatalf("%v %v", v, r)
+	}
+	in(t, w, r1, sec, Translated)
+	if n.Counters()["nat-frag-out-of-order"] != 1 {
+		t.Fatal(n.Counters())
+	}
+	// Inbound to a floating IP: 1:1, translated in any order.
+	g1, g2 := fragments(t, "198.51.100.7", "203.0.113.50", 53, 5000, 9)
+	in(t, w, g2, sec, Translated)
+	in(t, w, g1, sec, Translated)
+	if d := reassembled(t, g1, g2); d.dst != "10.1.1.5" {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestFragmentTableBounded(t *testing.T) {
+	n, w := newNAT(t, testConfig())
+	full := false
+	for i := 0; i < 20000 && !full; i++ {
+		f1, _ := fragments(t, "10.1.1.10", "198.51.100.7", 5000, 53, uint16(i))
+		w.In(f1, nInside, sec)
+		if v, r := w.Out(f1, nInside, nPublic, sec); v == Drop {
+			if r != FragTableFull {
+				t.Fatal(r)
+			}
+			full = true
+		}
+	}
+	if !full || n.Counters()["nat-frag-entries"] > 4096 {
+		t.Fatalf("table never full or too big: %v", n.Counters()["nat-frag-entries"])
+	}
+	// Entries expire.
+	n.Reap(sec+int64(FragTimeout), 10)
+	if n.Counters()["nat-frag-entries"] != 0 {
+		t.Fatal("fragment entries not expired")
+	}
+	f1, f2 := fragments(t, "10.1.1.10", "198.51.100.7", 5000, 53, 1)
+	out(t, w, f1, sec+int64(FragTimeout), Translated)
+	out(t, w, f2, sec+int64(FragTimeout), Translated)
+}
