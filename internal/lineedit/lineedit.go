@@ -438,7 +438,15 @@ func (e *Editor) edit() (string, error) {
 	}
 }
 
+// MaxLine is the longest line, in runes, the editor accepts in terminal
+// mode; further input is refused with a bell.
+const MaxLine = 4096
+
 func (e *Editor) insert(rs []rune) {
+	if room := MaxLine - len(e.buf); len(rs) > room {
+		rs = rs[:max(0, room)]
+		e.pending.WriteString("\a")
+	}
 	if len(rs) == 0 {
 		return
 	}

@@ -128,6 +128,19 @@ func TestEditingKeys(t *testing.T) {
 	}
 }
 
+func TestMaxLine(t *testing.T) {
+	// Ctrl-U and repeated Ctrl-Y would double the line each round
+	in := "abcdefgh" + strings.Repeat("\x15\x19\x19\x19", 20) + "\r"
+	got := lines(t, Config{}, in)
+	if len(got) != 1 || len([]rune(got[0])) != MaxLine {
+		t.Fatalf("got a line of %d runes, want %d", len(got[0]), MaxLine)
+	}
+	got = lines(t, Config{}, strings.Repeat("x", MaxLine+10)+"\r")
+	if len(got) != 1 || len(got[0]) != MaxLine {
+		t.Fatalf("got a line of %d runes, want %d", len(got[0]), MaxLine)
+	}
+}
+
 func TestCRLFIsOneEnter(t *testing.T) {
 	got := lines(t, Config{}, "a\r\nb\r\n\r\rc\n\n")
 	want := []string{"a", "b", "", "", "c", ""}
