@@ -634,3 +634,56 @@ func TestResolve(t *testing.T) {
 		t.Fatal("missLocked on resolved entry")
 	}
 }
+
+// TestCallbacksMayReenter checks that flush, req and unreachable run
+// without the cache's lock: the router's callbacks look up and queue.
+func TestCallbacksMayReenter(t *testing.T) {
+	c := New(testConfig())
+	a, b := ip4(10, 3, 0, 1), ip4(10, 3, 0, 2)
+	c.Miss(0, a, []byte{1}, sec)
+	c.Miss(0, b, []byte{2}, sec)
+	n := 0
+	c.Update(0, a, macN(1), false, sec, func([]byte) {
+		if _, ok := c.Lookup(0, a); !ok {
+			t.Error("entry not usable during flush")
+		}
+		c.Miss(0, ip4(10, 3, 0, 3), []byte{3}, sec)
+		n++
+	})
+	if n != 1 || !c.Has(0, ip4(10, 3, 0, 3)) {
+		t.Fatal("flush did not run or could not call Miss")
+	}
+	u := 0
+	for i := int64(1); i <= 3; i++ {
+		c.Tick(sec+i*sec, func(net uint16, ip uint32, _ packet.MAC) {
+			c.Has(net, ip)
+			_ = c.Stats()
+		}, func(net uint16, ip uint32, pkt []byte) {
+			// e.g. an ICMP error back to the source needs its neighbour
+			c.Miss(net, ip4(10, 3, 0, 9), pkt, sec+i*sec)
+			u++
+		})
+	}
+	if u != 2 || !c.Has(0, ip4(10, 3, 0, 9)) {
+		t.Fatalf("unreachable ran %d times", u)
+	}
+	c.checkInvariants(t)
+}
+
+func TestEntriesAge(t *testing.T) {
+	c := New(testConfig())
+	c.SetStatic([]StaticEntry{{0, ip4(10, 4, 0, 1), macN(1)}})
+	c.Update(0, ip4(10, 4, 0, 2), macN(2), true, 5*sec, nil)
+	for _, e := range c.Entries(12 * sec) {
+		switch e.IP {
+		case ip4(10, 4, 0, 1):
+			if e.Age != 0 || e.State != Static || e.MAC != macN(1) {
+				t.Fatalf("%+v", e)
+			}
+		case ip4(10, 4, 0, 2):
+			if e.Age != 7*time.Second || e.State != Reachable || e.MAC != macN(2) {
+				t.Fatalf("%+v", e)
+			}
+		}
+	}
+}

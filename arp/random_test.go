@@ -75,9 +75,25 @@ func TestTableRandom(t *testing.T) {
 // two implement the same rules.
 func TestRandomAgainstRef(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
+		compareWithRef(t, seed, 64, 40, 3000)
+	}
+}
+
+// FuzzAgainstRef is TestRandomAgainstRef with fuzzed seeds and sizes.
+func FuzzAgainstRef(f *testing.F) {
+	f.Add(uint64(1), uint8(64), uint8(40))
+	f.Add(uint64(2), uint8(4), uint8(10))
+	f.Add(uint64(3), uint8(1), uint8(3))
+	f.Fuzz(func(t *testing.T, seed uint64, max, hosts uint8) {
+		compareWithRef(t, seed, int(max%128)+1, int(hosts%100)+1, 500)
+	})
+}
+
+func compareWithRef(t *testing.T, seed uint64, max, hosts, steps int) {
+	{
 		r := rand.New(rand.NewPCG(seed, 99))
 		cfg := testConfig()
-		cfg.Max = 64
+		cfg.Max = max
 		c, ref := New(cfg), newRef(cfg)
 		now := sec
 		type call struct {
@@ -86,8 +102,8 @@ func TestRandomAgainstRef(t *testing.T) {
 			mac packet.MAC
 			pkt string
 		}
-		for step := 0; step < 3000 && now < 29*sec; step++ {
-			net, ip := uint16(r.IntN(2)), ip4(10, 0, 0, byte(r.IntN(40)))
+		for step := 0; step < steps && now < 29*sec; step++ {
+			net, ip := uint16(r.IntN(2)), ip4(10, 0, 0, byte(r.IntN(hosts)))
 			switch op := r.IntN(10); {
 			case op < 5:
 				m1, ok1 := c.Lookup(net, ip)
