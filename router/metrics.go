@@ -79,6 +79,7 @@ func (r *Router) WriteMetrics(w io.Writer) {
 	fmt.Fprintf(w, "vrouter_last_reload_success %d\n", ok)
 	metric("vrouter_uptime_seconds", "gauge", "Seconds since the router started.")
 	fmt.Fprintf(w, "vrouter_uptime_seconds %d\n", int64(time.Since(r.started).Seconds()))
+	r.writeNATMetrics(w)
 	for _, f := range r.extraMetrics {
 		f(w)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"vrouter/fib"
+	"vrouter/nat"
 	"vrouter/packet"
 	"vrouter/router/port"
 )
@@ -223,6 +224,17 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 		}
 	}
 	s := w.snap
+	if s.natOn {
+		v, why := w.nat.In(ip, nw.idx, w.now)
+		switch v {
+		case nat.Drop:
+			w.natDrop(why)
+			return
+		case nat.Translated:
+			dst = ip.Dst()
+			w.tr(tsNAT, ip.Src(), dst, 0)
+		}
+	}
 	if _, mine := s.local[dst]; mine || (nw.hostRoute && dst == nw.gateway) {
 		w.local(buf, off, ip, nw)
 		return
@@ -272,6 +284,16 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 		return
 	}
 	ip.DecTTL()
+	if s.natOn {
+		v, why := w.nat.Out(ip, nw.idx, out.idx, w.now)
+		switch v {
+		case nat.Drop:
+			w.natDrop(why)
+			return
+		case nat.Translated:
+			w.tr(tsNAT, ip.Src(), ip.Dst(), 1)
+		}
+	}
 	w.cnt[CntForwarded]++
 	w.output(buf, off, ip, nh, out)
 }
@@ -384,6 +406,13 @@ func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
 	}
 	copy(m[8:], orig[:q])
 	m.ComputeChecksum()
+	if w.snap.natOn {
+		// An error about a translated packet quotes it as its source sent it.
+		if v, why := w.nat.Out(p, nat.Local, out.idx, w.now); v == nat.Drop {
+			w.natDrop(why)
+			return
+		}
+	}
 	w.tr(tsICMP, uint32(typ), uint32(code), src)
 	w.cnt[CntICMPErrors]++
 	w.output(b, o, p, nh, out)
@@ -530,4 +559,12 @@ func (w *worker) neighFailed(ni uint16, ip uint32, pkt []byte) {
 		return
 	}
 	w.icmpError(packet.IPv4(pkt), packet.ICMPUnreachable, packet.CodeHostUnreachable, 0)
+}
+
+// natDrop counts a packet the NAT refused (the NAT keeps the detailed reason).
+func (w *worker) natDrop(why nat.Reason) {
+	w.drop(DropNAT)
+	if w.tp != nil {
+		w.tp.ev[w.tp.nev-1].a = uint32(why)
+	}
 }

@@ -44,8 +44,9 @@ func testConfig() *config.Config {
 			{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Via: netip.MustParseAddr("198.51.100.254"), Type: config.RouteUnicast},
 			{Prefix: netip.MustParsePrefix("10.66.0.0/16"), Type: config.RouteBlackhole},
 		},
-		ICMP:     config.ICMP{RatePerSec: 1000, Burst: 50},
-		Neighbor: config.Neighbor{Max: 1024, ReachableTime: 30 * time.Second, StaleTime: 60 * time.Second, RetransTime: time.Second, Retries: 3, QueueLen: 3},
+		ICMP:      config.ICMP{RatePerSec: 1000, Burst: 50},
+		Conntrack: config.Conntrack{Max: 4096},
+		Neighbor:  config.Neighbor{Max: 1024, ReachableTime: 30 * time.Second, StaleTime: 60 * time.Second, RetransTime: time.Second, Retries: 3, QueueLen: 3},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"vrouter/config"
 	"vrouter/fib"
 	"vrouter/internal/clock"
+	"vrouter/nat"
 	"vrouter/packet"
 	"vrouter/router/port"
 )
@@ -56,6 +57,7 @@ type Router struct {
 
 	FIB   *fib.Table
 	Neigh *arp.Cache
+	NAT   *nat.NAT
 
 	workers []*worker
 	ctl     *worker    // worker used by timers and the control plane
@@ -90,7 +92,11 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 		r.ports = append(r.ports, &portState{idx: i, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU()})
 	}
 	r.Neigh = arp.New(neighConfig(cfg))
-	if err := r.apply(cfg); err != nil {
+	var err error
+	if r.NAT, err = nat.New(cfg); err != nil {
+		return nil, err
+	}
+	if _, err := r.apply(cfg); err != nil {
 		return nil, err
 	}
 	r.ctl = r.newWorker(-1)
@@ -129,12 +135,26 @@ func neighConfig(cfg *config.Config) arp.Config {
 }
 
 // apply compiles cfg and publishes it: snapshot, connected and static
-// routes, static neighbours.
-func (r *Router) apply(cfg *config.Config) error {
+// routes, static neighbours, NAT rules. It returns what the NAT flushed.
+func (r *Router) apply(cfg *config.Config) (string, error) {
 	s, routes, err := compile(cfg, r.ports, r.snap.Load())
 	if err != nil {
-		return err
+		return "", err
 	}
+	natMsg := ""
+	if r.snap.Load() != nil {
+		if n, why := r.NAT.Reconfigure(cfg); n > 0 || why != "" {
+			natMsg = why
+		}
+	}
+	for _, e := range r.NAT.ExternalAddrs() {
+		if int(e.Net) < len(s.nets) {
+			if _, mine := s.local[u32(e.Addr)]; !mine {
+				s.published[uint64(e.Net)<<32|uint64(u32(e.Addr))] = struct{}{}
+			}
+		}
+	}
+	s.natOn = len(cfg.NAT.SNAT)+len(cfg.NAT.Floating)+len(cfg.NAT.Forward) > 0
 	var conn, stat []fib.Route
 	for _, rt := range routes {
 		if rt.Source == fib.Connected {
@@ -166,25 +186,34 @@ func (r *Router) apply(cfg *config.Config) error {
 			}
 		}
 	}
-	return nil
+	return natMsg, nil
 }
 
 // Config returns the configuration in force.
 func (r *Router) Config() *config.Config { return r.snap.Load().cfg }
 
 // Reload applies a new, already validated configuration. Ports must be the
-// same set (reopening ports is the caller's job).
-func (r *Router) Reload(cfg *config.Config) error {
+// same set (reopening ports is the caller's job). It returns a summary of
+// what the NAT flushed ("" when nothing).
+func (r *Router) Reload(cfg *config.Config) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := r.apply(cfg)
+	natMsg, err := r.apply(cfg)
 	msg := "ok"
 	if err != nil {
 		msg = err.Error()
 	}
 	r.reloads.Add(1)
 	r.lastReload.Store(&msg)
-	return err
+	return natMsg, err
+}
+
+// ReloadFailed records a reload that was rejected before it reached the
+// router (an invalid file), for the metrics.
+func (r *Router) ReloadFailed(err error) {
+	msg := err.Error()
+	r.reloads.Add(1)
+	r.lastReload.Store(&msg)
 }
 
 // Start runs one receive worker per port and the timer loop.
@@ -240,6 +269,7 @@ func (r *Router) Tick() {
 	w := r.ctl
 	w.begin()
 	r.Neigh.Tick(w.now, w.sendARPRequest, w.neighFailed)
+	r.NAT.Reap(w.now, 20000)
 	w.end()
 }
 

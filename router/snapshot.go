@@ -55,6 +55,7 @@ type snapshot struct {
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
 	anyAddr             uint32
 	icmpRate, icmpBurst int
+	natOn               bool // any NAT rule: run the NAT stages
 }
 
 func u32(a netip.Addr) uint32 {

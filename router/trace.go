@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"vrouter/fib"
+	"vrouter/nat"
 	"vrouter/packet"
 )
 
@@ -192,6 +193,9 @@ func (r *Router) traceLines() []string {
 				line = fmt.Sprintf("tx      port %s vlan %d, %d bytes", portName(e.a), e.b, e.c)
 			case tsDrop:
 				line = fmt.Sprintf("drop    %s (%s)", e.reason, e.reason.Description())
+				if e.reason == DropNAT {
+					line = fmt.Sprintf("drop    nat: %s (%s)", nat.Reason(e.a), nat.Reason(e.a).Description())
+				}
 			}
 			out = append(out, "  "+line)
 		}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"vrouter/nat"
 	"vrouter/packet"
 	"vrouter/router/port"
 )
@@ -79,6 +80,8 @@ type worker struct {
 	tpBuf   tracePkt
 
 	capFrames [][]byte
+
+	nat *nat.Worker
 }
 
 func (r *Router) newWorker(id int) *worker {
@@ -93,6 +96,7 @@ func (r *Router) newWorker(id int) *worker {
 		w.scratch = append(w.scratch, mem[i*port.SlotSize:(i+1)*port.SlotSize:(i+1)*port.SlotSize])
 	}
 	w.flushFn = w.flushQueued
+	w.nat = r.NAT.NewWorker()
 	w.ipID = uint16(id * 7919)
 	return w
 }

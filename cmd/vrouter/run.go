@@ -76,20 +76,27 @@ func cmdRun(args []string) int {
 	reload := func() (string, error) {
 		ncfg, err := config.Load(*file)
 		if err != nil {
+			r.ReloadFailed(err)
 			log.Error("reload rejected; the running configuration is unchanged", "err", err)
 			return "", fmt.Errorf("reload rejected, running configuration unchanged:\n%v", err)
 		}
 		if !samePorts(r.Config().Ports, ncfg.Ports) {
 			err := fmt.Errorf("reload rejected: adding, removing or changing [[port]] entries needs a restart")
+			r.ReloadFailed(err)
 			log.Error(err.Error())
 			return "", err
 		}
-		if err := r.Reload(ncfg); err != nil {
+		natMsg, err := r.Reload(ncfg)
+		if err != nil {
 			log.Error("reload failed", "err", err)
 			return "", err
 		}
-		log.Info("reloaded", "file", *file)
-		return "reloaded " + *file, nil
+		msg := "reloaded " + *file
+		if natMsg != "" {
+			msg += "\nreload: " + natMsg
+		}
+		log.Info("reloaded", "file", *file, "nat", natMsg)
+		return msg, nil
 	}
 	r.SetReload(reload)
 	stopKernel, err := startKernelImport(cfg, r, log)
