@@ -10,7 +10,7 @@ import (
 )
 
 // loadHistory reads the history file (a missing file is not an error) and
-// keeps its last MaxHistory lines. A file holding more lines than that is
+// keeps its last maxHistory lines. A file holding more lines than that is
 // rewritten.
 func (e *Editor) loadHistory() error {
 	if e.cfg.HistoryFile == "" {
@@ -37,18 +37,18 @@ func (e *Editor) loadHistory() error {
 			continue
 		}
 		e.hist = append(e.hist, line)
-		if len(e.hist) >= 2*MaxHistory {
-			e.hist = append(e.hist[:0], e.hist[len(e.hist)-MaxHistory:]...)
+		if len(e.hist) >= 2*maxHistory {
+			e.hist = append(e.hist[:0], e.hist[len(e.hist)-maxHistory:]...)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	if len(e.hist) > MaxHistory {
-		e.hist = append(e.hist[:0], e.hist[len(e.hist)-MaxHistory:]...)
+	if len(e.hist) > maxHistory {
+		e.hist = append(e.hist[:0], e.hist[len(e.hist)-maxHistory:]...)
 	}
 	e.fileLines = n
-	if n > MaxHistory {
+	if n > maxHistory {
 		_ = e.rewriteHistory() // best effort; the in-memory history is already trimmed
 	}
 	return nil
@@ -65,13 +65,13 @@ func (e *Editor) addHistory(line string) {
 		return
 	}
 	e.hist = append(e.hist, line)
-	if len(e.hist) > MaxHistory {
-		e.hist = append(e.hist[:0], e.hist[len(e.hist)-MaxHistory:]...)
+	if len(e.hist) > maxHistory {
+		e.hist = append(e.hist[:0], e.hist[len(e.hist)-maxHistory:]...)
 	}
 	if e.cfg.HistoryFile == "" {
 		return
 	}
-	if e.fileLines >= MaxHistory {
+	if e.fileLines >= maxHistory {
 		_ = e.rewriteHistory()
 		return
 	}
@@ -96,7 +96,7 @@ func appendHistory(path, line string) error {
 }
 
 // rewriteHistory replaces the history file with the in-memory history
-// (at most MaxHistory entries), atomically via a temporary file.
+// (at most maxHistory entries), atomically via a temporary file.
 func (e *Editor) rewriteHistory() error {
 	path := e.cfg.HistoryFile
 	dir := filepath.Dir(path)

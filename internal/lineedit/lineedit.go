@@ -45,9 +45,9 @@ type Config struct {
 	Help        Helper
 }
 
-// MaxHistory is the number of history entries kept in memory and in the
+// maxHistory is the number of history entries kept in memory and in the
 // history file.
-const MaxHistory = 1000
+const maxHistory = 1000
 
 // Editor reads lines from a terminal (with editing) or from a pipe.
 type Editor struct {
@@ -438,12 +438,12 @@ func (e *Editor) edit() (string, error) {
 	}
 }
 
-// MaxLine is the longest line, in runes, the editor accepts in terminal
+// maxLine is the longest line, in runes, the editor accepts in terminal
 // mode; further input is refused with a bell.
-const MaxLine = 4096
+const maxLine = 4096
 
 func (e *Editor) insert(rs []rune) {
-	if room := MaxLine - len(e.buf); len(rs) > room {
+	if room := maxLine - len(e.buf); len(rs) > room {
 		rs = rs[:max(0, room)]
 		e.pending.WriteString("\a")
 	}

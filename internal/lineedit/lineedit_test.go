@@ -132,12 +132,12 @@ func TestMaxLine(t *testing.T) {
 	// Ctrl-U and repeated Ctrl-Y would double the line each round
 	in := "abcdefgh" + strings.Repeat("\x15\x19\x19\x19", 20) + "\r"
 	got := lines(t, Config{}, in)
-	if len(got) != 1 || len([]rune(got[0])) != MaxLine {
-		t.Fatalf("got a line of %d runes, want %d", len(got[0]), MaxLine)
+	if len(got) != 1 || len([]rune(got[0])) != maxLine {
+		t.Fatalf("got a line of %d runes, want %d", len(got[0]), maxLine)
 	}
-	got = lines(t, Config{}, strings.Repeat("x", MaxLine+10)+"\r")
-	if len(got) != 1 || len(got[0]) != MaxLine {
-		t.Fatalf("got a line of %d runes, want %d", len(got[0]), MaxLine)
+	got = lines(t, Config{}, strings.Repeat("x", maxLine+10)+"\r")
+	if len(got) != 1 || len(got[0]) != maxLine {
+		t.Fatalf("got a line of %d runes, want %d", len(got[0]), maxLine)
 	}
 }
 
@@ -292,16 +292,16 @@ func TestHistoryLimit(t *testing.T) {
 	if err := e.loadHistory(); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.hist) != MaxHistory || e.hist[0] != "cmd 1500" || e.hist[MaxHistory-1] != "cmd 2499" {
+	if len(e.hist) != maxHistory || e.hist[0] != "cmd 1500" || e.hist[maxHistory-1] != "cmd 2499" {
 		t.Fatalf("history has %d entries, first %q last %q", len(e.hist), e.hist[0], e.hist[len(e.hist)-1])
 	}
 	f := readLinesFile(t, path)
-	if len(f) != MaxHistory || f[0] != "cmd 1500" {
+	if len(f) != maxHistory || f[0] != "cmd 1500" {
 		t.Fatalf("file not trimmed on load: %d lines, first %q", len(f), f[0])
 	}
 	readAll(t, e)
 	f = readLinesFile(t, path)
-	if len(f) != MaxHistory || f[0] != "cmd 1503" || f[MaxHistory-1] != "new 3" {
+	if len(f) != maxHistory || f[0] != "cmd 1503" || f[maxHistory-1] != "new 3" {
 		t.Fatalf("file after appends: %d lines, first %q, last %q", len(f), f[0], f[len(f)-1])
 	}
 	if !reflect.DeepEqual(f, e.hist) {
@@ -310,11 +310,11 @@ func TestHistoryLimit(t *testing.T) {
 	// below the limit the file is only appended to
 	path2 := filepath.Join(t.TempDir(), "h2")
 	e2, _, _ := newTerm(Config{HistoryFile: path2}, 80, "")
-	for i := 0; i < MaxHistory+10; i++ {
+	for i := 0; i < maxHistory+10; i++ {
 		e2.addHistory(fmt.Sprintf("l%d", i))
 	}
 	f = readLinesFile(t, path2)
-	if len(f) != MaxHistory || f[0] != "l10" || len(e2.hist) != MaxHistory {
+	if len(f) != maxHistory || f[0] != "l10" || len(e2.hist) != maxHistory {
 		t.Fatalf("file %d lines first %q, memory %d", len(f), f[0], len(e2.hist))
 	}
 }
@@ -778,7 +778,7 @@ func FuzzEditor(f *testing.F) {
 				}
 			}
 		}
-		if len(e.hist) > MaxHistory {
+		if len(e.hist) > maxHistory {
 			t.Fatal("history too long")
 		}
 	})
