@@ -54,6 +54,7 @@ func init() {
 		{Words: []string{"show", "ip", "route"}, Args: "[ADDR | PREFIX]", Help: "the FIB; with an address, the route it matches", run: (*Router).cmdRoute},
 		{Words: []string{"show", "arp"}, Help: "neighbour cache", run: (*Router).cmdARP},
 		{Words: []string{"show", "proxy-arp"}, Help: "addresses answered on behalf of others", run: (*Router).cmdProxyARP},
+		{Words: []string{"show", "bridge"}, Args: "[NETWORK]", Help: "MAC addresses learned on multi-link networks", run: (*Router).cmdBridge},
 		{Words: []string{"show", "stats"}, Help: "global counters and drop reasons", run: (*Router).cmdStats},
 		{Words: []string{"clear", "stats"}, Help: "zero the counters", run: (*Router).cmdClearStats},
 		{Words: []string{"clear", "arp"}, Help: "forget learned neighbours (static entries stay)", run: (*Router).cmdClearARP},
