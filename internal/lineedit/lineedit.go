@@ -342,9 +342,13 @@ func (e *Editor) edit() (string, error) {
 	if err := e.flush(); err != nil {
 		return "", err
 	}
+	dirty := false
 	for {
 		k, r, err := e.readKey()
 		if err != nil {
+			if dirty {
+				e.refresh()
+			}
 			e.pending.WriteString("\r\n")
 			_ = e.flush()
 			return "", err
@@ -372,6 +376,7 @@ func (e *Editor) edit() (string, error) {
 			return "", ErrInterrupt
 		case kEOF:
 			if len(e.buf) == 0 {
+				e.refresh()
 				e.pending.WriteString("\r\n")
 				if err := e.flush(); err != nil {
 					return "", err
@@ -429,8 +434,14 @@ func (e *Editor) edit() (string, error) {
 		case kTab:
 			e.complete()
 		}
+		// Redraw once the keys that arrived together (a paste, or a
+		// sequence sent by a program) are all handled.
 		if k != kNone {
+			dirty = true
+		}
+		if dirty && e.r.Buffered() == 0 {
 			e.refresh()
+			dirty = false
 		}
 		if err := e.flush(); err != nil {
 			return "", err
@@ -573,6 +584,7 @@ func (e *Editor) complete() {
 			e.pending.WriteString("\a")
 			return
 		}
+		e.refresh()
 		e.printBelow(columns(cands, e.width()))
 	}
 }

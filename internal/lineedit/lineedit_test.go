@@ -783,3 +783,38 @@ func FuzzEditor(f *testing.F) {
 		}
 	})
 }
+
+func TestPasteRedrawsOnce(t *testing.T) {
+	in := strings.Repeat("x", 200) + "\r" + "abc\x7f\x7f\x7f\x04"
+	e, v, raw := newTerm(Config{Prompt: "> "}, 40, in)
+	res := readAll(t, e)
+	if len(res) != 1 || len(res[0].line) != 200 {
+		t.Fatalf("result %v", res)
+	}
+	// each line: the initial draw and one draw when it ends (Enter or
+	// Ctrl-D); nothing per key while the pasted keys are still buffered
+	if n := strings.Count(raw.String(), "\r> "); n != 4 {
+		t.Fatalf("%d redraws, want 4: %q", n, raw.String())
+	}
+	want := []string{"> " + strings.Repeat("x", 37), ">"}
+	if got := v.screen(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("screen %q, want %q", got, want)
+	}
+}
+
+// BenchmarkTypeLine measures handling a typed line with some editing keys
+// (one ReadLine, terminal mode, output to a buffer).
+func BenchmarkTypeLine(b *testing.B) {
+	in := "show ip route 203.0.113.0/24\x1b[D\x1b[D\x7f4\x01\x1b[C\x05 extra\x17\r"
+	var out bytes.Buffer
+	e := newEditor(strings.NewReader(in), &out, Config{Prompt: "edge1> "})
+	e.tty = true
+	b.ReportAllocs()
+	for b.Loop() {
+		e.r.Reset(strings.NewReader(in))
+		out.Reset()
+		if _, err := e.ReadLine(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
