@@ -18,20 +18,14 @@ type newSess struct {
 // host's paired address.
 func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint8) (uint32, uint16, Reason) {
 	a, b := mapIntKey(ip, port, proto, sr.out)
-	var xip uint32
-	var xport uint16
-	found := false
-	n.t.each(a, b, kMapInt, func(_ uint32, w *words) bool {
-		xip, xport, found = w.rDst(), w.rDport(), true
-		return false
-	})
-	if found {
-		return xip, xport, 0
+	var w words
+	if n.t.first(a, b, kMapInt, &w) {
+		return w.rDst(), w.rDport(), 0
 	}
 	if n.t.live.Load() >= int64(n.t.max) {
 		return 0, 0, TableFull
 	}
-	xip = sr.pair(ip)
+	xip := sr.pair(ip)
 	xport, ok := n.allocPort(r, sr, xip, proto, ip, port)
 	if !ok {
 		return 0, 0, OutOfPorts
@@ -116,9 +110,8 @@ func (n *NAT) releasePort(ns *newSess) {
 
 func (n *NAT) releaseMapping(ip uint32, port uint16, proto uint8) {
 	a, b := mapExtKey(ip, port, proto)
-	held := false
-	n.t.each(a, b, kMapExt, func(uint32, *words) bool { held = true; return false })
-	if !held {
+	var w words
+	if !n.t.first(a, b, kMapExt, &w) {
 		if p := n.pools[poolKey(ip, proto)]; p != nil {
 			p.clear(port)
 		}

@@ -258,31 +258,50 @@ func (t *table) lookup(a, b uint64, types uint8, h *hit) bool {
 	}
 }
 
-// each calls f for every live session with key (a, b) of type typ until f
-// returns false. Caller holds NAT.mu (so entries do not move).
-func (t *table) each(a, b uint64, typ uint8, f func(idx uint32, w *words) bool) {
-	hash := hashKey(a, b)
-	tag := t.tag(hash)
+// iter walks the live sessions with key (a, b) of one type (several sessions
+// share a mapping key). Caller holds NAT.mu, so entries do not move.
+type iter struct {
+	t        *table
+	a, b     uint64
+	i        uint64
+	tag      uint32
+	typ      uint8
+	finished bool
+}
+
+func (t *table) iter(a, b uint64, typ uint8) iter {
+	h := hashKey(a, b)
+	return iter{t: t, a: a, b: b, i: h & t.mask, tag: t.tag(h), typ: typ}
+}
+
+// next fills w with the next matching session; false at the end.
+func (it *iter) next(w *words) bool {
+	t := it.t
 	shift := 3 + t.idxBits
-	var w words
-	for i := hash & t.mask; ; i = (i + 1) & t.mask {
-		e := t.slots[i].Load()
+	for !it.finished {
+		e := t.slots[it.i].Load()
+		it.i = (it.i + 1) & t.mask
 		if e == 0 {
-			return
+			it.finished = true
+			break
 		}
-		if e>>shift != tag || uint8(e&7) != typ {
+		if e>>shift != it.tag || uint8(e&7) != it.typ {
 			continue
 		}
-		idx := t.entryIdx(e)
-		if _, ok, _ := t.read(idx, &w); !ok {
+		if _, ok, _ := t.read(t.entryIdx(e), w); !ok {
 			continue
 		}
-		if ka, kb := w.key(typ); ka == a && kb == b {
-			if !f(idx, &w) {
-				return
-			}
+		if ka, kb := w.key(it.typ); ka == it.a && kb == it.b {
+			return true
 		}
 	}
+	return false
+}
+
+// first finds any live session with key (a, b) of type typ (caller holds NAT.mu).
+func (t *table) first(a, b uint64, typ uint8, w *words) bool {
+	it := t.iter(a, b, typ)
+	return it.next(w)
 }
 
 // insert adds an index entry. Caller holds NAT.mu.

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"encoding/binary"
+	"time"
 
 	"vrouter/packet"
 )
@@ -181,8 +182,12 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 			s.state.CompareAndSwap(st, st|stReplied)
 		}
 	}
+	// Refresh; skipping stores that would move the expiry by under 1/8 s
+	// keeps most packets from writing the shared cache line.
 	if refresh {
-		s.expires.Store(now + to)
+		if d := now + to - s.expires.Load(); d >= int64(125*time.Millisecond) || d < 0 {
+			s.expires.Store(now + to)
+		}
 	}
 	s.pkts.Add(1)
 	s.bytes.Add(uint64(len(p)))
@@ -302,18 +307,17 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rul
 		n.mu.Unlock()
 		return w.inHit(p, f, &w.h, ff, now, r)
 	}
-	var cand words
+	var cand, cw words
 	found, addrOK := false, false
-	n.t.each(ma, mb, kMapExt, func(_ uint32, cw *words) bool {
+	for it := n.t.iter(ma, mb, kMapExt); it.next(&cw); {
 		if !found {
-			cand, found = *cw, true
+			cand, found = cw, true
 		}
 		if cw.rSrc() == f.src {
-			cand, addrOK = *cw, true
-			return false
+			cand, addrOK = cw, true
+			break
 		}
-		return true
-	})
+	}
 	if !found {
 		n.mu.Unlock()
 		return w.drop(NoSession)
@@ -421,8 +425,10 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	if !r.isInside(f.src) {
 		return Pass, 0
 	}
-	a, b = f.rkey()
-	if n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
+	// A hairpin reply after In (DNAT target back to the sender) is keyed by
+	// its reverse; only floating-IP hosts and forward backends send those.
+	ra, rb := f.rkey()
+	if _, fl := r.floatByInt[f.src]; (fl || r.backends[f.src]) && n.t.lookup(ra, rb, 1<<kOrig|1<<kReply|1<<kHair, h) {
 		if h.typ != kHair {
 			return Pass, 0 // already fully translated by In
 		}
