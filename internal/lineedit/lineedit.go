@@ -8,6 +8,33 @@
 // it is wider than the terminal). When the input is not a terminal (a pipe
 // or a file) it reads plain lines without prompts or echo so that scripts
 // can feed commands.
+//
+// Keys: printable text is inserted at the cursor; Left/Right (Ctrl-B/F),
+// Home/End (Ctrl-A/E), Ctrl-Left/Right and Alt-B/F move; Backspace, Delete
+// (and Ctrl-D on a non-empty line) delete; Ctrl-K/Ctrl-U kill to the end or
+// the start, Ctrl-W (Alt-Backspace) and Alt-D kill a word, Ctrl-Y yanks, Ctrl-T
+// transposes, Ctrl-L clears the screen; Up/Down (Ctrl-P/N) walk the history;
+// Tab completes, '?' at the end of the line shows help; Enter accepts,
+// Ctrl-C discards the line (ErrInterrupt), Ctrl-D on an empty line ends
+// (io.EOF).
+//
+// Typical use:
+//
+//	ed, err := lineedit.New(os.Stdin, os.Stdout, lineedit.Config{Prompt: "edge1> ", ...})
+//	if err != nil { ... }
+//	defer ed.Close()
+//	for {
+//		line, err := ed.ReadLine()
+//		if errors.Is(err, lineedit.ErrInterrupt) {
+//			continue
+//		}
+//		if err != nil { // io.EOF or a terminal error
+//			break
+//		}
+//		... run line; plain "\n" output is fine here (the terminal is cooked) ...
+//	}
+//
+// An Editor is not safe for concurrent use.
 package lineedit
 
 import (
