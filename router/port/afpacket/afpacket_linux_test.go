@@ -355,8 +355,14 @@ func testTCPTransfer(t *testing.T, offloads bool) {
 	if bad != 0 || big != 0 {
 		t.Fatalf("%d frames with bad checksums or lengths, %d frames over the MTU", bad, big)
 	}
-	if seen < total {
-		t.Fatalf("port saw %d of %d payload bytes (drops %d)", seen, total, st.RxDropped)
+	d := p.Drops()
+	if d.Truncated+d.BadVnetHdr+d.GSOUnsupported+d.TooBig+d.BadCsumOffsets != 0 {
+		t.Fatalf("port dropped frames: %+v", d)
+	}
+	// On a loaded machine the socket buffer may overflow; that is counted
+	// (Drops.Kernel) and the only acceptable reason for missing payload.
+	if seen < total && d.Kernel == 0 {
+		t.Fatalf("port saw %d of %d payload bytes without counting a drop", seen, total)
 	}
 	if offloads && st.RxGSO == 0 {
 		t.Fatal("no super-frame was segmented with default offloads")
