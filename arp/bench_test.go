@@ -87,3 +87,17 @@ func BenchmarkMissUpdate(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkTick is one timer pass over a full table of reachable entries
+// (nothing due), the cost the router pays per Tick.
+func BenchmarkTick(b *testing.B) {
+	for _, n := range []int{4000, 65536} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			c, _, _ := benchSetup(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Tick(2*sec, nil, nil)
+			}
+		})
+	}
+}

@@ -342,9 +342,10 @@ func (c *Cache) probe(sk uint64) (i, v uint64, ok bool) {
 	}
 }
 
-// Lookup returns a usable MAC (reachable, stale or static). It is
-// lock-free and allocation-free. Using a stale entry marks it so that Tick
-// refreshes it.
+// Lookup returns a usable MAC (reachable, stale or static). It never takes
+// the mutex and never allocates; it only retries (yielding) while a removal
+// is moving entries, which takes a few nanoseconds per removed entry. Using
+// a stale entry marks it so that Tick refreshes it.
 func (c *Cache) Lookup(net uint16, ip uint32) (packet.MAC, bool) {
 	i, v, ok := c.probe(keyLive | key(net, ip))
 	if !ok {
