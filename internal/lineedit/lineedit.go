@@ -108,7 +108,11 @@ type Editor struct {
 // If in is not a terminal the editor works in plain line mode: no prompt,
 // no echo handling, no raw mode and no history recording.
 func New(in *os.File, out io.Writer, cfg Config) (*Editor, error) {
-	e := newEditor(in, out, cfg)
+	var r io.Reader
+	if in != nil {
+		r = in
+	}
+	e := newEditor(r, out, cfg)
 	if in != nil {
 		fd := int(in.Fd())
 		if term.IsTerminal(fd) {

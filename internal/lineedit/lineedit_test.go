@@ -601,6 +601,19 @@ func TestPlainModePipe(t *testing.T) {
 	}
 }
 
+func TestNilInput(t *testing.T) {
+	e, err := New(nil, io.Discard, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ReadLine(); err != io.EOF {
+		t.Fatalf("got %v, want EOF", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLongLineScrolls(t *testing.T) {
 	const width = 20 // prompt 2 + 17 visible runes + cursor column
 	long := "abcdefghijklmnopqrstuvwxyz0123"
