@@ -290,13 +290,15 @@ type NAT struct {
 	t     *table
 	frags fragTable
 
-	mu      sync.Mutex // slow path: creating and deleting sessions, pools
-	pools   map[uint64]*pool
-	workers []*Worker
-	reapPos uint32
-	lastNow atomic.Int64
-	reaped  atomic.Uint64
-	flushed atomic.Uint64
+	mu       sync.Mutex // slow path: creating and deleting sessions, pools
+	pools    map[uint64]*pool
+	workers  []*Worker
+	reapPos  uint32
+	evictPos uint32
+	evicted  atomic.Uint64
+	lastNow  atomic.Int64
+	reaped   atomic.Uint64
+	flushed  atomic.Uint64
 }
 
 // New compiles cfg's NAT rules and allocates the conntrack table for
@@ -384,6 +386,7 @@ func (n *NAT) Counters() map[string]uint64 {
 	m["nat-sessions-max"] = uint64(n.t.max)
 	m["nat-sessions-expired"] = n.reaped.Load()
 	m["nat-sessions-flushed"] = n.flushed.Load()
+	m["nat-sessions-evicted"] = n.evicted.Load()
 	m["nat-frag-entries"] = uint64(n.frags.used())
 	return m
 }

@@ -563,7 +563,10 @@ func TestTableFull(t *testing.T) {
 	c.Conntrack.Max = 4
 	n, w := newNAT(t, c)
 	for i := 0; i < 4; i++ {
-		out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: tcp, sport: uint16(1000 + i*1000), dport: 80, flags: syn}), sec, Translated)
+		sp := uint16(1000 + i*1000)
+		out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: tcp, sport: sp, dport: 80, flags: syn, seq: 1}), sec, Translated)
+		in(t, w, build(t, pk{src: "198.51.100.7", dst: "203.0.113.1", proto: tcp, sport: 80, dport: sp, flags: syn | ack, seq: 1, ack: 2}), sec, Translated)
+		out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: tcp, sport: sp, dport: 80, flags: ack, seq: 2, ack: 2}), sec, Translated)
 	}
 	p := build(t, pk{src: "10.1.1.11", dst: "198.51.100.7", proto: tcp, sport: 7777, dport: 80, flags: syn})
 	if v, r := w.Out(p, nInside, nPublic, sec); v != Drop || r != TableFull {
@@ -574,7 +577,7 @@ func TestTableFull(t *testing.T) {
 		t.Fatalf("%v %v", v, r)
 	}
 	// Existing flows keep working.
-	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: tcp, sport: 1000, dport: 80, flags: ack}), sec, Translated)
+	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: tcp, sport: 1000, dport: 80, flags: ack, seq: 2, ack: 2}), sec, Translated)
 	if n.Counters()["nat-table-full"] != 2 || n.Len() != 4 {
 		t.Fatal(n.Counters())
 	}
@@ -583,6 +586,31 @@ func TestTableFull(t *testing.T) {
 		if pu.Proto == "tcp" && pu.Used != 4 {
 			t.Fatalf("tcp ports used %d", pu.Used)
 		}
+	}
+}
+
+// TestEvictUnreplied: a flood of half-open/unanswered flows fills the table;
+// new flows replace them, established flows stay.
+func TestEvictUnreplied(t *testing.T) {
+	c := testConfig()
+	c.Conntrack.Max = 8
+	n, w := newNAT(t, c)
+	cn := &conn{t, n, w}
+	cn.o(syn, 1, 0, sec)
+	cn.r(syn|ack, 1, 2, sec)
+	cn.o(ack, 2, 2, sec)
+	for i := 0; i < 50; i++ { // SYN flood to the floating IP from random sources
+		p := build(t, pk{src: "192.0.2." + itoa(i+1), dst: "203.0.113.50", proto: tcp, sport: uint16(3000 + i), dport: 22, flags: syn})
+		mustVerdict(t, first(w.In(p, nPublic, sec)), 0, Translated)
+	}
+	if n.Len() != 8 || n.Counters()["nat-sessions-evicted"] == 0 || n.Counters()["nat-table-full"] != 0 {
+		t.Fatal(n.Counters())
+	}
+	if cn.state() != "ESTABLISHED" {
+		t.Fatal("established flow evicted")
+	}
+	if v, _ := cn.r(ack, 2, 2, 2*sec); v != Translated {
+		t.Fatal("established flow broken")
 	}
 }
 
@@ -661,4 +689,34 @@ func itoa(v int) string {
 		v /= 10
 	}
 	return s
+}
+
+// TestHairpinMapping: an inside host reaching another inside host's SNAT
+// mapping (RFC 4787 REQ-9) gets there, and is seen with its own mapping.
+func TestHairpinMapping(t *testing.T) {
+	c := testConfig()
+	c.NAT.Filtering = "endpoint-independent"
+	n, w := newNAT(t, c)
+	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: udp, sport: 5000, dport: 3478}), sec, Translated)
+	p := build(t, pk{src: "10.1.1.11", dst: "203.0.113.1", proto: udp, sport: 6000, dport: 5000, payload: []byte("p2p")})
+	mustVerdict(t, first(w.In(p, nInside, sec)), 0, Translated)
+	mustVerdict(t, first(w.Out(p, nInside, nInside, sec)), 0, Translated)
+	checkSums(t, p)
+	d := decode(t, p)
+	if d.dst != "10.1.1.10" || d.dport != 5000 || d.src != "203.0.113.1" || d.sport != 6000 {
+		t.Fatalf("%+v", d)
+	}
+	p = build(t, pk{src: "10.1.1.10", dst: "203.0.113.1", proto: udp, sport: 5000, dport: 6000})
+	mustVerdict(t, first(w.In(p, nInside, sec)), 0, Translated)
+	mustVerdict(t, first(w.Out(p, nInside, nInside, sec)), 0, Translated)
+	checkSums(t, p)
+	d = decode(t, p)
+	if d.src != "203.0.113.1" || d.sport != 5000 || d.dst != "10.1.1.11" || d.dport != 6000 {
+		t.Fatalf("%+v", d)
+	}
+	// The second host's own mapping is the same one it uses outside.
+	e := out(t, w, build(t, pk{src: "10.1.1.11", dst: "198.51.100.7", proto: udp, sport: 6000, dport: 3478}), sec, Translated)
+	if e.sport != 6000 || n.Counters()["nat-hairpin-sessions"] != 1 {
+		t.Fatalf("%+v %v", e, n.Counters())
+	}
 }

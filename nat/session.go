@@ -17,13 +17,14 @@ type newSess struct {
 // there is one (endpoint-independent mapping), otherwise a new one on the
 // host's paired address.
 func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint8) (uint32, uint16, Reason) {
+	// Make room first: an eviction must not free the mapping found below.
+	if !n.room() {
+		return 0, 0, TableFull
+	}
 	a, b := mapIntKey(ip, port, proto, sr.out)
 	var w words
 	if n.t.first(a, b, kMapInt, &w) {
 		return w.rDst(), w.rDport(), 0
-	}
-	if n.t.live.Load() >= int64(n.t.max) {
-		return 0, 0, TableFull
 	}
 	xip := sr.pair(ip)
 	xport, ok := n.allocPort(r, sr, xip, proto, ip, port)
@@ -31,6 +32,44 @@ func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint
 		return 0, 0, OutOfPorts
 	}
 	return xip, xport, 0
+}
+
+// room makes space for one more session when the table is full by evicting
+// a session that never completed (TCP not established: handshake, closed;
+// other protocols: never answered). Established flows are never evicted.
+// Caller holds n.mu; false when nothing could be evicted.
+func (n *NAT) room() bool {
+	t := n.t
+	if t.live.Load() < int64(t.max) {
+		return true
+	}
+	var w words
+	for i := 0; i < 256; i++ {
+		if n.evictPos >= t.hwm {
+			n.evictPos = 0
+		}
+		idx := n.evictPos
+		n.evictPos++
+		st, ok, _ := t.read(idx, &w)
+		if !ok {
+			continue
+		}
+		evict := st&stReplied == 0
+		if w.proto() == 6 {
+			switch st & stStateMask {
+			case tcpSynSent, tcpSynRcvd, tcpTimeWait, tcpClose:
+				evict = true
+			default:
+				evict = false
+			}
+		}
+		if evict {
+			n.destroy(idx)
+			n.evicted.Add(1)
+			return true
+		}
+	}
+	return false
 }
 
 // create allocates and indexes a session (caller holds n.mu) and fills h as
@@ -44,7 +83,7 @@ func (n *NAT) create(ns *newSess, now int64, h *hit) Reason {
 	if ns.flags&fHairpin != 0 {
 		nkeys++
 	}
-	if t.live.Load() >= int64(t.max) || uint64(t.keys+nkeys) > (t.mask+1)*3/4 {
+	if !n.room() || uint64(t.keys+nkeys) > (t.mask+1)*3/4 {
 		n.releasePort(ns)
 		return TableFull
 	}

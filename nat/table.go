@@ -73,6 +73,7 @@ const (
 	oFloatOut   = 3 // VM with a floating IP started it
 	oFloatIn    = 4 // sent to a floating IP
 	oForward    = 5 // sent to a port forward
+	oMapHair    = 6 // an inside host to another inside host's SNAT mapping (hairpin)
 	fMapped     = 1 << 3
 	fHairpin    = 1 << 4
 	fHairFloat  = 1 << 5 // hairpin source translated by a floating IP (else an SNAT mapping)

@@ -307,13 +307,28 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rul
 		n.mu.Unlock()
 		return w.inHit(p, f, &w.h, ff, now, r)
 	}
+	// A sender that is itself inside (hairpinning through a mapping, RFC 4787
+	// REQ-9) is seen with its own external address.
+	ns := newSess{outNet: Local}
+	hsrc, hport := f.src, f.sport
+	var hsr *snatRule
+	if fi, ok := r.floatByInt[f.src]; ok {
+		hsrc = r.floats[fi].ext
+		ns.flags = fHairpin | fHairFloat
+	} else if hsr = r.insideSNAT(f.src); hsr != nil {
+		hsrc = hsr.pair(f.src)
+		var w2 words
+		if ia, ib := mapIntKey(f.src, f.sport, f.proto, hsr.out); n.t.first(ia, ib, kMapInt, &w2) {
+			hsrc = w2.rDst()
+		}
+	}
 	var cand, cw words
 	found, addrOK := false, false
 	for it := n.t.iter(ma, mb, kMapExt); it.next(&cw); {
 		if !found {
 			cand, found = cw, true
 		}
-		if cw.rSrc() == f.src {
+		if cw.rSrc() == f.src || cw.rSrc() == hsrc {
 			cand, addrOK = cw, true
 			break
 		}
@@ -330,11 +345,28 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rul
 		n.mu.Unlock()
 		return w.drop(TCPNoSession)
 	}
-	ns := newSess{
-		o:      tup{cand.oSrc(), f.src, cand.oSport(), f.sport, f.proto},
-		r:      tup{f.src, f.dst, f.sport, f.dport, f.proto},
-		outNet: cand.outNet(),
-		flags:  oSNATIn | fMapped,
+	dir := uint8(kReply)
+	if hsrc != f.src || hsr != nil {
+		// Hairpin: a DNAT to the mapping's owner plus the sender's own mapping.
+		if hsr != nil {
+			var why Reason
+			hsrc, hport, why = n.mapping(r, hsr, f.src, f.sport, f.proto)
+			if why != 0 {
+				n.mu.Unlock()
+				return w.drop(why)
+			}
+			ns.flags = fHairpin | fMapped
+			ns.outNet = hsr.out
+		}
+		ns.flags |= oMapHair
+		ns.o = tup{f.src, f.dst, f.sport, f.dport, f.proto}
+		ns.r = tup{cand.oSrc(), hsrc, cand.oSport(), hport, f.proto}
+		dir = kOrig
+	} else {
+		ns.o = tup{cand.oSrc(), f.src, cand.oSport(), f.sport, f.proto}
+		ns.r = tup{f.src, f.dst, f.sport, f.dport, f.proto}
+		ns.outNet = cand.outNet()
+		ns.flags = oSNATIn | fMapped
 	}
 	why := n.create(&ns, now, &w.h)
 	n.mu.Unlock()
@@ -342,7 +374,10 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rul
 		return w.drop(why)
 	}
 	w.inc(cSessionsCreated)
-	w.h.typ = kReply // this packet travels in the reply direction
+	if dir == kOrig {
+		w.inc(cHairpin)
+	}
+	w.h.typ = dir // an inbound-created session's packet travels in the reply direction
 	return w.inHit(p, f, &w.h, ff, now, r)
 }
 
@@ -425,10 +460,9 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	if !r.isInside(f.src) {
 		return Pass, 0
 	}
-	// A hairpin reply after In (DNAT target back to the sender) is keyed by
-	// its reverse; only floating-IP hosts and forward backends send those.
-	ra, rb := f.rkey()
-	if _, fl := r.floatByInt[f.src]; (fl || r.backends[f.src]) && n.t.lookup(ra, rb, 1<<kOrig|1<<kReply|1<<kHair, h) {
+	// Already translated by In (its reverse is a session key), or a hairpin
+	// reply after In (the reverse of a kHair key).
+	if a, b = f.rkey(); n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
 		if h.typ != kHair {
 			return Pass, 0 // already fully translated by In
 		}
