@@ -504,3 +504,43 @@ func TestUDPGSO(t *testing.T) {
 		t.Fatalf("RxGSO %d, want 1 super-frame", st.RxGSO)
 	}
 }
+
+// TestLinkFlap: a link going down and up again does not end ReadBatch;
+// frames sent after the flap arrive.
+func TestLinkFlap(t *testing.T) {
+	l := newLab(t)
+	pa := openIn(t, l.a, "a", "va", Options{})
+	pb := openIn(t, l.b, "b", "vb", Options{})
+	l.waitUp(t)
+	type res struct {
+		f   []byte
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		b := port.NewBatch(4)
+		n, err := pb.ReadBatch(b)
+		if n > 0 {
+			ch <- res{f: append([]byte(nil), b.Frame(0)...)}
+			return
+		}
+		ch <- res{err: err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	sh(t, "ip", "-n", l.nameB, "link", "set", "vb", "down")
+	time.Sleep(50 * time.Millisecond)
+	sh(t, "ip", "-n", l.nameB, "link", "set", "vb", "up")
+	l.waitUp(t)
+	f := udpFrame(t, nil, layers.EthernetTypeIPv4, "after the flap")
+	if _, err := pa.WriteBatch([][]byte{f}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil || !bytes.Equal(r.f, f) {
+			t.Fatalf("ReadBatch across a link flap: %v %x", r.err, r.f)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no frame after the flap")
+	}
+}
