@@ -78,8 +78,8 @@ type Table struct {
 
 	mu    sync.Mutex // serialises writers and control-plane readers
 	rib   *rib
-	nhIdx map[NextHop]uint32
-	nhN   int // next-hop indices in use (index 0 is "no route")
+	nhIdx map[uint64]uint32 // packed NextHop -> index
+	nhN   int               // next-hop indices in use (index 0 is "no route")
 
 	nUsed, lUsed int // tails of the arrays of the current snapshot
 	nLive, lLive int // nodes and leaves reachable from dir
@@ -99,7 +99,7 @@ type Table struct {
 func New() *Table {
 	t := &Table{
 		rib:   newRIB(),
-		nhIdx: map[NextHop]uint32{},
+		nhIdx: map[uint64]uint32{},
 		nhN:   1,
 		sbest: make([]uint32, dirSize),
 		dirty: make([]uint64, dirSize/64),
@@ -198,8 +198,13 @@ func (t *Table) apply(ups []Update) int {
 	return changed
 }
 
+func (h NextHop) pack() uint64 {
+	return uint64(h.Kind)<<48 | uint64(h.Network)<<32 | uint64(h.Gateway)
+}
+
 func (t *Table) intern(h NextHop) uint32 {
-	if i, ok := t.nhIdx[h]; ok {
+	k := h.pack()
+	if i, ok := t.nhIdx[k]; ok {
 		return i
 	}
 	if t.nhN > maxNH {
@@ -214,7 +219,7 @@ func (t *Table) intern(h NextHop) uint32 {
 	i := uint32(t.nhN)
 	s.nhs[i] = h
 	t.nhN++
-	t.nhIdx[h] = i
+	t.nhIdx[k] = i
 	return i
 }
 
@@ -228,42 +233,94 @@ func (t *Table) markChunk(c uint32) {
 // commit recompiles the chunks touched since the last commit.
 func (t *Table) commit() {
 	if len(t.shortCh) > 0 {
-		wide := false
-		for _, k := range t.shortCh {
-			if shortMax-int(k&0xff) > 6 {
-				wide = true
-			}
-		}
-		if wide {
+		if len(t.shortCh) > 64 {
+			// many: recompute every chunk's default at once
 			if t.scratch == nil {
 				t.scratch = make([]uint32, dirSize)
 			}
 			t.rib.paintShort(t.scratch)
-			for c, nh := range t.scratch {
-				if nh != t.sbest[c] {
-					t.sbest[c] = nh
-					t.markChunk(uint32(c))
-				}
-			}
+			t.diffShort(t.scratch, 0, dirSize)
 		} else {
 			for _, k := range t.shortCh {
-				addr, plen := uint32(k>>8), int(k&0xff)
-				c0 := addr >> (32 - dirBits)
-				for c := c0; c < c0+1<<(shortMax-plen); c++ {
-					if nh := t.rib.shortLPM(c << (32 - dirBits)); nh != t.sbest[c] {
-						t.sbest[c] = nh
-						t.markChunk(c)
-					}
-				}
+				t.repaintShort(uint32(k>>8), int(k&0xff))
 			}
 		}
 		t.shortCh = t.shortCh[:0]
 	}
+	t.rib.compactSlab(false)
 	for _, c := range t.dlist {
 		t.dirty[c>>6] &^= 1 << (c & 63)
 		t.rebuildChunk(c)
 	}
 	t.dlist = t.dlist[:0]
+}
+
+// diffShort takes the chunk defaults sb[c0:c1] and marks the chunks whose
+// default changed.
+func (t *Table) diffShort(sb []uint32, c0, c1 uint32) {
+	for c := c0; c < c1; c++ {
+		if nh := sb[c]; nh != t.sbest[c] {
+			t.sbest[c] = nh
+			t.markChunk(c)
+		}
+	}
+}
+
+// repaintShort recomputes the chunk defaults under the short prefix
+// addr/plen: its covering default, then every short prefix inside it,
+// shortest first. The map is probed for every possible prefix inside
+// (2^(19-plen) probes) or, for very short prefixes, scanned.
+func (t *Table) repaintShort(addr uint32, plen int) {
+	c0 := addr >> (32 - dirBits)
+	n := uint32(1) << (shortMax - plen)
+	if t.scratch == nil {
+		t.scratch = make([]uint32, dirSize)
+	}
+	sb := t.scratch[c0 : c0+n]
+	var def uint32
+	if plen > 0 {
+		def = t.rib.shortLPM(addr&mask(plen-1), plen-1)
+	}
+	for i := range sb {
+		sb[i] = def
+	}
+	if 2*n > uint32(len(t.rib.short)) {
+		keys := make([]uint64, 0, 64)
+		for k := range t.rib.short {
+			if l := int(k & 0xff); l >= plen && uint32(k>>8)&mask(plen) == addr {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, func(a, b uint64) int { return int(a&0xff) - int(b&0xff) })
+		for _, k := range keys {
+			v := t.rib.short[k]
+			_, nh := bestOf(&v)
+			a, l := uint32(k>>8), int(k&0xff)
+			c := a>>(32-dirBits) - c0
+			for i := c; i < c+1<<(shortMax-l); i++ {
+				sb[i] = nh
+			}
+		}
+	} else {
+		for l := plen; l <= shortMax; l++ {
+			if t.rib.shortLen[l] == 0 {
+				continue
+			}
+			step := uint32(1) << (32 - l)
+			for a, j := addr, 0; j < 1<<(l-plen); a, j = a+step, j+1 {
+				v, ok := t.rib.short[shortKey(a, l)]
+				if !ok {
+					continue
+				}
+				_, nh := bestOf(&v)
+				c := a>>(32-dirBits) - c0
+				for i := c; i < c+1<<(shortMax-l); i++ {
+					sb[i] = nh
+				}
+			}
+		}
+	}
+	t.diffShort(t.scratch, c0, c0+n)
 }
 
 // compileChunk builds chunk c into t.b; it returns the dir entry if the

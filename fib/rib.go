@@ -248,10 +248,10 @@ func (r *rib) compactSlab(force bool) {
 	r.garbage = 0
 }
 
-// shortLPM returns the best next hop of the longest short prefix containing
-// addr (0: none).
-func (r *rib) shortLPM(addr uint32) uint32 {
-	for l := shortMax; l >= 0; l-- {
+// shortLPM returns the best next hop of the longest prefix of at most
+// maxLen bits containing addr (0: none).
+func (r *rib) shortLPM(addr uint32, maxLen int) uint32 {
+	for l := maxLen; l >= 0; l-- {
 		if r.shortLen[l] == 0 {
 			continue
 		}
