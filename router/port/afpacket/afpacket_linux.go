@@ -106,7 +106,6 @@ type Port struct {
 	txOK        int // messages sent
 	txFail      int // messages refused
 	txFailBytes uint64
-	txErr       error
 	writeFn     func(fd uintptr) bool
 	vnetTx      [packet.VnetHdrLen]byte // all zero: no offload requested
 
@@ -476,7 +475,6 @@ func (p *Port) doWrite(fd uintptr) bool {
 			return false
 		}
 		// The first pending message was refused (too big, link down, ...).
-		p.txErr = e
 		p.txFailBytes += p.txIov[2*p.txDone+1].Len
 		p.txDone++
 		p.txFail++
@@ -509,7 +507,7 @@ func (p *Port) WriteBatch(frames [][]byte) (int, error) {
 			iov.SetLen(len(f))
 			bytes += uint64(len(f))
 		}
-		p.txK, p.txDone, p.txOK, p.txFail, p.txErr, p.txFailBytes = k, 0, 0, 0, nil, 0
+		p.txK, p.txDone, p.txOK, p.txFail, p.txFailBytes = k, 0, 0, 0, 0
 		err = p.rc.Write(p.writeFn)
 		sent += p.txOK
 		failed += p.txFail
