@@ -235,6 +235,7 @@ func BenchmarkUpdate(b *testing.B) {
 			ups := make([]Update, 0, batch)
 			b.ResetTimer()
 			st := time.Now()
+			cpu := cpuTimer(b)
 			for i := 0; i < b.N; i += batch {
 				ups = ups[:0]
 				for j := 0; j < batch; j++ {
@@ -252,6 +253,7 @@ func BenchmarkUpdate(b *testing.B) {
 				}
 			}
 			el := time.Since(st)
+			cpu()
 			stop.Store(true)
 			n := <-done
 			b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")

@@ -82,7 +82,6 @@ type Table struct {
 	nhN   int               // next-hop indices in use (index 0 is "no route")
 
 	nUsed, lUsed int // tails of the arrays of the current snapshot
-	nLive, lLive int // nodes and leaves reachable from dir
 
 	sbest   []uint32 // per chunk: next hop of the longest covering prefix up to /18
 	b       builder
@@ -351,19 +350,22 @@ func (t *Table) rebuildChunk(c uint32) {
 		ne = uint32(t.nUsed)
 		t.nUsed += nn
 		t.lUsed += nl
-		t.nLive += nn
-		t.lLive += nl
 	}
-	old := s.dir[c]
-	if old == ne {
-		return
+	if s.dir[c] != ne {
+		atomic.StoreUint32(&s.dir[c], ne)
 	}
-	atomic.StoreUint32(&s.dir[c], ne)
-	if old&leafFlag == 0 {
-		nn, nl := subtreeSize(s.nodes, old)
-		t.nLive -= nn
-		t.lLive -= nl
+}
+
+// liveSize counts the nodes and leaves reachable from s.dir.
+func liveSize(s *snapshot) (nn, nl int) {
+	for _, e := range s.dir {
+		if e&leafFlag == 0 {
+			a, b := subtreeSize(s.nodes, e)
+			nn += a
+			nl += b
+		}
 	}
+	return nn, nl
 }
 
 func headroom(live, need, min int) int {
@@ -375,10 +377,11 @@ func headroom(live, need, min int) int {
 func (t *Table) compact(needN, needL, nhCap int) {
 	t.compactions++
 	old := t.cur.Load()
+	nLive, lLive := liveSize(old)
 	cp := copier{
 		src:    old,
-		nodes:  make([]node, 0, headroom(t.nLive, needN, 4096)),
-		leaves: make([]uint32, 0, headroom(t.lLive, needL, 16384)),
+		nodes:  make([]node, 0, headroom(nLive, needN, 4096)),
+		leaves: make([]uint32, 0, headroom(lLive, needL, 16384)),
 	}
 	dir := new([dirSize]uint32)
 	for i, e := range old.dir {
@@ -397,7 +400,6 @@ func (t *Table) compact(needN, needL, nhCap int) {
 		copy(nhs, old.nhs)
 	}
 	t.nUsed, t.lUsed = len(cp.nodes), len(cp.leaves)
-	t.nLive, t.lLive = t.nUsed, t.lUsed
 	t.cur.Store(&snapshot{dir: dir, nodes: cp.nodes[:cap(cp.nodes)], leaves: cp.leaves[:cap(cp.leaves)], nhs: nhs})
 }
 
@@ -436,13 +438,10 @@ func (t *Table) rebuild() {
 		dir[c] = ne
 	}
 	t.nUsed, t.lUsed = len(nodes), len(leaves)
-	t.nLive, t.lLive = t.nUsed, t.lUsed
-	if cap(nodes)-len(nodes) < len(nodes)/8 {
-		nodes = slices.Grow(nodes, len(nodes)/8)
-	}
-	if cap(leaves)-len(leaves) < len(leaves)/8 {
-		leaves = slices.Grow(leaves, len(leaves)/8)
-	}
+	// exact size: the first incremental change after a full build compacts
+	// into arrays with room to grow
+	nodes = slices.Clone(nodes)
+	leaves = slices.Clone(leaves)
 	old := t.cur.Load()
 	t.cur.Store(&snapshot{dir: dir, nodes: nodes[:cap(nodes)], leaves: leaves[:cap(leaves)], nhs: old.nhs})
 }
@@ -506,7 +505,7 @@ func (t *Table) eachRoute(f func(p netip.Prefix, s Source, nh uint32), bestOnly 
 				continue
 			}
 			last = e.pkey()
-			f(netip.PrefixFrom(addrOf(e.addr), int(e.plen())), e.src(), e.nh())
+			f(netip.PrefixFrom(addrOf(e.addr(c<<(32-dirBits))), int(e.plen())), e.src(), e.nh())
 		}
 	}
 }
@@ -527,12 +526,12 @@ func (t *Table) Match(addr netip.Addr) (Route, bool) {
 	var best rent
 	found := false
 	for _, e := range t.rib.list(a >> (32 - dirBits)) {
-		if a&mask(int(e.plen())) == e.addr && (!found || e.plen() > best.plen()) {
+		if a&mask(int(e.plen())) == e.addr(a) && (!found || e.plen() > best.plen()) {
 			best, found = e, true
 		}
 	}
 	if found {
-		return t.route(netip.PrefixFrom(addrOf(best.addr), int(best.plen())), best.src(), best.nh()), true
+		return t.route(netip.PrefixFrom(addrOf(best.addr(a)), int(best.plen())), best.src(), best.nh()), true
 	}
 	for l := shortMax; l >= 0; l-- {
 		if t.rib.shortLen[l] == 0 {
@@ -645,9 +644,10 @@ func (t *Table) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.cur.Load()
+	nLive, lLive := liveSize(s)
 	return Stats{
 		Prefixes: t.rib.prefixes, Routes: t.rib.perSrc, NextHops: t.nhN - 1,
-		Nodes: t.nLive, Leaves: t.lLive, NodeCap: len(s.nodes), LeafCap: len(s.leaves),
+		Nodes: nLive, Leaves: lLive, NodeCap: len(s.nodes), LeafCap: len(s.leaves),
 		MemoryBytes: s.memBytes(), Batches: t.batches, ChunkBuilds: t.chunkBuilds,
 		Compactions: t.compactions, Rebuilds: t.rebuilds, NHFull: t.nhFull,
 	}

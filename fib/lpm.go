@@ -90,6 +90,9 @@ type builder struct {
 	nodes  []node
 	leaves []uint32
 	ents   []bent
+	// per level scratch (not zeroed between uses)
+	slots  [3][64]uint32
+	gs, ge [3][64]int32
 }
 
 func slotOf(addr uint32, end uint) uint64 {
@@ -108,12 +111,11 @@ func (b *builder) build(def uint32) {
 
 func (b *builder) buildNode(ni int, lv uint, ents []bent, def uint32) {
 	end := 24 + 6*lv
-	var slots [64]uint32
+	slots, gs, ge := &b.slots[lv], &b.gs[lv], &b.ge[lv]
 	for i := range slots {
 		slots[i] = def
 	}
 	var vec uint64
-	var gs, ge [64]int32
 	for i := 0; i < len(ents); {
 		e := ents[i]
 		k := slotOf(e.addr, end)

@@ -11,23 +11,33 @@ import "slices"
 
 const shortMax = dirBits // prefixes up to this length are "short"
 
-// rent is one long route: meta = plen<<26 | src<<24 | nh.
-type rent struct {
-	addr uint32
-	meta uint32
-}
+// rent is one long route in 6 bytes: 48 bits holding the low 14 address
+// bits (the chunk gives the rest), length, source and next hop:
+// v = low14<<32 | plen<<26 | src<<24 | nh. Ordering by v>>24 orders a
+// chunk's routes by (address, length, source).
+type rent [3]uint16
 
 func mkRent(addr uint32, plen uint8, src Source, nh uint32) rent {
-	return rent{addr, uint32(plen)<<26 | uint32(src)<<24 | nh}
+	v := uint64(addr&(1<<(32-dirBits)-1))<<32 | uint64(plen)<<26 | uint64(src)<<24 | uint64(nh)
+	return rent{uint16(v >> 32), uint16(v >> 16), uint16(v)}
 }
 
-func (e rent) plen() uint8  { return uint8(e.meta >> 26) }
-func (e rent) src() Source  { return Source(e.meta >> 24 & 3) }
-func (e rent) nh() uint32   { return e.meta & maxNH }
-func (e rent) key() uint64  { return uint64(e.addr)<<8 | uint64(e.meta>>24) }
-func (e rent) pkey() uint64 { return uint64(e.addr)<<6 | uint64(e.meta>>26) }
+func (e rent) v() uint64 { return uint64(e[0])<<32 | uint64(e[1])<<16 | uint64(e[2]) }
 
-func pkeyOf(addr uint32, plen int) uint64 { return uint64(addr)<<6 | uint64(plen) }
+// addr returns the route's address; base is any address of the chunk.
+func (e rent) addr(base uint32) uint32 {
+	return base&^(1<<(32-dirBits)-1) | uint32(e[0])&(1<<(32-dirBits)-1)
+}
+func (e rent) plen() uint8  { return uint8(e.v() >> 26 & 63) }
+func (e rent) src() Source  { return Source(e.v() >> 24 & 3) }
+func (e rent) nh() uint32   { return uint32(e.v() & maxNH) }
+func (e rent) key() uint64  { return e.v() >> 24 }
+func (e rent) pkey() uint64 { return e.v() >> 26 }
+
+// pkeyOf is pkey of a route of addr/plen (without the source).
+func pkeyOf(addr uint32, plen int) uint64 {
+	return uint64(addr&(1<<(32-dirBits)-1))<<6 | uint64(plen)
+}
 
 // chunk list: slab[off : off+n], capacity capOf(n, code).
 type clist struct {
@@ -118,15 +128,6 @@ func search(l []rent, k uint64) (int, bool) {
 	return lo, lo < len(l) && l[lo].key() == k
 }
 
-// bestLong returns the best source of prefix pk in list l (NumSources if none).
-func bestLong(l []rent, pk uint64) Source {
-	i, _ := search(l, pk<<2)
-	if i < len(l) && l[i].pkey() == pk {
-		return l[i].src()
-	}
-	return NumSources
-}
-
 // set installs (or replaces) the route; it returns the previous next hop of
 // that source (0: none).
 func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
@@ -151,9 +152,16 @@ func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
 	e := mkRent(addr, uint8(plen), src, nh)
 	l := r.list(c)
 	pk := e.pkey()
-	ob := bestLong(l, pk)
-	i, found := search(l, e.key())
-	if found {
+	g, _ := search(l, pk<<2) // first route of the prefix
+	ob := NumSources
+	if g < len(l) && l[g].pkey() == pk {
+		ob = l[g].src()
+	}
+	i := g
+	for i < len(l) && l[i].pkey() == pk && l[i].src() < src {
+		i++
+	}
+	if i < len(l) && l[i].key() == e.key() {
 		old := l[i].nh()
 		l[i] = e
 		return old
@@ -165,11 +173,12 @@ func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
 		for 1<<code < n+1 {
 			code++
 		}
-		off := uint32(len(r.slab))
+		off := len(r.slab)
+		r.slab = slices.Grow(r.slab, 1<<code)
 		r.slab = append(r.slab, l...)
-		r.slab = append(r.slab, make([]rent, 1<<code-n)...)
+		r.slab = r.slab[:off+1<<code]
 		r.garbage += cl.capacity()
-		cl = clist{off: off, n: uint32(n) | code<<24}
+		cl = clist{off: uint32(off), n: uint32(n) | code<<24}
 	}
 	l = r.slab[cl.off : int(cl.off)+n+1]
 	copy(l[i+1:], l[i:n])
@@ -177,8 +186,7 @@ func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
 	cl.n++
 	r.chunks[c] = cl
 	r.perSrc[src]++
-	nb := bestLong(l, pk)
-	r.account(plen, ob, nb)
+	r.account(plen, ob, min(ob, src))
 	return 0
 }
 
@@ -207,19 +215,26 @@ func (r *rib) del(addr uint32, plen int, src Source) uint32 {
 	c := addr >> (32 - dirBits)
 	e := mkRent(addr, uint8(plen), src, 0)
 	l := r.list(c)
-	i, found := search(l, e.key())
-	if !found {
+	pk := e.pkey()
+	g, _ := search(l, pk<<2)
+	i := g
+	for i < len(l) && l[i].pkey() == pk && l[i].src() < src {
+		i++
+	}
+	if i >= len(l) || l[i].key() != e.key() {
 		return 0
 	}
-	pk := e.pkey()
-	ob := bestLong(l, pk)
+	ob := l[g].src()
 	old := l[i].nh()
 	copy(l[i:], l[i+1:])
 	cl := r.chunks[c]
 	cl.n--
 	r.chunks[c] = cl
 	l = l[:len(l)-1]
-	nb := bestLong(l, pk)
+	nb := NumSources
+	if g < len(l) && l[g].pkey() == pk {
+		nb = l[g].src()
+	}
 	r.account(plen, ob, nb)
 	r.perSrc[src]--
 	return old
@@ -287,16 +302,17 @@ func (r *rib) paintShort(sb []uint32) {
 // fillChunk fills b.ents with the best route of every prefix of chunk c.
 func (r *rib) fillChunk(b *builder, c uint32) {
 	b.ents = b.ents[:0]
+	base := c << (32 - dirBits)
 	var last uint64 = ^uint64(0)
 	for _, e := range r.list(c) {
 		if pk := e.pkey(); pk != last {
 			last = pk
-			b.ents = append(b.ents, bent{addr: e.addr, plen: e.plen(), nh: e.nh()})
+			b.ents = append(b.ents, bent{addr: e.addr(base), plen: e.plen(), nh: e.nh()})
 		}
 	}
 }
 
 func (r *rib) memBytes() int64 {
 	// map: key 8 + value 16 bytes per slot, roughly 8/7 slots per entry + control bytes
-	return int64(len(r.chunks))*8 + int64(cap(r.slab))*8 + int64(len(r.short))*(24*8/7+2)
+	return int64(len(r.chunks))*8 + int64(cap(r.slab))*6 + int64(len(r.short))*(24*8/7+2)
 }
