@@ -26,6 +26,11 @@ import (
 // itself (ICMP errors).
 const Local uint16 = 0xffff
 
+// EvictIdle is how long an unfinished session (TCP handshake or closed, or
+// never answered) must have been idle before a new flow may evict it from a
+// full table.
+const EvictIdle = time.Second
+
 // FragTimeout is how long the fragment table remembers a first fragment.
 const FragTimeout = 30 * time.Second
 

@@ -601,9 +601,19 @@ func TestEvictUnreplied(t *testing.T) {
 	cn.o(ack, 2, 2, sec)
 	for i := 0; i < 50; i++ { // SYN flood to the floating IP from random sources
 		p := build(t, pk{src: "192.0.2." + itoa(i+1), dst: "203.0.113.50", proto: tcp, sport: uint16(3000 + i), dport: 22, flags: syn})
-		mustVerdict(t, first(w.In(p, nPublic, sec)), 0, Translated)
+		ts := sec + int64(i/7)*int64(EvictIdle) // some time passes
+		mustVerdict(t, first(w.In(p, nPublic, ts)), 0, Translated)
 	}
-	if n.Len() != 8 || n.Counters()["nat-sessions-evicted"] == 0 || n.Counters()["nat-table-full"] != 0 {
+	// Sessions younger than EvictIdle are not evicted.
+	for i := 0; i < 7; i++ {
+		p := build(t, pk{src: "192.0.2.100", dst: "203.0.113.50", proto: tcp, sport: uint16(i), dport: 22, flags: syn})
+		mustVerdict(t, first(w.In(p, nPublic, 20*sec)), 0, Translated)
+	}
+	p := build(t, pk{src: "192.0.2.200", dst: "203.0.113.50", proto: tcp, sport: 1, dport: 22, flags: syn})
+	if v, r := w.In(p, nPublic, 20*sec+int64(EvictIdle)/2); v != Drop || r != TableFull {
+		t.Fatalf("%v %v", v, r)
+	}
+	if n.Len() != 8 || n.Counters()["nat-sessions-evicted"] == 0 || n.Counters()["nat-table-full"] != 1 {
 		t.Fatal(n.Counters())
 	}
 	if cn.state() != "ESTABLISHED" {

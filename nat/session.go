@@ -16,9 +16,9 @@ type newSess struct {
 // ip:port (caller holds n.mu): the existing mapping of the endpoint when
 // there is one (endpoint-independent mapping), otherwise a new one on the
 // host's paired address.
-func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint8) (uint32, uint16, Reason) {
+func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint8, now int64) (uint32, uint16, Reason) {
 	// Make room first: an eviction must not free the mapping found below.
-	if !n.room() {
+	if !n.room(now) {
 		return 0, 0, TableFull
 	}
 	a, b := mapIntKey(ip, port, proto, sr.out)
@@ -36,9 +36,10 @@ func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint
 
 // room makes space for one more session when the table is full by evicting
 // a session that never completed (TCP not established: handshake, closed;
-// other protocols: never answered). Established flows are never evicted.
-// Caller holds n.mu; false when nothing could be evicted.
-func (n *NAT) room() bool {
+// other protocols: never answered) and has been idle for EvictIdle.
+// Established flows are never evicted. Caller holds n.mu; false when nothing
+// could be evicted.
+func (n *NAT) room(now int64) bool {
 	t := n.t
 	if t.live.Load() < int64(t.max) {
 		return true
@@ -54,16 +55,22 @@ func (n *NAT) room() bool {
 		if !ok {
 			continue
 		}
+		r := n.rules.Load()
 		evict := st&stReplied == 0
-		if w.proto() == 6 {
+		to := r.udp
+		switch w.proto() {
+		case 6:
+			to = r.tcpTrans
 			switch st & stStateMask {
 			case tcpSynSent, tcpSynRcvd, tcpTimeWait, tcpClose:
 				evict = true
 			default:
 				evict = false
 			}
+		case 1:
+			to = r.icmp
 		}
-		if evict {
+		if evict && n.t.slab[idx].expires.Load()-to <= now-int64(EvictIdle) {
 			n.destroy(idx)
 			n.evicted.Add(1)
 			return true
@@ -83,7 +90,7 @@ func (n *NAT) create(ns *newSess, now int64, h *hit) Reason {
 	if ns.flags&fHairpin != 0 {
 		nkeys++
 	}
-	if !n.room() || uint64(t.keys+nkeys) > (t.mask+1)*3/4 {
+	if !n.room(now) || uint64(t.keys+nkeys) > (t.mask+1)*3/4 {
 		n.releasePort(ns)
 		return TableFull
 	}

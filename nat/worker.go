@@ -350,7 +350,7 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rul
 		// Hairpin: a DNAT to the mapping's owner plus the sender's own mapping.
 		if hsr != nil {
 			var why Reason
-			hsrc, hport, why = n.mapping(r, hsr, f.src, f.sport, f.proto)
+			hsrc, hport, why = n.mapping(r, hsr, f.src, f.sport, f.proto, now)
 			if why != 0 {
 				n.mu.Unlock()
 				return w.drop(why)
@@ -398,7 +398,7 @@ func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, ori
 		ns.flags |= fHairpin | fHairFloat
 	} else if sr := r.insideSNAT(f.src); sr != nil && f.pt != ptNone {
 		var why Reason
-		hsrc, hport, why = n.mapping(r, sr, f.src, f.sport, f.proto)
+		hsrc, hport, why = n.mapping(r, sr, f.src, f.sport, f.proto, now)
 		if why != 0 {
 			n.mu.Unlock()
 			return w.drop(why)
@@ -561,7 +561,7 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 		ns.flags = oFloatOut
 	} else {
 		var why Reason
-		xip, xport, why = n.mapping(r, sr, f.src, f.sport, f.proto)
+		xip, xport, why = n.mapping(r, sr, f.src, f.sport, f.proto, now)
 		if why != 0 {
 			n.mu.Unlock()
 			return w.drop(why)
