@@ -9,6 +9,35 @@
 // (source rewrites: SNAT, replies from floating/forwarded hosts, hairpin
 // sources, and the quoted packet of ICMP errors the router itself generates).
 // Only NATed flows are tracked.
+//
+// Policies (BEHAVIOUR.md leaves these open):
+//   - Mapping is endpoint-independent; filtering is address-dependent by
+//     default (an inbound packet to a mapping must come from an address the
+//     inside endpoint sent to) or endpoint-independent ([nat] filtering).
+//   - Paired pooling is by hash of the inside address over the `to` range; a
+//     host whose paired address is out of ports is refused (OutOfPorts), never
+//     moved to another address. Existing mappings are never deleted to make
+//     room. Ports below 1024 map below 1024; ICMP identifiers are ports.
+//   - Unsolicited inbound traffic to an SNAT address is dropped silently
+//     (NoSession/Filtered); the router may answer OutOfPorts with ICMP 3/13.
+//   - TCP sessions are created by a SYN only. A non-SYN segment without a
+//     session is dropped for SNAT and forwards, and translated 1:1 without a
+//     session for floating IPs. A RST is honoured only inside the window
+//     (state CLOSE, held for tcp_transitory, RFC 7857 2.2); a new SYN reopens
+//     a closed or TIME_WAIT session.
+//   - UDP mappings are refreshed by outbound packets only (sessions to a
+//     floating IP or forward by both directions). ICMP errors never create,
+//     refresh or delete a session.
+//   - A full table refuses new flows (TableFull) after trying to evict one
+//     unfinished session (TCP not established, or never answered) idle for
+//     EvictIdle; established sessions are never evicted.
+//   - ICMP errors from hosts (either side) are translated in In; errors the
+//     router generates itself are passed to Out with inNet == Local.
+//   - Fragments: see frag.go (out-of-order non-first fragments are not
+//     buffered: translated when the address mapping does not depend on ports,
+//     otherwise dropped and counted).
+//   - A session at the exact moment of its expiry may be reaped while a
+//     worker refreshes it (the packet in flight is still translated).
 package nat
 
 import (
