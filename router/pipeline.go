@@ -53,6 +53,11 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 		if src := eth.Src(); !src.IsMulticast() {
 			nw.bridge.learn(src, ingress, w.sec())
 		}
+		if nw.pureL2() {
+			// No router address: the router is only the switch.
+			w.switchFrame(nw, ingress, f, buf, off, l2)
+			return
+		}
 		if eth.Dst() != nw.mac && !w.switchFrame(nw, ingress, f, buf, off, l2) {
 			return
 		}
@@ -95,7 +100,7 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 	}
 	// A sender outside the segment (other than a probe) is not learned and
 	// not answered; host-routed links have no subnet and accept the guest.
-	inSegment := spa == 0 || nw.hostRoute || nw.onSubnet(spa)
+	inSegment := spa == 0 || nw.hostRoute || nw.onSubnet(spa) || w.connectedOn(spa, nw)
 	if !inSegment {
 		w.drop(DropARPBadSender)
 		return
@@ -567,4 +572,11 @@ func (w *worker) natDrop(why nat.Reason) {
 	if w.tp != nil {
 		w.tp.ev[w.tp.nev-1].a = uint32(why)
 	}
+}
+
+// connectedOn reports whether a is routed as directly connected on nw (a
+// [[route]] with network = nw, e.g. public /32s routed to VMs on a VLAN).
+func (w *worker) connectedOn(a uint32, nw *network) bool {
+	nh, ok := w.r.FIB.Lookup(a)
+	return ok && nh.Kind == fib.KindConnected && nh.Network == nw.idx
 }

@@ -39,6 +39,9 @@ type network struct {
 // switched reports whether the network switches frames between several links.
 func (n *network) switched() bool { return len(n.links) > 1 }
 
+// pureL2 reports a switched network on which the router has no address.
+func (n *network) pureL2() bool { return n.switched() && len(n.addrs) == 0 && !n.hostRoute }
+
 // snapshot is everything the data path reads from the configuration. It is
 // built off the data path and swapped atomically; workers load it once per
 // batch.

@@ -101,17 +101,32 @@ func (r *Router) newWorker(id int) *worker {
 	return w
 }
 
-// run is the receive loop of one port.
+// run is the receive loop of one port. A failing port (a TAP whose VM
+// side went away) is retried with a back-off and logged once per minute.
 func (w *worker) run(p *portState) {
+	var lastLog time.Time
+	backoff := 10 * time.Millisecond
 	for {
 		n, err := p.p.ReadBatch(w.rx)
 		if err != nil {
 			if errors.Is(err, port.ErrClosed) || w.r.stopped.Load() {
 				return
 			}
-			w.r.log.Warn("read failed", "port", p.name, "err", err)
+			if time.Since(lastLog) > time.Minute {
+				w.r.log.Warn("port read failed; retrying", "port", p.name, "err", err)
+				lastLog = time.Now()
+			}
+			select {
+			case <-w.r.stop:
+				return
+			case <-time.After(backoff):
+			}
+			if backoff < time.Second {
+				backoff *= 2
+			}
 			continue
 		}
+		backoff = 10 * time.Millisecond
 		if n > 0 {
 			w.processBatch(p, w.rx)
 		}
