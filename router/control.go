@@ -67,6 +67,7 @@ func init() {
 		{Words: []string{"show", "trace"}, Help: "the packets recorded by trace", run: (*Router).cmdShowTrace},
 		{Words: []string{"capture"}, Args: "PORT FILE [N]", Help: "write the next N frames (default 100) of a port, in and out, to a pcap file", run: (*Router).cmdCapture},
 		{Words: []string{"reload"}, Help: "re-read the configuration file and apply it", run: (*Router).cmdReload},
+		{Words: []string{"_names"}, Help: "", run: (*Router).cmdNames}, // for console completion
 	}
 }
 

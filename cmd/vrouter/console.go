@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
@@ -104,32 +103,4 @@ func cmdConsole(args []string) int {
 		return 0
 	}
 	return interactive(cl, os.Stdin, os.Stdout)
-}
-
-// interactive is a plain line-by-line console (used when stdin is not a terminal).
-func interactive(cl *client, in io.Reader, out io.Writer) int {
-	sc := bufio.NewScanner(in)
-	for {
-		fmt.Fprint(out, "vrouter> ")
-		if !sc.Scan() {
-			fmt.Fprintln(out)
-			return 0
-		}
-		words := strings.Fields(sc.Text())
-		if len(words) == 0 {
-			continue
-		}
-		if words[0] == "quit" || words[0] == "exit" {
-			return 0
-		}
-		js := false
-		if words[0] == "-j" {
-			js, words = true, words[1:]
-		}
-		res, err := cl.do(words, js)
-		fmt.Fprint(out, res)
-		if err != nil {
-			fmt.Fprintln(out, "error:", err)
-		}
-	}
 }
