@@ -98,6 +98,9 @@ func wscale(t []byte) int {
 	if off > len(t) {
 		off = len(t)
 	}
+	if off <= 20 {
+		return -1
+	}
 	o := t[20:off]
 	for len(o) > 0 {
 		switch o[0] {

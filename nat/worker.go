@@ -160,7 +160,11 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 	switch f.proto {
 	case packet.ProtoTCP:
 		var why Reason
-		why, to = tcpTrack(s, h.st>>32, dir, f.l4, len(f.l4)-int(f.l4[12]>>4)*4, r)
+		payload := len(f.l4) - int(f.l4[12]>>4)*4
+		if payload < 0 {
+			payload = 0
+		}
+		why, to = tcpTrack(s, h.st>>32, dir, f.l4, payload, r)
 		if why != 0 {
 			return why
 		}
