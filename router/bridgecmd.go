@@ -33,7 +33,7 @@ func (r *Router) cmdBridge(args []string, js bool) (string, error) {
 		}
 		for _, e := range n.bridge.entries(sec) {
 			l := n.links[e.Link]
-			name := r.ports[l.port].name
+			name := s.ports[l.port].name
 			if l.vid != 0 {
 				name = fmt.Sprintf("%s.%d", name, l.vid)
 			}

@@ -139,7 +139,7 @@ func (r *Router) networks() []NetworkInfo {
 	for _, n := range s.nets {
 		ni := NetworkInfo{Name: n.name, MAC: n.mac.String(), MTU: n.mtu, ProxyARP: n.proxyARP, HostRoute: n.hostRoute}
 		for _, l := range n.links {
-			name := r.ports[l.port].name
+			name := s.ports[l.port].name
 			if l.vid != 0 {
 				name = fmt.Sprintf("%s.%d", name, l.vid)
 			}

@@ -18,8 +18,10 @@ type Names struct {
 func (r *Router) names() Names {
 	s := r.snap.Load()
 	n := Names{Router: s.cfg.Router.Name}
-	for _, p := range r.ports {
-		n.Ports = append(n.Ports, p.name)
+	for _, p := range s.ports {
+		if !p.closed.Load() {
+			n.Ports = append(n.Ports, p.name)
+		}
 	}
 	seen := map[string]bool{}
 	for _, nw := range s.nets {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,9 @@ type portState struct {
 	drops              atomic.Uint64
 
 	capture atomic.Pointer[capture]
+
+	cfg    config.Port // as configured (to tell unchanged ports on reload)
+	closed atomic.Bool // removed by a reload (or stopped)
 }
 
 // Options are the router's dependencies.
@@ -43,6 +48,9 @@ type Options struct {
 	Clock     clock.Clock
 	Logger    *slog.Logger
 	BatchSize int
+	// Open opens a port a reload adds or changes; nil means port changes
+	// need a restart.
+	Open func(config.Port) (port.Port, error)
 }
 
 // Router is one running router instance.
@@ -51,17 +59,19 @@ type Router struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	mu    sync.Mutex // serialises reload/start/stop and control-plane changes
-	ports []*portState
+	mu    sync.Mutex   // serialises reload/start/stop and control-plane changes
+	ports []*portState // every port ever opened (append-only; indices are stable); under mu
 	snap  atomic.Pointer[snapshot]
 
 	FIB   *fib.Table
 	Neigh *arp.Cache
 	NAT   *nat.NAT
 
-	workers []*worker
-	ctl     *worker    // worker used by timers and the control plane
-	ctlMu   sync.Mutex // guards ctl
+	wmu      sync.Mutex // guards workers (appended by reloads)
+	workers  []*worker
+	nworkers atomic.Int32
+	ctl      *worker    // worker used by timers and the control plane
+	ctlMu    sync.Mutex // guards ctl
 
 	wg      sync.WaitGroup
 	stop    chan struct{}
@@ -89,7 +99,11 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	}
 	r := &Router{opts: opts, clock: opts.Clock, log: opts.Logger, FIB: fib.New(), stop: make(chan struct{})}
 	for i, p := range ports {
-		r.ports = append(r.ports, &portState{idx: i, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU()})
+		ps := &portState{idx: i, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU()}
+		if pc := portConfig(cfg, p.Name()); pc != nil {
+			ps.cfg = *pc
+		}
+		r.ports = append(r.ports, ps)
 	}
 	r.Neigh = arp.New(neighConfig(cfg))
 	var err error
@@ -103,6 +117,7 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	for i := range r.ports {
 		r.workers = append(r.workers, r.newWorker(i))
 	}
+	r.nworkers.Store(int32(len(r.workers)))
 	if cfg.Router.Workers > 0 {
 		runtime.GOMAXPROCS(cfg.Router.Workers)
 	}
@@ -192,22 +207,6 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 // Config returns the configuration in force.
 func (r *Router) Config() *config.Config { return r.snap.Load().cfg }
 
-// Reload applies a new, already validated configuration. Ports must be the
-// same set (reopening ports is the caller's job). It returns a summary of
-// what the NAT flushed ("" when nothing).
-func (r *Router) Reload(cfg *config.Config) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	natMsg, err := r.apply(cfg)
-	msg := "ok"
-	if err != nil {
-		msg = err.Error()
-	}
-	r.reloads.Add(1)
-	r.lastReload.Store(&msg)
-	return natMsg, err
-}
-
 // ReloadFailed records a reload that was rejected before it reached the
 // router (an invalid file), for the metrics.
 func (r *Router) ReloadFailed(err error) {
@@ -220,11 +219,7 @@ func (r *Router) ReloadFailed(err error) {
 func (r *Router) Start() {
 	r.started = time.Now()
 	for i, w := range r.workers {
-		r.wg.Add(1)
-		go func(w *worker, p *portState) {
-			defer r.wg.Done()
-			w.run(p)
-		}(w, r.ports[i])
+		r.startWorker(w, r.ports[i])
 	}
 	r.wg.Add(1)
 	go func() {
@@ -240,7 +235,13 @@ func (r *Router) Stop() {
 		return
 	}
 	close(r.stop)
-	for _, p := range r.ports {
+	r.mu.Lock()
+	ports := r.ports
+	r.mu.Unlock()
+	for _, p := range ports {
+		if p.closed.Swap(true) {
+			continue
+		}
 		if err := p.p.Close(); err != nil {
 			r.log.Warn("closing port", "port", p.name, "err", err)
 		}
@@ -275,7 +276,9 @@ func (r *Router) Tick() {
 
 // announce sends gratuitous ARP for every router address and published
 // address on every link of its network.
-func (r *Router) announce() {
+func (r *Router) announce() { r.announceLocked() }
+
+func (r *Router) announceLocked() {
 	r.ctlMu.Lock()
 	defer r.ctlMu.Unlock()
 	w := r.ctl
@@ -300,10 +303,153 @@ func (r *Router) announce() {
 var ErrNoPort = errors.New("no such port")
 
 func (r *Router) portByName(name string) (*portState, error) {
-	for _, p := range r.ports {
-		if p.name == name {
+	for _, p := range r.snap.Load().ports {
+		if p.name == name && !p.closed.Load() {
 			return p, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %q", ErrNoPort, name)
+}
+
+func portConfig(cfg *config.Config, name string) *config.Port {
+	for i := range cfg.Ports {
+		if cfg.Ports[i].Name == name {
+			return &cfg.Ports[i]
+		}
+	}
+	return nil
+}
+
+func samePort(a, b config.Port) bool {
+	a.Pos, b.Pos = config.Pos{}, config.Pos{}
+	return reflect.DeepEqual(a, b)
+}
+
+func (r *Router) startWorker(w *worker, p *portState) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		w.run(p)
+	}()
+}
+
+// Reconfigure applies a new, validated configuration: ports that did not
+// change are kept as they are (no reopen, no packet loss), new or changed
+// ports are opened with Options.Open, removed ones are closed; then the
+// networks, routes, neighbours and NAT rules are swapped. If a port cannot
+// be opened nothing changes. It returns a summary of what changed.
+func (r *Router) Reconfigure(cfg *config.Config) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	summary, err := r.reconfigure(cfg)
+	msg := "ok"
+	if err != nil {
+		msg = err.Error()
+	}
+	r.reloads.Add(1)
+	r.lastReload.Store(&msg)
+	return summary, err
+}
+
+func (r *Router) reconfigure(cfg *config.Config) (string, error) {
+	live := map[string]*portState{}
+	for _, p := range r.ports {
+		if !p.closed.Load() {
+			live[p.name] = p
+		}
+	}
+	var opened, removed []*portState
+	undo := func() {
+		for _, p := range opened {
+			p.closed.Store(true)
+			p.p.Close()
+		}
+		for _, p := range removed {
+			p.closed.Store(false)
+		}
+	}
+	kept := 0
+	for _, pc := range cfg.Ports {
+		old := live[pc.Name]
+		if old != nil && samePort(old.cfg, pc) {
+			kept++
+			continue
+		}
+		if r.opts.Open == nil {
+			undo()
+			return "", fmt.Errorf("port %q added or changed: this router cannot open ports at run time (restart it)", pc.Name)
+		}
+		if old != nil {
+			// A changed port is closed first: its device may be reused.
+			old.closed.Store(true)
+			removed = append(removed, old)
+			old.p.Close()
+		}
+		p, err := r.opts.Open(pc)
+		if err != nil {
+			undo()
+			return "", err
+		}
+		ps := &portState{idx: len(r.ports) + len(opened), name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU(), cfg: pc}
+		opened = append(opened, ps)
+	}
+	for name, p := range live {
+		if portConfig(cfg, name) == nil {
+			p.closed.Store(true)
+			removed = append(removed, p)
+		}
+	}
+	all := append(append([]*portState(nil), r.ports...), opened...)
+	prev := r.ports
+	r.ports = all
+	natMsg, err := r.apply(cfg)
+	if err != nil {
+		r.ports = prev
+		undo()
+		return "", err
+	}
+	for _, p := range opened {
+		w := r.newWorker(p.idx)
+		r.wmu.Lock()
+		r.workers = append(r.workers, w)
+		r.nworkers.Store(int32(len(r.workers)))
+		r.wmu.Unlock()
+		if !r.started.IsZero() {
+			r.startWorker(w, p)
+		}
+	}
+	var names []string
+	for _, p := range removed {
+		if !containsPort(opened, p.name) {
+			names = append(names, "-"+p.name)
+		} else {
+			names = append(names, "~"+p.name)
+		}
+		p.p.Close() // a second Close of a changed port is harmless
+	}
+	for _, p := range opened {
+		if !containsPort(removed, p.name) {
+			names = append(names, "+"+p.name)
+		}
+	}
+	sum := fmt.Sprintf("ports: %d unchanged", kept)
+	if len(names) > 0 {
+		sum += ", " + strings.Join(names, " ")
+	}
+	if natMsg != "" {
+		sum += "; " + natMsg
+	}
+	if !r.started.IsZero() {
+		r.announceLocked()
+	}
+	return sum, nil
+}
+
+func containsPort(ps []*portState, name string) bool {
+	for _, p := range ps {
+		if p.name == name {
+			return true
+		}
+	}
+	return false
 }

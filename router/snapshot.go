@@ -46,8 +46,9 @@ func (n *network) pureL2() bool { return n.switched() && len(n.addrs) == 0 && !n
 // built off the data path and swapped atomically; workers load it once per
 // batch.
 type snapshot struct {
-	cfg  *config.Config
-	nets []network
+	cfg   *config.Config
+	ports []*portState // indexed by link.port; closed ports stay (unreferenced)
+	nets  []network
 	// portVID maps (port, VID) to (link index << 16 | network index+1);
 	// 0 = not a member.
 	portVID [][4096]uint32
@@ -90,9 +91,11 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 	}
 	byName := map[string]int{}
 	for i, p := range ports {
-		byName[p.name] = i
+		if !p.closed.Load() {
+			byName[p.name] = i
+		}
 	}
-	s := &snapshot{cfg: cfg, portVID: make([][4096]uint32, len(ports)),
+	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]uint32, len(ports)),
 		local: map[uint32]uint16{}, published: map[uint64]struct{}{},
 		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
 	var routes []fib.Route

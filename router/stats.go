@@ -50,7 +50,7 @@ func (r *Router) ClearStats() {
 			w.scnt[i].Store(0)
 		}
 	}
-	for _, p := range r.ports {
+	for _, p := range r.snap.Load().ports {
 		p.rxPackets.Store(0)
 		p.rxBytes.Store(0)
 		p.txPackets.Store(0)
@@ -61,7 +61,9 @@ func (r *Router) ClearStats() {
 }
 
 func (r *Router) allWorkers() []*worker {
+	r.wmu.Lock()
 	ws := append([]*worker{}, r.workers...)
+	r.wmu.Unlock()
 	if r.ctl != nil {
 		ws = append(ws, r.ctl)
 	}
@@ -71,7 +73,10 @@ func (r *Router) allWorkers() []*worker {
 // Ports returns the per-port counters.
 func (r *Router) Ports() []PortStats {
 	var out []PortStats
-	for _, p := range r.ports {
+	for _, p := range r.snap.Load().ports {
+		if p.closed.Load() {
+			continue
+		}
 		m := packetMAC(p.mac)
 		out = append(out, PortStats{Name: p.name, Driver: p.p.Driver(), Device: p.p.Device(), MAC: m, MTU: p.mtu,
 			RxPackets: p.rxPackets.Load(), RxBytes: p.rxBytes.Load(), TxPackets: p.txPackets.Load(),

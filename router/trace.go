@@ -152,8 +152,8 @@ func (r *Router) traceLines() []string {
 		return fmt.Sprint(i)
 	}
 	portName := func(i uint32) string {
-		if int(i) < len(r.ports) {
-			return r.ports[i].name
+		if int(i) < len(s.ports) {
+			return s.ports[i].name
 		}
 		return fmt.Sprint(i)
 	}

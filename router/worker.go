@@ -86,11 +86,7 @@ type worker struct {
 
 func (r *Router) newWorker(id int) *worker {
 	w := &worker{r: r, id: id, rx: port.NewBatch(r.opts.BatchSize)}
-	w.tx = make([][][]byte, len(r.ports))
-	for i := range w.tx {
-		w.tx[i] = make([][]byte, 0, 4*r.opts.BatchSize)
-	}
-	w.portDrop = make([]uint64, len(r.ports))
+	w.growPorts(len(r.ports))
 	mem := make([]byte, scratchBufs*port.SlotSize)
 	for i := 0; i < scratchBufs; i++ {
 		w.scratch = append(w.scratch, mem[i*port.SlotSize:(i+1)*port.SlotSize:(i+1)*port.SlotSize])
@@ -133,9 +129,20 @@ func (w *worker) run(p *portState) {
 	}
 }
 
+// growPorts sizes the per-port arrays for n ports (after a reload added some).
+func (w *worker) growPorts(n int) {
+	for len(w.tx) < n {
+		w.tx = append(w.tx, make([][]byte, 0, 4*w.r.opts.BatchSize))
+		w.portDrop = append(w.portDrop, 0)
+	}
+}
+
 // begin loads the snapshot and the time for a batch.
 func (w *worker) begin() {
 	w.snap = w.r.snap.Load()
+	if len(w.tx) < len(w.snap.ports) {
+		w.growPorts(len(w.snap.ports))
+	}
 	w.now = w.r.clock.Now()
 	w.nscr = 0
 	w.refillTokens()
@@ -159,7 +166,7 @@ func (w *worker) end() {
 	}
 	for i, v := range w.portDrop {
 		if v != 0 {
-			w.r.ports[i].drops.Add(v)
+			w.snap.ports[i].drops.Add(v)
 			w.portDrop[i] = 0
 		}
 	}
@@ -240,7 +247,7 @@ func (w *worker) flushTx() {
 		if len(frames) == 0 {
 			continue
 		}
-		ps := w.r.ports[pi]
+		ps := w.snap.ports[pi]
 		n, _ := ps.p.WriteBatch(frames)
 		if ps.capture.Load() != nil {
 			ps.captureFrames(frames[:n])
@@ -269,7 +276,7 @@ func (w *worker) refillTokens() {
 	if s.icmpRate <= 0 {
 		return
 	}
-	workers := int64(len(w.r.workers) + 1)
+	workers := int64(w.r.nworkers.Load() + 1)
 	const scale = 1e9
 	max := int64(s.icmpBurst) * scale / workers
 	if max < scale {

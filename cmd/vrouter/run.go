@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
 	"syscall"
 
 	"vrouter/config"
@@ -54,7 +53,7 @@ func cmdRun(args []string) int {
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
 		return 1
 	}
-	r, err := router.New(cfg, ports, router.Options{Logger: log.With("router", cfg.Router.Name)})
+	r, err := router.New(cfg, ports, router.Options{Logger: log.With("router", cfg.Router.Name), Open: openPort})
 	if err != nil {
 		closePorts(ports)
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
@@ -80,23 +79,13 @@ func cmdRun(args []string) int {
 			log.Error("reload rejected; the running configuration is unchanged", "err", err)
 			return "", fmt.Errorf("reload rejected, running configuration unchanged:\n%v", err)
 		}
-		if !samePorts(r.Config().Ports, ncfg.Ports) {
-			err := fmt.Errorf("reload rejected: adding, removing or changing [[port]] entries needs a restart")
-			r.ReloadFailed(err)
-			log.Error(err.Error())
-			return "", err
-		}
-		natMsg, err := r.Reload(ncfg)
+		sum, err := r.Reconfigure(ncfg)
 		if err != nil {
-			log.Error("reload failed", "err", err)
-			return "", err
+			log.Error("reload failed; the running configuration is unchanged", "err", err)
+			return "", fmt.Errorf("reload failed, running configuration unchanged: %v", err)
 		}
-		msg := "reloaded " + *file
-		if natMsg != "" {
-			msg += "\nreload: " + natMsg
-		}
-		log.Info("reloaded", "file", *file, "nat", natMsg)
-		return msg, nil
+		log.Info("reloaded", "file", *file, "changes", sum)
+		return "reloaded " + *file + ": " + sum, nil
 	}
 	r.SetReload(reload)
 	stopKernel, err := startKernelImport(cfg, r, log)
@@ -123,20 +112,6 @@ func cmdRun(args []string) int {
 	}
 	r.Stop()
 	return 0
-}
-
-func samePorts(a, b []config.Port) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		x.Pos, y.Pos = config.Pos{}, config.Pos{}
-		if !reflect.DeepEqual(x, y) {
-			return false
-		}
-	}
-	return true
 }
 
 func closePorts(ps []port.Port) {

@@ -27,6 +27,7 @@ const StandardConfig = `
 [router]
 name    = "lab"
 console = "SOCKET"
+metrics = "127.0.0.1:9469"   # inside the router's namespace
 
 [[port]]
 name   = "p1"
