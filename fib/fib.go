@@ -368,8 +368,10 @@ func liveSize(s *snapshot) (nn, nl int) {
 	return nn, nl
 }
 
+// headroom sizes arrays at compaction: twice the live size, so that the
+// garbage of many chunk rebuilds fits before the next compaction.
 func headroom(live, need, min int) int {
-	return live + need + max(live/2, min)
+	return live + need + max(live, min)
 }
 
 // compact copies the live chunks into fresh arrays with room for need more

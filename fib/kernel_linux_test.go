@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,5 +287,49 @@ func TestKernelFullTable(t *testing.T) {
 	}
 	r.del(pfx("10.99.0.0/24"), Connected)
 	compareAll(t, tb2, r, randAddrs(rand.New(rand.NewPCG(13, 14)), ps, 100_000))
-	_ = netip.Prefix{}
+	cancel2()
+	<-w2.Done()
+
+	// RSS of a process that holds nothing but the imported full table: this
+	// test binary re-executed, running TestKernelRSSChild in the namespace
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKernelRSSChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "VRFIB_RSS_CHILD="+ns)
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "RSS:") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "RSS:") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
+}
+
+// TestKernelRSSChild runs only as the child of TestKernelFullTable: it
+// imports kernel table 100 of the namespace named in VRFIB_RSS_CHILD and
+// reports the process's RSS.
+func TestKernelRSSChild(t *testing.T) {
+	ns := os.Getenv("VRFIB_RSS_CHILD")
+	if ns == "" {
+		t.Skip("helper process of TestKernelFullTable")
+	}
+	debug.FreeOSMemory()
+	rss0 := rssKB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tb := New()
+	st := time.Now()
+	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve10_99})
+	el := time.Since(st)
+	debug.FreeOSMemory()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	rss1 := rssKB(t)
+	sum := tb.Summary()
+	fmt.Printf("RSS: %d routes imported by dump in %v; process RSS %d MB (%d MB before the import); Go heap in use %d MB; FIB %.1f MB, RIB %.1f MB\n",
+		w.Stats().Routes, el.Round(time.Millisecond), rss1/1024, rss0/1024, m.HeapInuse>>20,
+		float64(sum.MemoryBytes)/(1<<20), float64(sum.RIBBytes)/(1<<20))
+	if w.Stats().Routes != 901899 {
+		t.Fatalf("routes %d", w.Stats().Routes)
+	}
 }

@@ -228,6 +228,9 @@ func (r *rib) del(addr uint32, plen int, src Source) uint32 {
 	old := l[i].nh()
 	copy(l[i:], l[i+1:])
 	cl := r.chunks[c]
+	if cl.n>>24 == 0 {
+		r.garbage++ // exact capacity shrinks with the count: the last slot is lost
+	}
 	cl.n--
 	r.chunks[c] = cl
 	l = l[:len(l)-1]
