@@ -370,3 +370,30 @@ func invalid(old, nr *rules, w *words) string {
 	}
 	return ""
 }
+
+// String renders ri as the text of `show nat`.
+func (ri RulesInfo) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sessions %d of %d, filtering %s\n", ri.Sessions, ri.Max, ri.Filtering)
+	for _, s := range ri.SNAT {
+		fmt.Fprintf(&b, "snat %s -> %s to %s-%s ports %d-%d: %d sessions\n", s.Rule.Source, s.Rule.Out,
+			s.Rule.To.First, s.Rule.To.Last, s.Rule.Ports.Lo, s.Rule.Ports.Hi, s.Sessions)
+		for _, p := range s.Pools {
+			if p.Used == 0 && p.Exhausted == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "  %s/%s: %d of %d ports used, %d refused (out of ports)\n", p.Addr, p.Proto, p.Used, p.Size, p.Exhausted)
+		}
+	}
+	for _, f := range ri.Floating {
+		fmt.Fprintf(&b, "floating %s <-> %s: %d sessions\n", f.Rule.External, f.Rule.Internal, f.Sessions)
+	}
+	for _, f := range ri.Forward {
+		fmt.Fprintf(&b, "forward %s %s ->", f.Rule.Proto, f.Rule.External)
+		for i, in := range f.Rule.Internal {
+			fmt.Fprintf(&b, " %s (%d)", in, f.Backends[i])
+		}
+		fmt.Fprintf(&b, ": %d sessions\n", f.Sessions)
+	}
+	return b.String()
+}

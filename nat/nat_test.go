@@ -730,3 +730,25 @@ func TestHairpinMapping(t *testing.T) {
 		t.Fatalf("%+v %v", e, n.Counters())
 	}
 }
+
+func TestShowText(t *testing.T) {
+	n, w := newNAT(t, testConfig())
+	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53}), sec, Translated)
+	in(t, w, build(t, pk{src: "198.51.100.7", dst: "203.0.113.1", proto: tcp, sport: 1234, dport: 8080, flags: syn}), sec, Translated)
+	got := n.Rules().String()
+	for _, want := range []string{
+		"sessions 2 of 1024, filtering address-dependent",
+		"snat 10.1.0.0/16 -> public to 203.0.113.1-203.0.113.1 ports 1024-65535: 1 sessions",
+		"  203.0.113.1/udp: 1 of 64512 ports used, 0 refused (out of ports)",
+		"floating 203.0.113.50 <-> 10.1.1.5: 0 sessions",
+		"forward tcp 203.0.113.1:8080 -> 10.1.1.6:80 (1): 1 sessions",
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Fatalf("show nat lacks %q:\n%s", want, got)
+		}
+	}
+	ss := n.Sessions(netip.Addr{})
+	if len(ss) != 2 || !strings.HasPrefix(ss[0].String(), "udp  10.1.1.10:5000 -> 198.51.100.7:53  reply 198.51.100.7:53 -> 203.0.113.1:5000  UNREPLIED snat timeout 5m0s") {
+		t.Fatalf("%v", ss)
+	}
+}
