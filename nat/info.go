@@ -252,8 +252,8 @@ func (n *NAT) Rules() RulesInfo {
 // Reconfigure swaps in cfg's NAT rules and flushes the sessions they no
 // longer allow (a removed floating IP, SNAT rule or forward, an external
 // address or port that left its pool, a dynamic port that became a forward).
-// It returns how many sessions were flushed and why, in one line. The table
-// size (conntrack max) is fixed at New.
+// It returns how many sessions were flushed and why, in one line ("" when
+// there is nothing to report). The table size (conntrack max) is fixed at New.
 func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
 	nr, err := compile(cfg)
 	if err != nil {
@@ -277,9 +277,7 @@ func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
 	})
 	n.flushed.Add(uint64(flushed))
 	var b strings.Builder
-	if flushed == 0 {
-		b.WriteString("no sessions flushed")
-	} else {
+	if flushed > 0 {
 		fmt.Fprintf(&b, "%d session", flushed)
 		if flushed > 1 {
 			b.WriteString("s")
@@ -296,7 +294,10 @@ func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
 		}
 	}
 	if cfg.Conntrack.Max > 0 && cfg.Conntrack.Max != int(n.t.max) {
-		fmt.Fprintf(&b, "; conntrack max stays %d until restart", n.t.max)
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "conntrack max stays %d until restart", n.t.max)
 	}
 	return flushed, b.String()
 }

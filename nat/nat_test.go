@@ -671,11 +671,16 @@ func TestReconfigure(t *testing.T) {
 		t.Fatalf("%d %q", got, why)
 	}
 	got, why = n.Reconfigure(c3)
-	if got != 0 || why != "no sessions flushed" {
+	if got != 0 || why != "" {
 		t.Fatalf("%d %q", got, why)
 	}
 	if n.Counters()["nat-sessions-flushed"] != 4 {
 		t.Fatal(n.Counters())
+	}
+	c4 := testConfig()
+	c4.Conntrack.Max = 99
+	if got, why = n.Reconfigure(c4); why != "conntrack max stays 1024 until restart" {
+		t.Fatalf("%d %q", got, why)
 	}
 }
 
