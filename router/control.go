@@ -257,10 +257,21 @@ func (r *Router) cmdRoute(args []string, js bool) (string, error) {
 	return out, err
 }
 
+// RouteSummary is show ip route summary: the FIB's counts and, when a
+// kernel table is followed, the import counters.
+type RouteSummary struct {
+	fib.Summary
+	Kernel any `json:"kernel,omitempty"`
+}
+
 func (r *Router) cmdRouteSummary(args []string, js bool) (string, error) {
 	s := r.FIB.Summary()
+	var ks any
+	if f := r.kernelStats.Load(); f != nil {
+		ks = (*f)()
+	}
 	if js {
-		return toJSON(s)
+		return toJSON(RouteSummary{Summary: s, Kernel: ks})
 	}
 	var lens []int
 	for l := range s.ByLength {
@@ -273,6 +284,10 @@ func (r *Router) cmdRouteSummary(args []string, js bool) (string, error) {
 			fmt.Fprintf(tw, "  %s\t%d\n", src, s.BySource[src.String()])
 		}
 		fmt.Fprintf(tw, "memory\t%d bytes\n", s.MemoryBytes)
+		if ks != nil {
+			b, _ := json.Marshal(ks)
+			fmt.Fprintf(tw, "kernel import\t%s\n", b)
+		}
 		fmt.Fprintln(tw, "LENGTH\tROUTES")
 		for _, l := range lens {
 			fmt.Fprintf(tw, "/%d\t%d\n", l, s.ByLength[l])

@@ -84,6 +84,7 @@ type Router struct {
 	trace      tracer
 
 	extraMetrics []MetricsSource
+	kernelStats  atomic.Pointer[func() any]
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
@@ -453,3 +454,14 @@ func containsPort(ps []*portState, name string) bool {
 	}
 	return false
 }
+
+// ResolveGateway gives the network a gateway address is on (for routes
+// imported from the kernel).
+func (r *Router) ResolveGateway(gw uint32) (uint16, bool) {
+	ni := r.snap.Load().networkContaining(gw)
+	return uint16(ni), ni >= 0
+}
+
+// SetKernelStats installs the source of the kernel import counters shown by
+// show ip route summary.
+func (r *Router) SetKernelStats(f func() any) { r.kernelStats.Store(&f) }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
 	"vrouter/config"
+	"vrouter/fib"
 	"vrouter/router"
 	"vrouter/router/port"
 	"vrouter/router/port/afpacket"
@@ -40,6 +42,24 @@ func openPort(pc config.Port) (port.Port, error) {
 	}
 }
 
+// startKernelImport follows kernel routing table [fib] kernel_table (of the
+// router's network namespace) into the FIB.
 func startKernelImport(cfg *config.Config, r *router.Router, log *slog.Logger) (func(), error) {
-	return nil, nil
+	if cfg.FIB.KernelTable <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := fib.WatchKernel(ctx, r.FIB, fib.KernelOptions{
+		Table:   cfg.FIB.KernelTable,
+		Resolve: r.ResolveGateway,
+		OnError: func(err error) { log.Warn("kernel route import", "table", cfg.FIB.KernelTable, "err", err) },
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("[fib] kernel_table %d: %v", cfg.FIB.KernelTable, err)
+	}
+	r.SetKernelStats(func() any { return w.Stats() })
+	st := w.Stats()
+	log.Info("importing kernel routes", "table", cfg.FIB.KernelTable, "routes", st.Routes, "skipped", st.Skipped)
+	return func() { cancel(); <-w.Done() }, nil
 }
