@@ -130,7 +130,11 @@ func (w *Worker) icmpError(p packet.IPv4, r *rules, local bool) (Verdict, Reason
 	if outerDst != tgt.src {
 		setAddr(p, packet.ProtoICMP, nil, 16, tgt.src)
 	}
-	if !local && p.Src() == q.dst && tgt.dst != q.dst {
+	// An error from the private side (the quote's destination is private and
+	// translated back) leaves with the external address, whoever sent it
+	// (the host itself or a router in front of it), so no inside address
+	// leaks (RFC 5508 section 4.2).
+	if !local && tgt.dst != q.dst {
 		setAddr(p, packet.ProtoICMP, nil, 12, tgt.dst)
 	}
 	w.inc(cICMPErrTranslated)

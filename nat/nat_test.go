@@ -757,3 +757,21 @@ func TestShowText(t *testing.T) {
 		t.Fatalf("%v", ss)
 	}
 }
+
+// TestICMPErrorFromInsideRouter: a router between the NAT and a floating-IP
+// VM reports an error about the client's packet; it leaves with the floating
+// address as source and quotes the packet as the client sent it.
+func TestICMPErrorFromInsideRouter(t *testing.T) {
+	_, w := newNAT(t, testConfig())
+	p := build(t, pk{src: "198.51.100.7", dst: "203.0.113.50", proto: udp, sport: 4000, dport: 33435})
+	sent := append([]byte(nil), p...)
+	in(t, w, p, sec, Translated)
+	e := icmpErr(t, "10.1.1.254", "198.51.100.7", 11, 0, p, 0)
+	d := out(t, w, e, sec, Translated)
+	if d.src != "203.0.113.50" || d.dst != "198.51.100.7" {
+		t.Fatalf("%+v", d)
+	}
+	if string(e[28+12:28+20]) != string(sent[12:20]) || string(e[28+20:]) != string(sent[20:]) {
+		t.Fatal("quote not restored")
+	}
+}
