@@ -52,11 +52,12 @@ func (w *words) touches(a uint32) bool {
 	return w.oSrc() == a || w.oDst() == a || w.rSrc() == a || w.rDst() == a
 }
 
-// scan calls f for every live session (caller holds n.mu).
-func (n *NAT) scan(f func(idx uint32, s *session, w *words, st uint64)) {
+// scan calls f for every live session below hwm (each read consistently;
+// no lock needed, but the caller holds n.mu when f deletes).
+func (n *NAT) scan(hwm uint32, f func(idx uint32, s *session, w *words, st uint64)) {
 	t := n.t
 	var w words
-	for idx := uint32(0); idx < t.hwm; idx++ {
+	for idx := uint32(0); idx < hwm; idx++ {
 		st, ok, _ := t.read(idx, &w)
 		if ok {
 			f(idx, &t.slab[idx], &w, st)
@@ -76,8 +77,7 @@ func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 	}
 	now := n.lastNow.Load()
 	var out []SessionInfo
-	n.mu.Lock()
-	n.scan(func(_ uint32, s *session, w *words, st uint64) {
+	n.scan(n.hwm(), func(_ uint32, s *session, w *words, st uint64) {
 		if filter.IsValid() && !w.touches(fa) {
 			return
 		}
@@ -111,7 +111,6 @@ func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 		}
 		out = append(out, si)
 	})
-	n.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Orig, out[j].Orig
 		if a.Src != b.Src {
@@ -132,7 +131,7 @@ func (n *NAT) Clear(filter netip.Addr) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c := 0
-	n.scan(func(idx uint32, _ *session, w *words, _ uint64) {
+	n.scan(n.t.hwm, func(idx uint32, _ *session, w *words, _ uint64) {
 		if !filter.IsValid() || w.touches(fa) {
 			n.destroy(idx)
 			c++
@@ -194,9 +193,7 @@ func (n *NAT) Rules() RulesInfo {
 	for i := range r.fwds {
 		ri.Forward[i] = ForwardInfo{Rule: r.fwds[i].spec, Backends: make([]int, len(r.fwds[i].backends))}
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.scan(func(_ uint32, _ *session, w *words, _ uint64) {
+	n.scan(n.hwm(), func(_ uint32, _ *session, w *words, _ uint64) {
 		ri.Sessions++
 		switch w.origin() {
 		case oSNAT, oSNATIn:
@@ -226,6 +223,8 @@ func (n *NAT) Rules() RulesInfo {
 			}
 		}
 	})
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for i := range r.snat {
 		sr := &r.snat[i]
 		ri.SNAT[i].Rule = sr.spec
@@ -265,7 +264,7 @@ func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
 	n.rules.Store(nr)
 	counts := map[string]int{}
 	var order []string
-	n.scan(func(idx uint32, _ *session, w *words, _ uint64) {
+	n.scan(n.t.hwm, func(idx uint32, _ *session, w *words, _ uint64) {
 		if r := invalid(old, nr, w); r != "" {
 			if counts[r] == 0 {
 				order = append(order, r)
@@ -397,4 +396,11 @@ func (ri RulesInfo) String() string {
 		fmt.Fprintf(&b, ": %d sessions\n", f.Sessions)
 	}
 	return b.String()
+}
+
+// hwm is the number of slab slots ever used.
+func (n *NAT) hwm() uint32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.t.hwm
 }

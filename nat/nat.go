@@ -327,7 +327,9 @@ type NAT struct {
 	mu       sync.Mutex // slow path: creating and deleting sessions, pools
 	pools    map[uint64]*pool
 	workers  []*Worker
+	reapMu   sync.Mutex // one reaper at a time; guards reapPos, reapBuf
 	reapPos  uint32
+	reapBuf  []reapCand
 	evictPos uint32
 	evicted  atomic.Uint64
 	lastNow  atomic.Int64
@@ -350,7 +352,7 @@ func New(cfg *config.Config) (*NAT, error) {
 	if max >= 1<<28 {
 		return nil, fmt.Errorf("nat: conntrack max %d too large", max)
 	}
-	n := &NAT{t: newTable(max), pools: map[uint64]*pool{}}
+	n := &NAT{t: newTable(max), pools: map[uint64]*pool{}, reapBuf: make([]reapCand, 0, 256)}
 	n.rules.Store(r)
 	n.frags.init(4096)
 	return n, nil

@@ -192,40 +192,66 @@ func (n *NAT) destroy(idx uint32) {
 }
 
 // Reap expires at most budget sessions whose timeout passed, scanning a
-// bounded part of the table from where the previous call stopped. The router
-// calls it from a ticker. It returns the number expired.
+// bounded part of the table (8 slots per unit of budget, at least 4096) from
+// where the previous call stopped. The scan takes no lock; expired sessions
+// are deleted in batches under the table lock, so new flows wait at most one
+// batch. The router calls it from a ticker. It returns the number expired.
 func (n *NAT) Reap(now int64, budget int) int {
 	n.lastNow.Store(now)
 	n.frags.expire(now)
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.reapMu.Lock()
+	defer n.reapMu.Unlock()
 	t := n.t
-	if t.hwm == 0 || budget <= 0 {
+	n.mu.Lock()
+	hwm := t.hwm
+	n.mu.Unlock()
+	if hwm == 0 || budget <= 0 {
 		return 0
 	}
 	scan := budget * 8
 	if scan < 4096 {
 		scan = 4096
 	}
-	if scan > int(t.hwm) {
-		scan = int(t.hwm)
+	if scan > int(hwm) {
+		scan = int(hwm)
 	}
 	done := 0
-	for i := 0; i < scan && done < budget; i++ {
-		if n.reapPos >= t.hwm {
+	batch := n.reapBuf[:0]
+	flush := func() {
+		n.mu.Lock()
+		for _, c := range batch {
+			s := &t.slab[c.idx]
+			// Still the same session, and still expired?
+			if st := s.state.Load(); st&stLive != 0 && st>>32 == c.gen && s.expires.Load() <= now {
+				n.destroy(c.idx)
+				done++
+			}
+		}
+		n.mu.Unlock()
+		batch = batch[:0]
+	}
+	for i := 0; i < scan && done+len(batch) < budget; i++ {
+		if n.reapPos >= hwm {
 			n.reapPos = 0
 		}
 		idx := n.reapPos
 		n.reapPos++
 		s := &t.slab[idx]
-		if s.state.Load()&stLive == 0 {
+		st := s.state.Load()
+		if st&stLive == 0 || s.expires.Load() > now {
 			continue
 		}
-		if s.expires.Load() <= now {
-			n.destroy(idx)
-			done++
+		batch = append(batch, reapCand{idx, st >> 32})
+		if len(batch) == cap(batch) {
+			flush()
 		}
 	}
+	flush()
 	n.reaped.Add(uint64(done))
 	return done
+}
+
+type reapCand struct {
+	idx uint32
+	gen uint64
 }
