@@ -148,6 +148,28 @@ func TestTimeouts(t *testing.T) {
 		c.o(syn, 1, 0, 10*sec)
 		expiresAt(t, n, 10*sec, ct.TCPTransitory)
 	})
+	t.Run("syn_rcvd", func(t *testing.T) {
+		n, w := newNAT(t, cfg)
+		c := &conn{t, n, w}
+		c.o(syn, 1, 0, sec)
+		c.r(syn|ack, 9, 2, 6*sec)
+		if c.state() != "SYN_RCVD" {
+			t.Fatal(c.state())
+		}
+		expiresAt(t, n, 6*sec, ct.TCPTransitory)
+	})
+	t.Run("close_wait", func(t *testing.T) {
+		n, w := newNAT(t, cfg)
+		c := &conn{t, n, w}
+		c.o(syn, 1, 0, sec)
+		c.r(syn|ack, 9, 2, sec)
+		c.o(ack, 2, 10, sec)
+		c.r(fin|ack, 10, 2, 9*sec)
+		if c.state() != "CLOSE_WAIT" {
+			t.Fatal(c.state())
+		}
+		expiresAt(t, n, 9*sec, ct.TCPTransitory)
+	})
 	t.Run("established", func(t *testing.T) {
 		n, w := newNAT(t, cfg)
 		c := &conn{t, n, w}
