@@ -14,8 +14,11 @@ import (
 // Out-of-order policy: a non-first fragment seen before its first fragment is
 // not buffered. Where the address translation does not depend on ports it is
 // still translated (floating IPs both ways, SNAT source to the host's paired
-// address); otherwise (replies to an SNAT mapping, port forwards) it is
-// dropped and counted (FragOutOfOrder). Memory is bounded by the table size.
+// address; an inbound one to an SNAT address when a single inside host
+// recently opened sessions to that remote through that address); otherwise
+// (several inside hosts behind the address talk to that remote, port
+// forwards) it is dropped and counted (FragOutOfOrder). Memory is bounded by
+// the table sizes.
 
 const (
 	stageIn  = 0
@@ -125,7 +128,60 @@ func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, now int64) (Verdict
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
+	if ip, ok := w.n.hints.find(p.Src(), p.Dst(), p.Proto(), now, r.udp); ok {
+		setAddr(p, p.Proto(), nil, 16, ip)
+		w.inc(cFragTranslated)
+		return Translated, 0
+	}
 	return w.drop(FragOutOfOrder)
+}
+
+// pairHints remembers, per (remote, external address, proto), the inside
+// host of the SNAT sessions created recently, so that a non-first fragment
+// arriving before its first fragment can still be delivered when only one
+// inside host talks to that remote through that address. Direct-mapped,
+// fixed size; written when SNAT sessions are created (slow path).
+type pairHints struct {
+	mu sync.Mutex
+	e  [1 << 14]pairHint
+}
+
+type pairHint struct {
+	k    uint64 // remote<<32 | external
+	host uint32
+	at   int64
+	pr   uint8
+	amb  bool // two inside hosts: ambiguous
+}
+
+func (ph *pairHints) slot(remote, ext uint32, proto uint8) (*pairHint, uint64) {
+	k := uint64(remote)<<32 | uint64(ext)
+	return &ph.e[hashKey(k, uint64(proto))&(1<<14-1)], k
+}
+
+func (ph *pairHints) note(remote, ext uint32, proto uint8, host uint32, now, ttl int64) {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	e, k := ph.slot(remote, ext, proto)
+	if e.k == k && e.pr == proto && now-e.at < ttl && e.host != host {
+		e.amb, e.at = true, now
+		return
+	}
+	if e.k == k && e.pr == proto && e.amb && now-e.at < ttl {
+		e.at = now
+		return
+	}
+	*e = pairHint{k: k, host: host, at: now, pr: proto}
+}
+
+func (ph *pairHints) find(remote, ext uint32, proto uint8, now, ttl int64) (uint32, bool) {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	e, k := ph.slot(remote, ext, proto)
+	if e.k == k && e.pr == proto && !e.amb && now-e.at < ttl {
+		return e.host, true
+	}
+	return 0, false
 }
 
 // fragOut handles a non-first fragment in Out.

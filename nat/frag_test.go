@@ -84,8 +84,18 @@ func TestFragmentsOutOfOrder(t *testing.T) {
 	if d := reassembled(t, f1, f2); d.src != "203.0.113.1" {
 		t.Fatalf("%+v", d)
 	}
-	// Inbound to an SNAT mapping: the port is needed; dropped and counted.
+	// Inbound to an SNAT address: one inside host talks to that server
+	// through it, so the fragment can only be for that host.
 	r1, r2 := fragments(t, "198.51.100.7", "203.0.113.1", 53, 5000, 8)
+	in(t, w, r2, sec, Translated)
+	in(t, w, r1, sec, Translated)
+	if d := reassembled(t, r1, r2); d.dst != "10.1.1.10" || d.dport != 5000 {
+		t.Fatalf("%+v", d)
+	}
+	// Once a second host talks to the same server through the same address,
+	// the port is needed: dropped and counted.
+	out(t, w, build(t, pk{src: "10.1.1.11", dst: "198.51.100.7", proto: udp, sport: 5001, dport: 53}), sec, Translated)
+	r1, r2 = fragments(t, "198.51.100.7", "203.0.113.1", 53, 5000, 10)
 	if v, r := w.In(r2, nPublic, sec); v != Drop || r != FragOutOfOrder {
 		t.Fatalf("%v %v", v, r)
 	}

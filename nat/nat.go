@@ -323,6 +323,7 @@ type NAT struct {
 	rules atomic.Pointer[rules]
 	t     *table
 	frags fragTable
+	hints pairHints
 
 	mu       sync.Mutex // slow path: creating and deleting sessions, pools
 	pools    map[uint64]*pool

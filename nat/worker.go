@@ -578,6 +578,9 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 	if why != 0 {
 		return w.drop(why)
 	}
+	if sr != nil {
+		n.hints.note(f.dst, xip, f.proto, f.src, now, r.udp)
+	}
 	w.inc(cSessionsCreated)
 	return w.outHit(p, f, &w.h, ff, now, r)
 }
