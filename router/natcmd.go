@@ -143,10 +143,14 @@ func (r *Router) writeNATMetrics(w io.Writer) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	gauges := map[string]bool{"nat-sessions": true, "nat-sessions-max": true, "nat-frag-entries": true}
 	fmt.Fprintf(w, "# HELP vrouter_nat_events_total NAT and conntrack counters, drops by reason.\n# TYPE vrouter_nat_events_total counter\n")
 	for _, k := range keys {
-		fmt.Fprintf(w, "vrouter_nat_events_total{event=%q} %d\n", k, c[k])
+		if !gauges[k] {
+			fmt.Fprintf(w, "vrouter_nat_events_total{event=%q} %d\n", k, c[k])
+		}
 	}
+	fmt.Fprintf(w, "# HELP vrouter_nat_fragment_entries First fragments remembered for translating later fragments.\n# TYPE vrouter_nat_fragment_entries gauge\nvrouter_nat_fragment_entries %d\n", c["nat-frag-entries"])
 	ri := r.NAT.Rules()
 	fmt.Fprintf(w, "# HELP vrouter_nat_pool_ports_used Dynamic ports held per external address and protocol.\n# TYPE vrouter_nat_pool_ports_used gauge\n")
 	for _, s := range ri.SNAT {
