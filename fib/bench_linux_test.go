@@ -216,13 +216,43 @@ func lookupLoad(stop *atomic.Bool, f func(i int)) (done chan int64) {
 	return done
 }
 
+// churn yields the update stream of BenchmarkUpdate: even steps delete a
+// random prefix of the table, odd steps add back the prefix deleted 1024
+// deletes earlier, so every step changes the table and it stays full
+// (minus about 1024 prefixes).
+type churn struct {
+	rng   *rand.Rand
+	ring  [1024]int
+	n, nd int
+	max   int
+}
+
+func newChurn(max int) *churn {
+	return &churn{rng: rand.New(rand.NewPCG(9, 9)), max: max}
+}
+
+// next returns the prefix index and whether it is a delete.
+func (c *churn) next() (int, bool) {
+	c.n++
+	if c.n&1 == 1 {
+		k := c.rng.IntN(c.max)
+		c.ring[c.nd&1023] = k
+		c.nd++
+		return k, true
+	}
+	if c.nd >= 1024 {
+		return c.ring[c.nd&1023], false // the oldest delete
+	}
+	return c.ring[c.nd-1], false
+}
+
 // BenchmarkUpdate measures updates per second on the full table while
-// lookups run on another goroutine. An update is a delete or a re-add of a
-// random prefix of the table (alternating). For the FIB, batch=1 publishes
-// every update on its own (Add/Delete), batch=N groups N updates per Apply.
-// bart is made safe for concurrent readers the way its API intends:
-// InsertPersist/DeletePersist (copy-on-write) and an atomic pointer swap
-// per update. lookups/s is the rate of the reader goroutine meanwhile.
+// lookups run on another goroutine (see churn for the updates). For the
+// FIB, batch=1 publishes every update on its own (Add/Delete), batch=N
+// groups N updates per Apply. bart is made safe for concurrent readers the
+// way its API intends: InsertPersist/DeletePersist (copy-on-write) and an
+// atomic pointer swap per update. lookups/s is the rate of the reader
+// goroutine meanwhile; cpu-ns/op the updating thread's CPU time per update.
 func BenchmarkUpdate(b *testing.B) {
 	d := getBench(b)
 	for _, batch := range []int{1, 100} {
@@ -231,7 +261,7 @@ func BenchmarkUpdate(b *testing.B) {
 			t.Apply(d.ups)
 			var stop atomic.Bool
 			done := lookupLoad(&stop, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) })
-			rng := rand.New(rand.NewPCG(9, 9))
+			ch := newChurn(len(d.ps))
 			ups := make([]Update, 0, batch)
 			b.ResetTimer()
 			st := time.Now()
@@ -239,8 +269,8 @@ func BenchmarkUpdate(b *testing.B) {
 			for i := 0; i < b.N; i += batch {
 				ups = ups[:0]
 				for j := 0; j < batch; j++ {
-					k := rng.IntN(len(d.ps))
-					ups = append(ups, Update{Route: d.ups[k].Route, Delete: (i+j)&1 == 0})
+					k, del := ch.next()
+					ups = append(ups, Update{Route: d.ups[k].Route, Delete: del})
 				}
 				if batch == 1 {
 					if ups[0].Delete {
@@ -265,18 +295,20 @@ func BenchmarkUpdate(b *testing.B) {
 		cur.Store(buildBartTable(d.ps, d.nhIdx))
 		var stop atomic.Bool
 		done := lookupLoad(&stop, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) })
-		rng := rand.New(rand.NewPCG(9, 9))
+		ch := newChurn(len(d.ps))
 		b.ResetTimer()
 		st := time.Now()
+		cpu := cpuTimer(b)
 		for i := 0; i < b.N; i++ {
-			k := rng.IntN(len(d.ps))
-			if i&1 == 0 {
+			k, del := ch.next()
+			if del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
 			}
 		}
 		el := time.Since(st)
+		cpu()
 		stop.Store(true)
 		n := <-done
 		b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
@@ -287,18 +319,20 @@ func BenchmarkUpdate(b *testing.B) {
 		cur.Store(buildBartFast(d.ps, d.nhIdx))
 		var stop atomic.Bool
 		done := lookupLoad(&stop, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) })
-		rng := rand.New(rand.NewPCG(9, 9))
+		ch := newChurn(len(d.ps))
 		b.ResetTimer()
 		st := time.Now()
+		cpu := cpuTimer(b)
 		for i := 0; i < b.N; i++ {
-			k := rng.IntN(len(d.ps))
-			if i&1 == 0 {
+			k, del := ch.next()
+			if del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
 			}
 		}
 		el := time.Since(st)
+		cpu()
 		stop.Store(true)
 		n := <-done
 		b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
@@ -315,4 +349,53 @@ func itoa(n int) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+// BenchmarkLookupInterleaved runs the three lookups in alternating rounds
+// of 65,536 addresses on one locked thread, so that the load of the shared
+// machine hits them alike; it reports each one's thread CPU time and wall
+// time per lookup and the ratios (an op is one round of all three).
+func BenchmarkLookupInterleaved(b *testing.B) {
+	d := getBench(b)
+	const round = 1 << 16
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cpu, wall [3]int64
+	var sum uint32
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		off := (i * round) & (benchAddrs - 1)
+		for impl := range 3 {
+			w0, c0 := time.Now(), threadCPU()
+			switch impl {
+			case 0:
+				for _, a := range d.addrs[off : off+round] {
+					nh, _ := d.fib.Lookup(a)
+					sum += nh.Gateway
+				}
+			case 1:
+				for _, a := range d.naddrs[off : off+round] {
+					v, _ := d.bt.Lookup(a)
+					sum += v
+				}
+			case 2:
+				for _, a := range d.naddrs[off : off+round] {
+					v, _ := d.bf.Lookup(a)
+					sum += v
+				}
+			}
+			cpu[impl] += threadCPU() - c0
+			wall[impl] += int64(time.Since(w0))
+		}
+	}
+	runtime.KeepAlive(sum)
+	n := float64(b.N) * round
+	b.ReportMetric(float64(cpu[0])/n, "fib-cpu-ns/lookup")
+	b.ReportMetric(float64(cpu[1])/n, "bartTable-cpu-ns/lookup")
+	b.ReportMetric(float64(cpu[2])/n, "bartFast-cpu-ns/lookup")
+	b.ReportMetric(float64(wall[0])/n, "fib-ns/lookup")
+	b.ReportMetric(float64(wall[1])/n, "bartTable-ns/lookup")
+	b.ReportMetric(float64(wall[2])/n, "bartFast-ns/lookup")
+	b.ReportMetric(float64(cpu[2])/float64(cpu[0]), "bartFast/fib-cpu")
+	b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "bartTable/fib-cpu")
 }

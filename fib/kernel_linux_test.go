@@ -200,9 +200,6 @@ func rssKB(t *testing.T) int {
 // built from the same prefixes.
 func TestKernelFullTable(t *testing.T) {
 	needRoot(t)
-	if testing.Short() {
-		t.Skip("full table kernel load skipped in -short mode")
-	}
 	ps := loadFull(t)
 	ns := testNS(t)
 	lines := make([]string, 0, len(ps))

@@ -2,6 +2,7 @@ package fib
 
 import (
 	"math/bits"
+	"slices"
 	"sync/atomic"
 )
 
@@ -139,20 +140,25 @@ func (b *builder) buildNode(ni int, lv uint, ents []bent, def uint32) {
 	for range bits.OnesCount64(vec) {
 		b.nodes = append(b.nodes, node{})
 	}
+	// leaves, branch-free: slot k starts a run if it is a leaf and differs
+	// from the previous leaf slot (prev starts as an impossible value)
 	lb := len(b.leaves)
+	b.leaves = slices.Grow(b.leaves, 64)
+	out := b.leaves[lb : lb+64]
 	var leafvec uint64
-	have := false
-	var prev uint32
+	prev := ^uint32(0)
+	n := 0
 	for k := range 64 {
-		if vec>>k&1 != 0 {
-			continue
-		}
-		if !have || slots[k] != prev {
-			leafvec |= 1 << k
-			b.leaves = append(b.leaves, slots[k])
-			prev, have = slots[k], true
-		}
+		v := slots[k]
+		isLeaf := uint32(^vec>>k) & 1
+		d := v ^ prev
+		bit := isLeaf & ((d | -d) >> 31)
+		leafvec |= uint64(bit) << k
+		out[n&63] = v
+		n += int(bit)
+		prev ^= d & -isLeaf
 	}
+	b.leaves = b.leaves[:lb+n]
 	b.nodes[ni] = node{vec: vec, leafvec: leafvec, base0: uint32(lb), base1: uint32(cb)}
 	c := cb
 	for m := vec; m != 0; m &= m - 1 {
