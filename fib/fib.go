@@ -128,12 +128,14 @@ type Update struct {
 	Delete bool
 }
 
-// Apply applies a batch of changes in order and publishes them together: a
-// large batch (such as a full table) is compiled from scratch into fresh
-// arrays and published with one pointer swap; a small one rebuilds only the
-// chunks it touches. It returns how many changes had an effect (a delete of
-// an absent route or an add of an identical one has none; non-IPv4 prefixes
-// are ignored).
+// Apply applies a batch of changes to the RIB in order, then compiles and
+// publishes the result once: a large batch (more than 4096 changes and more
+// than a quarter of the table, such as a full table) is compiled from
+// scratch into fresh arrays and published with one pointer swap; a smaller
+// one recompiles each /18 chunk it touches once and publishes each with one
+// atomic store (lookups meanwhile see every chunk either before or after).
+// It returns how many changes had an effect (a delete of an absent route or
+// an add of an identical one has none; non-IPv4 prefixes are ignored).
 func (t *Table) Apply(ups []Update) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()

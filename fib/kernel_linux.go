@@ -63,9 +63,10 @@ type KernelWatcher struct {
 	imported, deleted, noGW, unresolved, otherType atomic.Uint64
 	events, errs, resyncs, batches                 atomic.Uint64
 
-	done chan struct{}
-	mu   sync.Mutex
-	err  error
+	done   chan struct{}
+	resync chan struct{}
+	mu     sync.Mutex
+	err    error
 }
 
 // WatchKernel imports the IPv4 routes of kernel table opt.Table of the
@@ -103,7 +104,7 @@ func WatchKernel(ctx context.Context, t *Table, opt KernelOptions) (*KernelWatch
 		ns.Close()
 		return nil, fmt.Errorf("fib: netlink: %w", err)
 	}
-	w := &KernelWatcher{t: t, opt: opt, ns: ns, h: h, done: make(chan struct{})}
+	w := &KernelWatcher{t: t, opt: opt, ns: ns, h: h, done: make(chan struct{}), resync: make(chan struct{}, 1)}
 	ch, stop, err := w.sync(ctx)
 	if err != nil {
 		h.Close()
@@ -112,6 +113,16 @@ func WatchKernel(ctx context.Context, t *Table, opt KernelOptions) (*KernelWatch
 	}
 	go w.run(ctx, ch, stop)
 	return w, nil
+}
+
+// Resync makes the watcher dump the table again and replace all kernel
+// routes with the result, resolving every gateway anew (call it after the
+// router's networks changed, e.g. on reload). It returns at once.
+func (w *KernelWatcher) Resync() {
+	select {
+	case w.resync <- struct{}{}:
+	default:
+	}
 }
 
 // Done is closed when the watcher has stopped.
@@ -187,7 +198,7 @@ func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, cha
 		}
 	}
 	if err != nil {
-		close(stop)
+		drop(ch, stop)
 		return nil, nil, fmt.Errorf("fib: dump of kernel table %d: %w", w.opt.Table, err)
 	}
 	w.t.ReplaceSource(Kernel, routes)
@@ -326,13 +337,20 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 	for {
 		select {
 		case <-ctx.Done():
-			close(stop)
+			drop(ch, stop)
 			flush()
 			w.setErr(ctx.Err())
 			return
 		case <-timerC:
 			timerC = nil
 			flush()
+		case <-w.resync:
+			drop(ch, stop)
+			flush()
+			if !w.resubscribe(ctx, &ch, &stop) {
+				return
+			}
+			last = time.Now()
 		case u, ok := <-ch:
 			alive := handle(u, ok)
 		drain:
@@ -346,22 +364,10 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 			}
 			if !alive {
 				// subscription lost: apply what we have, then start over
-				close(stop)
+				drop(ch, stop)
 				flush()
-				w.resyncs.Add(1)
-				for {
-					var err error
-					ch, stop, err = w.sync(ctx)
-					if err == nil {
-						break
-					}
-					w.errs.Add(1)
-					select {
-					case <-ctx.Done():
-						w.setErr(ctx.Err())
-						return
-					case <-time.After(100 * time.Millisecond):
-					}
+				if !w.resubscribe(ctx, &ch, &stop) {
+					return
 				}
 				last = time.Now()
 				continue
@@ -376,6 +382,39 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 				}
 				timerC = timer.C
 			}
+		}
+	}
+}
+
+// drop ends a subscription: it closes its socket and drains its channel so
+// that its goroutine, if blocked on a send, can exit.
+func drop(ch chan netlink.RouteUpdate, stop chan struct{}) {
+	close(stop)
+	go func() {
+		for range ch {
+		}
+	}()
+}
+
+// resubscribe subscribes and dumps again until it works or ctx is done
+// (then it records the error and reports false).
+func (w *KernelWatcher) resubscribe(ctx context.Context, ch *chan netlink.RouteUpdate, stop *chan struct{}) bool {
+	w.resyncs.Add(1)
+	for {
+		c, s, err := w.sync(ctx)
+		if err == nil {
+			*ch, *stop = c, s
+			return true
+		}
+		w.errs.Add(1)
+		if w.opt.OnError != nil {
+			w.opt.OnError(err)
+		}
+		select {
+		case <-ctx.Done():
+			w.setErr(ctx.Err())
+			return false
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,7 +121,15 @@ func TestKernelImport(t *testing.T) {
 	defer cancel()
 	tb := New()
 	tb.Add(Route{pfx("203.0.113.0/24"), Static, gw(0, "10.0.0.1")}) // static beats kernel
-	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve10_99})
+	var netOf atomic.Uint32
+	netOf.Store(1)
+	resolve := func(gw uint32) (uint16, bool) {
+		if gw&0xffffff00 == ip("10.99.0.0") {
+			return uint16(netOf.Load()), true
+		}
+		return 0, false
+	}
+	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve})
 	st := w.Stats()
 	if st.Routes != 2 || st.Unresolved != 1 || st.NoGateway != 1 || st.Skipped != 2 {
 		t.Fatalf("after dump: %+v", st)
@@ -142,7 +151,7 @@ func TestKernelImport(t *testing.T) {
 		"route add 10.200.0.0/16 via 10.99.0.5 table 101",
 		"route add default via 10.99.0.6 table 100",
 	})
-	waitFor(t, "events", 5*time.Second, func() bool { return w.Stats().Routes == 6 })
+	waitFor(t, "events", 30*time.Second, func() bool { return w.Stats().Routes == 6 })
 	checkProbes(t, tb, []probe{
 		{"198.51.100.1", true, gw(1, "10.99.0.4")},
 		{"198.51.100.130", true, NextHop{Kind: KindUnreachable}},
@@ -150,13 +159,13 @@ func TestKernelImport(t *testing.T) {
 		{"10.200.0.1", true, gw(1, "10.99.0.6")}, // table 101 ignored, default of table 100
 	})
 	ipBatch(t, ns, []string{"route replace 192.0.2.0/24 via 10.99.0.9 table 100"})
-	waitFor(t, "replace", 5*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.9") })
+	waitFor(t, "replace", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.9") })
 	ipBatch(t, ns, []string{
 		"route del 192.0.2.0/24 table 100",
 		"route del default table 100",
 		"route del blackhole 203.0.113.0/24 table 100",
 	})
-	waitFor(t, "deletes", 5*time.Second, func() bool { return w.Stats().Routes == 3 })
+	waitFor(t, "deletes", 30*time.Second, func() bool { return w.Stats().Routes == 3 })
 	checkProbes(t, tb, []probe{
 		{"192.0.2.1", false, NextHop{}},
 		{"10.200.0.1", false, NextHop{}},
@@ -165,6 +174,16 @@ func TestKernelImport(t *testing.T) {
 	st = w.Stats()
 	if st.Events != 8 || st.Deleted != 3 || st.Errors != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+	// Resync re-resolves every gateway: move 10.99.0.0/24 to network 2
+	netOf.Store(2)
+	w.Resync()
+	waitFor(t, "resync", 30*time.Second, func() bool {
+		nh, _ := tb.Lookup(ip("198.51.100.1"))
+		return nh == gw(2, "10.99.0.4")
+	})
+	if st := w.Stats(); st.Resyncs != 1 || st.Routes != 3 {
+		t.Fatalf("after resync: %+v", st)
 	}
 	cancel()
 	select {
