@@ -118,3 +118,10 @@ func counterName(i int) string {
 	}
 	return counterNames[i]
 }
+
+// reasonGone is internal: the session was claimed by the reaper while a
+// worker used it; the packet is untouched and is looked up again.
+const reasonGone Reason = 255
+
+// expDying marks a session's expiry while the reaper deletes it.
+const expDying int64 = -1 << 63

@@ -221,10 +221,13 @@ func (n *NAT) Reap(now int64, budget int) int {
 		n.mu.Lock()
 		for _, c := range batch {
 			s := &t.slab[c.idx]
-			// Still the same session, and still expired?
-			if st := s.state.Load(); st&stLive != 0 && st>>32 == c.gen && s.expires.Load() <= now {
-				n.destroy(c.idx)
-				done++
+			// Still the same session, still expired, and not refreshed by a
+			// worker meanwhile: claim it (a worker's refresh CAS then fails).
+			if st := s.state.Load(); st&stLive != 0 && st>>32 == c.gen {
+				if e := s.expires.Load(); e <= now && e != expDying && s.expires.CompareAndSwap(e, expDying) {
+					n.destroy(c.idx)
+					done++
+				}
 			}
 		}
 		n.mu.Unlock()

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"encoding/binary"
+	"runtime"
 	"time"
 
 	"vrouter/packet"
@@ -155,6 +156,9 @@ func setSrc(p packet.IPv4, f *flow, ip uint32, port uint16) {
 // machine, timeout refresh, counters.
 func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *rules) Reason {
 	s := &w.n.t.slab[h.idx]
+	if s.expires.Load() == expDying {
+		return reasonGone
+	}
 	var to int64
 	refresh := true
 	switch f.proto {
@@ -189,8 +193,19 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 	// Refresh; skipping stores that would move the expiry by under 1/8 s
 	// keeps most packets from writing the shared cache line.
 	if refresh {
-		if d := now + to - s.expires.Load(); d >= int64(125*time.Millisecond) || d < 0 {
-			s.expires.Store(now + to)
+		// A CAS, so that a session the reaper has claimed (expDying) is
+		// never revived: the packet is then looked up again.
+		for {
+			old := s.expires.Load()
+			if old == expDying {
+				return reasonGone
+			}
+			if d := now + to - old; d < int64(125*time.Millisecond) && d >= 0 {
+				break
+			}
+			if s.expires.CompareAndSwap(old, now+to) {
+				break
+			}
 		}
 	}
 	s.pkts.Add(1)
@@ -204,6 +219,19 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 // translates ICMP errors (RFC 5508). Packets that match nothing are Pass,
 // untouched.
 func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
+	for try := 0; ; try++ {
+		v, why := w.in(p, inNet, now)
+		if why != reasonGone {
+			return v, why
+		}
+		if try == 3 {
+			return w.drop(NoSession)
+		}
+		runtime.Gosched() // the reaper is deleting the session: look again
+	}
+}
+
+func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	n := w.n
 	r := n.rules.Load()
 	ff := p.FlagsFrag()
@@ -247,6 +275,9 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 		return Pass, 0 // nothing to do here; Out translates the source
 	}
 	if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
+		if why == reasonGone {
+			return Drop, why
+		}
 		return w.drop(why)
 	}
 	if ff&0x2000 != 0 { // first fragment of several
@@ -432,6 +463,19 @@ func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, ori
 // sources, and — for packets the router generated itself (inNet == Local) —
 // the quoted packet of ICMP errors.
 func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, Reason) {
+	for try := 0; ; try++ {
+		v, why := w.out(p, inNet, outNet, now)
+		if why != reasonGone {
+			return v, why
+		}
+		if try == 3 {
+			return w.drop(NoSession)
+		}
+		runtime.Gosched()
+	}
+}
+
+func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, Reason) {
 	n := w.n
 	r := n.rules.Load()
 	ff := p.FlagsFrag()
@@ -489,6 +533,9 @@ func (w *Worker) outHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r 
 	}
 	if h.typ != kHair {
 		if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
+			if why == reasonGone {
+				return Drop, why
+			}
 			return w.drop(why)
 		}
 	}
