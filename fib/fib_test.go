@@ -1,8 +1,10 @@
 package fib
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -480,4 +482,45 @@ func TestConcurrentUpdates(t *testing.T) {
 		t.Fatalf("no work done: %d lookups, %d updates", lookups.Load(), updates)
 	}
 	t.Logf("%d lookups during %d updates, stats %+v", lookups.Load(), updates, tb.Stats())
+}
+
+// TestBuilderSweepVsPaint checks the sweep builder against the painting one
+// on random chunks (nested prefixes of all lengths /19-/32).
+func TestBuilderSweepVsPaint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	var b1, b2 builder
+	for round := range 20000 {
+		base := rng.Uint32() &^ (1<<(32-dirBits) - 1)
+		n := rng.IntN(40)
+		if round%10 == 0 {
+			n = rng.IntN(400)
+		}
+		seen := map[uint64]bool{}
+		var ents []bent
+		for range n {
+			l := dirBits + 1 + rng.IntN(32-dirBits)
+			if rng.IntN(3) == 0 {
+				l = dirBits + 1 + rng.IntN(6)
+			}
+			a := (base | rng.Uint32()&(1<<(32-dirBits)-1)) & mask(l)
+			if seen[pkeyOf(a, l)] {
+				continue
+			}
+			seen[pkeyOf(a, l)] = true
+			ents = append(ents, bent{addr: a, plen: uint8(l), nh: uint32(1 + rng.IntN(4))})
+		}
+		slices.SortFunc(ents, func(x, y bent) int {
+			if x.addr != y.addr {
+				return cmp.Compare(x.addr, y.addr)
+			}
+			return int(x.plen) - int(y.plen)
+		})
+		def := uint32(rng.IntN(3))
+		b1.ents, b2.ents = ents, ents
+		b1.build(def)
+		b2.buildPaint(def)
+		if !slices.Equal(b1.nodes, b2.nodes) || !slices.Equal(b1.leaves, b2.leaves) {
+			t.Fatalf("round %d: sweep and paint differ for %v def %d:\nsweep %v %v\npaint %v %v", round, ents, def, b1.nodes, b1.leaves, b2.nodes, b2.leaves)
+		}
+	}
 }

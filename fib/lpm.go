@@ -94,6 +94,8 @@ type builder struct {
 	// per level scratch (not zeroed between uses)
 	slots  [3][64]uint32
 	gs, ge [3][64]int32
+	ck     [3][64]uint8  // child slot
+	cd     [3][64]uint32 // child default
 }
 
 func slotOf(addr uint32, end uint) uint64 {
@@ -110,7 +112,87 @@ func (b *builder) build(def uint32) {
 	b.buildNode(0, 0, b.ents, def)
 }
 
+// buildNode compiles one node by a sweep over its routes: they come in
+// address order with covering routes first, so the painted slot ranges nest
+// and a stack of open ranges gives the value of every stretch of slots;
+// each stretch that differs from the previous leaf value starts a leaf run.
+// The work is proportional to the routes, not to the 64 slots.
+// buildPaint is build with buildNodePaint (for tests).
+func (b *builder) buildPaint(def uint32) {
+	b.nodes = b.nodes[:0]
+	b.leaves = b.leaves[:0]
+	b.nodes = append(b.nodes, node{})
+	b.buildNodePaint(0, 0, b.ents, def)
+}
+
 func (b *builder) buildNode(ni int, lv uint, ents []bent, def uint32) {
+	end := 24 + 6*lv
+	type span struct {
+		end uint64
+		v   uint32
+	}
+	var stack [8]span
+	stack[0] = span{64, def}
+	top := 0
+	var vec, leafvec uint64
+	pos := uint64(0)
+	prev := ^uint32(0) // impossible value: the first stretch starts a run
+	lb := len(b.leaves)
+	// emit gives slots [pos, upto) the value v
+	emit := func(upto uint64, v uint32) {
+		if upto > pos {
+			if v != prev {
+				leafvec |= 1 << pos
+				b.leaves = append(b.leaves, v)
+				prev = v
+			}
+			pos = upto
+		}
+	}
+	nc := 0
+	ck, cd, gs, ge := &b.ck[lv], &b.cd[lv], &b.gs[lv], &b.ge[lv]
+	for i := 0; i < len(ents); {
+		e := ents[i]
+		k := slotOf(e.addr, end)
+		for stack[top].end <= k {
+			emit(stack[top].end, stack[top].v)
+			top--
+		}
+		emit(k, stack[top].v)
+		if uint(e.plen) <= end {
+			top++
+			stack[top] = span{k + uint64(1)<<(end-uint(e.plen)), e.nh}
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(ents) && uint(ents[j].plen) > end && slotOf(ents[j].addr, end) == k {
+			j++
+		}
+		vec |= 1 << k
+		ck[nc], cd[nc], gs[nc], ge[nc] = uint8(k), stack[top].v, int32(i), int32(j)
+		nc++
+		pos = k + 1
+		i = j
+	}
+	for top > 0 {
+		emit(stack[top].end, stack[top].v)
+		top--
+	}
+	emit(64, def)
+	cb := len(b.nodes)
+	for range nc {
+		b.nodes = append(b.nodes, node{})
+	}
+	b.nodes[ni] = node{vec: vec, leafvec: leafvec, base0: uint32(lb), base1: uint32(cb)}
+	for c := range nc {
+		b.buildNode(cb+c, lv+1, ents[gs[c]:ge[c]], cd[c])
+	}
+}
+
+// buildNodePaint is the straightforward version of buildNode (paint 64
+// slots, then encode them); tests check that both agree.
+func (b *builder) buildNodePaint(ni int, lv uint, ents []bent, def uint32) {
 	end := 24 + 6*lv
 	slots, gs, ge := &b.slots[lv], &b.gs[lv], &b.ge[lv]
 	for i := range slots {
@@ -163,7 +245,7 @@ func (b *builder) buildNode(ni int, lv uint, ents []bent, def uint32) {
 	c := cb
 	for m := vec; m != 0; m &= m - 1 {
 		k := bits.TrailingZeros64(m)
-		b.buildNode(c, lv+1, ents[gs[k]:ge[k]], slots[k])
+		b.buildNodePaint(c, lv+1, ents[gs[k]:ge[k]], slots[k])
 		c++
 	}
 }
