@@ -208,6 +208,11 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 			}
 		}
 	}
+	// The slot may have been reaped and reused since the lookup (ABA): then
+	// the hit is stale and the packet is looked up again.
+	if st := s.state.Load(); st&stLive == 0 || st>>32 != h.st>>32 {
+		return reasonGone
+	}
 	s.pkts.Add(1)
 	s.bytes.Add(uint64(len(p)))
 	return 0
