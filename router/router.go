@@ -193,6 +193,10 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 	r.snap.Store(s)
 	r.FIB.ReplaceSource(fib.Connected, conn)
 	r.FIB.ReplaceSource(fib.Static, stat)
+	if old != nil {
+		// Runtime routes (ip route add) last until the next reload (CONFIG.md).
+		r.FIB.ReplaceSource(fib.Runtime, nil)
+	}
 	r.Neigh.SetStatic(statics)
 	if old != nil {
 		// Neighbours of networks whose index or addresses changed are forgotten.

@@ -68,6 +68,9 @@ func TestReloadUnderTraffic(t *testing.T) {
 		}
 		iperfOut <- out
 	}()
+	if out, err := l.Router.Console("ip", "route", "add", "10.66.0.0/16", "via", "198.51.100.10"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 	time.Sleep(time.Second)
 	rx0 := portRx(t, l.Router, "p1")
 	for i, cfg := range steps {
@@ -83,6 +86,9 @@ func TestReloadUnderTraffic(t *testing.T) {
 			}
 		}
 		time.Sleep(700 * time.Millisecond)
+	}
+	if out, err := l.Router.Console("show", "ip", "route", "10.66.1.1"); err == nil {
+		t.Fatalf("runtime route survived a reload:\n%s", out)
 	}
 	if rx := portRx(t, l.Router, "p1"); rx <= rx0 {
 		t.Fatalf("p1 counters went from %d to %d: was the port reopened?", rx0, rx)
