@@ -41,14 +41,14 @@ type KernelOptions struct {
 // KernelStats counts what the kernel import did.
 type KernelStats struct {
 	Imported   uint64 `json:"imported"`   // routes installed or replaced (dump and events)
-	Deleted    uint64 `json:"deleted"`    // routes removed by delete events
+	Deleted    uint64 `json:"deleted"`    // delete events received
 	Skipped    uint64 `json:"skipped"`    // routes not installed (all reasons below)
 	NoGateway  uint64 `json:"no_gateway"` // unicast route without gateway (and no Device mapping)
 	Unresolved uint64 `json:"unresolved"` // gateway on no vrouter network
 	OtherType  uint64 `json:"other_type"` // local, broadcast, multicast, ... routes
 	Events     uint64 `json:"events"`     // route messages of the table received after the dump
-	Errors     uint64 `json:"errors"`     // netlink errors (each one leads to a resync)
-	Resyncs    uint64 `json:"resyncs"`    // full re-dumps after a lost subscription
+	Errors     uint64 `json:"errors"`     // netlink errors (a lost subscription is resynced)
+	Resyncs    uint64 `json:"resyncs"`    // full re-dumps (lost subscription, or Resync)
 	Batches    uint64 `json:"batches"`    // publishes to the FIB
 	Routes     int    `json:"routes"`     // kernel routes in the FIB now
 }
