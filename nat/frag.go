@@ -117,7 +117,7 @@ func (ft *fragTable) expire(now int64) {
 // Its first fragment was not seen (or not NATed): unless the address is a
 // floating IP, the NAT cannot tell where it goes, and drops it — also when the
 // SNAT address is the router's own (the router does not reassemble).
-func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, now int64) (Verdict, Reason) {
+func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, inNet uint16, now int64) (Verdict, Reason) {
 	if ip, ok := w.n.frags.find(p.Src(), p.Dst(), p.Proto(), p.ID(), stageIn, now); ok {
 		setAddr(p, p.Proto(), nil, 16, ip)
 		w.inc(cFragTranslated)
@@ -133,7 +133,7 @@ func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, now int64) (Verdict
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
-	return w.drop(FragOutOfOrder)
+	return w.hold(p, stageIn, inNet, Local, now)
 }
 
 // pairHints remembers, per (remote, external address, proto), the inside

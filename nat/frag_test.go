@@ -93,15 +93,22 @@ func TestFragmentsOutOfOrder(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 	// Once a second host talks to the same server through the same address,
-	// the port is needed: dropped and counted.
+	// the port is needed: the fragment is held until its first fragment.
 	out(t, w, build(t, pk{src: "10.1.1.11", dst: "198.51.100.7", proto: udp, sport: 5001, dport: 53}), sec, Translated)
 	r1, r2 = fragments(t, "198.51.100.7", "203.0.113.1", 53, 5000, 10)
-	if v, r := w.In(r2, nPublic, sec); v != Drop || r != FragOutOfOrder {
+	if v, r := w.In(r2, nPublic, sec); v != Held {
 		t.Fatalf("%v %v", v, r)
 	}
 	in(t, w, r1, sec, Translated)
-	if n.Counters()["nat-frag-out-of-order"] != 1 {
-		t.Fatal(n.Counters())
+	p, inNet, outNet, st, ok := w.Released()
+	if !ok || st != StageIn || inNet != nPublic || outNet != Local {
+		t.Fatalf("released %v %v %v %v", ok, st, inNet, outNet)
+	}
+	if d := reassembled(t, r1, p); d.dst != "10.1.1.10" || d.dport != 5000 {
+		t.Fatalf("%+v", d)
+	}
+	if c := n.Counters(); c["nat-frag-out-of-order"] != 0 || c["nat-frag-held"] != 1 || c["nat-frag-released"] != 1 {
+		t.Fatal(c)
 	}
 	// Inbound to a floating IP: 1:1, translated in any order.
 	g1, g2 := fragments(t, "198.51.100.7", "203.0.113.50", 53, 5000, 9)

@@ -323,6 +323,7 @@ type NAT struct {
 	rules atomic.Pointer[rules]
 	t     *table
 	frags fragTable
+	hold  holdBuf
 	hints pairHints
 
 	mu       sync.Mutex // slow path: creating and deleting sessions, pools
@@ -356,6 +357,7 @@ func New(cfg *config.Config) (*NAT, error) {
 	n := &NAT{t: newTable(max), pools: map[uint64]*pool{}, reapBuf: make([]reapCand, 0, 256)}
 	n.rules.Store(r)
 	n.frags.init(4096)
+	n.hold.init()
 	return n, nil
 }
 
@@ -380,11 +382,17 @@ type Worker struct {
 	cnt    [numCounters]atomic.Uint64
 	reason Reason
 	h, h2  hit
+
+	// Held fragments this worker released (see hold.go): a ring of slot
+	// indices and the copy Released hands out.
+	rdHead, rdN int
+	ready       [HoldSlots]uint16
+	rel         []byte
 }
 
 // NewWorker returns a worker handle. Each data-path goroutine needs its own.
 func (n *NAT) NewWorker() *Worker {
-	w := &Worker{n: n}
+	w := &Worker{n: n, rel: make([]byte, HoldBytes)}
 	n.mu.Lock()
 	n.workers = append(n.workers, w)
 	n.mu.Unlock()
@@ -425,5 +433,6 @@ func (n *NAT) Counters() map[string]uint64 {
 	m["nat-sessions-flushed"] = n.flushed.Load()
 	m["nat-sessions-evicted"] = n.evicted.Load()
 	m["nat-frag-entries"] = uint64(n.frags.used())
+	n.hold.counters(m)
 	return m
 }

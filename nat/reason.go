@@ -10,6 +10,10 @@ const (
 	Translated
 	// Drop: the packet must be dropped; the Reason says why.
 	Drop
+	// Held: a non-first fragment that arrived before its first fragment was
+	// copied into the hold buffer; the caller stops processing it (not a
+	// drop). It comes back translated from Worker.Released.
+	Held
 )
 
 func (v Verdict) String() string {
@@ -20,6 +24,8 @@ func (v Verdict) String() string {
 		return "translated"
 	case Drop:
 		return "drop"
+	case Held:
+		return "held"
 	}
 	return "verdict?"
 }
@@ -59,7 +65,7 @@ var reasonInfo = [numReasons][2]string{
 	ICMPErrMismatch:  {"nat-icmp-error-mismatch", "ICMP error whose outer destination is not the quoted packet's source (RFC 5508)"},
 	ICMPErrMalformed: {"nat-icmp-error-malformed", "ICMP error whose quoted packet is too short to translate"},
 	FragTableFull:    {"nat-frag-table-full", "first fragment of a NATed datagram but the fragment table is full"},
-	FragOutOfOrder:   {"nat-frag-out-of-order", "non-first fragment that needs its first fragment's ports, which was not seen (not buffered)"},
+	FragOutOfOrder:   {"nat-frag-out-of-order", "non-first fragment that needs its first fragment's ports, which was not seen, and cannot be held (larger than a hold slot, or every slot awaits release)"},
 	Malformed:        {"nat-malformed", "transport header too short to translate"},
 	UnsupportedProto: {"nat-unsupported-proto", "protocol without ports from an SNAT source (only TCP, UDP, ICMP query can share an address)"},
 	TupleClash:       {"nat-tuple-clash", "the new session's reply tuple is already used by another session"},

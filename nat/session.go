@@ -199,6 +199,7 @@ func (n *NAT) destroy(idx uint32) {
 func (n *NAT) Reap(now int64, budget int) int {
 	n.lastNow.Store(now)
 	n.frags.expire(now)
+	n.hold.expire(now)
 	n.reapMu.Lock()
 	defer n.reapMu.Unlock()
 	t := n.t

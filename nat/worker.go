@@ -251,7 +251,7 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 		return Pass, 0
 	}
 	if !first {
-		return w.fragIn(p, r, kind, now)
+		return w.fragIn(p, r, kind, inNet, now)
 	}
 	var f flow
 	if !parseFlow(p, &f) {
@@ -289,6 +289,7 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now) {
 			return w.drop(FragTableFull)
 		}
+		w.release(f.src, f.dst, f.proto, p.ID(), stageIn, ip)
 	}
 	setDst(p, f, ip, port)
 	w.inc(cTranslatedIn)
@@ -552,6 +553,7 @@ func (w *Worker) setSrcOut(p packet.IPv4, f *flow, ip uint32, port uint16, ff ui
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageOut, ip, now) {
 			return w.drop(FragTableFull)
 		}
+		w.release(f.src, f.dst, f.proto, p.ID(), stageOut, ip)
 	}
 	setSrc(p, f, ip, port)
 	w.inc(cTranslatedOut)
