@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	"vrouter/config"
@@ -21,6 +22,7 @@ func cmdRun(args []string) int {
 	file := fs.String("c", "", "configuration file")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to this file until the router stops")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -93,6 +95,17 @@ func cmdRun(args []string) int {
 		r.Stop()
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
 		return 1
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			log.Error("cpu profile", "err", err)
+		} else {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 	}
 	r.Start()
 	log.Info("running", "ports", len(ports), "networks", len(cfg.Networks), "console", sock)
