@@ -124,13 +124,25 @@ type InterfaceInfo struct {
 
 // NetworkInfo describes a network.
 type NetworkInfo struct {
-	Name      string   `json:"name"`
-	MAC       string   `json:"mac"`
-	MTU       int      `json:"mtu"`
-	Links     []string `json:"links"`
-	Addresses []string `json:"addresses"`
-	ProxyARP  bool     `json:"proxy_arp"`
-	HostRoute bool     `json:"hostroute,omitempty"`
+	Name      string      `json:"name"`
+	MAC       string      `json:"mac"`
+	MTU       int         `json:"mtu"`
+	Links     []string    `json:"links"`
+	Addresses []string    `json:"addresses"`
+	ProxyARP  bool        `json:"proxy_arp"`
+	HostRoute bool        `json:"hostroute,omitempty"`
+	LinkStats []LinkStats `json:"link_stats"`
+	RxPackets uint64      `json:"rx_packets"`
+	TxPackets uint64      `json:"tx_packets"`
+}
+
+// LinkStats are the counters of one link of a network.
+type LinkStats struct {
+	Link      string `json:"link"`
+	RxPackets uint64 `json:"rx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxBytes   uint64 `json:"tx_bytes"`
 }
 
 func (r *Router) networks() []NetworkInfo {
@@ -144,6 +156,12 @@ func (r *Router) networks() []NetworkInfo {
 				name = fmt.Sprintf("%s.%d", name, l.vid)
 			}
 			ni.Links = append(ni.Links, name)
+			lc := s.links[l.id]
+			ls := LinkStats{Link: name, RxPackets: lc.rxPackets.Load(), RxBytes: lc.rxBytes.Load(),
+				TxPackets: lc.txPackets.Load(), TxBytes: lc.txBytes.Load()}
+			ni.LinkStats = append(ni.LinkStats, ls)
+			ni.RxPackets += ls.RxPackets
+			ni.TxPackets += ls.TxPackets
 		}
 		for _, a := range n.addrs {
 			ni.Addresses = append(ni.Addresses, a.prefix.String())
@@ -164,10 +182,20 @@ func (r *Router) cmdInterfaces(args []string, js bool) (string, error) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Name, p.Driver, p.Device, p.MAC, p.MTU,
 				p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.Drops+p.TxErrors)
 		}
-		fmt.Fprintln(tw, "\nNETWORK\tMAC\tMTU\tLINKS\tADDRESSES\tPROXY-ARP")
+		fmt.Fprintln(tw, "\nNETWORK\tMAC\tMTU\tLINKS\tADDRESSES\tPROXY-ARP\tRX PKTS\tTX PKTS")
 		for _, n := range info.Networks {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%v\n", n.Name, n.MAC, n.MTU, strings.Join(n.Links, ","),
-				strings.Join(n.Addresses, ","), n.ProxyARP)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%v\t%d\t%d\n", n.Name, n.MAC, n.MTU, strings.Join(n.Links, ","),
+				dash(strings.Join(n.Addresses, ",")), n.ProxyARP, n.RxPackets, n.TxPackets)
+		}
+		fmt.Fprintln(tw, "\nLINK\tNETWORK\tVLAN\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+		for _, n := range info.Networks {
+			for _, l := range n.LinkStats {
+				vlan := "-"
+				if i := strings.LastIndexByte(l.Link, '.'); i >= 0 {
+					vlan = l.Link[i+1:]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", l.Link, n.Name, vlan, l.RxPackets, l.RxBytes, l.TxPackets, l.TxBytes)
+			}
 		}
 	}), nil
 }

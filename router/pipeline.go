@@ -41,6 +41,9 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 		return
 	}
 	nw := &s.nets[pv&0xffff-1]
+	lc := &w.linkCnt[nw.links[pv>>16].id]
+	lc[0]++
+	lc[1] += uint64(n)
 	eth := packet.Ether(f)
 	if w.tp != nil {
 		w.tr(tsRx, uint32(p.idx), uint32(l2.VID), 0)

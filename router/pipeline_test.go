@@ -534,3 +534,29 @@ func TestMetricsParse(t *testing.T) {
 		t.Fatal("drops/arp metrics missing")
 	}
 }
+
+func TestICMPRateLimit(t *testing.T) {
+	l := newLab(t)
+	l.resolveA()
+	// 200 packets with TTL 1 in one go: the bucket limits the errors. The
+	// rate and burst are shared out between the workers (2 ports + the
+	// control worker here), so one worker may send 50/3 at once.
+	for i := 0; i < 200; i++ {
+		l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 1, false, 8))
+	}
+	l.run()
+	sent := len(l.pa.Take())
+	if sent != 50/3 {
+		t.Fatalf("%d ICMP errors for 200 expired packets, want this worker's share of the burst (16)", sent)
+	}
+	if l.r.Counters()[CntICMPRateLimited] == 0 || l.r.Drops()[DropTTLExceeded] != 200 {
+		t.Fatalf("rate limited %d, ttl drops %d", l.r.Counters()[CntICMPRateLimited], l.r.Drops()[DropTTLExceeded])
+	}
+	// Tokens come back with time.
+	l.clk.Advance(time.Second)
+	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 1, false, 8))
+	l.run()
+	if len(l.pa.Take()) != 1 {
+		t.Fatal("no ICMP error after the bucket refilled")
+	}
+}

@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 
 	"vrouter/config"
 	"vrouter/fib"
@@ -13,6 +14,14 @@ import (
 type link struct {
 	port int    // index into Router.ports
 	vid  uint16 // 0 = untagged
+	id   int    // index into snapshot.links (per-link counters)
+}
+
+// linkCounters are one link's counters, shared by the workers (added to
+// once per batch) and kept across reloads while the link exists.
+type linkCounters struct {
+	network, name                          string
+	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
 }
 
 // ifAddr is one of the router's addresses on a network.
@@ -56,6 +65,8 @@ type snapshot struct {
 	local map[uint32]uint16
 	// published: (network<<32 | ip) the router answers ARP for with its own MAC.
 	published map[uint64]struct{}
+	// links holds the counters of every link, indexed by link.id.
+	links []*linkCounters
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
 	anyAddr             uint32
 	icmpRate, icmpBurst int
@@ -82,7 +93,11 @@ func prefixMask(bits int) uint32 {
 // Host-routed links become networks of their own, after the configured ones.
 func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, []fib.Route, error) {
 	oldBridges := map[string]*macTable{}
+	oldLinks := map[string]*linkCounters{}
 	if old != nil {
+		for _, lc := range old.links {
+			oldLinks[lc.network+"/"+lc.name] = lc
+		}
 		for _, n := range old.nets {
 			if n.bridge != nil {
 				oldBridges[n.name] = n.bridge
@@ -105,7 +120,12 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 			return fmt.Errorf("network %q: link %q: no such port", n.name, l.String())
 		}
 		s.portVID[pi][l.VID] = uint32(len(n.links))<<16 | uint32(n.idx+1)
-		n.links = append(n.links, link{port: pi, vid: l.VID})
+		lc := oldLinks[n.name+"/"+l.String()]
+		if lc == nil {
+			lc = &linkCounters{network: n.name, name: l.String()}
+		}
+		n.links = append(n.links, link{port: pi, vid: l.VID, id: len(s.links)})
+		s.links = append(s.links, lc)
 		if m := ports[pi].mtu; n.mtu == 0 || m < n.mtu {
 			n.mtu = m
 		}

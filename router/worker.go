@@ -81,6 +81,8 @@ type worker struct {
 
 	capFrames [][]byte
 
+	linkCnt [][4]uint64 // per link: rx packets, rx bytes, tx packets, tx bytes (this batch)
+
 	nat *nat.Worker
 }
 
@@ -143,6 +145,9 @@ func (w *worker) begin() {
 	if len(w.tx) < len(w.snap.ports) {
 		w.growPorts(len(w.snap.ports))
 	}
+	for len(w.linkCnt) < len(w.snap.links) {
+		w.linkCnt = append(w.linkCnt, [4]uint64{})
+	}
 	w.now = w.r.clock.Now()
 	w.nscr = 0
 	w.refillTokens()
@@ -162,6 +167,17 @@ func (w *worker) end() {
 		if v := w.cnt[i]; v != 0 {
 			w.scnt[i].Add(v)
 			w.cnt[i] = 0
+		}
+	}
+	for i := range w.snap.links {
+		c := &w.linkCnt[i]
+		if c[0]|c[2] != 0 {
+			lc := w.snap.links[i]
+			lc.rxPackets.Add(c[0])
+			lc.rxBytes.Add(c[1])
+			lc.txPackets.Add(c[2])
+			lc.txBytes.Add(c[3])
+			*c = [4]uint64{}
 		}
 	}
 	for i, v := range w.portDrop {
