@@ -1,0 +1,334 @@
+package nat
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"vrouter/config"
+	"vrouter/packet"
+)
+
+// split builds a UDP datagram with gopacket and cuts it into IPv4 fragments
+// of chunk bytes of IP payload (chunk a multiple of 8), serialized by
+// gopacket too.
+func split(t testing.TB, src, dst string, sport, dport, id uint16, size, chunk int) []packet.IPv4 {
+	t.Helper()
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i*13 + int(id))
+	}
+	whole := build(t, pk{src: src, dst: dst, proto: udp, sport: sport, dport: dport, payload: payload, ipID: id})
+	dgram := whole[20:]
+	var fs []packet.IPv4
+	for off := 0; off < len(dgram); off += chunk {
+		end := min(off+chunk, len(dgram))
+		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4(),
+			Protocol: layers.IPProtocolUDP, Id: id, FragOffset: uint16(off / 8)}
+		if end < len(dgram) {
+			ip.Flags = layers.IPv4MoreFragments
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, ip, gopacket.Payload(dgram[off:end])); err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, append(packet.IPv4(nil), buf.Bytes()...))
+	}
+	return fs
+}
+
+// reassemble checks every fragment's header checksum and that they agree on
+// the addresses, puts the datagram together (by offset) and checks all its
+// checksums with the independent verifier; it returns the oracle's view.
+func reassemble(t testing.TB, fs []packet.IPv4) decoded {
+	t.Helper()
+	fs = append([]packet.IPv4(nil), fs...)
+	sort.Slice(fs, func(i, j int) bool { return fs[i].FlagsFrag()&0x1fff < fs[j].FlagsFrag()&0x1fff })
+	var whole []byte
+	for i, f := range fs {
+		checkSums(t, f)
+		if f.Src() != fs[0].Src() || f.Dst() != fs[0].Dst() {
+			t.Fatalf("fragment %d: %v->%v, first %v->%v", i, addrOf(f.Src()), addrOf(f.Dst()), addrOf(fs[0].Src()), addrOf(fs[0].Dst()))
+		}
+		if i == 0 {
+			whole = append(whole, f[:20]...)
+		}
+		if off := int(f.FlagsFrag()&0x1fff) * 8; off != len(whole)-20 {
+			t.Fatalf("fragment %d at offset %d, have %d bytes", i, off, len(whole)-20)
+		}
+		whole = append(whole, f[20:]...)
+	}
+	if fs[len(fs)-1].FlagsFrag()&0x2000 != 0 {
+		t.Fatal("last fragment has MF")
+	}
+	whole[6], whole[7] = 0, 0
+	packet.IPv4(whole).SetTotalLen(len(whole))
+	packet.IPv4(whole).ComputeChecksum()
+	checkSums(t, whole)
+	return decode(t, whole)
+}
+
+// drain takes every released fragment of w (copies).
+func drain(t testing.TB, w *Worker, wantStage Stage, wantIn uint16) []packet.IPv4 {
+	t.Helper()
+	var r []packet.IPv4
+	for w.HasReleased() {
+		p, inNet, outNet, st, ok := w.Released()
+		if !ok {
+			t.Fatal("HasReleased but nothing released")
+		}
+		if st != wantStage || inNet != wantIn {
+			t.Fatalf("released stage %v from %d (out %d), want %v from %d", st, inNet, outNet, wantStage, wantIn)
+		}
+		r = append(r, append(packet.IPv4(nil), p...))
+	}
+	if _, _, _, _, ok := w.Released(); ok {
+		t.Fatal("Released after HasReleased false")
+	}
+	return r
+}
+
+// TestHoldSNATAmbiguous: several inside hosts talk to one server through one
+// SNAT address; a reply's fragments arrive last, middle, first: the first two
+// are held and released translated once the first arrives.
+func TestHoldSNATAmbiguous(t *testing.T) {
+	n, w := newNAT(t, testConfig())
+	ports := map[string]uint16{}
+	for i, h := range []string{"10.1.1.10", "10.1.1.11", "10.1.2.12"} {
+		d := out(t, w, build(t, pk{src: h, dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53}), sec, Translated)
+		if d.src != "203.0.113.1" {
+			t.Fatalf("host %d mapped to %s", i, d.src)
+		}
+		ports[h] = d.sport
+	}
+	for h, port := range ports {
+		fs := split(t, "198.51.100.7", "203.0.113.1", 53, port, port, 150, 64) // 3 fragments
+		if len(fs) != 3 {
+			t.Fatal(len(fs))
+		}
+		for _, i := range []int{2, 1} {
+			if v, r := w.In(fs[i], nPublic, sec); v != Held {
+				t.Fatalf("fragment %d: %v %v, want held", i, v, r)
+			}
+		}
+		if w.HasReleased() {
+			t.Fatal("released before the first fragment")
+		}
+		in(t, w, fs[0], sec, Translated)
+		got := append([]packet.IPv4{fs[0]}, drain(t, w, StageIn, nPublic)...)
+		if len(got) != 3 {
+			t.Fatalf("%d fragments released", len(got)-1)
+		}
+		if d := reassemble(t, got); d.dst != h || d.dport != 5000 || d.src != "198.51.100.7" || len(d.payload) != 150 {
+			t.Fatalf("host %s: %+v", h, d)
+		}
+	}
+	c := n.Counters()
+	if c["nat-frag-held"] != 6 || c["nat-frag-released"] != 6 || c["nat-frag-holding"] != 0 || c["nat-frag-out-of-order"] != 0 {
+		t.Fatal(c)
+	}
+}
+
+func fwdConfig() *config.Config {
+	c := testConfig()
+	c.NAT.Forward = append(c.NAT.Forward, config.Forward{Proto: "udp", External: netip.MustParseAddrPort("203.0.113.1:5353"),
+		Internal: []netip.AddrPort{netip.MustParseAddrPort("10.1.1.7:53"), netip.MustParseAddrPort("10.1.1.8:53")}})
+	return c
+}
+
+// TestHoldPortForward: a new flow to a UDP port forward whose first fragment
+// comes last; the reply from the backend, fragmented, goes back out.
+func TestHoldPortForward(t *testing.T) {
+	n, w := newNAT(t, fwdConfig())
+	seen := map[string]bool{}
+	for c := 0; c < 8; c++ {
+		sport := uint16(4000 + c)
+		fs := split(t, "198.51.100.9", "203.0.113.1", sport, 5353, 100+sport, 200, 48) // 5 fragments
+		for i := len(fs) - 1; i > 0; i-- {
+			if v, r := w.In(fs[i], nPublic, sec); v != Held {
+				t.Fatalf("fragment %d: %v %v", i, v, r)
+			}
+		}
+		in(t, w, fs[0], sec, Translated)
+		got := append([]packet.IPv4{fs[0]}, drain(t, w, StageIn, nPublic)...)
+		if len(got) != len(fs) {
+			t.Fatalf("%d of %d", len(got), len(fs))
+		}
+		// The router runs released StageIn fragments through Out too.
+		for _, p := range got[1:] {
+			if v, r := w.Out(p, nPublic, nInside, sec); v == Drop || v == Held {
+				t.Fatalf("Out: %v %v", v, r)
+			}
+		}
+		d := reassemble(t, got)
+		if d.dst != "10.1.1.7" && d.dst != "10.1.1.8" || d.dport != 53 || d.sport != sport || d.src != "198.51.100.9" {
+			t.Fatalf("%+v", d)
+		}
+		seen[d.dst] = true
+		// The backend's fragmented reply, in order, leaves from the forward.
+		rs := split(t, d.dst, "198.51.100.9", 53, sport, 7, 120, 64)
+		for _, p := range rs {
+			out(t, w, p, sec, Translated)
+		}
+		if r := reassemble(t, rs); r.src != "203.0.113.1" || r.sport != 5353 || r.dport != sport {
+			t.Fatalf("reply %+v", r)
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("not balanced: %v", seen)
+	}
+	if c := n.Counters(); c["nat-frag-released"] != c["nat-frag-held"] || c["nat-frag-held"] != 8*4 {
+		t.Fatal(c)
+	}
+}
+
+// TestHoldBounded: 1000 fragments whose first fragment never comes: at most
+// HoldSlots are held, the rest evict the oldest, and Reap frees them after
+// FragTimeout.
+func TestHoldBounded(t *testing.T) {
+	n, w := newNAT(t, fwdConfig())
+	for i := 0; i < 1000; i++ {
+		fs := split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, uint16(i), 100, 64)
+		if v, r := w.In(fs[1], nPublic, sec+int64(i)); v != Held {
+			t.Fatalf("%d: %v %v", i, v, r)
+		}
+		if h := n.Counters()["nat-frag-holding"]; h > HoldSlots {
+			t.Fatalf("%d held", h)
+		}
+	}
+	c := n.Counters()
+	if c["nat-frag-holding"] != HoldSlots || c["nat-frag-hold-evicted"] != 1000-HoldSlots || c["nat-frag-held"] != 1000 {
+		t.Fatal(c)
+	}
+	// The newest survive: the first fragment of the last datagram releases
+	// its held fragment; an evicted one's does not.
+	last := split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, 999, 100, 64)
+	in(t, w, last[0], sec+1000, Translated)
+	if got := drain(t, w, StageIn, nPublic); len(got) != 1 || packet.IPv4(got[0]).Dst() == last[1].Dst() {
+		t.Fatalf("%d released", len(got))
+	}
+	old := split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, 0, 100, 64)
+	in(t, w, old[0], sec+1000, Translated)
+	if w.HasReleased() {
+		t.Fatal("evicted fragment released")
+	}
+	// Not expired yet, then expired.
+	n.Reap(sec+int64(FragTimeout)-1, 10)
+	if c := n.Counters(); c["nat-frag-hold-expired"] != 0 || c["nat-frag-holding"] != HoldSlots-1 {
+		t.Fatal(c)
+	}
+	n.Reap(sec+1000+int64(FragTimeout), 10)
+	if c := n.Counters(); c["nat-frag-hold-expired"] != HoldSlots-1 || c["nat-frag-holding"] != 0 {
+		t.Fatal(c)
+	}
+	// Too big to hold: dropped as before.
+	big := split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, 5000, 2*HoldBytes, HoldBytes-16)
+	if v, r := w.In(big[1], nPublic, sec); v != Drop || r != FragOutOfOrder {
+		t.Fatalf("%v %v", v, r)
+	}
+}
+
+// TestHoldAllocs: holding and releasing allocate nothing in steady state.
+func TestHoldAllocs(t *testing.T) {
+	_, w := newNAT(t, fwdConfig())
+	// Each round is a new datagram (IP ID) of the same flow.
+	var sets [][]packet.IPv4
+	for id := 0; id < 300; id++ {
+		sets = append(sets, split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, uint16(id), 100, 64))
+	}
+	fs := sets[0]
+	buf := [2]packet.IPv4{make(packet.IPv4, len(fs[0])), make(packet.IPv4, len(fs[1]))}
+	round := 0
+	run := func() {
+		fs := sets[round]
+		round++
+		copy(buf[1], fs[1])
+		if v, _ := w.In(buf[1], nPublic, sec); v != Held {
+			t.Fatal(v)
+		}
+		copy(buf[0], fs[0])
+		if v, _ := w.In(buf[0], nPublic, sec); v != Translated {
+			t.Fatal(v)
+		}
+		for w.HasReleased() {
+			if _, _, _, _, ok := w.Released(); !ok {
+				t.Fatal("not released")
+			}
+		}
+	}
+	run()
+	if a := testing.AllocsPerRun(200, run); a != 0 {
+		t.Fatalf("%v allocs per hold+release", a)
+	}
+}
+
+// TestHoldTwoWorkers races the first fragment on one worker against the
+// others on a second (meant for -race): every non-first fragment comes out
+// exactly once, translated, either at once or released by the worker that
+// translated the first fragment.
+func TestHoldTwoWorkers(t *testing.T) {
+	n, _ := newNAT(t, testConfig())
+	w1, w2 := n.NewWorker(), n.NewWorker()
+	var hosts [4]uint16
+	for i := range hosts {
+		d := out(t, w1, build(t, pk{src: addrOf(0x0a01010a + uint32(i)).String(), dst: "198.51.100.7", proto: udp, sport: 6000, dport: 53}), sec, Translated)
+		hosts[i] = d.sport
+	}
+	for it := 0; it < 400; it++ {
+		h := it % len(hosts)
+		fs := split(t, "198.51.100.7", "203.0.113.1", 53, hosts[h], uint16(it), 150, 64)
+		var got [2][]packet.IPv4
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Add(2)
+		go func() { // first fragment
+			defer wg.Done()
+			<-start
+			if v, r := w1.In(fs[0], nPublic, sec); v != Translated {
+				t.Errorf("first: %v %v", v, r)
+			}
+			for w1.HasReleased() {
+				p, _, _, _, _ := w1.Released()
+				got[0] = append(got[0], append(packet.IPv4(nil), p...))
+			}
+		}()
+		go func() { // the rest
+			defer wg.Done()
+			<-start
+			for _, p := range fs[1:] {
+				switch v, r := w2.In(p, nPublic, sec); v {
+				case Translated:
+					got[1] = append(got[1], p)
+				case Held:
+				default:
+					t.Errorf("rest: %v %v", v, r)
+				}
+			}
+			for w2.HasReleased() {
+				t.Error("w2 released without translating a first fragment")
+				w2.Released()
+			}
+		}()
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		all := append(append([]packet.IPv4{fs[0]}, got[0]...), got[1]...)
+		if len(all) != len(fs) {
+			t.Fatalf("it %d: %d fragments out of %d", it, len(all), len(fs))
+		}
+		want := addrOf(0x0a01010a + uint32(h)).String()
+		if d := reassemble(t, all); d.dst != want || d.dport != 6000 {
+			t.Fatalf("it %d: %+v want %s", it, d, want)
+		}
+	}
+	if c := n.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-released"] != c["nat-frag-held"] {
+		t.Fatal(c)
+	}
+}
