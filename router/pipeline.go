@@ -231,18 +231,27 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 			return
 		}
 	}
-	s := w.snap
-	if s.natOn {
+	if w.snap.natOn {
 		v, why := w.nat.In(ip, nw.idx, w.now)
 		switch v {
 		case nat.Drop:
 			w.natDrop(why)
 			return
+		case nat.Held:
+			w.cnt[CntNATHeld]++ // an early fragment, sent when its first fragment comes
+			return
 		case nat.Translated:
-			dst = ip.Dst()
-			w.tr(tsNAT, ip.Src(), dst, 0)
+			w.tr(tsNAT, ip.Src(), ip.Dst(), 0)
 		}
 	}
+	w.route(buf, off, ip, nw, l2mcast)
+}
+
+// route continues with a checked (and NAT-translated) packet: local
+// delivery, FIB, TTL, NAT out, output.
+func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast bool) {
+	s := w.snap
+	dst := ip.Dst()
 	if _, mine := s.local[dst]; mine || (nw.hostRoute && dst == nw.gateway) {
 		w.local(buf, off, ip, nw)
 		return
@@ -297,6 +306,9 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 		switch v {
 		case nat.Drop:
 			w.natDrop(why)
+			return
+		case nat.Held:
+			w.cnt[CntNATHeld]++
 			return
 		case nat.Translated:
 			w.tr(tsNAT, ip.Src(), ip.Dst(), 1)
@@ -582,4 +594,34 @@ func (w *worker) natDrop(why nat.Reason) {
 func (w *worker) connectedOn(a uint32, nw *network) bool {
 	nh, ok := w.r.FIB.Lookup(a)
 	return ok && nh.Kind == fib.KindConnected && nh.Network == nw.idx
+}
+
+// drainReleased sends the early fragments the NAT held and released once
+// their first fragment was translated; each continues where it was held.
+func (w *worker) drainReleased() {
+	s := w.snap
+	for {
+		pkt, inNet, _, stage, ok := w.nat.Released()
+		if !ok {
+			return
+		}
+		w.cnt[CntNATReleased]++
+		b := w.getScratch()
+		o := port.Headroom + l2hdrMax
+		n := copy(b[o:], pkt)
+		ip := packet.IPv4(b[o : o+n])
+		switch stage {
+		case nat.StageIn:
+			if int(inNet) < len(s.nets) {
+				w.route(b, o, ip, &s.nets[inNet], false)
+			}
+		case nat.StageOut:
+			nh, ok := w.r.FIB.Lookup(ip.Dst())
+			if ok && (nh.Kind == fib.KindConnected || nh.Kind == fib.KindGateway) {
+				w.output(b, o, ip, nh, &s.nets[nh.Network])
+			} else {
+				w.drop(DropNoRoute)
+			}
+		}
+	}
 }

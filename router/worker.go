@@ -30,13 +30,15 @@ const (
 	CntL2Switched
 	CntL2Flooded
 	CntL2UnknownFlood
+	CntNATHeld
+	CntNATReleased
 	NumCounters
 )
 
 var counterNames = [NumCounters]string{
 	"rx-frames", "forwarded", "local-in", "echo-replies", "icmp-errors-sent", "icmp-rate-limited",
 	"fragments-created", "arp-in", "arp-replies", "arp-proxy-replies", "arp-requests-sent",
-	"garp-sent", "neigh-queue-flushed", "l2-switched", "l2-flooded", "l2-unknown-unicast",
+	"garp-sent", "neigh-queue-flushed", "l2-switched", "l2-flooded", "l2-unknown-unicast", "nat-fragments-held", "nat-fragments-released",
 }
 
 func (c Counter) String() string { return counterNames[c] }
@@ -201,6 +203,9 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 			w.startTrace(p, b.Len[i])
 		}
 		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i])
+		if w.snap.natOn && w.nat.HasReleased() {
+			w.drainReleased()
+		}
 		if w.tp != nil {
 			w.r.trace.store(w.tp)
 			w.tp = nil

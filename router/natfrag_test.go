@@ -1,0 +1,103 @@
+package router
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"vrouter/config"
+	"vrouter/internal/clock"
+	"vrouter/router/port"
+	"vrouter/router/port/pipe"
+)
+
+// Fragments of a datagram to a port forward with two backends, the last
+// one first: which backend gets it depends on the ports in the first
+// fragment, so the router holds the early one and sends it translated when
+// the first fragment arrives.
+func TestNATOutOfOrderFragments(t *testing.T) {
+	cfg := testConfig()
+	cfg.NAT.Forward = []config.Forward{{Proto: "udp", External: netip.MustParseAddrPort("198.51.100.1:5353"),
+		Internal: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.10:53"), netip.MustParseAddrPort("192.0.2.11:53")}}}
+	cfg.NAT.Filtering = "address-dependent"
+	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
+	pa := pipe.New("pa", macA, 1500)
+	pb := pipe.New("pb", macB, 1400)
+	clk := clock.NewManual()
+	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	for _, ip := range []uint32{0xc000020a, 0xc000020b} { // both backends resolved
+		r.Neigh.Update(0, ip, [6]byte(hostA), true, clk.Now(), func([]byte) {})
+	}
+	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
+
+	// A UDP datagram of 2000 bytes from the outside host, in two fragments.
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 999, Protocol: layers.IPProtocolUDP, SrcIP: ipHostB, DstIP: ipRB}
+	udp := &layers.UDP{SrcPort: 5555, DstPort: 5353}
+	udp.SetNetworkLayerForChecksum(ip)
+	whole := ser(t, ip, udp, gopacket.Payload(make([]byte, 1992)))
+	l4 := whole[20:]
+	frag := func(off int, data []byte, mf bool) []byte {
+		f := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 999, Protocol: layers.IPProtocolUDP, SrcIP: ipHostB, DstIP: ipRB,
+			FragOffset: uint16(off / 8)}
+		if mf {
+			f.Flags = layers.IPv4MoreFragments
+		}
+		return ser(t, &layers.Ethernet{SrcMAC: hostB, DstMAC: macB[:], EthernetType: layers.EthernetTypeIPv4}, f, gopacket.Payload(data))
+	}
+	first := frag(0, l4[:1200], true)
+	last := frag(1200, l4[1200:], false)
+	l.pb.Inject(last)
+	l.run()
+	if n := len(l.pa.Take()); n != 0 {
+		t.Fatalf("the early fragment was sent before its first (%d frames)", n)
+	}
+	if r.Counters()[CntNATHeld] != 1 {
+		t.Fatalf("held = %d", r.Counters()[CntNATHeld])
+	}
+	l.pb.Inject(first)
+	l.run()
+	out := l.pa.Take()
+	if len(out) != 2 {
+		t.Fatalf("want both fragments after the first came, got %d", len(out))
+	}
+	offs := map[uint16][]byte{}
+	var backend string
+	for _, o := range out {
+		p := decode(o)
+		ipl := checkIPChecksum(t, p)
+		if backend == "" {
+			backend = ipl.DstIP.String()
+		}
+		if ipl.DstIP.String() != backend || (backend != "192.0.2.10" && backend != "192.0.2.11") || ipl.TTL != 63 {
+			t.Fatalf("fragment to %v ttl %d, want one backend", ipl.DstIP, ipl.TTL)
+		}
+		offs[ipl.FragOffset] = ipl.Payload
+	}
+	payload := append(append([]byte(nil), offs[0]...), offs[150]...)
+	if len(payload) != len(l4) {
+		t.Fatalf("reassembled %d bytes, want %d", len(payload), len(l4))
+	}
+	// The translated UDP checksum is valid for the new destination and port.
+	var s uint32
+	for _, b := range [][]byte{ipHostB.To4(), net.ParseIP(backend).To4(), {0, 17}, {byte(len(payload) >> 8), byte(len(payload))}, payload} {
+		for i := 0; i+1 < len(b); i += 2 {
+			s += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	if s != 0xffff || payload[2] != 0 || payload[3] != 53 {
+		t.Fatalf("UDP header after translation: checksum ok=%v dport=%d", s == 0xffff, int(payload[2])<<8|int(payload[3]))
+	}
+	if r.Counters()[CntNATReleased] != 1 {
+		t.Fatalf("released = %d", r.Counters()[CntNATReleased])
+	}
+}
