@@ -119,6 +119,9 @@ func (ft *fragTable) expire(now int64) {
 // SNAT address is the router's own (the router does not reassemble).
 func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, inNet uint16, now int64) (Verdict, Reason) {
 	if ip, ok := w.n.frags.find(p.Src(), p.Dst(), p.Proto(), p.ID(), stageIn, now); ok {
+		if ip == p.Dst() {
+			return Pass, 0 // the first fragment was not translated
+		}
 		setAddr(p, p.Proto(), nil, 16, ip)
 		w.inc(cFragTranslated)
 		return Translated, 0
@@ -188,9 +191,15 @@ func (ph *pairHints) find(remote, ext uint32, proto uint8, now, ttl int64) (uint
 func (w *Worker) fragOut(p packet.IPv4, r *rules, inNet, outNet uint16, now int64) (Verdict, Reason) {
 	src := p.Src()
 	if ip, ok := w.n.frags.find(src, p.Dst(), p.Proto(), p.ID(), stageOut, now); ok {
+		if ip == src {
+			return Pass, 0 // the first fragment was not translated
+		}
 		setAddr(p, p.Proto(), nil, 12, ip)
 		w.inc(cFragTranslated)
 		return Translated, 0
+	}
+	if r.outAmbiguous(src, p.Dst()) {
+		return w.hold(p, stageOut, inNet, outNet, now)
 	}
 	if fl := r.floatOut(src, inNet, outNet); fl != nil {
 		setAddr(p, p.Proto(), nil, 12, fl.ext)
@@ -202,5 +211,50 @@ func (w *Worker) fragOut(p packet.IPv4, r *rules, inNet, outNet uint16, now int6
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
+	return Pass, 0
+}
+
+// outAmbiguous reports whether Out cannot translate a non-first fragment
+// from src to dst without its first fragment: the source is a forward
+// backend (its replies leave from the forward's address, its own flows from
+// its SNAT or floating address), or an inside host sending to a backend or
+// floating host (a hairpin, whose source depends on the session). Out then
+// holds the fragment; and so that such fragments of datagrams Out does not
+// translate are not held in vain, it records an identity translation for
+// their first fragment (learnPass).
+func (r *rules) outAmbiguous(src, dst uint32) bool {
+	if r.backends[src] {
+		return true
+	}
+	if !r.backends[dst] {
+		if _, ok := r.floatByInt[dst]; !ok {
+			return false
+		}
+	}
+	return r.isInside(src)
+}
+
+// learnPass records that stage left the first fragment p (of several)
+// untranslated, when the stage would hold its next fragments: they then pass
+// untouched, and held ones are released untouched. In holds fragments to NAT
+// addresses, Out those outAmbiguous selects.
+func (w *Worker) learnPass(p packet.IPv4, stage int, now int64) (Verdict, Reason) {
+	r := w.n.rules.Load()
+	src, dst := p.Src(), p.Dst()
+	ip := dst
+	if stage == stageIn {
+		if _, ok := r.addrs[dst]; !ok {
+			return Pass, 0
+		}
+	} else {
+		if !r.outAmbiguous(src, dst) {
+			return Pass, 0
+		}
+		ip = src
+	}
+	if !w.n.frags.learn(src, dst, p.Proto(), p.ID(), stage, ip, now) {
+		return w.drop(FragTableFull)
+	}
+	w.release(src, dst, p.Proto(), p.ID(), stage, ip)
 	return Pass, 0
 }

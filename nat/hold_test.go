@@ -332,3 +332,103 @@ func TestHoldTwoWorkers(t *testing.T) {
 		t.Fatal(c)
 	}
 }
+
+func fwd60Config() *config.Config {
+	c := testConfig()
+	c.NAT.Forward = append(c.NAT.Forward, config.Forward{Proto: "udp", External: netip.MustParseAddrPort("203.0.113.60:5353"),
+		Internal: []netip.AddrPort{netip.MustParseAddrPort("10.1.1.7:53")}})
+	return c
+}
+
+// TestHoldOutBackendReply: a forward backend's reply leaves from the
+// forward's address (not the backend's SNAT address); its non-first
+// fragments seen before the first are held by Out and released translated.
+func TestHoldOutBackendReply(t *testing.T) {
+	n, w := newNAT(t, fwd60Config())
+	q := build(t, pk{src: "198.51.100.9", dst: "203.0.113.60", proto: udp, sport: 4000, dport: 5353})
+	if d := in(t, w, q, sec, Translated); d.dst != "10.1.1.7" || d.dport != 53 {
+		t.Fatalf("%+v", d)
+	}
+	fs := split(t, "10.1.1.7", "198.51.100.9", 53, 4000, 99, 150, 64)
+	for _, i := range []int{2, 1} {
+		if v, r := w.In(fs[i], nInside, sec); v != Pass {
+			t.Fatalf("In %d: %v %v", i, v, r)
+		}
+		if v, r := w.Out(fs[i], nInside, nPublic, sec); v != Held {
+			t.Fatalf("Out %d: %v %v", i, v, r)
+		}
+	}
+	out(t, w, fs[0], sec, Translated)
+	var got []packet.IPv4
+	for w.HasReleased() {
+		p, inNet, outNet, st, _ := w.Released()
+		if st != StageOut || inNet != nInside || outNet != nPublic {
+			t.Fatalf("released %v %d %d", st, inNet, outNet)
+		}
+		got = append(got, append(packet.IPv4(nil), p...))
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d released", len(got))
+	}
+	if d := reassemble(t, append(got, fs[0])); d.src != "203.0.113.60" || d.sport != 5353 || d.dst != "198.51.100.9" || d.dport != 4000 {
+		t.Fatalf("%+v", d)
+	}
+	// The backend's own traffic not NATed (routed to another inside
+	// network): in order, every fragment passes; out of order, the held ones
+	// come back untouched when the first passes.
+	fs = split(t, "10.1.1.7", "10.1.2.9", 53, 4000, 100, 150, 64)
+	orig := split(t, "10.1.1.7", "10.1.2.9", 53, 4000, 100, 150, 64)
+	for i, p := range fs {
+		if v, r := w.Out(p, nInside, nInside2, sec); v != Pass {
+			t.Fatalf("in order %d: %v %v", i, v, r)
+		}
+	}
+	fs = split(t, "10.1.1.7", "10.1.2.9", 53, 4000, 101, 150, 64)
+	if v, r := w.Out(fs[1], nInside, nInside2, sec); v != Held {
+		t.Fatalf("%v %v", v, r)
+	}
+	if v, r := w.Out(fs[0], nInside, nInside2, sec); v != Pass {
+		t.Fatalf("%v %v", v, r)
+	}
+	p, _, outNet, st, ok := w.Released()
+	if !ok || st != StageOut || outNet != nInside2 || string(p[20:]) != string(fs[1][20:]) || packet.IPv4(p).Src() != orig[1].Src() {
+		t.Fatalf("released %v %v %d", ok, st, outNet)
+	}
+	checkSums(t, p)
+	if c := n.Counters(); c["nat-frag-held"] != 3 || c["nat-frag-released"] != 3 {
+		t.Fatal(c)
+	}
+}
+
+// TestHoldHairpin: an inside host reaches the forward by its external
+// address with fragments out of order; the router hands released fragments
+// to Out before the first fragment reached Out (held again there) and the
+// receiver sees the sender's external address on every fragment.
+func TestHoldHairpin(t *testing.T) {
+	_, w := newNAT(t, fwd60Config())
+	fs := split(t, "10.1.1.10", "203.0.113.60", 7000, 5353, 5, 150, 64)
+	for _, i := range []int{2, 1} {
+		if v, r := w.In(fs[i], nInside, sec); v != Held {
+			t.Fatalf("In %d: %v %v", i, v, r)
+		}
+	}
+	if v, r := w.In(fs[0], nInside, sec); v != Translated {
+		t.Fatalf("%v %v", v, r)
+	}
+	// Released after In, before the first fragment's Out.
+	for _, p := range drain(t, w, StageIn, nInside) {
+		if v, r := w.Out(p, nInside, nInside, sec); v != Held {
+			t.Fatalf("Out of released: %v %v", v, r)
+		}
+	}
+	if v, r := w.Out(fs[0], nInside, nInside, sec); v != Translated {
+		t.Fatalf("%v %v", v, r)
+	}
+	got := append([]packet.IPv4{fs[0]}, drain(t, w, StageOut, nInside)...)
+	if len(got) != 3 {
+		t.Fatalf("%d fragments", len(got))
+	}
+	if d := reassemble(t, got); d.src != "203.0.113.1" || d.dst != "10.1.1.7" || d.dport != 53 {
+		t.Fatalf("%+v", d)
+	}
+}

@@ -227,6 +227,9 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	for try := 0; ; try++ {
 		v, why := w.in(p, inNet, now)
 		if why != reasonGone {
+			if v == Pass && p.FlagsFrag()&0x3fff == 0x2000 {
+				return w.learnPass(p, stageIn, now)
+			}
 			return v, why
 		}
 		if try == 3 {
@@ -472,6 +475,9 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	for try := 0; ; try++ {
 		v, why := w.out(p, inNet, outNet, now)
 		if why != reasonGone {
+			if v == Pass && inNet != Local && p.FlagsFrag()&0x3fff == 0x2000 {
+				return w.learnPass(p, stageOut, now)
+			}
 			return v, why
 		}
 		if try == 3 {
