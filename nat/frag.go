@@ -11,14 +11,15 @@ import (
 // the address under (src, dst, proto, IP ID) in a small fixed-size table, and
 // applies the same to the following fragments (which carry no ports).
 //
-// Out-of-order policy: a non-first fragment seen before its first fragment is
-// not buffered. Where the address translation does not depend on ports it is
-// still translated (floating IPs both ways, SNAT source to the host's paired
-// address; an inbound one to an SNAT address when a single inside host
-// recently opened sessions to that remote through that address); otherwise
-// (several inside hosts behind the address talk to that remote, port
-// forwards) it is dropped and counted (FragOutOfOrder). Memory is bounded by
-// the table sizes.
+// Out-of-order policy: where the address translation of a non-first
+// fragment seen before its first fragment does not depend on ports it is
+// translated at once (floating IPs both ways, SNAT source to the host's
+// paired address; an inbound one to an SNAT address when a single inside
+// host recently opened sessions to that remote through that address);
+// otherwise (several inside hosts behind the address talk to that remote,
+// port forwards, forward backends' replies, hairpins) it is held (hold.go)
+// until its first fragment is translated, and dropped (FragOutOfOrder) only
+// when it cannot be held. Memory is bounded by the table and buffer sizes.
 
 const (
 	stageIn  = 0

@@ -33,9 +33,20 @@
 //     EvictIdle; established sessions are never evicted.
 //   - ICMP errors from hosts (either side) are translated in In; errors the
 //     router generates itself are passed to Out with inNet == Local.
-//   - Fragments: see frag.go (out-of-order non-first fragments are not
-//     buffered: translated when the address mapping does not depend on ports,
-//     otherwise dropped and counted).
+//   - Fragments: see frag.go and hold.go. A non-first fragment is translated
+//     like its first fragment (remembered per stage for FragTimeout). One
+//     that arrives before its first fragment is translated at once when the
+//     address mapping does not depend on ports (floating IPs, SNAT sources,
+//     a single inside host behind an SNAT address for that remote);
+//     otherwise (several hosts behind the address, port forwards, replies
+//     of forward backends, hairpins) the stage copies it into a bounded hold
+//     buffer (HoldSlots x HoldBytes, preallocated) and returns Held. When a
+//     worker translates the first fragment it translates the held ones and
+//     hands them to the router through Worker.Released, to continue after
+//     the stage that held them. A full buffer evicts its oldest fragment;
+//     Reap frees those held for FragTimeout; both are counted. A first
+//     fragment a stage leaves untranslated is remembered too, so its
+//     followers pass (and held ones are released untouched).
 //   - A session at the exact moment of its expiry may be reaped while a
 //     worker refreshes it (the packet in flight is still translated).
 package nat
