@@ -44,7 +44,6 @@ const (
 	DropTxError
 	DropNAT
 	DropSpoofed
-	DropLocalOnly
 	DropL2SameLink
 	NumDropReasons
 )
@@ -90,7 +89,6 @@ var reasons = [NumDropReasons]reasonInfo{
 	{"tx-error", "the port refused the frame"},
 	{"nat", "dropped by NAT/conntrack (see show nat for the reason)"},
 	{"spoofed", "source address not owned by the host-routed guest"},
-	{"local-only", "local-only network: traffic may not leave it"},
 	{"l2-same-link", "switched frame whose destination MAC is on the link it came from"},
 }
 

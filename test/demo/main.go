@@ -44,8 +44,8 @@ func main() {
 	step("ping h1 -> vm through the TAP port", t.H1, "ping", "-c", "3", "-i", "0.2", "10.10.0.10")
 	step("traceroute h1 -> h2: the router is hop 1", t.H1, "traceroute", "-n", "-q", "1", "-w", "1", "198.51.100.10")
 	step("no route: Destination Net Unreachable", t.H1, "ping", "-c", "1", "-W", "1", "10.99.0.1")
-	step("DF over the 1400-byte port: Frag needed (mtu = 1400)", t.H1, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1450", "198.51.100.10")
-	step("same without DF: fragmented by the router and answered", t.H1, "ping", "-c", "2", "-i", "0.2", "-M", "dont", "-s", "1450", "198.51.100.10")
+	step("1478-byte packets without DF over the 1400-byte port: fragmented by the router and answered", t.H1, "ping", "-c", "2", "-i", "0.2", "-M", "dont", "-s", "1450", "198.51.100.10")
+	step("the same with DF: Frag needed (mtu = 1400)", t.H1, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1450", "198.51.100.10")
 	if _, err := t.Exec(t.H2, "iperf3", "-s", "-D", "-1"); err == nil {
 		step("iperf3 TCP h1 -> h2 (default offloads on the hosts' veths)", t.H1, "iperf3", "-c", "198.51.100.10", "-t", "3", "-f", "m")
 	}
