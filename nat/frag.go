@@ -24,7 +24,7 @@ import (
 const (
 	stageIn  = 0
 	stageOut = 1
-	fragWays = 4
+	fragWays = 8
 )
 
 type fragEntry struct {

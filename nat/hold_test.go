@@ -432,3 +432,31 @@ func TestHoldHairpin(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 }
+
+// BenchmarkHoldRelease: one datagram of two fragments arriving last first to
+// a port forward: hold, translate the first, release (per op).
+func BenchmarkHoldRelease(b *testing.B) {
+	_, w := newNAT(b, fwdConfig())
+	var sets [][]packet.IPv4
+	for id := 0; id < 1024; id++ {
+		sets = append(sets, split(b, "198.51.100.9", "203.0.113.1", 4000, 5353, uint16(id), 100, 64))
+	}
+	buf := [2]packet.IPv4{make(packet.IPv4, len(sets[0][0])), make(packet.IPv4, len(sets[0][1]))}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fs := sets[i&1023]
+		now := sec + int64(i)*sec // an IP ID comes back after 1024 s
+		copy(buf[1], fs[1])
+		if v, _ := w.In(buf[1], nPublic, now); v != Held {
+			b.Fatal(v)
+		}
+		copy(buf[0], fs[0])
+		if v, r := w.In(buf[0], nPublic, now); v != Translated {
+			b.Fatal(i, v, r)
+		}
+		if _, _, _, _, ok := w.Released(); !ok {
+			b.Fatal("not released")
+		}
+	}
+}
