@@ -20,7 +20,8 @@ import (
 // Memory is bounded: HoldSlots slots of HoldBytes. A fragment larger than a
 // slot is dropped (FragOutOfOrder). A full buffer evicts its oldest held
 // fragment; a held fragment whose first fragment does not come within
-// FragTimeout is freed by Reap. Both are counted.
+// FragTimeout is freed by Reap; those whose first fragment the stage drops
+// (no session, filtered...) are freed then. All are counted.
 
 // HoldSlots is the number of fragments the hold buffer keeps.
 const HoldSlots = 256
@@ -73,7 +74,7 @@ type holdBuf struct {
 	data  []byte // HoldSlots * HoldBytes
 	held  int    // slots in state hsHeld
 
-	cHeld, cReleased, cExpired, cEvicted uint64
+	cHeld, cReleased, cExpired, cEvicted, cDiscarded uint64
 }
 
 func (hb *holdBuf) init() {
@@ -181,6 +182,24 @@ func (w *Worker) release(src, dst uint32, proto uint8, id uint16, stage int, ip 
 	hb.mu.Unlock()
 }
 
+// discard frees the held fragments of the datagram whose first fragment p
+// the stage dropped: they would never be released.
+func (w *Worker) discard(p packet.IPv4, stage int) {
+	hb := &w.n.hold
+	if hb.pending.Load() == 0 {
+		return
+	}
+	k1, k2 := fragKey(p.Src(), p.Dst(), p.Proto(), p.ID(), stage)
+	hb.mu.Lock()
+	for i := range hb.slots {
+		if s := &hb.slots[i]; s.state == hsHeld && s.k1 == k1 && s.k2 == k2 {
+			hb.free(i)
+			hb.cDiscarded++
+		}
+	}
+	hb.mu.Unlock()
+}
+
 // HasReleased reports whether Released has a fragment to hand out (a plain
 // per-worker counter: free to call after every packet).
 func (w *Worker) HasReleased() bool { return w.rdN != 0 }
@@ -238,5 +257,6 @@ func (hb *holdBuf) counters(m map[string]uint64) {
 	m["nat-frag-released"] = hb.cReleased
 	m["nat-frag-hold-expired"] = hb.cExpired
 	m["nat-frag-hold-evicted"] = hb.cEvicted
+	m["nat-frag-hold-discarded"] = hb.cDiscarded
 	m["nat-frag-holding"] = uint64(hb.held)
 }

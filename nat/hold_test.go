@@ -460,3 +460,23 @@ func BenchmarkHoldRelease(b *testing.B) {
 		}
 	}
 }
+
+// TestHoldDiscard: held fragments of a datagram whose first fragment is
+// dropped (unsolicited, no session) are freed at once.
+func TestHoldDiscard(t *testing.T) {
+	n, w := newNAT(t, testConfig())
+	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53}), sec, Translated)
+	out(t, w, build(t, pk{src: "10.1.1.11", dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53}), sec, Translated)
+	fs := split(t, "198.51.100.7", "203.0.113.1", 53, 999, 3, 150, 64) // no mapping on port 999
+	for _, i := range []int{2, 1} {
+		if v, r := w.In(fs[i], nPublic, sec); v != Held {
+			t.Fatalf("%v %v", v, r)
+		}
+	}
+	if v, r := w.In(fs[0], nPublic, sec); v != Drop || r != NoSession {
+		t.Fatalf("%v %v", v, r)
+	}
+	if c := n.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-hold-discarded"] != 2 || w.HasReleased() {
+		t.Fatal(c)
+	}
+}

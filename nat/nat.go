@@ -44,7 +44,8 @@
 //     worker translates the first fragment it translates the held ones and
 //     hands them to the router through Worker.Released, to continue after
 //     the stage that held them. A full buffer evicts its oldest fragment;
-//     Reap frees those held for FragTimeout; both are counted. A first
+//     Reap frees those held for FragTimeout, and those whose first fragment
+//     is dropped are freed then; all are counted. A first
 //     fragment a stage leaves untranslated is remembered too, so its
 //     followers pass (and held ones are released untouched).
 //   - A session at the exact moment of its expiry may be reaped while a

@@ -227,8 +227,13 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	for try := 0; ; try++ {
 		v, why := w.in(p, inNet, now)
 		if why != reasonGone {
-			if v == Pass && p.FlagsFrag()&0x3fff == 0x2000 {
-				return w.learnPass(p, stageIn, now)
+			if p.FlagsFrag()&0x3fff == 0x2000 { // first fragment of several
+				switch v {
+				case Pass:
+					return w.learnPass(p, stageIn, now)
+				case Drop:
+					w.discard(p, stageIn)
+				}
 			}
 			return v, why
 		}
@@ -475,8 +480,13 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	for try := 0; ; try++ {
 		v, why := w.out(p, inNet, outNet, now)
 		if why != reasonGone {
-			if v == Pass && inNet != Local && p.FlagsFrag()&0x3fff == 0x2000 {
-				return w.learnPass(p, stageOut, now)
+			if inNet != Local && p.FlagsFrag()&0x3fff == 0x2000 {
+				switch v {
+				case Pass:
+					return w.learnPass(p, stageOut, now)
+				case Drop:
+					w.discard(p, stageOut)
+				}
 			}
 			return v, why
 		}
