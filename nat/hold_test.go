@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"math/rand"
 	"net"
 	"net/netip"
 	"sort"
@@ -477,6 +478,87 @@ func TestHoldDiscard(t *testing.T) {
 		t.Fatalf("%v %v", v, r)
 	}
 	if c := n.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-hold-discarded"] != 2 || w.HasReleased() {
+		t.Fatal(c)
+	}
+}
+
+// TestHoldRandomOrder compares, byte for byte, fragments delivered in random
+// order (interleaved across datagrams, through ambiguous SNAT mappings and a
+// port forward) with the same datagrams delivered in order to a second NAT
+// with the same state (the reference).
+func TestHoldRandomOrder(t *testing.T) {
+	rnd := rand.New(rand.NewSource(7))
+	_, wr := newNAT(t, fwdConfig())
+	nat2, wt := newNAT(t, fwdConfig())
+	hosts := []string{"10.1.1.10", "10.1.1.11", "10.1.1.12", "10.1.2.13", "10.1.2.14"}
+	var ports []uint16
+	for _, h := range hosts {
+		p := build(t, pk{src: h, dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53})
+		q := append(packet.IPv4(nil), p...)
+		d := out(t, wr, p, sec, Translated)
+		if d2 := out(t, wt, q, sec, Translated); d2.sport != d.sport {
+			t.Fatal("reference and test NAT differ")
+		}
+		ports = append(ports, d.sport)
+	}
+	type key struct{ id, off uint16 }
+	id := uint16(0)
+	for batch := 0; batch < 20; batch++ {
+		want := map[key]string{}
+		var all []packet.IPv4
+		for d := 0; d < 20; d++ {
+			id++
+			var fs []packet.IPv4
+			size := 100 + rnd.Intn(500)
+			if rnd.Intn(3) == 0 { // to the forward, from a random client port
+				fs = split(t, "198.51.100.9", "203.0.113.1", uint16(4000+rnd.Intn(50)), 5353, id, size, 64)
+			} else {
+				fs = split(t, "198.51.100.7", "203.0.113.1", 53, ports[rnd.Intn(len(ports))], id, size, 64)
+			}
+			for _, f := range fs {
+				r := append(packet.IPv4(nil), f...)
+				if v, why := wr.In(r, nPublic, sec); v != Translated {
+					t.Fatalf("reference: %v %v", v, why)
+				}
+				want[key{r.ID(), r.FlagsFrag() & 0x1fff}] = string(r)
+				all = append(all, f)
+			}
+		}
+		rnd.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		got := map[key]string{}
+		put := func(p packet.IPv4) {
+			k := key{p.ID(), p.FlagsFrag() & 0x1fff}
+			if _, dup := got[k]; dup {
+				t.Fatalf("fragment %v twice", k)
+			}
+			got[k] = string(p)
+		}
+		for _, f := range all {
+			switch v, why := wt.In(f, nPublic, sec); v {
+			case Translated:
+				put(f)
+			case Held:
+			default:
+				t.Fatalf("%v %v", v, why)
+			}
+			for wt.HasReleased() {
+				p, _, _, st, _ := wt.Released()
+				if st != StageIn {
+					t.Fatal(st)
+				}
+				put(p)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("batch %d: %d fragments out of %d", batch, len(got), len(want))
+		}
+		for k, p := range want {
+			if got[k] != p {
+				t.Fatalf("batch %d fragment %v differs:\n% x\n% x", batch, k, got[k], p)
+			}
+		}
+	}
+	if c := nat2.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-held"] == 0 || c["nat-frag-released"] != c["nat-frag-held"] || c["nat-frag-hold-evicted"] != 0 {
 		t.Fatal(c)
 	}
 }
