@@ -185,11 +185,20 @@ func FuzzArbitrary(f *testing.F) {
 				if fold(sum16(p[:20])) != 0xffff {
 					t.Fatal("header checksum broken")
 				}
+				for w.HasReleased() {
+					q, _, _, _, ok := w.Released()
+					if !ok || fold(sum16(q[:20])) != 0xffff {
+						t.Fatal("released fragment: header checksum broken")
+					}
+				}
 			}
 		}
 		n.Reap(sec+int64(3*time.Hour), 1000)
 		if n.Len() != 0 {
 			t.Fatalf("%d sessions left after every timeout", n.Len())
+		}
+		if h := n.Counters()["nat-frag-holding"]; h != 0 {
+			t.Fatalf("%d fragments held after FragTimeout", h)
 		}
 	})
 }
