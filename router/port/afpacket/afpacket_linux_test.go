@@ -2,7 +2,6 @@ package afpacket
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -17,45 +16,15 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
+	"vrouter/internal/nstest"
 	"vrouter/router/port"
 )
 
-func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
-	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
-}
-
-// csumOK verifies an Internet checksum independently (16 bits at a time).
-func csumOK(prefix, b []byte) bool {
-	var s uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			s += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			s += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(prefix)
-	add(b)
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return s == 0xffff
-}
-
-func l4OK(ip *layers.IPv4, l4 []byte) bool {
-	ph := make([]byte, 12)
-	copy(ph, ip.SrcIP.To4())
-	copy(ph[4:], ip.DstIP.To4())
-	ph[9] = byte(ip.Protocol)
-	binary.BigEndian.PutUint16(ph[10:], uint16(len(l4)))
-	return csumOK(ph, l4)
-}
+var (
+	serialize = nstest.Serialize
+	csumOK    = nstest.ChecksumOK
+	l4OK      = nstest.L4ChecksumOK
+)
 
 func TestOpenMissingDevice(t *testing.T) {
 	_, err := Open("uplink", "vr-no-such-dev9", Options{})

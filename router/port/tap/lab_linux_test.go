@@ -1,28 +1,20 @@
 package tap
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"vrouter/internal/nstest"
 )
 
-// needRoot skips a test that needs root and network namespaces, unless it
-// runs in CI (where it must run).
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Getuid() != 0 && os.Getenv("CI") == "" {
-		t.Skip("needs root (network namespaces)")
-	}
-}
-
-var labSeq atomic.Int32
+var (
+	needRoot = nstest.NeedRoot
+	sh       = nstest.Sh
+	inNS     = nstest.In
+)
 
 // lab is two network namespaces of our own: R, where the router opens the
 // TAP, and V, the "VM" that the TAP's kernel side is moved into. Nothing is
@@ -33,35 +25,15 @@ type lab struct {
 	tap          string
 }
 
-func sh(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func newLab(t testing.TB) *lab {
 	t.Helper()
 	needRoot(t)
-	seq := labSeq.Add(1)
-	l := &lab{nameR: fmt.Sprintf("vrtap%d-%dr", os.Getpid(), seq), nameV: fmt.Sprintf("vrtap%d-%dv", os.Getpid(), seq),
-		tap: fmt.Sprintf("vrt%d", seq)}
-	for _, n := range []string{l.nameR, l.nameV} {
-		sh(t, "ip", "netns", "add", n)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", n).Run() })
-		sh(t, "ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	base := nstest.Name("vrtap")
+	l := &lab{nameR: base + "r", nameV: base + "v", tap: "vrt" + base[len("vrtap"):]}
+	if len(l.tap) > 15 {
+		l.tap = l.tap[:15]
 	}
-	var err error
-	if l.r, err = netns.GetFromName(l.nameR); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.r.Close() })
-	if l.v, err = netns.GetFromName(l.nameV); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.v.Close() })
+	l.r, l.v = nstest.NS(t, l.nameR), nstest.NS(t, l.nameV)
 	return l
 }
 
@@ -84,34 +56,6 @@ func (l *lab) moveToVM(t testing.TB, addr string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// inNS runs f on a goroutine whose OS thread is in ns. Sockets created by f
-// stay in ns.
-func inNS(t testing.TB, ns netns.NsHandle, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		f()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		} // else the thread stays locked and ends with the goroutine
-	}()
-	<-done
 }
 
 func openIn(t testing.TB, ns netns.NsHandle, name, dev string, opts Options) *Port {

@@ -1,0 +1,85 @@
+// Package nstest holds the helpers the packages' own root tests share: a
+// throw-away network namespace (removed when the test ends), running code
+// on an OS thread inside a namespace, and running commands. Nothing is ever
+// created in the namespace the test itself runs in.
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+// NeedRoot skips a test that needs root and network namespaces, unless it
+// runs in CI (where it must run).
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Getuid() != 0 && os.Getenv("CI") == "" {
+		t.Skip("needs root (network namespaces)")
+	}
+}
+
+var seq atomic.Int32
+
+// Name returns a namespace or interface name unique to this process: tag,
+// pid and a sequence number.
+func Name(tag string) string { return fmt.Sprintf("%s%d-%d", tag, os.Getpid(), seq.Add(1)) }
+
+// Sh runs a command and fails the test if it fails; it returns the output.
+func Sh(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// NS creates the network namespace name (IPv6 off: no router solicitations
+// or MLD on test links), removed when the test ends, and returns a handle.
+func NS(t testing.TB, name string) netns.NsHandle {
+	t.Helper()
+	Sh(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	Sh(t, "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// In runs f on a goroutine whose OS thread is in ns. Sockets and devices
+// created by f stay in ns.
+func In(t testing.TB, ns netns.NsHandle, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			t.Error(err)
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			t.Error(err)
+			runtime.UnlockOSThread()
+			return
+		}
+		f()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread stays locked and ends with the goroutine
+	}()
+	<-done
+}
