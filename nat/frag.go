@@ -256,6 +256,6 @@ func (w *Worker) learnPass(p packet.IPv4, stage int, now int64) (Verdict, Reason
 	if !w.n.frags.learn(src, dst, p.Proto(), p.ID(), stage, ip, now) {
 		return w.drop(FragTableFull)
 	}
-	w.release(src, dst, p.Proto(), p.ID(), stage, ip)
+	w.release(src, dst, p.Proto(), p.ID(), stage, ip, now)
 	return Pass, 0
 }

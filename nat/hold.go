@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
@@ -61,7 +62,8 @@ type holdSlot struct {
 	n             uint16 // packet length
 	inNet, outNet uint16
 	state         uint8
-	at            int64 // when held
+	gen           uint16 // bumped when the slot is taken: stale ready entries
+	at            int64  // when held, then when released
 }
 
 type holdBuf struct {
@@ -92,7 +94,7 @@ func (hb *holdBuf) free(i int) {
 		hb.held--
 		hb.pending.Add(-1)
 	}
-	*s = holdSlot{}
+	*s = holdSlot{gen: s.gen}
 }
 
 // hold copies the non-first fragment p into the hold buffer. When the first
@@ -114,7 +116,9 @@ func (w *Worker) hold(p packet.IPv4, stage int, inNet, outNet uint16, now int64)
 	if ip, ok := n.frags.find(src, dst, proto, id, stage, now); ok {
 		hb.mu.Unlock()
 		hb.pending.Add(-1)
-		translateFrag(p, stage, ip)
+		if !translateFrag(p, stage, ip) {
+			return Pass, 0
+		}
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
@@ -141,25 +145,33 @@ func (w *Worker) hold(p packet.IPv4, stage int, inNet, outNet uint16, now int64)
 	}
 	k1, k2 := fragKey(src, dst, proto, id, stage)
 	copy(hb.buf(free), p)
-	hb.slots[free] = holdSlot{k1: k1, k2: k2, n: uint16(len(p)), inNet: inNet, outNet: outNet, state: hsHeld, at: now}
+	hb.slots[free] = holdSlot{k1: k1, k2: k2, n: uint16(len(p)), inNet: inNet, outNet: outNet, state: hsHeld,
+		gen: hb.slots[free].gen + 1, at: now}
 	hb.held++
 	hb.cHeld++
 	hb.mu.Unlock()
 	return Held, 0
 }
 
-func translateFrag(p packet.IPv4, stage int, ip uint32) {
+// translateFrag sets the destination (stageIn) or source address of the
+// non-first fragment p to ip; false when it already is ip (the first
+// fragment passed untranslated).
+func translateFrag(p packet.IPv4, stage int, ip uint32) bool {
 	off := 16
 	if stage == stageOut {
 		off = 12
 	}
+	if binary.BigEndian.Uint32(p[off:]) == ip {
+		return false
+	}
 	setAddr(p, p.Proto(), nil, off, ip)
+	return true
 }
 
 // release is called after the first fragment of (src, dst, proto, id) was
 // learned for stage: held fragments of that datagram are translated to ip
 // and queued on w's ready list.
-func (w *Worker) release(src, dst uint32, proto uint8, id uint16, stage int, ip uint32) {
+func (w *Worker) release(src, dst uint32, proto uint8, id uint16, stage int, ip uint32, now int64) {
 	hb := &w.n.hold
 	if hb.pending.Load() == 0 {
 		return
@@ -171,13 +183,20 @@ func (w *Worker) release(src, dst uint32, proto uint8, id uint16, stage int, ip 
 		if s.state != hsHeld || s.k1 != k1 || s.k2 != k2 {
 			continue
 		}
-		translateFrag(packet.IPv4(hb.buf(i)[:s.n]), stage, ip)
-		s.state = hsReady
+		if translateFrag(packet.IPv4(hb.buf(i)[:s.n]), stage, ip) {
+			w.inc(cFragTranslated)
+		}
+		s.state, s.at = hsReady, now
 		hb.held--
 		hb.pending.Add(-1)
-		w.ready[(w.rdHead+w.rdN)%HoldSlots] = uint16(i)
+		if w.rdN == HoldSlots {
+			// Only when the worker never drains: its oldest entry is stale
+			// or left for Reap.
+			w.rdHead = (w.rdHead + 1) % HoldSlots
+			w.rdN--
+		}
+		w.ready[(w.rdHead+w.rdN)%HoldSlots] = uint32(i) | uint32(s.gen)<<16
 		w.rdN++
-		w.inc(cFragTranslated)
 	}
 	hb.mu.Unlock()
 }
@@ -205,23 +224,39 @@ func (w *Worker) discard(p packet.IPv4, stage int) {
 func (w *Worker) HasReleased() bool { return w.rdN != 0 }
 
 // Released hands out, one at a time, held fragments that became
-// translatable (already translated) when this worker translated their first
-// fragment. The router calls it after every In/Out call that returned
-// Translated (HasReleased is the cheap check). pkt is valid until the next
-// call (a per-worker copy); stage is StageIn (continue the pipeline after In:
-// local/FIB, TTL, Out...) or StageOut (continue after Out: output on outNet).
-// inNet is the network the fragment arrived on; outNet is the egress network
-// for StageOut and Local for StageIn.
+// translatable (already translated) when this worker translated — or passed
+// untranslated — their first fragment. The router drains it after every
+// packet it ran through In/Out, whatever the verdict (HasReleased is the
+// cheap check): `for w.HasReleased() { pkt, ..., ok := w.Released(); if !ok
+// { break } ... }`. pkt is valid until the next call (a per-worker copy);
+// stage is StageIn (continue the pipeline after In: local delivery, FIB,
+// TTL, Out...) or StageOut (continue after Out: output on outNet, TTL
+// already decremented). inNet is the network the fragment arrived on; outNet
+// is the egress network for StageOut and Local for StageIn. ok is false when
+// nothing (more) is ready; ready fragments left undrained for FragTimeout are
+// freed by Reap (then skipped here).
 func (w *Worker) Released() (pkt []byte, inNet, outNet uint16, stage Stage, ok bool) {
 	if w.rdN == 0 {
 		return nil, 0, 0, 0, false
 	}
-	i := int(w.ready[w.rdHead])
-	w.rdHead = (w.rdHead + 1) % HoldSlots
-	w.rdN--
 	hb := &w.n.hold
 	hb.mu.Lock()
-	s := &hb.slots[i]
+	var s *holdSlot
+	i := 0
+	for w.rdN > 0 {
+		e := w.ready[w.rdHead]
+		w.rdHead = (w.rdHead + 1) % HoldSlots
+		w.rdN--
+		i = int(e & 0xffff)
+		if c := &hb.slots[i]; c.state == hsReady && c.gen == uint16(e>>16) {
+			s = c
+			break
+		}
+	}
+	if s == nil {
+		hb.mu.Unlock()
+		return nil, 0, 0, 0, false
+	}
 	n := int(s.n)
 	copy(w.rel[:n], hb.buf(i)[:n])
 	inNet, outNet = s.inNet, s.outNet
@@ -235,15 +270,13 @@ func (w *Worker) Released() (pkt []byte, inNet, outNet uint16, stage Stage, ok b
 	return w.rel[:n], inNet, outNet, stage, true
 }
 
-// expire frees held fragments older than FragTimeout.
+// expire frees held fragments older than FragTimeout, and released ones a
+// worker left undrained that long.
 func (hb *holdBuf) expire(now int64) {
-	if hb.pending.Load() == 0 {
-		return
-	}
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	for i := range hb.slots {
-		if s := &hb.slots[i]; s.state == hsHeld && now-s.at >= int64(FragTimeout) {
+		if s := &hb.slots[i]; s.state != hsFree && now-s.at >= int64(FragTimeout) {
 			hb.free(i)
 			hb.cExpired++
 		}

@@ -562,3 +562,54 @@ func TestHoldRandomOrder(t *testing.T) {
 		t.Fatal(c)
 	}
 }
+
+// TestHoldUndrained: a worker that never drains its released fragments does
+// not keep the buffer: Reap frees them after FragTimeout, the stale entries
+// are skipped, and holding works again.
+func TestHoldUndrained(t *testing.T) {
+	n, w := newNAT(t, fwdConfig())
+	feed := func(id uint16, now int64) []packet.IPv4 {
+		fs := split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, id, 100, 64)
+		if v, r := w.In(fs[1], nPublic, now); v != Held {
+			t.Fatalf("%d: %v %v", id, v, r)
+		}
+		if v, r := w.In(fs[0], nPublic, now); v != Translated {
+			t.Fatalf("%d: %v %v", id, v, r)
+		}
+		return fs
+	}
+	for i := 0; i < HoldSlots; i++ {
+		feed(uint16(i), sec)
+	}
+	// Every slot waits in w's ready list: nothing can be held.
+	fs := split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, 1000, 100, 64)
+	if v, r := w.In(fs[1], nPublic, sec); v != Drop || r != FragOutOfOrder {
+		t.Fatalf("%v %v", v, r)
+	}
+	now := sec + int64(FragTimeout)
+	n.Reap(now, 10)
+	if c := n.Counters(); c["nat-frag-hold-expired"] != HoldSlots {
+		t.Fatal(c)
+	}
+	// Stale entries are skipped; fragments released after reuse come out.
+	for i := 0; i < HoldSlots; i++ {
+		feed(uint16(2000+i), now)
+	}
+	got := 0
+	for w.HasReleased() {
+		p, _, _, _, ok := w.Released()
+		if !ok {
+			break
+		}
+		if id := packet.IPv4(p).ID(); id < 2000 {
+			t.Fatalf("stale fragment %d released", id)
+		}
+		got++
+	}
+	if got != HoldSlots {
+		t.Fatalf("%d released", got)
+	}
+	if c := n.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-released"] != HoldSlots {
+		t.Fatal(c)
+	}
+}

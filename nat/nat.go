@@ -398,7 +398,7 @@ type Worker struct {
 	// Held fragments this worker released (see hold.go): a ring of slot
 	// indices and the copy Released hands out.
 	rdHead, rdN int
-	ready       [HoldSlots]uint16
+	ready       [HoldSlots]uint32 // slot | generation<<16
 	rel         []byte
 }
 

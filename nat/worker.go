@@ -297,7 +297,7 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now) {
 			return w.drop(FragTableFull)
 		}
-		w.release(f.src, f.dst, f.proto, p.ID(), stageIn, ip)
+		w.release(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now)
 	}
 	setDst(p, f, ip, port)
 	w.inc(cTranslatedIn)
@@ -569,7 +569,7 @@ func (w *Worker) setSrcOut(p packet.IPv4, f *flow, ip uint32, port uint16, ff ui
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageOut, ip, now) {
 			return w.drop(FragTableFull)
 		}
-		w.release(f.src, f.dst, f.proto, p.ID(), stageOut, ip)
+		w.release(f.src, f.dst, f.proto, p.ID(), stageOut, ip, now)
 	}
 	setSrc(p, f, ip, port)
 	w.inc(cTranslatedOut)
