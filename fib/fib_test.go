@@ -524,3 +524,83 @@ func TestBuilderSweepVsPaint(t *testing.T) {
 		}
 	}
 }
+
+// TestManyNextHops grows the next-hop table far beyond its initial size
+// (which republishes the structure) and checks every route.
+func TestManyNextHops(t *testing.T) {
+	tb := New()
+	r := newRef()
+	rng := rand.New(rand.NewPCG(31, 32))
+	var all []netip.Prefix
+	for i := range 5000 {
+		l := 16 + rng.IntN(17)
+		p := netip.PrefixFrom(addrOf(rng.Uint32()&mask(l)), l)
+		rt := Route{Prefix: p, Source: Static, NH: NextHop{Kind: KindGateway, Network: uint16(i % 7), Gateway: uint32(i)}}
+		tb.Add(rt)
+		r.add(rt)
+		all = append(all, p)
+	}
+	if st := tb.Stats(); st.NextHops != 5000 || st.Compactions == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	compareAll(t, tb, r, randAddrs(rng, all, 50_000))
+}
+
+// TestInputs: non-IPv4 prefixes and invalid sources are ignored, IPv4-mapped
+// IPv6 prefixes are taken as IPv4, Apply counts the changes that had an effect.
+func TestInputs(t *testing.T) {
+	tb := New()
+	A := gw(0, "10.0.0.1")
+	n := tb.Apply([]Update{
+		{Route: Route{Prefix: pfx("2001:db8::/32"), Source: Static, NH: A}},
+		{Route: Route{Prefix: netip.Prefix{}, Source: Static, NH: A}},
+		{Route: Route{Prefix: pfx("192.0.2.0/24"), Source: NumSources, NH: A}},
+		{Route: Route{Prefix: pfx("::ffff:198.51.100.0/120"), Source: Static, NH: A}},
+		{Route: Route{Prefix: pfx("203.0.113.0/24"), Source: Static, NH: A}},
+		{Route: Route{Prefix: pfx("203.0.113.0/24"), Source: Static, NH: A}}, // same again: no effect
+		{Route: Route{Prefix: pfx("192.0.2.0/24"), Source: Static}, Delete: true},
+	})
+	if n != 2 || tb.Len() != 2 {
+		t.Fatalf("Apply = %d, Len = %d", n, tb.Len())
+	}
+	checkProbes(t, tb, []probe{{"198.51.100.9", true, A}, {"203.0.113.9", true, A}, {"192.0.2.1", false, NextHop{}}})
+	if _, ok := tb.Match(netip.MustParseAddr("2001:db8::1")); ok {
+		t.Error("Match of an IPv6 address")
+	}
+	if r, ok := tb.Match(netip.MustParseAddr("::ffff:203.0.113.1")); !ok || r.Prefix != pfx("203.0.113.0/24") {
+		t.Errorf("Match of a mapped address = %+v %v", r, ok)
+	}
+}
+
+// TestReplaceSourceFull replaces a full kernel table by half of it (the
+// resync path of the kernel import: a large batch of deletes and adds).
+func TestReplaceSourceFull(t *testing.T) {
+	ps := loadFull(t)
+	tb := New()
+	r := newRef()
+	A, B := gw(1, "10.99.0.2"), gw(1, "10.99.0.3")
+	var rs []Route
+	for _, p := range ps {
+		rs = append(rs, Route{Prefix: p, NH: A})
+	}
+	tb.ReplaceSource(Kernel, rs)
+	tb.Add(Route{pfx("10.0.0.0/8"), Static, B})
+	var half []Route
+	for i, p := range ps {
+		if i%2 == 0 {
+			half = append(half, Route{Prefix: p, NH: B})
+			r.add(Route{p, Kernel, B})
+		}
+	}
+	r.add(Route{pfx("10.0.0.0/8"), Static, B})
+	st := time.Now()
+	tb.ReplaceSource(Kernel, half)
+	t.Logf("ReplaceSource of %d by %d routes: %v", len(ps), len(half), time.Since(st))
+	if tb.Len() != len(r.routes) {
+		t.Fatalf("Len = %d, want %d", tb.Len(), len(r.routes))
+	}
+	if s := tb.Summary(); s.BySource["kernel"] != len(half) || s.BySource["static"] != 1 {
+		t.Fatalf("summary %v", s.BySource)
+	}
+	compareAll(t, tb, r, randAddrs(rand.New(rand.NewPCG(41, 42)), ps, 200_000))
+}
