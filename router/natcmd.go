@@ -143,7 +143,7 @@ func (r *Router) writeNATMetrics(w io.Writer) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	gauges := map[string]bool{"nat-sessions": true, "nat-sessions-max": true, "nat-frag-entries": true}
+	gauges := map[string]bool{"nat-sessions": true, "nat-sessions-max": true, "nat-frag-entries": true, "nat-frag-holding": true}
 	fmt.Fprintf(w, "# HELP vrouter_nat_events_total NAT and conntrack counters, drops by reason.\n# TYPE vrouter_nat_events_total counter\n")
 	for _, k := range keys {
 		if !gauges[k] {
@@ -151,6 +151,7 @@ func (r *Router) writeNATMetrics(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "# HELP vrouter_nat_fragment_entries First fragments remembered for translating later fragments.\n# TYPE vrouter_nat_fragment_entries gauge\nvrouter_nat_fragment_entries %d\n", c["nat-frag-entries"])
+	fmt.Fprintf(w, "# HELP vrouter_nat_fragments_holding Early fragments held until their first fragment comes.\n# TYPE vrouter_nat_fragments_holding gauge\nvrouter_nat_fragments_holding %d\n", c["nat-frag-holding"])
 	ri := r.NAT.Rules()
 	fmt.Fprintf(w, "# HELP vrouter_nat_pool_ports_used Dynamic ports held per external address and protocol.\n# TYPE vrouter_nat_pool_ports_used gauge\n")
 	for _, s := range ri.SNAT {
