@@ -290,6 +290,38 @@ func BenchmarkUpdate(b *testing.B) {
 			b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
 		})
 	}
+	// clustered: a batch is 1000 consecutive prefixes of the table (the
+	// file is sorted), deleted, then added back by the next batch, as when
+	// a BGP peer goes down and comes back; many changes share a chunk.
+	b.Run("impl=fib/batch=1000/clustered", func(b *testing.B) {
+		t := New()
+		t.Apply(d.ups)
+		var stop atomic.Bool
+		done := lookupLoad(&stop, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) })
+		ups := make([]Update, 0, 1000)
+		rng := rand.New(rand.NewPCG(7, 7))
+		b.ResetTimer()
+		st := time.Now()
+		cpu := cpuTimer(b)
+		start := 0
+		for i := 0; i < b.N; i += 1000 {
+			del := (i/1000)&1 == 0
+			if del {
+				start = rng.IntN(len(d.ups) - 1000)
+			}
+			ups = ups[:0]
+			for _, u := range d.ups[start : start+1000] {
+				ups = append(ups, Update{Route: u.Route, Delete: del})
+			}
+			t.Apply(ups)
+		}
+		el := time.Since(st)
+		cpu()
+		stop.Store(true)
+		n := <-done
+		b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
+		b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
+	})
 	b.Run("impl=bart.Table/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Table[uint32]]
 		cur.Store(buildBartTable(d.ps, d.nhIdx))

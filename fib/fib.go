@@ -234,7 +234,13 @@ func (t *Table) markChunk(c uint32) {
 // commit recompiles the chunks touched since the last commit.
 func (t *Table) commit() {
 	if len(t.shortCh) > 0 {
-		if len(t.shortCh) > 64 {
+		// repaint each changed prefix's range, unless that is more work
+		// than recomputing every chunk
+		work := 0
+		for _, k := range t.shortCh {
+			work += min(1<<(shortMax+1-int(k&0xff)), 2*len(t.rib.short))
+		}
+		if work > 2*dirSize {
 			// many: recompute every chunk's default at once
 			if t.scratch == nil {
 				t.scratch = make([]uint32, dirSize)
