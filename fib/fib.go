@@ -83,12 +83,10 @@ type Table struct {
 
 	nUsed, lUsed int // tails of the arrays of the current snapshot
 
-	sbest   []uint32 // per chunk: next hop of the longest covering prefix up to /18
 	b       builder
 	dirty   []uint64 // bitset over chunks
 	dlist   []uint32
 	shortCh []uint64 // short prefixes changed since the last commit
-	scratch []uint32
 
 	compactions, rebuilds, chunkBuilds, batches uint64
 	nhFull                                      uint64
@@ -100,7 +98,6 @@ func New() *Table {
 		rib:   newRIB(),
 		nhIdx: map[uint64]uint32{},
 		nhN:   1,
-		sbest: make([]uint32, dirSize),
 		dirty: make([]uint64, dirSize/64),
 	}
 	dir := new([dirSize]uint32)
@@ -242,11 +239,9 @@ func (t *Table) commit() {
 		}
 		if work > 2*dirSize {
 			// many: recompute every chunk's default at once
-			if t.scratch == nil {
-				t.scratch = make([]uint32, dirSize)
-			}
-			t.rib.paintShort(t.scratch)
-			t.diffShort(t.scratch, 0, dirSize)
+			sb := make([]uint32, dirSize)
+			t.rib.paintShort(sb)
+			t.diffShort(sb, 0)
 		} else {
 			for _, k := range t.shortCh {
 				t.repaintShort(uint32(k>>8), int(k&0xff))
@@ -262,12 +257,13 @@ func (t *Table) commit() {
 	t.dlist = t.dlist[:0]
 }
 
-// diffShort takes the chunk defaults sb[c0:c1] and marks the chunks whose
-// default changed.
-func (t *Table) diffShort(sb []uint32, c0, c1 uint32) {
-	for c := c0; c < c1; c++ {
-		if nh := sb[c]; nh != t.sbest[c] {
-			t.sbest[c] = nh
+// diffShort takes sb as the defaults of the chunks from c0 on and marks
+// the chunks whose default changed.
+func (t *Table) diffShort(sb []uint32, c0 uint32) {
+	for i, nh := range sb {
+		c := c0 + uint32(i)
+		if nh != t.rib.chunks[c].def {
+			t.rib.chunks[c].def = nh
 			t.markChunk(c)
 		}
 	}
@@ -280,10 +276,7 @@ func (t *Table) diffShort(sb []uint32, c0, c1 uint32) {
 func (t *Table) repaintShort(addr uint32, plen int) {
 	c0 := addr >> (32 - dirBits)
 	n := uint32(1) << (shortMax - plen)
-	if t.scratch == nil {
-		t.scratch = make([]uint32, dirSize)
-	}
-	sb := t.scratch[c0 : c0+n]
+	sb := make([]uint32, n)
 	var def uint32
 	if plen > 0 {
 		def = t.rib.shortLPM(addr&mask(plen-1), plen-1)
@@ -327,18 +320,18 @@ func (t *Table) repaintShort(addr uint32, plen int) {
 			}
 		}
 	}
-	t.diffShort(t.scratch, c0, c0+n)
+	t.diffShort(sb, c0)
 }
 
 // compileChunk builds chunk c into t.b; it returns the dir entry if the
 // chunk is a single leaf.
 func (t *Table) compileChunk(c uint32) (uint32, bool) {
 	if t.rib.chunks[c].count() == 0 {
-		return leafFlag | t.sbest[c], true
+		return leafFlag | t.rib.chunks[c].def, true
 	}
 	t.chunkBuilds++
 	t.rib.fillChunk(&t.b, c)
-	t.b.build(t.sbest[c])
+	t.b.build(t.rib.chunks[c].def)
 	if len(t.b.nodes) == 1 && t.b.nodes[0].vec == 0 && len(t.b.leaves) == 1 {
 		return leafFlag | t.b.leaves[0], true
 	}
@@ -418,7 +411,11 @@ func (t *Table) compact(needN, needL, nhCap int) {
 func (t *Table) rebuild() {
 	t.rebuilds++
 	t.rib.compactSlab(true)
-	t.rib.paintShort(t.sbest)
+	sb := make([]uint32, dirSize)
+	t.rib.paintShort(sb)
+	for c, nh := range sb {
+		t.rib.chunks[c].def = nh
+	}
 	for _, c := range t.dlist {
 		t.dirty[c>>6] &^= 1 << (c & 63)
 	}
@@ -628,7 +625,7 @@ func (t *Table) Summary() Summary {
 		}
 	}
 	s.MemoryBytes = t.cur.Load().memBytes()
-	s.RIBBytes = t.rib.memBytes() + dirSize*4
+	s.RIBBytes = t.rib.memBytes()
 	return s
 }
 

@@ -43,6 +43,7 @@ func pkeyOf(addr uint32, plen int) uint64 {
 type clist struct {
 	off uint32
 	n   uint32 // low 24 bits: count; high 8 bits: capacity code (0: cap == count, else 1<<code)
+	def uint32 // next hop of the longest covering prefix up to /18 (the chunk's default)
 }
 
 func (c clist) count() int { return int(c.n & 0xffffff) }
@@ -178,7 +179,7 @@ func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
 		r.slab = append(r.slab, l...)
 		r.slab = r.slab[:off+1<<code]
 		r.garbage += cl.capacity()
-		cl = clist{off: uint32(off), n: uint32(n) | code<<24}
+		cl = clist{off: uint32(off), n: uint32(n) | code<<24, def: cl.def}
 	}
 	l = r.slab[cl.off : int(cl.off)+n+1]
 	copy(l[i+1:], l[i:n])
@@ -259,7 +260,7 @@ func (r *rib) compactSlab(force bool) {
 		cnt := cl.count()
 		off := uint32(len(ns))
 		ns = append(ns, r.slab[cl.off:int(cl.off)+cnt]...)
-		r.chunks[c] = clist{off: off, n: uint32(cnt)}
+		r.chunks[c] = clist{off: off, n: uint32(cnt), def: cl.def}
 	}
 	// lists that had spare capacity leave no garbage now
 	r.slab = ns
@@ -317,5 +318,5 @@ func (r *rib) fillChunk(b *builder, c uint32) {
 
 func (r *rib) memBytes() int64 {
 	// map: key 8 + value 16 bytes per slot, roughly 8/7 slots per entry + control bytes
-	return int64(len(r.chunks))*8 + int64(cap(r.slab))*6 + int64(len(r.short))*(24*8/7+2)
+	return int64(len(r.chunks))*12 + int64(cap(r.slab))*6 + int64(len(r.short))*(24*8/7+2)
 }
