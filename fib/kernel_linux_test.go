@@ -281,6 +281,11 @@ func TestKernelFullTable(t *testing.T) {
 	if ks.Routes != want || ks.Skipped != 0 || ks.Errors != 0 || sum.BySource["kernel"] != want {
 		t.Fatalf("kernel stats %+v, summary %v", ks, sum.BySource)
 	}
+	// the flood was published in batches, at most one per FlushInterval (5 ms)
+	// plus the ones MaxBatch forces
+	if maxB := uint64(loaded/(5*time.Millisecond)) + uint64(want/65536) + 2; ks.Batches > maxB {
+		t.Errorf("%d publishes during a %v load, want at most %d", ks.Batches, loaded, maxB)
+	}
 	// reference: the same prefixes, all via 10.99.0.2, plus the connected route
 	r := newRef()
 	via := gw(1, "10.99.0.2")
