@@ -215,6 +215,9 @@ func compareAll(t *testing.T, tb *Table, r *ref, addrs []uint32) {
 }
 
 func TestFullTableRandomized(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-table test: runs in the main pass of make test, not in the -short -race pass")
+	}
 	ps := loadFull(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	r := newRef()
@@ -575,6 +578,9 @@ func TestInputs(t *testing.T) {
 // TestReplaceSourceFull replaces a full kernel table by half of it (the
 // resync path of the kernel import: a large batch of deletes and adds).
 func TestReplaceSourceFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-table test: runs in the main pass of make test, not in the -short -race pass")
+	}
 	ps := loadFull(t)
 	tb := New()
 	r := newRef()

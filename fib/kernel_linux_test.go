@@ -218,6 +218,9 @@ func rssKB(t *testing.T) int {
 // ip -batch while the watcher runs, then compares lookups with a reference
 // built from the same prefixes.
 func TestKernelFullTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-table test: runs in the main pass of make test, not in the -short -race pass")
+	}
 	needRoot(t)
 	ps := loadFull(t)
 	ns := testNS(t)

@@ -85,6 +85,7 @@ type Router struct {
 
 	extraMetrics []MetricsSource
 	kernelStats  atomic.Pointer[func() any]
+	kernelResync atomic.Pointer[func()]
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
@@ -447,6 +448,9 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 	if !r.started.IsZero() {
 		r.announceLocked()
 	}
+	if f := r.kernelResync.Load(); f != nil {
+		(*f)()
+	}
 	return sum, nil
 }
 
@@ -469,3 +473,7 @@ func (r *Router) ResolveGateway(gw uint32) (uint16, bool) {
 // SetKernelStats installs the source of the kernel import counters shown by
 // show ip route summary.
 func (r *Router) SetKernelStats(f func() any) { r.kernelStats.Store(&f) }
+
+// SetKernelResync installs what a reload calls so that imported kernel
+// routes are resolved again against the new networks.
+func (r *Router) SetKernelResync(f func()) { r.kernelResync.Store(&f) }

@@ -59,6 +59,7 @@ func startKernelImport(cfg *config.Config, r *router.Router, log *slog.Logger) (
 		return nil, fmt.Errorf("[fib] kernel_table %d: %v", cfg.FIB.KernelTable, err)
 	}
 	r.SetKernelStats(func() any { return w.Stats() })
+	r.SetKernelResync(w.Resync)
 	st := w.Stats()
 	log.Info("importing kernel routes", "table", cfg.FIB.KernelTable, "routes", st.Routes, "skipped", st.Skipped)
 	return func() { cancel(); <-w.Done() }, nil
