@@ -15,12 +15,7 @@ import (
 // packet sent has a valid header checksum and fits the egress MTU.
 func FuzzPipeline(f *testing.F) {
 	l := newLab(f)
-	l.resolveA()
-	l.pa.Inject(icmpEcho(f, hostA, macA, ipHostA, ipHostB, 64, false, 10))
-	l.run()
-	l.resolveB()
-	l.pa.Take()
-	l.pb.Take()
+	l.resolveBoth()
 	f.Add(icmpEcho(f, hostA, macA, ipHostA, ipHostB, 64, false, 100), false)
 	f.Add(icmpEcho(f, hostA, macA, ipHostA, ipHostB, 1, true, 10), false)
 	f.Add(icmpEcho(f, hostA, macA, ipHostA, ipHostB, 64, false, 3000), true)

@@ -9,6 +9,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"vrouter/config"
+	"vrouter/internal/nstest"
 	"vrouter/internal/clock"
 	"vrouter/router/port"
 	"vrouter/router/port/pipe"
@@ -85,17 +86,9 @@ func TestNATOutOfOrderFragments(t *testing.T) {
 		t.Fatalf("reassembled %d bytes, want %d", len(payload), len(l4))
 	}
 	// The translated UDP checksum is valid for the new destination and port.
-	var s uint32
-	for _, b := range [][]byte{ipHostB.To4(), net.ParseIP(backend).To4(), {0, 17}, {byte(len(payload) >> 8), byte(len(payload))}, payload} {
-		for i := 0; i+1 < len(b); i += 2 {
-			s += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	if s != 0xffff || payload[2] != 0 || payload[3] != 53 {
-		t.Fatalf("UDP header after translation: checksum ok=%v dport=%d", s == 0xffff, int(payload[2])<<8|int(payload[3]))
+	ok := nstest.L4ChecksumOK(&layers.IPv4{SrcIP: ipHostB, DstIP: net.ParseIP(backend), Protocol: layers.IPProtocolUDP}, payload)
+	if !ok || payload[2] != 0 || payload[3] != 53 {
+		t.Fatalf("UDP header after translation: checksum ok=%v dport=%d", ok, int(payload[2])<<8|int(payload[3]))
 	}
 	if r.Counters()[CntNATReleased] != 1 {
 		t.Fatalf("released = %d", r.Counters()[CntNATReleased])

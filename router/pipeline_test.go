@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"vrouter/config"
+	"vrouter/internal/nstest"
 	"vrouter/internal/clock"
 	"vrouter/packet"
 	"vrouter/router/port"
@@ -130,15 +131,7 @@ func checkIPChecksum(t testing.TB, p gopacket.Packet) *layers.IPv4 {
 		t.Fatalf("no IPv4 layer in %v", p)
 	}
 	ip := ipl.(*layers.IPv4)
-	hdr := append([]byte(nil), ip.Contents...)
-	var s uint32
-	for i := 0; i+1 < len(hdr); i += 2 {
-		s += uint32(hdr[i])<<8 | uint32(hdr[i+1])
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	if s != 0xffff {
+	if !nstest.ChecksumOK(nil, ip.Contents) {
 		t.Fatalf("bad IPv4 header checksum in %v", p)
 	}
 	return ip
@@ -156,6 +149,19 @@ func (l *lab) resolveA() {
 		net.HardwareAddr(a.SourceHwAddress).String() != net.HardwareAddr(macA[:]).String() {
 		l.t.Fatalf("bad ARP reply %+v", a)
 	}
+}
+
+// resolveBoth resolves host A (it asks for the router) and host B (the
+// router asks for it when A's first packet arrives, B answers); the frames
+// this produced are taken.
+func (l *lab) resolveBoth() {
+	l.resolveA()
+	l.pa.Inject(icmpEcho(l.t, hostA, macA, ipHostA, ipHostB, 64, false, 10))
+	l.run()
+	l.pb.Take()
+	l.resolveB()
+	l.pa.Take()
+	l.pb.Take()
 }
 
 func (l *lab) resolveB() {
@@ -265,12 +271,7 @@ func expectICMP(t *testing.T, frames [][]byte, typ, code uint8) (*layers.IPv4, *
 
 func TestICMPErrors(t *testing.T) {
 	l := newLab(t)
-	l.resolveA()
-	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 10))
-	l.run()
-	l.pb.Take()
-	l.resolveB()
-	l.pb.Take()
+	l.resolveBoth()
 
 	// TTL 1 -> time exceeded from the router's address on a.
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 1, false, 10))
@@ -306,12 +307,7 @@ func TestICMPErrors(t *testing.T) {
 
 func TestFragmentation(t *testing.T) {
 	l := newLab(t)
-	l.resolveA()
-	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 10))
-	l.run()
-	l.pb.Take()
-	l.resolveB()
-	l.pb.Take()
+	l.resolveBoth()
 	orig := icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 3000)
 	l.pa.Inject(orig)
 	l.run()
@@ -401,10 +397,7 @@ func TestUnresolvableNextHop(t *testing.T) {
 
 func TestZeroAllocForward(t *testing.T) {
 	l := newLab(t)
-	l.resolveA()
-	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 10))
-	l.run()
-	l.resolveB()
+	l.resolveBoth()
 	l.pb.SetSink(true)
 	frame := icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 64)
 	w := l.r.workers[0]
@@ -427,10 +420,7 @@ func TestZeroAllocForward(t *testing.T) {
 
 func BenchmarkPipelineForward(b *testing.B) {
 	l := newLab(b)
-	l.resolveA()
-	l.pa.Inject(icmpEcho(b, hostA, macA, ipHostA, ipHostB, 64, false, 10))
-	l.run()
-	l.resolveB()
+	l.resolveBoth()
 	l.pb.SetSink(true)
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: ipHostA, DstIP: ipHostB}
 	udp := &layers.UDP{SrcPort: 1000, DstPort: 2000}
