@@ -9,8 +9,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"vrouter/config"
-	"vrouter/internal/nstest"
 	"vrouter/internal/clock"
+	"vrouter/internal/nstest"
 	"vrouter/router/port"
 	"vrouter/router/port/pipe"
 )

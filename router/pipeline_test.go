@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"vrouter/config"
-	"vrouter/internal/nstest"
 	"vrouter/internal/clock"
+	"vrouter/internal/nstest"
 	"vrouter/packet"
 	"vrouter/router/port"
 	"vrouter/router/port/pipe"
