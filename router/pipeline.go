@@ -94,7 +94,7 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 		return
 	}
 	s := w.snap
-	if _, mine := s.local[spa]; mine && spa != 0 {
+	if _, mine := s.local.get(spa); mine {
 		if sha != nw.mac {
 			w.drop(DropARPConflict)
 			w.r.conflict(nw.name, spa, sha)
@@ -118,7 +118,7 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 	w.tr(tsARP, uint32(op), spa, tpa)
 	ours := false
 	if op == packet.ARPRequest {
-		if li, ok := s.local[tpa]; ok && int(li) == int(nw.idx) {
+		if li, ok := s.local.get(tpa); ok && li == nw.idx {
 			ours = true
 		} else if nw.hostRoute && tpa != spa {
 			ours = true // the guest's gateway (and anything else) is the router
@@ -252,7 +252,7 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast bool) {
 	s := w.snap
 	dst := ip.Dst()
-	if _, mine := s.local[dst]; mine || (nw.hostRoute && dst == nw.gateway) {
+	if _, mine := s.local.get(dst); mine || (nw.hostRoute && dst == nw.gateway) {
 		w.local(buf, off, ip, nw)
 		return
 	}

@@ -166,7 +166,7 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 	}
 	for _, e := range r.NAT.ExternalAddrs() {
 		if int(e.Net) < len(s.nets) {
-			if _, mine := s.local[u32(e.Addr)]; !mine {
+			if _, mine := s.local.get(u32(e.Addr)); !mine {
 				s.published[uint64(e.Net)<<32|uint64(u32(e.Addr))] = struct{}{}
 			}
 		}

@@ -62,7 +62,7 @@ type snapshot struct {
 	// 0 = not a member.
 	portVID [][4096]uint32
 	// local maps each router address to its network.
-	local map[uint32]uint16
+	local addrSet
 	// published: (network<<32 | ip) the router answers ARP for with its own MAC.
 	published map[uint64]struct{}
 	// links holds the counters of every link, indexed by link.id.
@@ -111,8 +111,13 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 		}
 	}
 	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]uint32, len(ports)),
-		local: map[uint32]uint16{}, published: map[uint64]struct{}{},
-		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
+		published: map[uint64]struct{}{},
+		icmpRate:  cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
+	naddr := 0
+	for _, nc := range cfg.Networks {
+		naddr += len(nc.Addresses)
+	}
+	s.local = newAddrSet(naddr)
 	var routes []fib.Route
 	addLink := func(n *network, l config.Link) error {
 		pi, ok := byName[l.Port]
@@ -153,7 +158,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 			a := u32(p.Addr())
 			m := prefixMask(p.Bits())
 			n.addrs = append(n.addrs, ifAddr{addr: a, mask: m, bcast: a | ^m, prefix: p})
-			s.local[a] = n.idx
+			s.local.add(a, n.idx)
 			if s.anyAddr == 0 {
 				s.anyAddr = a
 			}
