@@ -612,9 +612,11 @@ func (w *worker) drainReleased() {
 		ip := packet.IPv4(b[o : o+n])
 		switch stage {
 		case nat.StageIn:
-			if int(inNet) < len(s.nets) {
-				w.route(b, o, ip, &s.nets[inNet], false)
+			if int(inNet) >= len(s.nets) {
+				w.drop(DropNAT) // its network went away in a reload
+				continue
 			}
+			w.route(b, o, ip, &s.nets[inNet], false)
 		case nat.StageOut:
 			nh, ok := w.r.FIB.Lookup(ip.Dst())
 			if ok && (nh.Kind == fib.KindConnected || nh.Kind == fib.KindGateway) {
