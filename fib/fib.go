@@ -330,6 +330,9 @@ func (t *Table) compileChunk(c uint32) (uint32, bool) {
 		return leafFlag | t.rib.chunks[c].def, true
 	}
 	t.chunkBuilds++
+	if t.b.buildFlat(t.rib.list(c), t.rib.chunks[c].def) {
+		return 0, false
+	}
 	t.rib.fillChunk(&t.b, c)
 	t.b.build(t.rib.chunks[c].def)
 	if len(t.b.nodes) == 1 && t.b.nodes[0].vec == 0 && len(t.b.leaves) == 1 {

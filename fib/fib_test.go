@@ -498,10 +498,14 @@ func TestBuilderSweepVsPaint(t *testing.T) {
 		if round%10 == 0 {
 			n = rng.IntN(400)
 		}
+		maxL := 32 - dirBits
+		if round%2 == 0 {
+			maxL = 24 - dirBits // routes up to /24 only (the flat builder)
+		}
 		seen := map[uint64]bool{}
 		var ents []bent
 		for range n {
-			l := dirBits + 1 + rng.IntN(32-dirBits)
+			l := dirBits + 1 + rng.IntN(maxL)
 			if rng.IntN(3) == 0 {
 				l = dirBits + 1 + rng.IntN(6)
 			}
@@ -524,6 +528,26 @@ func TestBuilderSweepVsPaint(t *testing.T) {
 		b2.buildPaint(def)
 		if !slices.Equal(b1.nodes, b2.nodes) || !slices.Equal(b1.leaves, b2.leaves) {
 			t.Fatalf("round %d: sweep and paint differ for %v def %d:\nsweep %v %v\npaint %v %v", round, ents, def, b1.nodes, b1.leaves, b2.nodes, b2.leaves)
+		}
+		// the flat builder (routes up to /24 only) from the RIB encoding,
+		// with a worse source of some prefixes after the best one
+		var l []rent
+		flat := true
+		for _, e := range ents {
+			flat = flat && e.plen <= 24
+			l = append(l, mkRent(e.addr, e.plen, Static, e.nh))
+			if rng.IntN(4) == 0 {
+				l = append(l, mkRent(e.addr, e.plen, Kernel, e.nh+7))
+			}
+		}
+		var b3 builder
+		ok := b3.buildFlat(l, def)
+		single := len(b2.nodes) == 1 && b2.nodes[0].vec == 0 && len(b2.leaves) == 1
+		if ok != (flat && !single) {
+			t.Fatalf("round %d: buildFlat = %v for flat %v single %v: %v", round, ok, flat, single, ents)
+		}
+		if ok && (!slices.Equal(b3.nodes, b2.nodes) || !slices.Equal(b3.leaves, b2.leaves)) {
+			t.Fatalf("round %d: flat and paint differ for %v def %d:\nflat %v %v\npaint %v %v", round, ents, def, b3.nodes, b3.leaves, b2.nodes, b2.leaves)
 		}
 	}
 }

@@ -250,6 +250,62 @@ func (b *builder) buildNodePaint(ni int, lv uint, ents []bent, def uint32) {
 	}
 }
 
+// buildFlat compiles a chunk whose routes are all /24 or shorter (most
+// chunks) straight from its sorted route list: one root node, its 64 slots
+// painted in list order (covering routes come first, so a more specific one
+// overwrites), then run-length encoded. It reports false, having built
+// nothing, when a route is longer than /24 or the chunk is a single leaf
+// (the general builder handles those).
+func (b *builder) buildFlat(l []rent, def uint32) bool {
+	slots := &b.slots[0]
+	for i := range slots {
+		slots[i] = def
+	}
+	last := ^uint32(0)
+	for _, e := range l {
+		// e[0]: low 14 address bits; e[1]: plen<<10 | src<<8 | nh>>16
+		plen := uint32(e[1] >> 10)
+		if plen > 24 {
+			return false
+		}
+		pk := uint32(e[0])<<6 | plen
+		if pk == last {
+			continue // a worse source of the same prefix
+		}
+		last = pk
+		nh := uint32(e[1]&0xff)<<16 | uint32(e[2])
+		k := uint32(e[0]>>8) & 63
+		if plen == 24 {
+			slots[k] = nh
+			continue
+		}
+		for j := k; j < k+1<<(24-plen); j++ {
+			slots[j&63] = nh
+		}
+	}
+	b.leaves = slices.Grow(b.leaves[:0], 64)
+	out := b.leaves[:64]
+	var leafvec uint64
+	prev := ^uint32(0)
+	n := 0
+	for k := range 64 {
+		v := slots[k]
+		d := v ^ prev
+		bit := (d | -d) >> 31
+		leafvec |= uint64(bit) << k
+		out[n&63] = v
+		n += int(bit)
+		prev = v
+	}
+	if n == 1 {
+		b.leaves = b.leaves[:0]
+		return false
+	}
+	b.leaves = out[:n]
+	b.nodes = append(b.nodes[:0], node{leafvec: leafvec, base1: 1})
+	return true
+}
+
 // place copies the built chunk to nodes[nb:], leaves[lb:], rebasing indices.
 func (b *builder) place(nodes []node, leaves []uint32, nb, lb uint32) {
 	for i, n := range b.nodes {
