@@ -90,6 +90,7 @@ type Table struct {
 
 	compactions, rebuilds, chunkBuilds, batches uint64
 	nhFull                                      uint64
+	touch                                       uint32 // sink of prefetching loads
 }
 
 // New returns an empty table.
@@ -151,6 +152,7 @@ func addrOf(x uint32) netip.Addr {
 func (t *Table) apply(ups []Update) int {
 	t.batches++
 	full := len(ups) > 4096 && len(ups) > t.rib.prefixes/4
+	cur := t.cur.Load()
 	changed := 0
 	for i := range ups {
 		u := &ups[i]
@@ -166,6 +168,12 @@ func (t *Table) apply(ups []Update) int {
 			plen -= 96
 		}
 		addr := u32(p.Addr().Unmap()) & mask(plen)
+		if plen > shortMax && !full {
+			// load the chunk's dir entry now: the cache miss overlaps
+			// with the RIB's (the entry is compared when the chunk is
+			// published)
+			t.touch += cur.dir[addr>>(32-dirBits)]
+		}
 		if u.Delete {
 			if t.rib.del(addr, plen, u.Route.Source) == 0 {
 				continue
@@ -375,7 +383,7 @@ func liveSize(s *snapshot) (nn, nl int) {
 // headroom sizes arrays at compaction: twice the live size, so that the
 // garbage of many chunk rebuilds fits before the next compaction.
 func headroom(live, need, min int) int {
-	return live + need + max(live, min)
+	return live + need + 2*max(live, min)
 }
 
 // compact copies the live chunks into fresh arrays with room for need more

@@ -39,20 +39,19 @@ func pkeyOf(addr uint32, plen int) uint64 {
 	return uint64(addr&(1<<(32-dirBits)-1))<<6 | uint64(plen)
 }
 
-// chunk list: slab[off : off+n], capacity capOf(n, code).
+// chunk list: slab[off : off+count], with spare slots after it up to its
+// capacity (a delete leaves a spare slot that the next add in the chunk
+// reuses, so churn does not move lists).
 type clist struct {
 	off uint32
-	n   uint32 // low 24 bits: count; high 8 bits: capacity code (0: cap == count, else 1<<code)
+	n   uint32 // low 24 bits: count; high 8 bits: spare slots (capacity - count)
 	def uint32 // next hop of the longest covering prefix up to /18 (the chunk's default)
 }
 
-func (c clist) count() int { return int(c.n & 0xffffff) }
-func (c clist) capacity() int {
-	if code := c.n >> 24; code != 0 {
-		return 1 << code
-	}
-	return c.count()
-}
+func (c clist) count() int    { return int(c.n & 0xffffff) }
+func (c clist) capacity() int { return c.count() + int(c.n>>24) }
+
+const maxSpare = 255
 
 type rib struct {
 	short    map[uint64][NumSources]uint32
@@ -117,6 +116,15 @@ func (r *rib) list(c uint32) []rent {
 
 // search returns the position of key k in chunk list l and whether it is there.
 func search(l []rent, k uint64) (int, bool) {
+	if len(l) <= 48 {
+		// short lists (most): a linear scan, whose loads do not depend on
+		// each other, so the cache misses of a cold list overlap
+		i := 0
+		for i < len(l) && l[i].key() < k {
+			i++
+		}
+		return i, i < len(l) && l[i].key() == k
+	}
 	lo, hi := 0, len(l)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -169,22 +177,20 @@ func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
 	}
 	cl := r.chunks[c]
 	n := cl.count()
-	if n == cl.capacity() {
-		code := uint32(2)
-		for 1<<code < n+1 {
-			code++
-		}
+	if cl.n>>24 == 0 {
+		// full: move the list to the end of the slab with room to grow
+		sp := min(maxSpare-1, max(3, n))
 		off := len(r.slab)
-		r.slab = slices.Grow(r.slab, 1<<code)
+		r.slab = slices.Grow(r.slab, n+1+sp)
 		r.slab = append(r.slab, l...)
-		r.slab = r.slab[:off+1<<code]
+		r.slab = r.slab[:off+n+1+sp]
 		r.garbage += cl.capacity()
-		cl = clist{off: uint32(off), n: uint32(n) | code<<24, def: cl.def}
+		cl = clist{off: uint32(off), n: uint32(n) | uint32(sp+1)<<24, def: cl.def}
 	}
 	l = r.slab[cl.off : int(cl.off)+n+1]
 	copy(l[i+1:], l[i:n])
 	l[i] = e
-	cl.n++
+	cl.n = cl.n + 1 - 1<<24 // one more route, one spare slot less
 	r.chunks[c] = cl
 	r.perSrc[src]++
 	r.account(plen, ob, min(ob, src))
@@ -229,10 +235,12 @@ func (r *rib) del(addr uint32, plen int, src Source) uint32 {
 	old := l[i].nh()
 	copy(l[i:], l[i+1:])
 	cl := r.chunks[c]
-	if cl.n>>24 == 0 {
-		r.garbage++ // exact capacity shrinks with the count: the last slot is lost
+	if cl.n>>24 == maxSpare {
+		r.garbage++ // no room to count another spare slot: it is lost
+		cl.n--
+	} else {
+		cl.n += 1<<24 - 1 // one route less, one spare slot more
 	}
-	cl.n--
 	r.chunks[c] = cl
 	l = l[:len(l)-1]
 	nb := NumSources
