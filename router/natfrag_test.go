@@ -94,3 +94,42 @@ func TestNATOutOfOrderFragments(t *testing.T) {
 		t.Fatalf("released = %d", r.Counters()[CntNATReleased])
 	}
 }
+
+// A 9000-byte datagram crosses SNAT unfragmented when both ports have a
+// jumbo MTU, translated with a valid UDP checksum.
+func TestJumboThroughSNAT(t *testing.T) {
+	cfg := testConfig()
+	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
+		To:    config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")},
+		Ports: config.PortRange{Lo: 1024, Hi: 65535}}}
+	cfg.NAT.Filtering = "address-dependent"
+	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
+	pa := pipe.New("pa", macA, 9000)
+	pb := pipe.New("pb", macB, 9000)
+	clk := clock.NewManual()
+	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Neigh.Update(0, 0xc000020a, [6]byte(hostA), true, clk.Now(), func([]byte) {})
+	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
+	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolUDP, SrcIP: ipHostA, DstIP: ipHostB}
+	udp := &layers.UDP{SrcPort: 4000, DstPort: 9}
+	udp.SetNetworkLayerForChecksum(ip)
+	l.pa.Inject(ser(t, &layers.Ethernet{SrcMAC: hostA, DstMAC: macA[:], EthernetType: layers.EthernetTypeIPv4}, ip, udp,
+		gopacket.Payload(make([]byte, 9000-28))))
+	l.run()
+	out := l.pb.Take()
+	if len(out) != 1 {
+		t.Fatalf("want the jumbo datagram in one frame, got %d frames (drops %v)", len(out), r.Drops())
+	}
+	p := decode(out[0])
+	got := checkIPChecksum(t, p)
+	if got.Length != 9000 || got.SrcIP.String() != "198.51.100.1" {
+		t.Fatalf("jumbo: length %d src %v", got.Length, got.SrcIP)
+	}
+	if !nstest.L4ChecksumOK(got, got.Payload) {
+		t.Fatal("UDP checksum invalid after SNAT")
+	}
+}
