@@ -5,6 +5,7 @@
 package fib
 
 import (
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync"
@@ -404,8 +405,15 @@ func (t *Table) compact(needN, needL, nhCap int) {
 			continue
 		}
 		dst := len(cp.nodes)
-		cp.nodes = append(cp.nodes, node{})
-		cp.copyNode(e, dst)
+		if n := old.nodes[e]; n.vec == 0 {
+			// a flat chunk (most): the root and its leaves
+			lb := len(cp.leaves)
+			cp.leaves = append(cp.leaves, old.leaves[n.base0:int(n.base0)+bits.OnesCount64(n.leafvec)]...)
+			cp.nodes = append(cp.nodes, node{leafvec: n.leafvec, base0: uint32(lb), base1: uint32(dst + 1)})
+		} else {
+			cp.nodes = append(cp.nodes, node{})
+			cp.copyNode(e, dst)
+		}
 		dir[i] = uint32(dst)
 	}
 	nhs := old.nhs

@@ -283,25 +283,20 @@ func (b *builder) buildFlat(l []rent, def uint32) bool {
 			slots[j&63] = nh
 		}
 	}
-	b.leaves = slices.Grow(b.leaves[:0], 64)
-	out := b.leaves[:64]
-	var leafvec uint64
-	prev := ^uint32(0)
-	n := 0
-	for k := range 64 {
-		v := slots[k]
-		d := v ^ prev
-		bit := (d | -d) >> 31
-		leafvec |= uint64(bit) << k
-		out[n&63] = v
-		n += int(bit)
-		prev = v
+	// slot k starts a run if it differs from slot k-1 (slot 0 always)
+	leafvec := uint64(1)
+	for k := 1; k < 64; k++ {
+		d := slots[k] ^ slots[k-1]
+		leafvec |= uint64((d|-d)>>31) << k
 	}
-	if n == 1 {
-		b.leaves = b.leaves[:0]
+	if leafvec == 1 {
 		return false
 	}
-	b.leaves = out[:n]
+	out := slices.Grow(b.leaves[:0], 64)
+	for m := leafvec; m != 0; m &= m - 1 {
+		out = append(out, slots[bits.TrailingZeros64(m)])
+	}
+	b.leaves = out
 	b.nodes = append(b.nodes[:0], node{leafvec: leafvec, base1: 1})
 	return true
 }

@@ -119,8 +119,14 @@ func search(l []rent, k uint64) (int, bool) {
 	if len(l) <= 48 {
 		// short lists (most): a linear scan, whose loads do not depend on
 		// each other, so the cache misses of a cold list overlap
+		// the low 14 address bits first (one load per route), then the
+		// length and source among the routes of that address
+		a := uint16(k >> 8)
 		i := 0
-		for i < len(l) && l[i].key() < k {
+		for i < len(l) && l[i][0] < a {
+			i++
+		}
+		for i < len(l) && l[i][0] == a && l[i].key() < k {
 			i++
 		}
 		return i, i < len(l) && l[i].key() == k
