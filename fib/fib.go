@@ -91,7 +91,6 @@ type Table struct {
 
 	compactions, rebuilds, chunkBuilds, batches uint64
 	nhFull                                      uint64
-	touch                                       uint32 // sink of prefetching loads
 }
 
 // New returns an empty table.
@@ -153,7 +152,6 @@ func addrOf(x uint32) netip.Addr {
 func (t *Table) apply(ups []Update) int {
 	t.batches++
 	full := len(ups) > 4096 && len(ups) > t.rib.prefixes/4
-	cur := t.cur.Load()
 	changed := 0
 	for i := range ups {
 		u := &ups[i]
@@ -169,12 +167,6 @@ func (t *Table) apply(ups []Update) int {
 			plen -= 96
 		}
 		addr := u32(p.Addr().Unmap()) & mask(plen)
-		if plen > shortMax && !full {
-			// load the chunk's dir entry now: the cache miss overlaps
-			// with the RIB's (the entry is compared when the chunk is
-			// published)
-			t.touch += cur.dir[addr>>(32-dirBits)]
-		}
 		if u.Delete {
 			if t.rib.del(addr, plen, u.Route.Source) == 0 {
 				continue

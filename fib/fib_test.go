@@ -634,3 +634,83 @@ func TestReplaceSourceFull(t *testing.T) {
 	}
 	compareAll(t, tb, r, randAddrs(rand.New(rand.NewPCG(41, 42)), ps, 200_000))
 }
+
+// TestChurnVsRebuild applies random batches (mostly /19-/24 prefixes, the
+// flat chunk compiler's case, with some longer and shorter ones and all
+// sources, deletes leaving spare slots in the RIB lists that later adds
+// reuse) to a table in a dense region of 16 chunks and checks every
+// address of the region against the naive reference and against a table
+// compiled from scratch from the same routes (one full rebuild).
+func TestChurnVsRebuild(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	r := newRef()
+	tb := New()
+	base := ip("10.0.0.0") // 10.0.0.0/14: 16 chunks
+	var addrs []uint32
+	for a := base; a < base+1<<18; a += 61 {
+		addrs = append(addrs, a)
+	}
+	steps := 3000
+	if testing.Short() {
+		steps = 600
+	}
+	for step := range steps {
+		var ups []Update
+		for range 1 + rng.IntN(6) {
+			l := 19 + rng.IntN(6)
+			switch rng.IntN(20) {
+			case 0:
+				l = 14 + rng.IntN(5)
+			case 1, 2:
+				l = 25 + rng.IntN(8)
+			}
+			p := netip.PrefixFrom(addrOf((base|rng.Uint32()&(1<<18-1))&mask(l)), l)
+			src := Source(rng.IntN(int(NumSources)))
+			if rng.IntN(2) == 0 {
+				ups = append(ups, Update{Route: Route{Prefix: p, Source: src}, Delete: true})
+				r.del(p, src)
+			} else {
+				rt := Route{Prefix: p, Source: src, NH: testNH(rng.IntN(30))}
+				ups = append(ups, Update{Route: rt})
+				r.add(rt)
+			}
+		}
+		tb.Apply(ups)
+		if step%100 != 99 {
+			continue
+		}
+		compareAll(t, tb, r, addrs)
+		// the same routes, compiled from scratch
+		full := New()
+		var all []Update
+		for p, srcs := range r.routes {
+			for s, nh := range srcs {
+				if nh != nil {
+					all = append(all, Update{Route: Route{Prefix: p, Source: Source(s), NH: *nh}})
+				}
+			}
+		}
+		full.mu.Lock()
+		for _, u := range all {
+			p := u.Route.Prefix
+			full.rib.set(u32(p.Addr()), p.Bits(), u.Route.Source, full.intern(u.Route.NH))
+		}
+		full.rebuild()
+		full.mu.Unlock()
+		for _, a := range addrs {
+			got, _ := tb.Lookup(a)
+			want, _ := full.Lookup(a)
+			if got != want {
+				t.Fatalf("step %d: Lookup(%v) = %+v incrementally, %+v compiled from scratch", step, addrOf(a), got, want)
+			}
+		}
+		if tb.Len() != full.Len() || tb.rib.perSrc != full.rib.perSrc {
+			t.Fatalf("step %d: %d prefixes %v routes incrementally, %d %v from scratch", step, tb.Len(), tb.rib.perSrc, full.Len(), full.rib.perSrc)
+		}
+	}
+	// the RIB lists kept spare slots and the slab was compacted along the way
+	st := tb.Stats()
+	if st.ChunkBuilds == 0 || st.Prefixes == 0 {
+		t.Fatalf("no work done: %+v", st)
+	}
+}
