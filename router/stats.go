@@ -77,7 +77,7 @@ func (r *Router) Ports() []PortStats {
 		if p.closed.Load() {
 			continue
 		}
-		m := packetMAC(p.mac)
+		m := p.mac.String()
 		out = append(out, PortStats{Name: p.name, Driver: p.p.Driver(), Device: p.p.Device(), MAC: m, MTU: p.mtu,
 			RxPackets: p.rxPackets.Load(), RxBytes: p.rxBytes.Load(), TxPackets: p.txPackets.Load(),
 			TxBytes: p.txBytes.Load(), Drops: p.drops.Load(), TxErrors: p.txErrors.Load(), Device_: p.p.Stats()})
