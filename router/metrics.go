@@ -33,7 +33,7 @@ func (r *Router) WriteMetrics(w io.Writer) {
 		{"vrouter_port_tx_packets_total", "Frames sent on the port.", func(p PortStats) uint64 { return p.TxPackets }},
 		{"vrouter_port_tx_bytes_total", "Bytes sent on the port.", func(p PortStats) uint64 { return p.TxBytes }},
 		{"vrouter_port_drops_total", "Frames dropped at the port (malformed, unknown VLAN, refused by the kernel).", func(p PortStats) uint64 { return p.Drops + p.TxErrors }},
-		{"vrouter_port_kernel_rx_dropped_total", "Frames the port driver could not take (too large, kernel drops).", func(p PortStats) uint64 { return p.Device_.RxDropped }},
+		{"vrouter_port_kernel_rx_dropped_total", "Frames the port driver could not take (too large, kernel drops).", func(p PortStats) uint64 { return p.DeviceStats.RxDropped }},
 	} {
 		metric(m.name, "counter", m.help)
 		for _, p := range ports {

@@ -4,18 +4,18 @@ import "vrouter/router/port"
 
 // PortStats are the counters of one port as the router sees them.
 type PortStats struct {
-	Name      string     `json:"name"`
-	Driver    string     `json:"driver"`
-	Device    string     `json:"device"`
-	MAC       string     `json:"mac"`
-	MTU       int        `json:"mtu"`
-	RxPackets uint64     `json:"rx_packets"`
-	RxBytes   uint64     `json:"rx_bytes"`
-	TxPackets uint64     `json:"tx_packets"`
-	TxBytes   uint64     `json:"tx_bytes"`
-	Drops     uint64     `json:"drops"`
-	TxErrors  uint64     `json:"tx_errors"`
-	Device_   port.Stats `json:"device_stats"`
+	Name        string     `json:"name"`
+	Driver      string     `json:"driver"`
+	Device      string     `json:"device"`
+	MAC         string     `json:"mac"`
+	MTU         int        `json:"mtu"`
+	RxPackets   uint64     `json:"rx_packets"`
+	RxBytes     uint64     `json:"rx_bytes"`
+	TxPackets   uint64     `json:"tx_packets"`
+	TxBytes     uint64     `json:"tx_bytes"`
+	Drops       uint64     `json:"drops"`
+	TxErrors    uint64     `json:"tx_errors"`
+	DeviceStats port.Stats `json:"device_stats"`
 }
 
 // Drops returns the drop counters summed over workers.
@@ -80,7 +80,7 @@ func (r *Router) Ports() []PortStats {
 		m := p.mac.String()
 		out = append(out, PortStats{Name: p.name, Driver: p.p.Driver(), Device: p.p.Device(), MAC: m, MTU: p.mtu,
 			RxPackets: p.rxPackets.Load(), RxBytes: p.rxBytes.Load(), TxPackets: p.txPackets.Load(),
-			TxBytes: p.txBytes.Load(), Drops: p.drops.Load(), TxErrors: p.txErrors.Load(), Device_: p.p.Stats()})
+			TxBytes: p.txBytes.Load(), Drops: p.drops.Load(), TxErrors: p.txErrors.Load(), DeviceStats: p.p.Stats()})
 	}
 	return out
 }
