@@ -262,7 +262,8 @@ func (b *builder) buildFlat(l []rent, def uint32) bool {
 		slots[i] = def
 	}
 	last := ^uint32(0)
-	for _, e := range l {
+	for i := range l {
+		e := &l[i] // (a copy of the array would go through the stack)
 		// e[0]: low 14 address bits; e[1]: plen<<10 | src<<8 | nh>>16
 		plen := uint32(e[1] >> 10)
 		if plen > 24 {
