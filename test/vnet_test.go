@@ -284,7 +284,7 @@ func TestHostRouted(t *testing.T) {
 		{ct2, "ip route add default via 169.254.0.1"},
 	})
 	// Gratuitous ARP for the guests when the router starts.
-	garp, err := l.Tcpdump(up, "eth0", 2, "arp", "and", "host", "203.0.113.101")
+	garp, err := l.Tcpdump(up, "eth0", 1, "arp", "and", "host", "203.0.113.101")
 	must(t, err)
 	rt := startRouter(t, l, r, "venet", `
 [router]
