@@ -267,7 +267,10 @@ func (r *rib) compactSlab(force bool) {
 	if r.garbage == 0 && len(r.slab) == cap(r.slab) {
 		return
 	}
-	n := len(r.slab) - r.garbage
+	n := 0 // routes (the slab also holds spare slots)
+	for _, cl := range r.chunks {
+		n += cl.count()
+	}
 	ns := make([]rent, 0, n)
 	for c := range r.chunks {
 		cl := r.chunks[c]
