@@ -84,13 +84,17 @@ type Table struct {
 
 	nUsed, lUsed int // tails of the arrays of the current snapshot
 
-	b       builder
-	dirty   []uint64 // bitset over chunks
-	dlist   []uint32
-	shortCh []uint64 // short prefixes changed since the last commit
+	b         builder
+	dirty     []uint64 // bitset over chunks
+	dfull     []uint64 // bitset over chunks: more than one change, compile in full
+	dlist     []uint32
+	dkey      []uint64 // per dlist entry: its one changed prefix (addr<<8 | length; 0: none)
+	noRewrite bool     // tests: never rewrite leaves in place
+	shortCh   []uint64 // short prefixes changed since the last commit
 
 	compactions, rebuilds, chunkBuilds, batches uint64
 	nhFull                                      uint64
+	leafRewrites                                uint64
 }
 
 // New returns an empty table.
@@ -100,6 +104,7 @@ func New() *Table {
 		nhIdx: map[uint64]uint32{},
 		nhN:   1,
 		dirty: make([]uint64, dirSize/64),
+		dfull: make([]uint64, dirSize/64),
 	}
 	dir := new([dirSize]uint32)
 	for i := range dir {
@@ -185,7 +190,7 @@ func (t *Table) apply(ups []Update) int {
 			if plen <= shortMax {
 				t.shortCh = append(t.shortCh, shortKey(addr, plen))
 			} else {
-				t.markChunk(addr >> (32 - dirBits))
+				t.markChange(addr, plen)
 			}
 		}
 	}
@@ -226,7 +231,22 @@ func (t *Table) markChunk(c uint32) {
 	if t.dirty[c>>6]>>(c&63)&1 == 0 {
 		t.dirty[c>>6] |= 1 << (c & 63)
 		t.dlist = append(t.dlist, c)
+		t.dkey = append(t.dkey, 0)
 	}
+	t.dfull[c>>6] |= 1 << (c & 63)
+}
+
+// markChange marks the chunk of the long prefix addr/plen: a chunk with
+// only this change may have it applied in place (rewriteLeaf).
+func (t *Table) markChange(addr uint32, plen int) {
+	c := addr >> (32 - dirBits)
+	if t.dirty[c>>6]>>(c&63)&1 == 0 {
+		t.dirty[c>>6] |= 1 << (c & 63)
+		t.dlist = append(t.dlist, c)
+		t.dkey = append(t.dkey, shortKey(addr, plen))
+		return
+	}
+	t.dfull[c>>6] |= 1 << (c & 63)
 }
 
 // commit recompiles the chunks touched since the last commit.
@@ -251,11 +271,67 @@ func (t *Table) commit() {
 		t.shortCh = t.shortCh[:0]
 	}
 	t.rib.compactSlab(false)
-	for _, c := range t.dlist {
+	for i, c := range t.dlist {
+		one := t.dfull[c>>6]>>(c&63)&1 == 0
 		t.dirty[c>>6] &^= 1 << (c & 63)
+		t.dfull[c>>6] &^= 1 << (c & 63)
+		if one && t.dkey[i]&0xff == 24 && !t.noRewrite && t.rewriteLeaf(c, uint32(t.dkey[i]>>8)) {
+			continue
+		}
 		t.rebuildChunk(c)
 	}
 	t.dlist = t.dlist[:0]
+	t.dkey = t.dkey[:0]
+}
+
+// rewriteLeaf applies the change of the /24 at addr, the only change of
+// chunk c, in place when the chunk's root has no children and the /24's
+// slot is a run of its own: the new chunk is the published one with that
+// one leaf changed, which one atomic store does (lookups read leaves
+// atomically and see the value before or after), with no garbage. It
+// reports whether it did.
+func (t *Table) rewriteLeaf(c, addr uint32) bool {
+	s := t.cur.Load()
+	e := s.dir[c]
+	if e&leafFlag != 0 {
+		return false
+	}
+	R := s.nodes[e]
+	k := (addr >> 8) & 63
+	lv := R.leafvec
+	if R.vec != 0 || lv>>k&1 == 0 || (k < 63 && lv>>(k+1)&1 == 0) {
+		return false
+	}
+	// the slot's new value: the longest route up to /24 covering it (the
+	// last covering one in list order, covering routes come first), or
+	// the chunk's default
+	a14 := uint16(addr & (1<<(32-dirBits) - 1))
+	v := t.rib.chunks[c].def
+	last := ^uint32(0)
+	l := t.rib.list(c)
+	for i := range l {
+		r := &l[i]
+		if r[0] > a14 {
+			break
+		}
+		plen := uint32(r[1] >> 10)
+		pk := uint32(r[0])<<6 | plen
+		if plen > 24 || pk == last {
+			continue
+		}
+		last = pk
+		if a14&^(1<<(32-plen)-1) == r[0] {
+			v = uint32(r[1]&0xff)<<16 | uint32(r[2])
+		}
+	}
+	// (if v equals a neighbouring run's value, two runs now hold the same
+	// value: a longer encoding than a compile gives, read the same way)
+	idx := R.base0 + uint32(bits.OnesCount64(lv&(uint64(2)<<k-1))) - 1
+	t.leafRewrites++
+	if s.leaves[idx] != v {
+		atomic.StoreUint32(&s.leaves[idx], v)
+	}
+	return true
 }
 
 // diffShort takes sb as the defaults of the chunks from c0 on and marks
@@ -429,8 +505,10 @@ func (t *Table) rebuild() {
 	}
 	for _, c := range t.dlist {
 		t.dirty[c>>6] &^= 1 << (c & 63)
+		t.dfull[c>>6] &^= 1 << (c & 63)
 	}
 	t.dlist = t.dlist[:0]
+	t.dkey = t.dkey[:0]
 	t.shortCh = t.shortCh[:0]
 	used := 0
 	for _, cl := range t.rib.chunks {

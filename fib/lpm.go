@@ -75,7 +75,9 @@ func (s *snapshot) lookup(addr uint32) uint32 {
 			v = (addr << 4) & 63
 		}
 	}
-	return s.leaves[n.base0+uint32(bits.OnesCount64(n.leafvec&(uint64(2)<<v-1)))-1]
+	// atomic: a leaf of a published chunk may be rewritten in place
+	// (see Table.rewriteLeaf); on amd64 this is a plain load
+	return atomic.LoadUint32(&s.leaves[n.base0+uint32(bits.OnesCount64(n.leafvec&(uint64(2)<<v-1)))-1])
 }
 
 // bent is one (best) route of a chunk as the builder sees it.
