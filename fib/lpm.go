@@ -20,9 +20,13 @@ import (
 // lookup reads dir, at most three nodes and one leaf.
 //
 // Publishing: readers load the snapshot pointer once, then the dir entry
-// with an atomic load. The writer never modifies memory reachable from a
-// published dir entry: it writes a rebuilt chunk into unused space at the
-// tail of the arrays and then atomically stores the new dir entry. The old
+// with an atomic load, and the leaf with an atomic load. The writer
+// modifies memory reachable from a published dir entry in one way only: a
+// single leaf, with one atomic store (Table.rewriteLeaf: a /24 whose slot
+// is a run of its own gets a new value; a lookup sees the old or the new
+// one). Any other change is a rebuilt chunk written into unused space at
+// the tail of the arrays, then published by atomically storing the new dir
+// entry. The old
 // chunk's space becomes garbage; when the tail runs out, the live chunks are
 // copied into fresh arrays (compaction) and a new snapshot is published with
 // an atomic pointer swap; lookups still running on the old snapshot keep
