@@ -275,7 +275,7 @@ func (t *Table) commit() {
 		one := t.dfull[c>>6]>>(c&63)&1 == 0
 		t.dirty[c>>6] &^= 1 << (c & 63)
 		t.dfull[c>>6] &^= 1 << (c & 63)
-		if one && t.dkey[i]&0xff == 24 && !t.noRewrite && t.rewriteLeaf(c, uint32(t.dkey[i]>>8)) {
+		if one && t.dkey[i]&0xff <= 24 && !t.noRewrite && t.rewriteLeaf(c, uint32(t.dkey[i]>>8), int(t.dkey[i]&0xff)) {
 			continue
 		}
 		t.rebuildChunk(c)
@@ -284,13 +284,17 @@ func (t *Table) commit() {
 	t.dkey = t.dkey[:0]
 }
 
-// rewriteLeaf applies the change of the /24 at addr, the only change of
-// chunk c, in place when the chunk's root has no children and the /24's
-// slot is a run of its own: the new chunk is the published one with that
-// one leaf changed, which one atomic store does (lookups read leaves
-// atomically and see the value before or after), with no garbage. It
-// reports whether it did.
-func (t *Table) rewriteLeaf(c, addr uint32) bool {
+// rewriteLeaf applies the change of addr/plen (/19-/24), the only change
+// of chunk c, in place when the chunk's root has no children and the
+// prefix's slots hold whole runs whose new values are each still one value
+// (a /24 whose slot is a run of its own; a shorter prefix whose runs stay
+// the same): the new chunk is the published one with those leaves changed,
+// each with one atomic store. A lookup reads one leaf, so it sees for its
+// address the value before or after; nothing is compiled and no garbage is
+// left. (When a new value equals a neighbouring run's, two runs hold the
+// same value: a longer encoding than a compile gives, read the same way.)
+// It reports whether it did.
+func (t *Table) rewriteLeaf(c, addr uint32, plen int) bool {
 	s := t.cur.Load()
 	e := s.dir[c]
 	if e&leafFlag != 0 {
@@ -298,38 +302,65 @@ func (t *Table) rewriteLeaf(c, addr uint32) bool {
 	}
 	R := s.nodes[e]
 	k := (addr >> 8) & 63
+	n := uint32(1) << (24 - plen)
 	lv := R.leafvec
-	if R.vec != 0 || lv>>k&1 == 0 || (k < 63 && lv>>(k+1)&1 == 0) {
+	if R.vec != 0 || lv>>k&1 == 0 || (k+n < 64 && lv>>(k+n)&1 == 0) {
 		return false
 	}
-	// the slot's new value: the longest route up to /24 covering it (the
-	// last covering one in list order, covering routes come first), or
-	// the chunk's default
-	a14 := uint16(addr & (1<<(32-dirBits) - 1))
-	v := t.rib.chunks[c].def
+	// the slots' new values: the routes up to /24 covering or inside
+	// addr/plen painted in list order (covering routes come first)
+	a14 := uint32(addr & (1<<(32-dirBits) - 1))
+	end14 := a14 + n<<8
+	vals := &t.b.slots[1]
+	def := t.rib.chunks[c].def
+	for j := k; j < k+n; j++ {
+		vals[j] = def
+	}
 	last := ^uint32(0)
 	l := t.rib.list(c)
 	for i := range l {
 		r := &l[i]
-		if r[0] > a14 {
+		ra := uint32(r[0])
+		if ra >= end14 {
 			break
 		}
-		plen := uint32(r[1] >> 10)
-		pk := uint32(r[0])<<6 | plen
-		if plen > 24 || pk == last {
+		rl := uint32(r[1] >> 10)
+		pk := ra<<6 | rl
+		if rl > 24 || pk == last {
 			continue
 		}
 		last = pk
-		if a14&^(1<<(32-plen)-1) == r[0] {
-			v = uint32(r[1]&0xff)<<16 | uint32(r[2])
+		nh := uint32(r[1]&0xff)<<16 | uint32(r[2])
+		switch {
+		case rl <= uint32(plen):
+			if a14&^(1<<(32-rl)-1) == ra {
+				for j := k; j < k+n; j++ {
+					vals[j] = nh
+				}
+			}
+		case ra >= a14:
+			j0 := (ra >> 8) & 63
+			for j := j0; j < j0+1<<(24-rl); j++ {
+				vals[j&63] = nh
+			}
 		}
 	}
-	// (if v equals a neighbouring run's value, two runs now hold the same
-	// value: a longer encoding than a compile gives, read the same way)
-	idx := R.base0 + uint32(bits.OnesCount64(lv&(uint64(2)<<k-1))) - 1
+	// every run in the range must keep one value
+	for j := k + 1; j < k+n; j++ {
+		if lv>>j&1 == 0 && vals[j] != vals[j-1] {
+			return false
+		}
+	}
 	t.leafRewrites++
-	if s.leaves[idx] != v {
-		atomic.StoreUint32(&s.leaves[idx], v)
+	idx := R.base0 + uint32(bits.OnesCount64(lv&(uint64(1)<<k-1)))
+	for j := k; j < k+n; j++ {
+		if lv>>j&1 == 0 {
+			continue
+		}
+		if s.leaves[idx] != vals[j] {
+			atomic.StoreUint32(&s.leaves[idx], vals[j])
+		}
+		idx++
 	}
 	return true
 }
