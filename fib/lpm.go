@@ -21,10 +21,10 @@ import (
 //
 // Publishing: readers load the snapshot pointer once, then the dir entry
 // with an atomic load, and the leaf with an atomic load. The writer
-// modifies memory reachable from a published dir entry in one way only: a
-// single leaf, with one atomic store (Table.rewriteLeaf: a /24 whose slot
-// is a run of its own gets a new value; a lookup sees the old or the new
-// one). Any other change is a rebuilt chunk written into unused space at
+// modifies memory reachable from a published dir entry in one way only:
+// leaves, each with one atomic store (Table.rewriteLeaf: the runs under a
+// changed /19-/24 prefix get new values; a lookup reads one leaf and sees
+// its old or its new value). Any other change is a rebuilt chunk written into unused space at
 // the tail of the arrays, then published by atomically storing the new dir
 // entry. The old
 // chunk's space becomes garbage; when the tail runs out, the live chunks are
