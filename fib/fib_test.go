@@ -450,8 +450,14 @@ func TestConcurrentUpdates(t *testing.T) {
 				if nh, ok := tb.Lookup(a); ok && nh != A && nh != B {
 					bad.Add(1)
 				}
+				// 172.16.0.0/16: only /19-/24 prefixes (flat chunks,
+				// mostly leaves rewritten in place), unrouted, A or B
+				a = ip("172.16.0.0") | rng.Uint32()&0xffff
+				if nh, ok := tb.Lookup(a); ok && nh != A && nh != B {
+					bad.Add(1)
+				}
 			}
-			lookups.Add(2000)
+			lookups.Add(3000)
 		}
 	}()
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -467,6 +473,15 @@ func TestConcurrentUpdates(t *testing.T) {
 				nh = B
 			}
 			b = append(b, Update{Route: Route{Prefix: p, Source: Runtime, NH: nh}, Delete: rng.IntN(3) == 0})
+		}
+		for range 4 { // single changes: Add/Delete publish each on its own
+			l := 19 + rng.IntN(6)
+			p := netip.PrefixFrom(addrOf((ip("172.16.0.0")|rng.Uint32()&0xffff)&mask(l)), l)
+			if rng.IntN(3) == 0 {
+				tb.Delete(p, Static)
+			} else {
+				tb.Add(Route{Prefix: p, Source: Static, NH: [2]NextHop{A, B}[rng.IntN(2)]})
+			}
 		}
 		tb.Apply(b)
 		updates += len(b)
@@ -484,7 +499,13 @@ func TestConcurrentUpdates(t *testing.T) {
 	if lookups.Load() == 0 || updates == 0 {
 		t.Fatalf("no work done: %d lookups, %d updates", lookups.Load(), updates)
 	}
-	t.Logf("%d lookups during %d updates, stats %+v", lookups.Load(), updates, tb.Stats())
+	tb.mu.Lock()
+	rw := tb.leafRewrites
+	tb.mu.Unlock()
+	if rw == 0 {
+		t.Fatalf("no leaf rewritten in place during the lookups")
+	}
+	t.Logf("%d lookups during %d updates, %d leaf rewrites, stats %+v", lookups.Load(), updates, rw, tb.Stats())
 }
 
 // TestBuilderSweepVsPaint checks the sweep builder against the painting one
