@@ -227,15 +227,7 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	for try := 0; ; try++ {
 		v, why := w.in(p, inNet, now)
 		if why != reasonGone {
-			if p.FlagsFrag()&0x3fff == 0x2000 { // first fragment of several
-				switch v {
-				case Pass:
-					return w.learnPass(p, stageIn, now)
-				case Drop:
-					w.discard(p, stageIn)
-				}
-			}
-			return v, why
+			return w.settleFirst(p, stageIn, v, why, now)
 		}
 		if try == 3 {
 			return w.drop(NoSession)
@@ -480,15 +472,10 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	for try := 0; ; try++ {
 		v, why := w.out(p, inNet, outNet, now)
 		if why != reasonGone {
-			if inNet != Local && p.FlagsFrag()&0x3fff == 0x2000 {
-				switch v {
-				case Pass:
-					return w.learnPass(p, stageOut, now)
-				case Drop:
-					w.discard(p, stageOut)
-				}
+			if inNet == Local {
+				return v, why
 			}
-			return v, why
+			return w.settleFirst(p, stageOut, v, why, now)
 		}
 		if try == 3 {
 			return w.drop(NoSession)
@@ -653,4 +640,20 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 	}
 	w.inc(cSessionsCreated)
 	return w.outHit(p, f, &w.h, ff, now, r)
+}
+
+// settleFirst does a stage's fragment bookkeeping once its verdict on a
+// first fragment of several is known: a Pass is remembered (so later
+// fragments pass and held ones are released untouched), a Drop frees the
+// fragments held for it.
+func (w *Worker) settleFirst(p packet.IPv4, stage int, v Verdict, why Reason, now int64) (Verdict, Reason) {
+	if p.FlagsFrag()&0x3fff == 0x2000 {
+		switch v {
+		case Pass:
+			return w.learnPass(p, stage, now)
+		case Drop:
+			w.discard(p, stage)
+		}
+	}
+	return v, why
 }
