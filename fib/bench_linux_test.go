@@ -253,20 +253,34 @@ func (c *churn) next() (int, bool) {
 // way its API intends: InsertPersist/DeletePersist (copy-on-write) and an
 // atomic pointer swap per update. lookups/s is the rate of the reader
 // goroutine meanwhile; cpu-ns/op the updating thread's CPU time per update.
+// runUpdates times update(i) for i = 0, step, 2*step, ... < b.N while lookup
+// runs on another goroutine, and reports updates/s and lookups/s.
+func runUpdates(b *testing.B, step int, lookup func(i int), update func(i int)) {
+	var stop atomic.Bool
+	done := lookupLoad(&stop, lookup)
+	b.ResetTimer()
+	st := time.Now()
+	cpu := cpuTimer(b)
+	for i := 0; i < b.N; i += step {
+		update(i)
+	}
+	el := time.Since(st)
+	cpu()
+	stop.Store(true)
+	n := <-done
+	b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
+	b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
+}
+
 func BenchmarkUpdate(b *testing.B) {
 	d := getBench(b)
 	for _, batch := range []int{1, 100} {
 		b.Run("impl=fib/batch="+itoa(batch), func(b *testing.B) {
 			t := New()
 			t.Apply(d.ups)
-			var stop atomic.Bool
-			done := lookupLoad(&stop, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) })
 			ch := newChurn(len(d.ps))
 			ups := make([]Update, 0, batch)
-			b.ResetTimer()
-			st := time.Now()
-			cpu := cpuTimer(b)
-			for i := 0; i < b.N; i += batch {
+			runUpdates(b, batch, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) }, func(int) {
 				ups = ups[:0]
 				for j := 0; j < batch; j++ {
 					k, del := ch.next()
@@ -281,13 +295,7 @@ func BenchmarkUpdate(b *testing.B) {
 				} else {
 					t.Apply(ups)
 				}
-			}
-			el := time.Since(st)
-			cpu()
-			stop.Store(true)
-			n := <-done
-			b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
-			b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
+			})
 		})
 	}
 	// clustered: a batch is 1000 consecutive prefixes of the table (the
@@ -296,15 +304,10 @@ func BenchmarkUpdate(b *testing.B) {
 	b.Run("impl=fib/batch=1000/clustered", func(b *testing.B) {
 		t := New()
 		t.Apply(d.ups)
-		var stop atomic.Bool
-		done := lookupLoad(&stop, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) })
 		ups := make([]Update, 0, 1000)
 		rng := rand.New(rand.NewPCG(7, 7))
-		b.ResetTimer()
-		st := time.Now()
-		cpu := cpuTimer(b)
 		start := 0
-		for i := 0; i < b.N; i += 1000 {
+		runUpdates(b, 1000, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) }, func(i int) {
 			del := (i/1000)&1 == 0
 			if del {
 				start = rng.IntN(len(d.ups) - 1000)
@@ -314,61 +317,31 @@ func BenchmarkUpdate(b *testing.B) {
 				ups = append(ups, Update{Route: u.Route, Delete: del})
 			}
 			t.Apply(ups)
-		}
-		el := time.Since(st)
-		cpu()
-		stop.Store(true)
-		n := <-done
-		b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
-		b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
+		})
 	})
 	b.Run("impl=bart.Table/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Table[uint32]]
 		cur.Store(buildBartTable(d.ps, d.nhIdx))
-		var stop atomic.Bool
-		done := lookupLoad(&stop, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) })
 		ch := newChurn(len(d.ps))
-		b.ResetTimer()
-		st := time.Now()
-		cpu := cpuTimer(b)
-		for i := 0; i < b.N; i++ {
-			k, del := ch.next()
-			if del {
+		runUpdates(b, 1, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
 			}
-		}
-		el := time.Since(st)
-		cpu()
-		stop.Store(true)
-		n := <-done
-		b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
-		b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
+		})
 	})
 	b.Run("impl=bart.Fast/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Fast[uint32]]
 		cur.Store(buildBartFast(d.ps, d.nhIdx))
-		var stop atomic.Bool
-		done := lookupLoad(&stop, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) })
 		ch := newChurn(len(d.ps))
-		b.ResetTimer()
-		st := time.Now()
-		cpu := cpuTimer(b)
-		for i := 0; i < b.N; i++ {
-			k, del := ch.next()
-			if del {
+		runUpdates(b, 1, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
 			}
-		}
-		el := time.Since(st)
-		cpu()
-		stop.Store(true)
-		n := <-done
-		b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
-		b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
+		})
 	})
 }
 
