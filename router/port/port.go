@@ -21,7 +21,9 @@ const SlotSize = Headroom + MaxFrame
 const DefaultBatch = 64
 
 // Batch is a reusable set of frame buffers. Frame i occupies
-// Bufs[i][Off[i] : Off[i]+Len[i]]; ReadBatch sets Off to Headroom.
+// Bufs[i][Off[i] : Off[i]+Len[i]]. ReadBatch sets Off to Headroom, or a
+// little less when it put back an 802.1Q tag the kernel had removed; the
+// router never assumes more than Off bytes in front of a frame.
 type Batch struct {
 	Bufs [][]byte
 	Off  []int
