@@ -118,7 +118,7 @@ func (ft *fragTable) expire(now int64) {
 // Its first fragment was not seen (or not NATed): unless the address is a
 // floating IP, the NAT cannot tell where it goes, and drops it — also when the
 // SNAT address is the router's own (the router does not reassemble).
-func (w *Worker) fragIn(p packet.IPv4, r *rules, kind uint8, inNet uint16, now int64) (Verdict, Reason) {
+func (w *Worker) fragIn(p packet.IPv4, r *Rules, kind uint8, inNet uint16, now int64) (Verdict, Reason) {
 	if ip, ok := w.n.frags.find(p.Src(), p.Dst(), p.Proto(), p.ID(), stageIn, now); ok {
 		if ip == p.Dst() {
 			return Pass, 0 // the first fragment was not translated
@@ -189,7 +189,7 @@ func (ph *pairHints) find(remote, ext uint32, proto uint8, now, ttl int64) (uint
 }
 
 // fragOut handles a non-first fragment in Out.
-func (w *Worker) fragOut(p packet.IPv4, r *rules, inNet, outNet uint16, now int64) (Verdict, Reason) {
+func (w *Worker) fragOut(p packet.IPv4, r *Rules, inNet, outNet uint16, now int64) (Verdict, Reason) {
 	src := p.Src()
 	if ip, ok := w.n.frags.find(src, p.Dst(), p.Proto(), p.ID(), stageOut, now); ok {
 		if ip == src {
@@ -223,7 +223,7 @@ func (w *Worker) fragOut(p packet.IPv4, r *rules, inNet, outNet uint16, now int6
 // holds the fragment; and so that such fragments of datagrams Out does not
 // translate are not held in vain, it records an identity translation for
 // their first fragment (learnPass).
-func (r *rules) outAmbiguous(src, dst uint32) bool {
+func (r *Rules) outAmbiguous(src, dst uint32) bool {
 	if r.backends[src] {
 		return true
 	}
@@ -240,7 +240,7 @@ func (r *rules) outAmbiguous(src, dst uint32) bool {
 // untouched, and held ones are released untouched. In holds fragments to NAT
 // addresses, Out those outAmbiguous selects.
 func (w *Worker) learnPass(p packet.IPv4, stage int, now int64) (Verdict, Reason) {
-	r := w.n.rules.Load()
+	r := w.r
 	src, dst := p.Src(), p.Dst()
 	ip := dst
 	if stage == stageIn {

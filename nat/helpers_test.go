@@ -53,9 +53,38 @@ func testConfig() *config.Config {
 	return c
 }
 
+// cfgSlots numbers c's networks in configuration order (the slots of the
+// test networks above).
+func cfgSlots(c *config.Config) func(string) (uint16, bool) {
+	return func(name string) (uint16, bool) {
+		i := c.NetworkIndex(name)
+		return uint16(i), i >= 0
+	}
+}
+
+// compileRules compiles c's rules with cfgSlots.
+func compileRules(t testing.TB, c *config.Config) *Rules {
+	t.Helper()
+	r, err := Compile(c, cfgSlots(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// commit compiles c, commits it and has the workers use it.
+func commit(t testing.TB, n *NAT, c *config.Config, ws ...*Worker) (int, string) {
+	t.Helper()
+	r := compileRules(t, c)
+	for _, w := range ws {
+		w.Use(r)
+	}
+	return n.Commit(r)
+}
+
 func newNAT(t testing.TB, c *config.Config) (*NAT, *Worker) {
 	t.Helper()
-	n, err := New(c)
+	n, err := New(c, compileRules(t, c))
 	if err != nil {
 		t.Fatal(err)
 	}

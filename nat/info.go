@@ -248,16 +248,14 @@ func (n *NAT) Rules() RulesInfo {
 	return ri
 }
 
-// Reconfigure swaps in cfg's NAT rules and flushes the sessions they no
-// longer allow (a removed floating IP, SNAT rule or forward, an external
-// address or port that left its pool, a dynamic port that became a forward).
-// It returns how many sessions were flushed and why, in one line ("" when
-// there is nothing to report). The table size (conntrack max) is fixed at New.
-func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
-	nr, err := compile(cfg)
-	if err != nil {
-		return 0, "NAT rules not changed: " + err.Error()
-	}
+// Commit makes nr the rules of record (Reap, show nat, Sessions) and flushes
+// the sessions they no longer allow (a removed floating IP, SNAT rule or
+// forward, an external address or port that left its pool, a dynamic port
+// that became a forward). It returns how many sessions were flushed and why,
+// in one line ("" when there is nothing to report). The table size
+// (conntrack max) is fixed at New; a different max in nr's configuration is
+// noted. Workers apply nr once they Use it.
+func (n *NAT) Commit(nr *Rules) (flushed int, why string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	old := n.rules.Load()
@@ -292,7 +290,7 @@ func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
 			}
 		}
 	}
-	if cfg.Conntrack.Max > 0 && cfg.Conntrack.Max != int(n.t.max) {
+	if nr.max > 0 && nr.max != int(n.t.max) {
 		if b.Len() > 0 {
 			b.WriteString("; ")
 		}
@@ -302,7 +300,7 @@ func (n *NAT) Reconfigure(cfg *config.Config) (flushed int, why string) {
 }
 
 // invalid says why the new rules no longer allow session w ("" when they do).
-func invalid(old, nr *rules, w *words) string {
+func invalid(old, nr *Rules, w *words) string {
 	snatOK := func(src, ext uint32, port, inPort uint16) string {
 		var sr *snatRule
 		for i := range nr.snat {

@@ -115,8 +115,11 @@ const (
 	aFwd   = 4
 )
 
-// rules is one compiled configuration (immutable; swapped atomically).
-type rules struct {
+// Rules is one compiled NAT configuration, immutable once compiled. The
+// router holds the Rules of each of its snapshots and hands them to its
+// workers with Worker.Use; the NAT keeps the committed ones (Commit) for the
+// control plane (Reap, show nat, flushes).
+type Rules struct {
 	eif        bool // endpoint-independent filtering
 	snat       []snatRule
 	floats     []floatRule
@@ -128,23 +131,37 @@ type rules struct {
 	addrs      map[uint32]uint8 // every NAT external address
 	own        map[uint32]bool  // the router's own addresses
 	ext        []ExternalAddr
+	max        int // cfg.Conntrack.Max (only New uses it; Commit notes a change)
 
 	tcpEst, tcpTrans, udp, icmp int64
 }
 
-func (r *rules) fwdKey(proto uint8, ip uint32, port uint16) uint64 {
+// Active reports whether r has any SNAT, floating or forward rule (the
+// router skips the NAT stages otherwise).
+func (r *Rules) Active() bool {
+	return len(r.snat)+len(r.floats)+len(r.fwds) > 0
+}
+
+// ExternalAddrs lists every address the router must answer ARP for on
+// behalf of NAT (SNAT `to` addresses, floating externals, forward externals)
+// with the network slot of each (Local when no network holds it).
+func (r *Rules) ExternalAddrs() []ExternalAddr {
+	return append([]ExternalAddr(nil), r.ext...)
+}
+
+func (r *Rules) fwdKey(proto uint8, ip uint32, port uint16) uint64 {
 	return uint64(proto)<<48 | uint64(ip)<<16 | uint64(port)
 }
 
 // isFwdPort reports whether ip:port/proto is a forward's external port
 // (never handed out by the dynamic pool).
-func (r *rules) isFwdPort(proto uint8, ip uint32, port uint16) bool {
+func (r *Rules) isFwdPort(proto uint8, ip uint32, port uint16) bool {
 	_, ok := r.fwdByExt[r.fwdKey(proto, ip, port)]
 	return ok
 }
 
 // insideSNAT returns the first SNAT rule whose source holds a (any out network).
-func (r *rules) insideSNAT(a uint32) *snatRule {
+func (r *Rules) insideSNAT(a uint32) *snatRule {
 	for i := range r.snat {
 		if r.snat[i].contains(a) {
 			return &r.snat[i]
@@ -154,7 +171,7 @@ func (r *rules) insideSNAT(a uint32) *snatRule {
 }
 
 // isInside reports whether a may originate NATed traffic.
-func (r *rules) isInside(a uint32) bool {
+func (r *Rules) isInside(a uint32) bool {
 	if _, ok := r.floatByInt[a]; ok {
 		return true
 	}
@@ -162,7 +179,7 @@ func (r *rules) isInside(a uint32) bool {
 }
 
 // ExternalAddr is an address the router must answer ARP for on behalf of
-// NAT, on network Net (index into Config.Networks).
+// NAT, on network Net (the slot Compile's netIndex gave).
 type ExternalAddr struct {
 	Addr netip.Addr
 	Net  uint16
@@ -178,8 +195,11 @@ func addrOf(a uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
 }
 
-func compile(cfg *config.Config) (*rules, error) {
-	r := &rules{
+// Compile compiles cfg's NAT rules, off the data path; nothing changes in
+// any NAT. netIndex gives the network slot of a network by name (false when
+// unknown). An error means the configuration must be refused.
+func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Rules, error) {
+	r := &Rules{
 		eif:        cfg.NAT.Filtering == "endpoint-independent",
 		floatByExt: map[uint32]int32{},
 		floatByInt: map[uint32]int32{},
@@ -187,6 +207,7 @@ func compile(cfg *config.Config) (*rules, error) {
 		backends:   map[uint32]bool{},
 		addrs:      map[uint32]uint8{},
 		own:        map[uint32]bool{},
+		max:        cfg.Conntrack.Max,
 	}
 	ct := cfg.Conntrack
 	r.tcpEst, r.tcpTrans, r.udp, r.icmp = int64(ct.TCPEstablished), int64(ct.TCPTransitory), int64(ct.UDP), int64(ct.ICMP)
@@ -202,28 +223,37 @@ func compile(cfg *config.Config) (*rules, error) {
 	if r.icmp <= 0 {
 		r.icmp = int64(60 * time.Second)
 	}
-	netIdx := map[string]uint16{}
-	for i, nw := range cfg.Networks {
-		netIdx[nw.Name] = uint16(i)
+	for _, nw := range cfg.Networks {
 		for _, p := range nw.Addresses {
 			if p.Addr().Is4() {
 				r.own[a32(p.Addr())] = true
 			}
 		}
 	}
-	netOf := func(a netip.Addr) uint16 {
-		for i, nw := range cfg.Networks {
+	// slot maps a network name to its slot; a network of cfg that netIndex
+	// does not know is an error of the caller.
+	slot := func(name string) (uint16, error) {
+		if i, ok := netIndex(name); ok {
+			return i, nil
+		}
+		return 0, fmt.Errorf("nat: network %q has no slot", name)
+	}
+	// netOf gives the slot of the first network (in cfg order) holding a,
+	// Local when none does.
+	netOf := func(a netip.Addr) (uint16, error) {
+		for _, nw := range cfg.Networks {
 			for _, p := range nw.Addresses {
 				if p.Contains(a) {
-					return uint16(i)
+					return slot(nw.Name)
 				}
 			}
 		}
-		return Local
+		return Local, nil
 	}
 	for _, s := range cfg.NAT.SNAT {
-		out, ok := netIdx[s.Out]
-		if !ok {
+		nw := cfg.NetworkByName(s.Out)
+		out, ok := netIndex(s.Out)
+		if nw == nil || !ok {
 			return nil, fmt.Errorf("nat: snat out network %q does not exist", s.Out)
 		}
 		if !s.Source.Addr().Is4() {
@@ -231,7 +261,6 @@ func compile(cfg *config.Config) (*rules, error) {
 		}
 		to := s.To
 		if !to.First.IsValid() {
-			nw := cfg.Networks[out]
 			if len(nw.Addresses) == 0 {
 				return nil, fmt.Errorf("nat: snat to network %q: no address", s.Out)
 			}
@@ -275,7 +304,11 @@ func compile(cfg *config.Config) (*rules, error) {
 		if !f.External.Is4() || !f.Internal.Is4() {
 			return nil, fmt.Errorf("nat: floating %v -> %v is not IPv4", f.External, f.Internal)
 		}
-		fr := floatRule{spec: f, ext: a32(f.External), int: a32(f.Internal), extNet: netOf(f.External)}
+		extNet, err := netOf(f.External)
+		if err != nil {
+			return nil, err
+		}
+		fr := floatRule{spec: f, ext: a32(f.External), int: a32(f.Internal), extNet: extNet}
 		if _, dup := r.floatByExt[fr.ext]; dup {
 			return nil, fmt.Errorf("nat: floating IP %v given twice", f.External)
 		}
@@ -301,7 +334,11 @@ func compile(cfg *config.Config) (*rules, error) {
 		if len(f.Internal) == 0 {
 			return nil, fmt.Errorf("nat: forward %v has no internal address", f.External)
 		}
-		fr := fwdRule{spec: f, proto: proto, ext: a32(f.External.Addr()), port: f.External.Port(), net: netOf(f.External.Addr())}
+		extNet, err := netOf(f.External.Addr())
+		if err != nil {
+			return nil, err
+		}
+		fr := fwdRule{spec: f, proto: proto, ext: a32(f.External.Addr()), port: f.External.Port(), net: extNet}
 		for _, in := range f.Internal {
 			fr.backends = append(fr.backends, uint64(a32(in.Addr()))<<16|uint64(in.Port()))
 			r.backends[a32(in.Addr())] = true
@@ -332,7 +369,7 @@ func compile(cfg *config.Config) (*rules, error) {
 
 // NAT is the connection tracking table and the NAT rules.
 type NAT struct {
-	rules atomic.Pointer[rules]
+	rules atomic.Pointer[Rules] // committed: Reap, show nat, flushes
 	t     *table
 	frags fragTable
 	hold  holdBuf
@@ -351,13 +388,12 @@ type NAT struct {
 	flushed  atomic.Uint64
 }
 
-// New compiles cfg's NAT rules and allocates the conntrack table for
-// cfg.Conntrack.Max sessions (default 1048576). Memory is reserved up front
-// but only touched as sessions are created.
-func New(cfg *config.Config) (*NAT, error) {
-	r, err := compile(cfg)
-	if err != nil {
-		return nil, err
+// New allocates the conntrack table for cfg.Conntrack.Max sessions
+// (default 1048576) and commits the initial rules (from Compile). Memory is
+// reserved up front but only touched as sessions are created.
+func New(cfg *config.Config, initial *Rules) (*NAT, error) {
+	if initial == nil {
+		return nil, fmt.Errorf("nat: no rules")
 	}
 	max := cfg.Conntrack.Max
 	if max <= 0 {
@@ -367,7 +403,7 @@ func New(cfg *config.Config) (*NAT, error) {
 		return nil, fmt.Errorf("nat: conntrack max %d too large", max)
 	}
 	n := &NAT{t: newTable(max), pools: map[uint64]*pool{}, reapBuf: make([]reapCand, 0, 256)}
-	n.rules.Store(r)
+	n.rules.Store(initial)
 	n.frags.init(4096)
 	n.hold.init()
 	return n, nil
@@ -379,18 +415,11 @@ func (n *NAT) Max() int { return int(n.t.max) }
 // Len is the number of live sessions.
 func (n *NAT) Len() int { return int(n.t.live.Load()) }
 
-// ExternalAddrs lists every address the router must answer ARP for on
-// behalf of NAT (SNAT `to` addresses, floating externals, forward externals)
-// with the network index of each (Local when no network holds it).
-func (n *NAT) ExternalAddrs() []ExternalAddr {
-	r := n.rules.Load()
-	return append([]ExternalAddr(nil), r.ext...)
-}
-
 // Worker is one data-path goroutine's handle: its own counters and scratch,
 // so the hot path shares no written cache lines except the sessions.
 type Worker struct {
 	n      *NAT
+	r      *Rules // the rules In and Out apply (Use)
 	cnt    [numCounters]atomic.Uint64
 	reason Reason
 	h, h2  hit
@@ -404,12 +433,17 @@ type Worker struct {
 
 // NewWorker returns a worker handle. Each data-path goroutine needs its own.
 func (n *NAT) NewWorker() *Worker {
-	w := &Worker{n: n, rel: make([]byte, HoldBytes)}
+	w := &Worker{n: n, r: n.rules.Load(), rel: make([]byte, HoldBytes)}
 	n.mu.Lock()
 	n.workers = append(n.workers, w)
 	n.mu.Unlock()
 	return w
 }
+
+// Use sets the rules In and Out apply, until the next Use (a new worker
+// starts with the committed ones). The router calls it once per batch with
+// the rules of the snapshot the batch runs on; r must not be nil.
+func (w *Worker) Use(r *Rules) { w.r = r }
 
 // Reason is the reason of the last Drop this worker returned.
 func (w *Worker) Reason() Reason { return w.reason }

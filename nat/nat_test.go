@@ -300,7 +300,7 @@ func TestFloatingIP(t *testing.T) {
 		t.Fatal("floating applied to inside traffic")
 	}
 	var kinds []string
-	for _, e := range n.ExternalAddrs() {
+	for _, e := range compileRules(t, testConfig()).ExternalAddrs() {
 		kinds = append(kinds, e.Addr.String()+"/"+e.Kind+"/"+itoa(int(e.Net)))
 	}
 	if strings.Join(kinds, " ") != "203.0.113.1/snat/1 203.0.113.50/floating/1" {
@@ -645,7 +645,7 @@ func TestClear(t *testing.T) {
 	}
 }
 
-func TestReconfigure(t *testing.T) {
+func TestCommit(t *testing.T) {
 	c := testConfig()
 	n, w := newNAT(t, c)
 	for i := 0; i < 3; i++ {
@@ -654,7 +654,7 @@ func TestReconfigure(t *testing.T) {
 	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53}), sec, Translated)
 	c2 := testConfig()
 	c2.NAT.Floating = nil
-	got, why := n.Reconfigure(c2)
+	got, why := commit(t, n, c2, w)
 	if got != 3 || why != "3 sessions flushed: floating IP 203.0.113.50 removed" {
 		t.Fatalf("%d %q", got, why)
 	}
@@ -666,11 +666,11 @@ func TestReconfigure(t *testing.T) {
 	c3.NAT.Floating = nil
 	c3.NAT.Forward = append(c3.NAT.Forward, config.Forward{Proto: "udp", External: netip.MustParseAddrPort("203.0.113.1:5000"),
 		Internal: []netip.AddrPort{netip.MustParseAddrPort("10.1.1.9:53")}})
-	got, why = n.Reconfigure(c3)
+	got, why = commit(t, n, c3, w)
 	if got != 1 || !strings.Contains(why, "forward 203.0.113.1:5000/udp shadows") {
 		t.Fatalf("%d %q", got, why)
 	}
-	got, why = n.Reconfigure(c3)
+	got, why = commit(t, n, c3, w)
 	if got != 0 || why != "" {
 		t.Fatalf("%d %q", got, why)
 	}
@@ -679,8 +679,78 @@ func TestReconfigure(t *testing.T) {
 	}
 	c4 := testConfig()
 	c4.Conntrack.Max = 99
-	if got, why = n.Reconfigure(c4); why != "conntrack max stays 1024 until restart" {
+	if got, why = commit(t, n, c4, w); why != "conntrack max stays 1024 until restart" {
 		t.Fatalf("%d %q", got, why)
+	}
+}
+
+// A configuration that does not compile changes nothing: Compile only
+// returns an error, the committed rules and the sessions stay.
+func TestCompileErrorChangesNothing(t *testing.T) {
+	c := testConfig()
+	n, w := newNAT(t, c)
+	in(t, w, build(t, pk{src: "198.51.100.7", dst: "203.0.113.50", proto: udp, sport: 100, dport: 53}), sec, Translated)
+	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53}), sec, Translated)
+	before := n.Rules().String()
+	bad := []func(c *config.Config){
+		func(c *config.Config) { c.NAT.SNAT[0].Out = "nowhere" },
+		func(c *config.Config) { c.NAT.Forward[0].Proto = "sctp" },
+		func(c *config.Config) { c.NAT.Floating = append(c.NAT.Floating, c.NAT.Floating[0]) },
+		func(c *config.Config) {
+			c.NAT.SNAT[0].To = config.AddrRange{First: netip.MustParseAddr("203.0.113.9"), Last: netip.MustParseAddr("203.0.113.2")}
+		},
+	}
+	for i, f := range bad {
+		c2 := testConfig()
+		f(c2)
+		if r, err := Compile(c2, cfgSlots(c2)); err == nil || r != nil {
+			t.Fatalf("%d: compiled: %v", i, err)
+		}
+	}
+	// A network the slot function does not know is refused too.
+	if _, err := Compile(c, func(string) (uint16, bool) { return 0, false }); err == nil {
+		t.Fatal("compiled without slots")
+	}
+	if n.Len() != 2 || n.Rules().String() != before || n.Counters()["nat-sessions-flushed"] != 0 {
+		t.Fatalf("NAT changed: %d sessions\n%s", n.Len(), n.Rules())
+	}
+	// The sessions still translate.
+	d := in(t, w, build(t, pk{src: "198.51.100.7", dst: "203.0.113.50", proto: udp, sport: 100, dport: 53}), sec, Translated)
+	if d.dst != "10.1.1.5" {
+		t.Fatalf("%+v", d)
+	}
+}
+
+// Network slots come from netIndex, not from the order of cfg.Networks.
+func TestCompileSlots(t *testing.T) {
+	c := testConfig()
+	slots := map[string]uint16{"inside": 5, "public": 9, "inside2": 2}
+	r, err := Compile(c, func(name string) (uint16, bool) { s, ok := slots[name]; return s, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range r.ExternalAddrs() {
+		kinds = append(kinds, e.Addr.String()+"/"+e.Kind+"/"+itoa(int(e.Net)))
+	}
+	if strings.Join(kinds, " ") != "203.0.113.1/snat/9 203.0.113.50/floating/9" || !r.Active() {
+		t.Fatalf("external addrs: %v", kinds)
+	}
+	n, err := New(c, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := n.NewWorker()
+	p := build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: udp, sport: 5000, dport: 53})
+	if v, _ := w.Out(p, 5, 2, sec); v != Pass {
+		t.Fatal("SNAT towards slot 2")
+	}
+	if v, why := w.Out(p, 5, 9, sec); v != Translated {
+		t.Fatalf("SNAT towards slot 9: %v %v", v, why)
+	}
+	c.NAT = config.NAT{}
+	if r := compileRules(t, c); r.Active() || len(r.ExternalAddrs()) != 0 {
+		t.Fatal("empty rules active")
 	}
 }
 

@@ -53,7 +53,7 @@ func (r *snatRule) portRange(port uint16) (lo, hi uint16) {
 // NAT.mu): the inside port itself when free (port preservation), otherwise
 // the first free one from a hash-chosen start. Forwarded ports are skipped.
 // ok is false when the range is exhausted.
-func (n *NAT) allocPort(r *rules, sr *snatRule, ext uint32, proto uint8, inIP uint32, inPort uint16) (uint16, bool) {
+func (n *NAT) allocPort(r *Rules, sr *snatRule, ext uint32, proto uint8, inIP uint32, inPort uint16) (uint16, bool) {
 	p := n.pool(ext, proto)
 	lo, hi := sr.portRange(inPort)
 	if lo > hi {

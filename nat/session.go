@@ -16,9 +16,9 @@ type newSess struct {
 // ip:port (caller holds n.mu): the existing mapping of the endpoint when
 // there is one (endpoint-independent mapping), otherwise a new one on the
 // host's paired address.
-func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint8, now int64) (uint32, uint16, Reason) {
+func (n *NAT) mapping(r *Rules, sr *snatRule, ip uint32, port uint16, proto uint8, now int64) (uint32, uint16, Reason) {
 	// Make room first: an eviction must not free the mapping found below.
-	if !n.room(now) {
+	if !n.room(r, now) {
 		return 0, 0, TableFull
 	}
 	a, b := mapIntKey(ip, port, proto, sr.out)
@@ -39,7 +39,7 @@ func (n *NAT) mapping(r *rules, sr *snatRule, ip uint32, port uint16, proto uint
 // other protocols: never answered) and has been idle for EvictIdle.
 // Established flows are never evicted. Caller holds n.mu; false when nothing
 // could be evicted.
-func (n *NAT) room(now int64) bool {
+func (n *NAT) room(r *Rules, now int64) bool {
 	t := n.t
 	if t.live.Load() < int64(t.max) {
 		return true
@@ -55,7 +55,6 @@ func (n *NAT) room(now int64) bool {
 		if !ok {
 			continue
 		}
-		r := n.rules.Load()
 		evict := st&stReplied == 0
 		to := r.udp
 		switch w.proto() {
@@ -81,7 +80,7 @@ func (n *NAT) room(now int64) bool {
 
 // create allocates and indexes a session (caller holds n.mu) and fills h as
 // a lookup hit of the original key would.
-func (n *NAT) create(ns *newSess, now int64, h *hit) Reason {
+func (n *NAT) create(r *Rules, ns *newSess, now int64, h *hit) Reason {
 	t := n.t
 	nkeys := 2
 	if ns.flags&fMapped != 0 {
@@ -90,7 +89,7 @@ func (n *NAT) create(ns *newSess, now int64, h *hit) Reason {
 	if ns.flags&fHairpin != 0 {
 		nkeys++
 	}
-	if !n.room(now) || uint64(t.keys+nkeys) > (t.mask+1)*3/4 {
+	if !n.room(r, now) || uint64(t.keys+nkeys) > (t.mask+1)*3/4 {
 		n.releasePort(ns)
 		return TableFull
 	}
@@ -141,7 +140,7 @@ func (n *NAT) create(ns *newSess, now int64, h *hit) Reason {
 	}
 	// Until account() sets the protocol's timeout (UDP inbound-created
 	// sessions keep this one).
-	s.expires.Store(now + n.rules.Load().udp)
+	s.expires.Store(now + r.udp)
 	n.lastNow.Store(now)
 	return 0
 }

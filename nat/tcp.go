@@ -127,7 +127,7 @@ func wscale(t []byte) int {
 
 // tcpTrack checks and applies one TCP segment to session s. It returns the
 // drop reason (TCPBadRST) or 0, and the timeout that applies afterwards.
-func tcpTrack(s *session, gen uint64, dir int, t []byte, payload int, r *rules) (Reason, int64) {
+func tcpTrack(s *session, gen uint64, dir int, t []byte, payload int, r *Rules) (Reason, int64) {
 	flags := t[13]
 	seq := binary.BigEndian.Uint32(t[4:8])
 	ack := binary.BigEndian.Uint32(t[8:12])

@@ -154,7 +154,7 @@ func setSrc(p packet.IPv4, f *flow, ip uint32, port uint16) {
 
 // account applies one packet of direction dir to the session of h: TCP state
 // machine, timeout refresh, counters.
-func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *rules) Reason {
+func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *Rules) Reason {
 	s := &w.n.t.slab[h.idx]
 	if s.expires.Load() == expDying {
 		return reasonGone
@@ -238,7 +238,7 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 
 func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	n := w.n
-	r := n.rules.Load()
+	r := w.r
 	ff := p.FlagsFrag()
 	first := ff&0x1fff == 0
 	ihl := p.IHL()
@@ -268,7 +268,7 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	return w.newIn(p, &f, kind, ff, now, r)
 }
 
-func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *rules) (Verdict, Reason) {
+func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	var ip uint32
 	var port uint16
 	if h.typ == kOrig {
@@ -301,7 +301,7 @@ func isSYN(f *flow) bool {
 }
 
 // newIn handles a packet to a NAT address that matched no session.
-func (w *Worker) newIn(p packet.IPv4, f *flow, kind uint8, ff uint16, now int64, r *rules) (Verdict, Reason) {
+func (w *Worker) newIn(p packet.IPv4, f *flow, kind uint8, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	if kind&aFwd != 0 && f.pt == ptPorts {
 		if i, ok := r.fwdByExt[r.fwdKey(f.proto, f.dst, f.dport)]; ok {
 			fw := &r.fwds[i]
@@ -339,7 +339,7 @@ func (w *Worker) newIn(p packet.IPv4, f *flow, kind uint8, ff uint16, now int64,
 
 // newInbound: a packet from outside to an SNAT address:port without an exact
 // session. Filtering decides whether the mapping accepts it.
-func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rules) (Verdict, Reason) {
+func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	n := w.n
 	ma, mb := mapExtKey(f.dst, f.dport, f.proto)
 	n.mu.Lock()
@@ -409,7 +409,7 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rul
 		ns.outNet = cand.outNet()
 		ns.flags = oSNATIn | fMapped
 	}
-	why := n.create(&ns, now, &w.h)
+	why := n.create(r, &ns, now, &w.h)
 	n.mu.Unlock()
 	if why != 0 {
 		return w.drop(why)
@@ -424,7 +424,7 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *rul
 
 // newDNAT creates a session for a new flow to a floating IP or forward,
 // with the hairpin source translation when the sender is itself inside.
-func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, origin uint16, ff uint16, now int64, r *rules) (Verdict, Reason) {
+func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, origin uint16, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	n := w.n
 	n.mu.Lock()
 	a, b := f.key()
@@ -451,7 +451,7 @@ func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, ori
 	if f.pt == ptICMPReq {
 		ns.r.sport = 0
 	}
-	why := n.create(&ns, now, &w.h)
+	why := n.create(r, &ns, now, &w.h)
 	n.mu.Unlock()
 	if why != 0 {
 		return w.drop(why)
@@ -486,7 +486,7 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 
 func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, Reason) {
 	n := w.n
-	r := n.rules.Load()
+	r := w.r
 	ff := p.FlagsFrag()
 	first := ff&0x1fff == 0
 	ihl := p.IHL()
@@ -529,7 +529,7 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	return w.newOut(p, &f, inNet, outNet, ff, now, r)
 }
 
-func (w *Worker) outHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *rules) (Verdict, Reason) {
+func (w *Worker) outHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	var ip uint32
 	var port uint16
 	if h.typ == kReply {
@@ -565,7 +565,7 @@ func (w *Worker) setSrcOut(p packet.IPv4, f *flow, ip uint32, port uint16, ff ui
 
 // floatOut returns the floating rule that applies to traffic from src
 // leaving via outNet.
-func (r *rules) floatOut(src uint32, inNet, outNet uint16) *floatRule {
+func (r *Rules) floatOut(src uint32, inNet, outNet uint16) *floatRule {
 	fi, ok := r.floatByInt[src]
 	if !ok {
 		return nil
@@ -577,7 +577,7 @@ func (r *rules) floatOut(src uint32, inNet, outNet uint16) *floatRule {
 	return nil
 }
 
-func (r *rules) snatOut(src uint32, outNet uint16) *snatRule {
+func (r *Rules) snatOut(src uint32, outNet uint16) *snatRule {
 	for i := range r.snat {
 		sr := &r.snat[i]
 		if sr.out == outNet && sr.contains(src) {
@@ -587,7 +587,7 @@ func (r *rules) snatOut(src uint32, outNet uint16) *snatRule {
 	return nil
 }
 
-func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16, now int64, r *rules) (Verdict, Reason) {
+func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	n := w.n
 	fl := r.floatOut(f.src, inNet, outNet)
 	var sr *snatRule
@@ -630,7 +630,7 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 		ns.flags = oSNAT | fMapped
 	}
 	ns.r = tup{f.dst, xip, f.dport, xport, f.proto}
-	why := n.create(&ns, now, &w.h)
+	why := n.create(r, &ns, now, &w.h)
 	n.mu.Unlock()
 	if why != 0 {
 		return w.drop(why)

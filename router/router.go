@@ -108,10 +108,6 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 		r.ports = append(r.ports, ps)
 	}
 	r.Neigh = arp.New(neighConfig(cfg))
-	var err error
-	if r.NAT, err = nat.New(cfg); err != nil {
-		return nil, err
-	}
 	if _, err := r.apply(cfg); err != nil {
 		return nil, err
 	}
@@ -158,20 +154,26 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	natMsg := ""
-	if r.snap.Load() != nil {
-		if n, why := r.NAT.Reconfigure(cfg); n > 0 || why != "" {
-			natMsg = why
+	s.nat, err = nat.Compile(cfg, func(name string) (uint16, bool) {
+		i := netIndex(cfg, name)
+		return uint16(i), i >= 0
+	})
+	if err != nil {
+		return "", err
+	}
+	if r.NAT == nil {
+		if r.NAT, err = nat.New(cfg, s.nat); err != nil {
+			return "", err
 		}
 	}
-	for _, e := range r.NAT.ExternalAddrs() {
+	for _, e := range s.nat.ExternalAddrs() {
 		if int(e.Net) < len(s.nets) {
 			if _, mine := s.local.get(u32(e.Addr)); !mine {
 				s.published[uint64(e.Net)<<32|uint64(u32(e.Addr))] = struct{}{}
 			}
 		}
 	}
-	s.natOn = len(cfg.NAT.SNAT)+len(cfg.NAT.Floating)+len(cfg.NAT.Forward) > 0
+	s.natOn = s.nat.Active()
 	var conn, stat []fib.Route
 	for _, rt := range routes {
 		if rt.Source == fib.Connected {
@@ -192,6 +194,10 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 	}
 	old := r.snap.Load()
 	r.snap.Store(s)
+	natMsg := ""
+	if old != nil {
+		_, natMsg = r.NAT.Commit(s.nat)
+	}
 	r.FIB.ReplaceSource(fib.Connected, conn)
 	r.FIB.ReplaceSource(fib.Static, stat)
 	if old != nil {

@@ -7,6 +7,7 @@ import (
 
 	"vrouter/config"
 	"vrouter/fib"
+	"vrouter/nat"
 	"vrouter/packet"
 )
 
@@ -71,6 +72,7 @@ type snapshot struct {
 	anyAddr             uint32
 	icmpRate, icmpBurst int
 	natOn               bool // any NAT rule: run the NAT stages
+	nat                 *nat.Rules
 }
 
 func u32(a netip.Addr) uint32 {

@@ -144,6 +144,7 @@ func (w *worker) growPorts(n int) {
 // begin loads the snapshot and the time for a batch.
 func (w *worker) begin() {
 	w.snap = w.r.snap.Load()
+	w.nat.Use(w.snap.nat)
 	if len(w.tx) < len(w.snap.ports) {
 		w.growPorts(len(w.snap.ports))
 	}
