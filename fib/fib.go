@@ -611,6 +611,33 @@ func (t *Table) ReplaceSource(src Source, routes []Route) {
 	t.apply(ups)
 }
 
+// ReplaceSources replaces every route of each source in set with the
+// source's new routes, in one batch published once (a reload's connected,
+// static and runtime routes change together).
+func (t *Table) ReplaceSources(set map[Source][]Route) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ups []Update
+	present := false
+	for src := range set {
+		present = present || (src < NumSources && t.rib.perSrc[src] > 0)
+	}
+	if present {
+		t.eachRoute(func(p netip.Prefix, s Source, _ uint32) {
+			if _, ok := set[s]; ok {
+				ups = append(ups, Update{Route: Route{Prefix: p, Source: s}, Delete: true})
+			}
+		}, false)
+	}
+	for src := Source(0); src < NumSources; src++ {
+		for _, r := range set[src] {
+			r.Source = src
+			ups = append(ups, Update{Route: r})
+		}
+	}
+	t.apply(ups)
+}
+
 // eachRoute calls f for every route of every source, or (bestOnly) for the
 // best route of every prefix.
 func (t *Table) eachRoute(f func(p netip.Prefix, s Source, nh uint32), bestOnly bool) {

@@ -24,7 +24,7 @@ func (r *Router) cmdBridge(args []string, js bool) (string, error) {
 	found := len(args) == 0
 	for i := range s.nets {
 		n := &s.nets[i]
-		if len(args) == 1 && n.name != args[0] {
+		if !n.live || len(args) == 1 && n.name != args[0] {
 			continue
 		}
 		found = true

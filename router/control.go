@@ -148,7 +148,7 @@ type LinkStats struct {
 func (r *Router) networks() []NetworkInfo {
 	s := r.snap.Load()
 	var out []NetworkInfo
-	for _, n := range s.nets {
+	s.eachNetwork(func(n *network) {
 		ni := NetworkInfo{Name: n.name, MAC: n.mac.String(), MTU: n.mtu, ProxyARP: n.proxyARP, HostRoute: n.hostRoute}
 		for _, l := range n.links {
 			name := s.ports[l.port].name
@@ -167,7 +167,7 @@ func (r *Router) networks() []NetworkInfo {
 			ni.Addresses = append(ni.Addresses, a.prefix.String())
 		}
 		out = append(out, ni)
-	}
+	})
 	return out
 }
 
@@ -381,14 +381,14 @@ func (r *Router) cmdProxyARP(args []string, js bool) (string, error) {
 		ni := int(k >> 32)
 		out = append(out, ProxyInfo{IP: addrOf(uint32(k)).String(), Network: s.nets[ni].name, Why: "published"})
 	}
-	for _, n := range s.nets {
+	s.eachNetwork(func(n *network) {
 		if n.proxyARP {
 			out = append(out, ProxyInfo{IP: "*", Network: n.name, Why: "proxy_arp: addresses routed out of another network"})
 		}
 		if n.hostRoute {
 			out = append(out, ProxyInfo{IP: "*", Network: n.name, Why: "host-routed link: every request answered"})
 		}
-	}
+	})
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Network != out[j].Network {
 			return out[i].Network < out[j].Network

@@ -30,6 +30,7 @@ const (
 	DropBroadcast
 	DropDirectedBroadcast
 	DropNoRoute
+	DropRouteStale
 	DropBlackhole
 	DropUnreachableRoute
 	DropProhibitedRoute
@@ -75,6 +76,7 @@ var reasons = [NumDropReasons]reasonInfo{
 	{"broadcast", "IPv4 broadcast for the local segment (not forwarded)"},
 	{"directed-broadcast", "directed broadcast to a connected subnet (not forwarded, RFC 2644)"},
 	{"no-route", "no route to the destination (ICMP 3/0 sent)"},
+	{"route-stale", "route to a network that the reload being applied has just removed (the FIB catches up within the reload)"},
 	{"blackhole", "route of type blackhole"},
 	{"unreachable-route", "route of type unreachable (ICMP 3/1 sent)"},
 	{"prohibited-route", "route of type prohibit (ICMP 3/13 sent)"},

@@ -17,8 +17,8 @@ func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uin
 	packet.PutEther(buf[start:], dst, src, l.vid, et)
 	w.queueTx(l.port, buf[start:off+n])
 	lc := &w.linkCnt[l.id]
-	lc[2]++
-	lc[3] += uint64(h + n)
+	lc.txPackets++
+	lc.txBytes += uint64(h + n)
 	if w.tp != nil {
 		w.tr(tsTx, uint32(l.port), uint32(l.vid), uint32(h+n))
 	}

@@ -24,12 +24,12 @@ func (r *Router) names() Names {
 		}
 	}
 	seen := map[string]bool{}
-	for _, nw := range s.nets {
+	s.eachNetwork(func(nw *network) {
 		n.Networks = append(n.Networks, nw.name)
 		for _, a := range nw.addrs {
 			seen[addrOf(a.addr).String()] = true
 		}
-	}
+	})
 	for _, e := range r.Neigh.Entries(r.clock.Now()) {
 		seen[addrOf(e.IP).String()] = true
 	}

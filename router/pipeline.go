@@ -34,16 +34,17 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 		return
 	}
 	s := w.snap
-	pv := s.portVID[p.idx][l2.VID]
-	if pv == 0 {
+	m := s.portVID[p.idx][l2.VID]
+	if !m.ok() {
 		w.drop(DropUnknownVLAN)
 		w.portDrop[p.idx]++
 		return
 	}
-	nw := &s.nets[pv&0xffff-1]
-	lc := &w.linkCnt[nw.links[pv>>16].id]
-	lc[0]++
-	lc[1] += uint64(n)
+	nw := &s.nets[m.slot()]
+	ingress := int(m.link)
+	lc := &w.linkCnt[nw.links[ingress].id]
+	lc.rxPackets++
+	lc.rxBytes += uint64(n)
 	eth := packet.Ether(f)
 	if w.tp != nil {
 		w.tr(tsRx, uint32(p.idx), uint32(l2.VID), 0)
@@ -52,7 +53,6 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 	}
 	l2mcast := eth.DstIsMulticast()
 	if nw.switched() {
-		ingress := int(pv >> 16)
 		if src := eth.Src(); !src.IsMulticast() {
 			nw.bridge.learn(src, ingress, w.sec())
 		}
@@ -188,11 +188,10 @@ func (w *worker) sendARP(nw *network, dst packet.MAC, op uint16, spa uint32, tha
 // sendARPRequest asks for ip on network ni (broadcast when mac is zero,
 // unicast refresh otherwise).
 func (w *worker) sendARPRequest(ni uint16, ip uint32, mac packet.MAC) {
-	s := w.snap
-	if int(ni) >= len(s.nets) {
+	nw := w.snap.net(ni)
+	if nw == nil {
 		return
 	}
-	nw := &s.nets[ni]
 	src := nw.srcFor(ip)
 	dst := mac
 	if mac.IsZero() {
@@ -290,7 +289,11 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 		w.icmpError(ip, packet.ICMPUnreachable, packet.CodeAdminProhibited, 0)
 		return
 	}
-	out := &s.nets[nh.Network]
+	out := s.net(nh.Network)
+	if out == nil {
+		w.drop(DropRouteStale)
+		return
+	}
 	if nh.Kind == fib.KindConnected && out.isBroadcastOn(dst) {
 		w.drop(DropDirectedBroadcast)
 		return
@@ -359,13 +362,13 @@ func (w *worker) echoReply(buf []byte, off int, ip packet.IPv4) {
 	old := binary.BigEndian.Uint16(m[0:2])
 	m[0] = packet.ICMPEchoReply
 	m.SetChecksum(packet.Update16(m.Checksum(), old, binary.BigEndian.Uint16(m[0:2])))
-	nh, ok := w.r.FIB.Lookup(src)
-	if !ok || (nh.Kind != fib.KindConnected && nh.Kind != fib.KindGateway) {
+	nh, out := w.routeBack(src)
+	if out == nil {
 		w.drop(DropNoRoute)
 		return
 	}
 	w.cnt[CntEchoReplies]++
-	w.output(buf, off, ip, nh, &w.snap.nets[nh.Network])
+	w.output(buf, off, ip, nh, out)
 }
 
 // icmpError sends an ICMP error about orig to its source (RFC 1812 4.3.2).
@@ -384,12 +387,8 @@ func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
 			return // never about an ICMP error
 		}
 	}
-	nh, ok := w.r.FIB.Lookup(src)
-	if !ok || (nh.Kind != fib.KindConnected && nh.Kind != fib.KindGateway) {
-		return
-	}
-	out := &w.snap.nets[nh.Network]
-	if out.isBroadcastOn(src) {
+	nh, out := w.routeBack(src)
+	if out == nil || out.isBroadcastOn(src) {
 		return
 	}
 	if !w.takeToken() {
@@ -450,7 +449,9 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 	if nh.Kind == fib.KindGateway {
 		hop = nh.Gateway
 	}
-	mac, ok := w.r.Neigh.Lookup(out.idx, hop)
+	// Resolve closes the race with a reply that arrives between the
+	// lock-free lookup and queueing the packet.
+	mac, ok, sendReq, queued := w.r.Neigh.Resolve(out.idx, hop, ip, w.now)
 	if w.tp != nil {
 		w.trMAC(tsNeigh, hop, mac)
 		if ok {
@@ -458,7 +459,6 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 		}
 	}
 	if !ok {
-		sendReq, queued := w.r.Neigh.Miss(out.idx, hop, ip, w.now)
 		if queued {
 			w.drop(DropARPQueued)
 		} else {
@@ -589,6 +589,17 @@ func (w *worker) natDrop(why nat.Reason) {
 	}
 }
 
+// routeBack finds the route and network a packet the router sends itself
+// (a reply, an ICMP error, a released fragment) leaves by; nil when there
+// is no usable route.
+func (w *worker) routeBack(dst uint32) (fib.NextHop, *network) {
+	nh, ok := w.r.FIB.Lookup(dst)
+	if !ok || (nh.Kind != fib.KindConnected && nh.Kind != fib.KindGateway) {
+		return nh, nil
+	}
+	return nh, w.snap.net(nh.Network)
+}
+
 // connectedOn reports whether a is routed as directly connected on nw (a
 // [[route]] with network = nw, e.g. public /32s routed to VMs on a VLAN).
 func (w *worker) connectedOn(a uint32, nw *network) bool {
@@ -612,15 +623,15 @@ func (w *worker) drainReleased() {
 		ip := packet.IPv4(b[o : o+n])
 		switch stage {
 		case nat.StageIn:
-			if int(inNet) >= len(s.nets) {
+			nw := s.net(inNet)
+			if nw == nil {
 				w.drop(DropNAT) // its network went away in a reload
 				continue
 			}
-			w.route(b, o, ip, &s.nets[inNet], false)
+			w.route(b, o, ip, nw, false)
 		case nat.StageOut:
-			nh, ok := w.r.FIB.Lookup(ip.Dst())
-			if ok && (nh.Kind == fib.KindConnected || nh.Kind == fib.KindGateway) {
-				w.output(b, o, ip, nh, &s.nets[nh.Network])
+			if nh, out := w.routeBack(ip.Dst()); out != nil {
+				w.output(b, o, ip, nh, out)
 			} else {
 				w.drop(DropNoRoute)
 			}

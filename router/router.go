@@ -108,9 +108,14 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 		r.ports = append(r.ports, ps)
 	}
 	r.Neigh = arp.New(neighConfig(cfg))
-	if _, err := r.apply(cfg); err != nil {
+	pl, err := compile(cfg, r.ports, nil)
+	if err != nil {
 		return nil, err
 	}
+	if r.NAT, err = nat.New(cfg, pl.snap.nat); err != nil {
+		return nil, err
+	}
+	r.publish(pl)
 	r.ctl = r.newWorker(-1)
 	for i := range r.ports {
 		r.workers = append(r.workers, r.newWorker(i))
@@ -147,73 +152,33 @@ func neighConfig(cfg *config.Config) arp.Config {
 	return c
 }
 
-// apply compiles cfg and publishes it: snapshot, connected and static
-// routes, static neighbours, NAT rules. It returns what the NAT flushed.
-func (r *Router) apply(cfg *config.Config) (string, error) {
-	s, routes, err := compile(cfg, r.ports, r.snap.Load())
-	if err != nil {
-		return "", err
-	}
-	s.nat, err = nat.Compile(cfg, func(name string) (uint16, bool) {
-		i := netIndex(cfg, name)
-		return uint16(i), i >= 0
-	})
-	if err != nil {
-		return "", err
-	}
-	if r.NAT == nil {
-		if r.NAT, err = nat.New(cfg, s.nat); err != nil {
-			return "", err
-		}
-	}
-	for _, e := range s.nat.ExternalAddrs() {
-		if int(e.Net) < len(s.nets) {
-			if _, mine := s.local.get(u32(e.Addr)); !mine {
-				s.published[uint64(e.Net)<<32|uint64(u32(e.Addr))] = struct{}{}
-			}
-		}
-	}
-	s.natOn = s.nat.Active()
-	var conn, stat []fib.Route
-	for _, rt := range routes {
-		if rt.Source == fib.Connected {
-			conn = append(conn, rt)
-		} else {
-			stat = append(stat, rt)
-		}
-	}
-	var statics []arp.StaticEntry
-	for _, e := range cfg.ARP {
-		if len(e.MAC) == 6 {
-			if ni := netIndex(cfg, e.Network); ni >= 0 {
-				var m packet.MAC
-				copy(m[:], e.MAC)
-				statics = append(statics, arp.StaticEntry{Network: uint16(ni), IP: u32(e.IP), MAC: m})
-			}
-		}
-	}
+// publish makes a compiled plan the running configuration, in an order
+// that workers can never observe half done: first the snapshot (networks,
+// memberships, addresses and NAT rules, one atomic store), then the FIB's
+// connected and static routes (one batch), static neighbours, forgetting
+// the neighbours of removed networks, and the NAT's sessions that the new
+// rules no longer allow. Networks keep their slots (see snapshot), so a
+// packet that meets the new snapshot and a route of the old FIB, or the
+// reverse, still reaches the network the route was made for (or is dropped
+// as route-stale when that network is gone). It returns what the NAT
+// flushed ("" when nothing).
+func (r *Router) publish(pl *plan) string {
 	old := r.snap.Load()
-	r.snap.Store(s)
-	natMsg := ""
-	if old != nil {
-		_, natMsg = r.NAT.Commit(s.nat)
-	}
-	r.FIB.ReplaceSource(fib.Connected, conn)
-	r.FIB.ReplaceSource(fib.Static, stat)
+	r.snap.Store(pl.snap)
 	if old != nil {
 		// Runtime routes (ip route add) last until the next reload (CONFIG.md).
-		r.FIB.ReplaceSource(fib.Runtime, nil)
+		pl.routes[fib.Runtime] = nil
 	}
-	r.Neigh.SetStatic(statics)
-	if old != nil {
-		// Neighbours of networks whose index or addresses changed are forgotten.
-		for i := range old.nets {
-			if i >= len(s.nets) || old.nets[i].name != s.nets[i].name {
-				r.Neigh.FlushNetwork(uint16(i))
-			}
-		}
+	r.FIB.ReplaceSources(pl.routes)
+	r.Neigh.SetStatic(pl.statics)
+	for _, slot := range pl.removed {
+		r.Neigh.FlushNetwork(slot)
 	}
-	return natMsg, nil
+	if old == nil {
+		return ""
+	}
+	_, why := r.NAT.Commit(pl.snap.nat)
+	return why
 }
 
 // Config returns the configuration in force.
@@ -296,16 +261,14 @@ func (r *Router) announceLocked() {
 	w := r.ctl
 	w.begin()
 	s := w.snap
-	for i := range s.nets {
-		n := &s.nets[i]
+	s.eachNetwork(func(n *network) {
 		for _, a := range n.addrs {
 			w.sendGARP(n, a.addr)
 		}
-	}
+	})
 	for k := range s.published {
-		ni := int(k >> 32)
-		if ni < len(s.nets) {
-			w.sendGARP(&s.nets[ni], uint32(k))
+		if n := s.net(uint16(k >> 32)); n != nil {
+			w.sendGARP(n, uint32(k))
 		}
 	}
 	w.end()
@@ -412,14 +375,13 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 		}
 	}
 	all := append(append([]*portState(nil), r.ports...), opened...)
-	prev := r.ports
-	r.ports = all
-	natMsg, err := r.apply(cfg)
+	pl, err := compile(cfg, all, r.snap.Load())
 	if err != nil {
-		r.ports = prev
 		undo()
 		return "", err
 	}
+	r.ports = all
+	natMsg := r.publish(pl)
 	for _, p := range opened {
 		w := r.newWorker(p.idx)
 		r.wmu.Lock()

@@ -3,8 +3,10 @@ package router
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 
+	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/fib"
 	"vrouter/nat"
@@ -25,6 +27,24 @@ type linkCounters struct {
 	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
 }
 
+// linkCount is one worker's count for a link during a batch; end() adds it
+// to the link's linkCounters.
+type linkCount struct {
+	rxPackets, rxBytes, txPackets, txBytes uint64
+}
+
+// member says where the frames of one (port, VID) belong: a network slot
+// and the index of the link in that network. The zero value is "none".
+type member struct {
+	slotPlus1 uint16 // network slot + 1; 0 = not a member
+	link      uint16
+}
+
+func memberOf(slot uint16, link int) member { return member{slotPlus1: slot + 1, link: uint16(link)} }
+
+func (m member) ok() bool     { return m.slotPlus1 != 0 }
+func (m member) slot() uint16 { return m.slotPlus1 - 1 }
+
 // ifAddr is one of the router's addresses on a network.
 type ifAddr struct {
 	addr, mask, bcast uint32
@@ -33,7 +53,8 @@ type ifAddr struct {
 
 // network is the compiled form of a [[network]] (or a host-routed link).
 type network struct {
-	idx       uint16
+	idx       uint16 // the network's slot (see snapshot.nets)
+	live      bool   // false: a slot whose network a reload removed
 	name      string
 	mac       packet.MAC
 	addrs     []ifAddr
@@ -52,16 +73,24 @@ func (n *network) switched() bool { return len(n.links) > 1 }
 // pureL2 reports a switched network on which the router has no address.
 func (n *network) pureL2() bool { return n.switched() && len(n.addrs) == 0 && !n.hostRoute }
 
-// snapshot is everything the data path reads from the configuration. It is
-// built off the data path and swapped atomically; workers load it once per
-// batch.
+// snapshot is everything the data path reads from the configuration: the
+// networks, the ports' memberships, the router's addresses and the compiled
+// NAT rules. A reload builds a new one off the data path and publishes it
+// with one atomic store; workers load it once per batch.
+//
+// Networks are numbered by slot, not by their position in the file: a
+// network keeps its slot across reloads, and the slot of a removed network
+// stays dead for the rest of that reload, so that state keyed by network
+// elsewhere (FIB next hops, neighbour entries, NAT sessions), which is
+// published a moment later or lives on, can never name a different network
+// than the one it was made for.
 type snapshot struct {
 	cfg   *config.Config
 	ports []*portState // indexed by link.port; closed ports stay (unreferenced)
-	nets  []network
-	// portVID maps (port, VID) to (link index << 16 | network index+1);
-	// 0 = not a member.
-	portVID [][4096]uint32
+	nets  []network    // indexed by slot; see network.live
+	slots map[string]uint16
+	// portVID maps (port, VID) to its network and link.
+	portVID [][4096]member
 	// local maps each router address to its network.
 	local addrSet
 	// published: (network<<32 | ip) the router answers ARP for with its own MAC.
@@ -71,8 +100,32 @@ type snapshot struct {
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
 	anyAddr             uint32
 	icmpRate, icmpBurst int
-	natOn               bool // any NAT rule: run the NAT stages
-	nat                 *nat.Rules
+	nat                 *nat.Rules // compiled NAT rules (never nil)
+	natOn               bool       // any NAT rule: run the NAT stages
+}
+
+// net returns the live network in slot i, or nil (a FIB next hop may name
+// a network that a reload in progress has just removed).
+func (s *snapshot) net(i uint16) *network {
+	if int(i) < len(s.nets) && s.nets[i].live {
+		return &s.nets[i]
+	}
+	return nil
+}
+
+// eachNetwork calls f for every live network in slot order.
+func (s *snapshot) eachNetwork(f func(*network)) {
+	for i := range s.nets {
+		if s.nets[i].live {
+			f(&s.nets[i])
+		}
+	}
+}
+
+// slotOf gives the slot of a network by name.
+func (s *snapshot) slotOf(name string) (uint16, bool) {
+	i, ok := s.slots[name]
+	return i, ok
 }
 
 func u32(a netip.Addr) uint32 {
@@ -91,20 +144,85 @@ func prefixMask(bits int) uint32 {
 	return ^uint32(0) << (32 - bits)
 }
 
-// compile builds a snapshot from cfg and the opened ports (by name).
-// Host-routed links become networks of their own, after the configured ones.
-func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, []fib.Route, error) {
+// plan is a compiled configuration, ready to publish: the snapshot and what
+// goes into the FIB, the neighbour cache and the NAT with it.
+type plan struct {
+	snap    *snapshot
+	routes  map[fib.Source][]fib.Route // connected and static
+	statics []arp.StaticEntry
+	// removed lists slots whose network this reload removes or whose
+	// addresses changed (their neighbours are forgotten).
+	removed []uint16
+}
+
+// hostRouteName is the name of the network a [[hostroute]] link becomes.
+func hostRouteName(l config.Link) string { return "hostroute:" + l.String() }
+
+// slotsBeforeReuse is how many slots may exist before the slots of removed
+// networks are handed to new ones. Below it a slot is never reused, so
+// nothing published late (a kernel route resolved before a reload) can
+// ever name the wrong network; above it only slots already dead before
+// this reload are reused.
+const slotsBeforeReuse = 1024
+
+// assignSlots numbers the networks of cfg (configured ones, then host-routed
+// links): a name keeps its slot from old; a new name takes a new slot at the
+// end (or, past slotsBeforeReuse, one that was already dead in old).
+func assignSlots(cfg *config.Config, old *snapshot) (map[string]uint16, int) {
+	var names []string
+	for _, nc := range cfg.Networks {
+		names = append(names, nc.Name)
+	}
+	for _, hr := range cfg.HostRoutes {
+		names = append(names, hostRouteName(hr.Link))
+	}
+	slots := make(map[string]uint16, len(names))
+	n := 0
+	var free []uint16
+	if old != nil {
+		n = len(old.nets)
+		for i := range old.nets {
+			if !old.nets[i].live {
+				free = append(free, uint16(i))
+			}
+		}
+	}
+	for _, name := range names {
+		if old != nil {
+			if i, ok := old.slots[name]; ok {
+				slots[name] = i
+			}
+		}
+	}
+	for _, name := range names {
+		if _, ok := slots[name]; ok {
+			continue
+		}
+		if n >= slotsBeforeReuse && len(free) > 0 {
+			slots[name] = free[0]
+			free = free[1:]
+			continue
+		}
+		slots[name] = uint16(n)
+		n++
+	}
+	return slots, n
+}
+
+// compile builds a plan from cfg and the opened ports, off the data path.
+// Nothing is published; an error leaves the router as it was.
+func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, error) {
 	oldBridges := map[string]*macTable{}
 	oldLinks := map[string]*linkCounters{}
 	if old != nil {
 		for _, lc := range old.links {
 			oldLinks[lc.network+"/"+lc.name] = lc
 		}
-		for _, n := range old.nets {
+		old.eachNetwork(func(n *network) {
 			if n.bridge != nil {
 				oldBridges[n.name] = n.bridge
 			}
-		}
+		})
 	}
 	byName := map[string]int{}
 	for i, p := range ports {
@@ -112,21 +230,32 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 			byName[p.name] = i
 		}
 	}
-	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]uint32, len(ports)),
-		published: map[uint64]struct{}{},
-		icmpRate:  cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
+	slots, nslots := assignSlots(cfg, old)
+	if nslots >= int(nat.Local) {
+		return nil, fmt.Errorf("too many networks (%d)", nslots)
+	}
+	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]member, len(ports)),
+		nets: make([]network, nslots), slots: slots, published: map[uint64]struct{}{},
+		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
+	for i := range s.nets {
+		s.nets[i].idx = uint16(i)
+	}
 	naddr := 0
 	for _, nc := range cfg.Networks {
 		naddr += len(nc.Addresses)
 	}
 	s.local = newAddrSet(naddr)
-	var routes []fib.Route
+	pl := &plan{snap: s, routes: map[fib.Source][]fib.Route{fib.Connected: nil, fib.Static: nil}}
+	connected := func(p netip.Prefix, slot uint16) {
+		pl.routes[fib.Connected] = append(pl.routes[fib.Connected], fib.Route{Prefix: p, Source: fib.Connected,
+			NH: fib.NextHop{Kind: fib.KindConnected, Network: slot}})
+	}
 	addLink := func(n *network, l config.Link) error {
 		pi, ok := byName[l.Port]
 		if !ok {
 			return fmt.Errorf("network %q: link %q: no such port", n.name, l.String())
 		}
-		s.portVID[pi][l.VID] = uint32(len(n.links))<<16 | uint32(n.idx+1)
+		s.portVID[pi][l.VID] = memberOf(n.idx, len(n.links))
 		lc := oldLinks[n.name+"/"+l.String()]
 		if lc == nil {
 			lc = &linkCounters{network: n.name, name: l.String()}
@@ -138,11 +267,12 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 		}
 		return nil
 	}
-	for i, nc := range cfg.Networks {
-		n := network{idx: uint16(i), name: nc.Name, proxyARP: nc.ProxyARP}
+	for _, nc := range cfg.Networks {
+		n := &s.nets[slots[nc.Name]]
+		*n = network{idx: n.idx, live: true, name: nc.Name, proxyARP: nc.ProxyARP}
 		for _, l := range nc.Links {
-			if err := addLink(&n, l); err != nil {
-				return nil, nil, err
+			if err := addLink(n, l); err != nil {
+				return nil, err
 			}
 		}
 		if n.switched() {
@@ -164,41 +294,45 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 			if s.anyAddr == 0 {
 				s.anyAddr = a
 			}
-			routes = append(routes, fib.Route{Prefix: p.Masked(), Source: fib.Connected,
-				NH: fib.NextHop{Kind: fib.KindConnected, Network: n.idx}})
+			connected(p.Masked(), n.idx)
 		}
-		s.nets = append(s.nets, n)
 	}
 	for _, hr := range cfg.HostRoutes {
-		n := network{idx: uint16(len(s.nets)), name: "hostroute:" + hr.Link.String(), hostRoute: true,
+		n := &s.nets[slots[hostRouteName(hr.Link)]]
+		*n = network{idx: n.idx, live: true, name: hostRouteName(hr.Link), hostRoute: true,
 			gateway: u32(hr.Gateway), owned: map[uint32]struct{}{}}
-		if err := addLink(&n, hr.Link); err != nil {
-			return nil, nil, err
+		if err := addLink(n, hr.Link); err != nil {
+			return nil, err
 		}
 		n.mac = ports[n.links[0].port].mac
 		for _, a := range hr.Addresses {
 			v := u32(a)
 			n.owned[v] = struct{}{}
-			routes = append(routes, fib.Route{Prefix: netip.PrefixFrom(a, 32), Source: fib.Connected,
-				NH: fib.NextHop{Kind: fib.KindConnected, Network: n.idx}})
+			connected(netip.PrefixFrom(a, 32), n.idx)
 			for _, pub := range hr.Publish {
-				if pi := netIndex(cfg, pub); pi >= 0 {
-					s.published[uint64(pi)<<32|uint64(v)] = struct{}{}
+				if pi, ok := slots[pub]; ok {
+					s.publish(pi, v)
 				}
 			}
 		}
-		s.nets = append(s.nets, n)
 	}
 	for _, e := range cfg.ARP {
+		slot, ok := slots[e.Network]
+		if !ok {
+			continue
+		}
 		if e.Publish {
-			if ni := netIndex(cfg, e.Network); ni >= 0 {
-				s.published[uint64(ni)<<32|uint64(u32(e.IP))] = struct{}{}
-			}
+			s.publish(slot, u32(e.IP))
+		}
+		if len(e.MAC) == 6 {
+			var m packet.MAC
+			copy(m[:], e.MAC)
+			pl.statics = append(pl.statics, arp.StaticEntry{Network: slot, IP: u32(e.IP), MAC: m})
 		}
 	}
 	for _, f := range cfg.NAT.Floating {
 		if ni := s.networkContaining(u32(f.External)); ni >= 0 {
-			s.published[uint64(ni)<<32|uint64(u32(f.External))] = struct{}{}
+			s.publish(uint16(ni), u32(f.External))
 		}
 	}
 	for _, r := range cfg.Routes {
@@ -215,28 +349,61 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 				gw := u32(r.Via)
 				ni := s.networkContaining(gw)
 				if r.Network != "" {
-					ni = netIndex(cfg, r.Network)
+					ni = -1
+					if slot, ok := slots[r.Network]; ok {
+						ni = int(slot)
+					}
 				}
 				if ni < 0 {
-					return nil, nil, fmt.Errorf("route %s: gateway %s is on no network", r.Prefix, r.Via)
+					return nil, fmt.Errorf("route %s: gateway %s is on no network", r.Prefix, r.Via)
 				}
 				nh = fib.NextHop{Kind: fib.KindGateway, Network: uint16(ni), Gateway: gw}
 			} else {
-				ni := netIndex(cfg, r.Network)
-				if ni < 0 {
-					return nil, nil, fmt.Errorf("route %s: network %q not found", r.Prefix, r.Network)
+				slot, ok := slots[r.Network]
+				if !ok {
+					return nil, fmt.Errorf("route %s: network %q not found", r.Prefix, r.Network)
 				}
-				nh = fib.NextHop{Kind: fib.KindConnected, Network: uint16(ni)}
+				nh = fib.NextHop{Kind: fib.KindConnected, Network: slot}
 			}
 		}
-		routes = append(routes, fib.Route{Prefix: r.Prefix.Masked(), Source: fib.Static, NH: nh})
+		pl.routes[fib.Static] = append(pl.routes[fib.Static], fib.Route{Prefix: r.Prefix.Masked(), Source: fib.Static, NH: nh})
 	}
-	return s, routes, nil
+	rules, err := nat.Compile(cfg, s.slotOf)
+	if err != nil {
+		return nil, err
+	}
+	s.nat = rules
+	s.natOn = rules.Active()
+	for _, e := range rules.ExternalAddrs() {
+		if s.net(e.Net) != nil {
+			if _, mine := s.local.get(u32(e.Addr)); !mine {
+				s.publish(e.Net, u32(e.Addr))
+			}
+		}
+	}
+	if old != nil {
+		old.eachNetwork(func(on *network) {
+			n := s.net(on.idx)
+			if n == nil || !slices.Equal(n.addrs, on.addrs) {
+				pl.removed = append(pl.removed, on.idx)
+			}
+		})
+	}
+	return pl, nil
 }
 
-// networkContaining returns the network whose router address subnet holds a, or -1.
+// publish makes the router answer ARP for ip on network slot with its MAC.
+func (s *snapshot) publish(slot uint16, ip uint32) {
+	s.published[uint64(slot)<<32|uint64(ip)] = struct{}{}
+}
+
+// networkContaining returns the slot of the network whose router address
+// subnet holds a, or -1.
 func (s *snapshot) networkContaining(a uint32) int {
 	for i := range s.nets {
+		if !s.nets[i].live {
+			continue
+		}
 		for _, ia := range s.nets[i].addrs {
 			if a&ia.mask == ia.addr&ia.mask {
 				return i
@@ -282,13 +449,4 @@ func (n *network) isBroadcastOn(a uint32) bool {
 		}
 	}
 	return false
-}
-
-func netIndex(cfg *config.Config, name string) int {
-	for i := range cfg.Networks {
-		if cfg.Networks[i].Name == name {
-			return i
-		}
-	}
-	return -1
 }

@@ -83,7 +83,7 @@ type worker struct {
 
 	capFrames [][]byte
 
-	linkCnt [][4]uint64 // per link: rx packets, rx bytes, tx packets, tx bytes (this batch)
+	linkCnt []linkCount // per link (snapshot.links), this batch
 
 	nat *nat.Worker
 }
@@ -144,13 +144,13 @@ func (w *worker) growPorts(n int) {
 // begin loads the snapshot and the time for a batch.
 func (w *worker) begin() {
 	w.snap = w.r.snap.Load()
-	w.nat.Use(w.snap.nat)
 	if len(w.tx) < len(w.snap.ports) {
 		w.growPorts(len(w.snap.ports))
 	}
 	for len(w.linkCnt) < len(w.snap.links) {
-		w.linkCnt = append(w.linkCnt, [4]uint64{})
+		w.linkCnt = append(w.linkCnt, linkCount{})
 	}
+	w.nat.Use(w.snap.nat)
 	w.now = w.r.clock.Now()
 	w.nscr = 0
 	w.refillTokens()
@@ -174,13 +174,13 @@ func (w *worker) end() {
 	}
 	for i := range w.snap.links {
 		c := &w.linkCnt[i]
-		if c[0]|c[2] != 0 {
+		if c.rxPackets|c.txPackets != 0 {
 			lc := w.snap.links[i]
-			lc.rxPackets.Add(c[0])
-			lc.rxBytes.Add(c[1])
-			lc.txPackets.Add(c[2])
-			lc.txBytes.Add(c[3])
-			*c = [4]uint64{}
+			lc.rxPackets.Add(c.rxPackets)
+			lc.rxBytes.Add(c.rxBytes)
+			lc.txPackets.Add(c.txPackets)
+			lc.txBytes.Add(c.txBytes)
+			*c = linkCount{}
 		}
 	}
 	for i, v := range w.portDrop {
