@@ -9,119 +9,25 @@ import (
 	"vrouter/test/lab"
 )
 
-// natTopo is the NAT lab:
-//
-//	in1 10.1.1.5 (floating 203.0.113.50) --[pin1]
-//	                                          vrouter --[pup] 203.0.113.1 -- up (Linux router) 203.0.113.254
-//	in2 10.1.2.6, 10.1.2.7 (SNAT; forward) --[pin2]                        198.51.100.1 --(mtu 1300)-- srv 198.51.100.10, .20
+// natTopo is the NAT lab (lab.NATTopo, lab.NATConfig) with its test servers.
 type natTopo struct {
-	*lab.Lab
-	R, In1, In2, Up, Srv string
-	Router               *lab.Router
+	*lab.NATTopo
 }
-
-const natConfig = `
-[router]
-name    = "nat"
-console = "SOCKET"
-
-[[port]]
-name   = "pup"
-driver = "afpacket"
-device = "r-up"
-
-[[port]]
-name   = "pin1"
-driver = "afpacket"
-device = "r-in1"
-
-[[port]]
-name   = "pin2"
-driver = "afpacket"
-device = "r-in2"
-
-[[network]]
-name      = "public"
-links     = ["pup"]
-addresses = ["203.0.113.1/24"]
-
-[[network]]
-name      = "inside1"
-links     = ["pin1"]
-addresses = ["10.1.1.1/24"]
-
-[[network]]
-name      = "inside2"
-links     = ["pin2"]
-addresses = ["10.1.2.1/24"]
-
-[[route]]
-prefix = "0.0.0.0/0"
-via    = "203.0.113.254"
-
-[[nat.snat]]
-source = "10.1.0.0/16"
-out    = "public"
-to     = "203.0.113.1"
-
-[[nat.floating]]
-external = "203.0.113.50"
-internal = "10.1.1.5"
-
-[[nat.forward]]
-proto    = "tcp"
-external = "203.0.113.1:8080"
-internal = ["10.1.2.6:80", "10.1.2.7:80"]
-
-[conntrack]
-max = 65536
-`
 
 func newNATTopo(t *testing.T) *natTopo {
 	t.Helper()
 	needRoot(t)
-	l, err := lab.New("n")
+	nt, err := lab.NAT("n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &natTopo{Lab: l}
+	n := &natTopo{NATTopo: nt}
 	t.Cleanup(func() {
-		if t.Failed() && n.Router != nil {
+		if t.Failed() {
 			t.Logf("router log:\n%s", n.Router.Log())
 		}
-		l.Close()
+		n.Close()
 	})
-	for _, x := range []struct {
-		p    *string
-		name string
-	}{{&n.R, "r"}, {&n.In1, "in1"}, {&n.In2, "in2"}, {&n.Up, "up"}, {&n.Srv, "srv"}} {
-		if *x.p, err = l.NS(x.name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, v := range [][4]string{{n.In1, "eth0", n.R, "r-in1"}, {n.In2, "eth0", n.R, "r-in2"}, {n.Up, "eth0", n.R, "r-up"}, {n.Up, "eth1", n.Srv, "eth0"}} {
-		if err := l.Veth(v[0], v[1], v[2], v[3]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmds := [][2]string{
-		{n.In1, "ip addr add 10.1.1.5/24 dev eth0"}, {n.In1, "ip route add default via 10.1.1.1"},
-		{n.In2, "ip addr add 10.1.2.6/24 dev eth0"}, {n.In2, "ip addr add 10.1.2.7/24 dev eth0"},
-		{n.In2, "ip route add default via 10.1.2.1"},
-		{n.Up, "ip addr add 203.0.113.254/24 dev eth0"}, {n.Up, "ip addr add 198.51.100.1/24 dev eth1"},
-		{n.Up, "ip link set eth1 mtu 1300"}, {n.Up, "sysctl -qw net.ipv4.ip_forward=1"},
-		{n.Srv, "ip link set eth0 mtu 1300"},
-		{n.Srv, "ip addr add 198.51.100.10/24 dev eth0"}, {n.Srv, "ip addr add 198.51.100.20/24 dev eth0"},
-		{n.Srv, "ip route add default via 198.51.100.1"},
-	}
-	for _, c := range cmds {
-		if _, err := l.Exec(c[0], strings.Fields(c[1])...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n.Router, err = l.StartRouter(n.R, "nat", natConfig); err != nil {
-		t.Fatal(err)
-	}
 	// Servers that answer with the address the connection came from.
 	n.server(t, n.Srv, "198.51.100.10", "80", "PEER")
 	n.server(t, n.In1, "10.1.1.5", "80", "PEER")

@@ -90,6 +90,12 @@ func (l *Lab) Exec(ns string, args ...string) (string, error) {
 func (l *Lab) ExecTimeout(ns string, d time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	return l.ExecContext(ctx, ns, args...)
+}
+
+// ExecContext is Exec that kills the command when ctx is done (ip netns
+// exec execs the command itself, so the kill reaches it).
+func (l *Lab) ExecContext(ctx context.Context, ns string, args ...string) (string, error) {
 	full := append([]string{"netns", "exec", ns}, args...)
 	out, err := exec.CommandContext(ctx, "ip", full...).CombinedOutput()
 	if err != nil {
