@@ -4,7 +4,11 @@
 // router creates) and pipe (in memory, for tests and benchmarks).
 package port
 
-import "errors"
+import (
+	"errors"
+
+	"vrouter/internal/counter"
+)
 
 // Headroom is the space kept in front of every received frame so that the
 // router can prepend or grow the link-layer header (an 802.1Q tag) in place.
@@ -68,6 +72,9 @@ type Stats struct {
 // tagged) and returns how many were accepted. It is safe for concurrent use
 // by several goroutines and does not retain the slices.
 //
+// Counters are the driver's own counters (its drop reasons with a Desc
+// each, and its events), Value.Port left empty: the router labels them.
+//
 // After Close, ReadBatch returns ErrClosed.
 type Port interface {
 	Name() string
@@ -78,6 +85,7 @@ type Port interface {
 	ReadBatch(b *Batch) (int, error)
 	WriteBatch(frames [][]byte) (int, error)
 	Stats() Stats
+	Counters() []counter.Value
 	Close() error
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"vrouter/internal/counter"
 	"vrouter/packet"
 	"vrouter/router/port"
 )
@@ -541,15 +542,7 @@ func (p *Port) WriteBatch(frames [][]byte) (int, error) {
 // Stats returns the port counters; RxDropped includes the kernel's drops
 // for this socket (buffer full).
 func (p *Port) Stats() port.Stats {
-	p.statsMu.Lock()
-	if !p.closed.Load() {
-		_ = p.rc.Control(func(fd uintptr) {
-			if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-				p.kernelDrops.Add(uint64(st.Drops))
-			}
-		})
-	}
-	p.statsMu.Unlock()
+	p.pollKernel()
 	d := p.Drops()
 	return port.Stats{
 		RxPackets: p.rxPackets.Load(),
@@ -563,15 +556,37 @@ func (p *Port) Stats() port.Stats {
 	}
 }
 
-// Receive drop reasons.
-const (
-	dropTruncated = iota
-	dropBadVnetHdr
-	dropGSOUnsupported
-	dropTooBig
-	dropBadCsumOffsets
-	nDropReasons
-)
+// pollKernel adds the kernel's drops since the last poll to kernelDrops
+// (reading PACKET_STATISTICS resets the kernel's counts).
+func (p *Port) pollKernel() {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	if !p.closed.Load() {
+		_ = p.rc.Control(func(fd uintptr) {
+			if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+				p.kernelDrops.Add(uint64(st.Drops))
+			}
+		})
+	}
+}
+
+// Counters returns the port's counters (Descs): receive drops by reason,
+// the kernel's drops (polled now) and the offload work done in software.
+func (p *Port) Counters() []counter.Value {
+	p.pollKernel()
+	var v [numCounters]uint64
+	for i := range p.drops {
+		v[i] = p.drops[i].Load()
+	}
+	v[cKernelDrops] = p.kernelDrops.Load()
+	v[cGSO] = p.rxGSO.Load()
+	v[cCsum] = p.rxCsum.Load()
+	out := make([]counter.Value, numCounters)
+	for i := range out {
+		out[i] = counter.Value{Desc: descs[i], Value: v[i]}
+	}
+	return out
+}
 
 // Drops are a port's receive drops by reason; Stats().RxDropped is their sum.
 type Drops struct {

@@ -151,6 +151,13 @@ func TestDeliverSegmentsAcrossBatches(t *testing.T) {
 	if d := p.Drops(); d != (Drops{Truncated: 1, GSOUnsupported: 1, TooBig: 1}) {
 		t.Errorf("drops %+v", d)
 	}
+	p.closed.Store(true) // no socket to poll for the kernel's drops
+	want := map[string]uint64{"truncated": 1, "gso-unsupported": 1, "too-big": 1, "gso-segmented": 1, "csum-completed": 1}
+	for _, v := range p.Counters() {
+		if v.Value != want[v.Name] {
+			t.Errorf("counter %s = %d, want %d", v.Name, v.Value, want[v.Name])
+		}
+	}
 }
 
 func TestDeliverUDPGSO(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"vrouter/internal/counter"
 	"vrouter/router/port"
 )
 
@@ -166,6 +167,10 @@ func (p *Port) Stats() port.Stats {
 	s.TxBytes = p.txB.Load()
 	return s
 }
+
+// Counters implements port.Port: a pipe drops nothing and has no counters
+// of its own.
+func (p *Port) Counters() []counter.Value { return nil }
 
 // Close wakes a blocked reader, which then returns port.ErrClosed.
 func (p *Port) Close() error {

@@ -41,6 +41,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"vrouter/internal/counter"
 	"vrouter/router/port"
 )
 
@@ -192,7 +193,7 @@ func (p *Port) doRead(fd uintptr) bool {
 		}
 		if n <= 0 || n >= len(buf) {
 			// Empty, or possibly truncated (larger than a slot).
-			p.rxDropped.Add(1)
+			p.rxDropped.Add(1) // dropBadLength
 			continue
 		}
 		b.Off[p.rn], b.Len[p.rn] = port.Headroom, n
@@ -277,6 +278,11 @@ func (p *Port) Stats() port.Stats {
 		TxBytes:   p.txBytes.Load(),
 		TxErrors:  p.txErrors.Load(),
 	}
+}
+
+// Counters returns the port's counters (Descs).
+func (p *Port) Counters() []counter.Value {
+	return []counter.Value{{Desc: descs[dropBadLength], Value: p.rxDropped.Load()}}
 }
 
 // Close releases the descriptor; the device goes away unless Persist was
