@@ -69,8 +69,8 @@ func TestFragmentsInOrder(t *testing.T) {
 	if d.dst != "10.1.1.10" || d.dport != 5000 {
 		t.Fatalf("%+v", d)
 	}
-	if n.Counters()["nat-fragments-translated"] != 2 {
-		t.Fatal(n.Counters())
+	if counts(n)["nat-fragments-translated"] != 2 {
+		t.Fatal(counts(n))
 	}
 }
 
@@ -107,7 +107,7 @@ func TestFragmentsOutOfOrder(t *testing.T) {
 	if d := reassembled(t, r1, p); d.dst != "10.1.1.10" || d.dport != 5000 {
 		t.Fatalf("%+v", d)
 	}
-	if c := n.Counters(); c["nat-frag-out-of-order"] != 0 || c["nat-frag-held"] != 1 || c["nat-frag-released"] != 1 {
+	if c := counts(n); c["nat-frag-out-of-order"] != 0 || c["nat-frag-held"] != 1 || c["nat-frag-released"] != 1 {
 		t.Fatal(c)
 	}
 	// Inbound to a floating IP: 1:1, translated in any order.
@@ -132,12 +132,12 @@ func TestFragmentTableBounded(t *testing.T) {
 			full = true
 		}
 	}
-	if !full || n.Counters()["nat-frag-entries"] > 4096 {
-		t.Fatalf("table never full or too big: %v", n.Counters()["nat-frag-entries"])
+	if !full || counts(n)["nat-frag-entries"] > 4096 {
+		t.Fatalf("table never full or too big: %v", counts(n)["nat-frag-entries"])
 	}
 	// Entries expire.
 	n.Reap(sec+int64(FragTimeout), 10)
-	if n.Counters()["nat-frag-entries"] != 0 {
+	if counts(n)["nat-frag-entries"] != 0 {
 		t.Fatal("fragment entries not expired")
 	}
 	f1, f2 := fragments(t, "10.1.1.10", "198.51.100.7", 5000, 53, 1)

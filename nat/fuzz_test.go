@@ -197,7 +197,7 @@ func FuzzArbitrary(f *testing.F) {
 		if n.Len() != 0 {
 			t.Fatalf("%d sessions left after every timeout", n.Len())
 		}
-		if h := n.Counters()["nat-frag-holding"]; h != 0 {
+		if h := counts(n)["nat-frag-holding"]; h != 0 {
 			t.Fatalf("%d fragments held after FragTimeout", h)
 		}
 	})

@@ -288,3 +288,12 @@ func in(t testing.TB, w *Worker, p packet.IPv4, now int64, want Verdict) decoded
 	checkSums(t, p)
 	return decode(t, p)
 }
+
+// counts is n.Counters() by name.
+func counts(n *NAT) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, v := range n.Counters() {
+		m[v.Name] = v.Value
+	}
+	return m
+}

@@ -283,13 +283,13 @@ func (hb *holdBuf) expire(now int64) {
 	}
 }
 
-func (hb *holdBuf) counters(m map[string]uint64) {
+func (hb *holdBuf) counters(sh *[numShared]uint64) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
-	m["nat-frag-held"] = hb.cHeld
-	m["nat-frag-released"] = hb.cReleased
-	m["nat-frag-hold-expired"] = hb.cExpired
-	m["nat-frag-hold-evicted"] = hb.cEvicted
-	m["nat-frag-hold-discarded"] = hb.cDiscarded
-	m["nat-frag-holding"] = uint64(hb.held)
+	sh[sFragHeld] = hb.cHeld
+	sh[sFragReleased] = hb.cReleased
+	sh[sFragHoldExpired] = hb.cExpired
+	sh[sFragHoldEvicted] = hb.cEvicted
+	sh[sFragHoldDiscarded] = hb.cDiscarded
+	sh[gFragHolding] = uint64(hb.held)
 }

@@ -129,7 +129,7 @@ func TestHoldSNATAmbiguous(t *testing.T) {
 			t.Fatalf("host %s: %+v", h, d)
 		}
 	}
-	c := n.Counters()
+	c := counts(n)
 	if c["nat-frag-held"] != 6 || c["nat-frag-released"] != 6 || c["nat-frag-holding"] != 0 || c["nat-frag-out-of-order"] != 0 {
 		t.Fatal(c)
 	}
@@ -183,7 +183,7 @@ func TestHoldPortForward(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatalf("not balanced: %v", seen)
 	}
-	if c := n.Counters(); c["nat-frag-released"] != c["nat-frag-held"] || c["nat-frag-held"] != 8*4 {
+	if c := counts(n); c["nat-frag-released"] != c["nat-frag-held"] || c["nat-frag-held"] != 8*4 {
 		t.Fatal(c)
 	}
 }
@@ -198,11 +198,11 @@ func TestHoldBounded(t *testing.T) {
 		if v, r := w.In(fs[1], nPublic, sec+int64(i)); v != Held {
 			t.Fatalf("%d: %v %v", i, v, r)
 		}
-		if h := n.Counters()["nat-frag-holding"]; h > HoldSlots {
+		if h := counts(n)["nat-frag-holding"]; h > HoldSlots {
 			t.Fatalf("%d held", h)
 		}
 	}
-	c := n.Counters()
+	c := counts(n)
 	if c["nat-frag-holding"] != HoldSlots || c["nat-frag-hold-evicted"] != 1000-HoldSlots || c["nat-frag-held"] != 1000 {
 		t.Fatal(c)
 	}
@@ -220,11 +220,11 @@ func TestHoldBounded(t *testing.T) {
 	}
 	// Not expired yet, then expired.
 	n.Reap(sec+int64(FragTimeout)-1, 10)
-	if c := n.Counters(); c["nat-frag-hold-expired"] != 0 || c["nat-frag-holding"] != HoldSlots-1 {
+	if c := counts(n); c["nat-frag-hold-expired"] != 0 || c["nat-frag-holding"] != HoldSlots-1 {
 		t.Fatal(c)
 	}
 	n.Reap(sec+1000+int64(FragTimeout), 10)
-	if c := n.Counters(); c["nat-frag-hold-expired"] != HoldSlots-1 || c["nat-frag-holding"] != 0 {
+	if c := counts(n); c["nat-frag-hold-expired"] != HoldSlots-1 || c["nat-frag-holding"] != 0 {
 		t.Fatal(c)
 	}
 	// Too big to hold: dropped as before.
@@ -329,7 +329,7 @@ func TestHoldTwoWorkers(t *testing.T) {
 			t.Fatalf("it %d: %+v want %s", it, d, want)
 		}
 	}
-	if c := n.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-released"] != c["nat-frag-held"] {
+	if c := counts(n); c["nat-frag-holding"] != 0 || c["nat-frag-released"] != c["nat-frag-held"] {
 		t.Fatal(c)
 	}
 }
@@ -396,7 +396,7 @@ func TestHoldOutBackendReply(t *testing.T) {
 		t.Fatalf("released %v %v %d", ok, st, outNet)
 	}
 	checkSums(t, p)
-	if c := n.Counters(); c["nat-frag-held"] != 3 || c["nat-frag-released"] != 3 {
+	if c := counts(n); c["nat-frag-held"] != 3 || c["nat-frag-released"] != 3 {
 		t.Fatal(c)
 	}
 }
@@ -477,7 +477,7 @@ func TestHoldDiscard(t *testing.T) {
 	if v, r := w.In(fs[0], nPublic, sec); v != Drop || r != NoSession {
 		t.Fatalf("%v %v", v, r)
 	}
-	if c := n.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-hold-discarded"] != 2 || w.HasReleased() {
+	if c := counts(n); c["nat-frag-holding"] != 0 || c["nat-frag-hold-discarded"] != 2 || w.HasReleased() {
 		t.Fatal(c)
 	}
 }
@@ -558,7 +558,7 @@ func TestHoldRandomOrder(t *testing.T) {
 			}
 		}
 	}
-	if c := nat2.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-held"] == 0 || c["nat-frag-released"] != c["nat-frag-held"] || c["nat-frag-hold-evicted"] != 0 {
+	if c := counts(nat2); c["nat-frag-holding"] != 0 || c["nat-frag-held"] == 0 || c["nat-frag-released"] != c["nat-frag-held"] || c["nat-frag-hold-evicted"] != 0 {
 		t.Fatal(c)
 	}
 }
@@ -588,7 +588,7 @@ func TestHoldUndrained(t *testing.T) {
 	}
 	now := sec + int64(FragTimeout)
 	n.Reap(now, 10)
-	if c := n.Counters(); c["nat-frag-hold-expired"] != HoldSlots {
+	if c := counts(n); c["nat-frag-hold-expired"] != HoldSlots {
 		t.Fatal(c)
 	}
 	// Stale entries are skipped; fragments released after reuse come out.
@@ -609,7 +609,7 @@ func TestHoldUndrained(t *testing.T) {
 	if got != HoldSlots {
 		t.Fatalf("%d released", got)
 	}
-	if c := n.Counters(); c["nat-frag-holding"] != 0 || c["nat-frag-released"] != HoldSlots {
+	if c := counts(n); c["nat-frag-holding"] != 0 || c["nat-frag-released"] != HoldSlots {
 		t.Fatal(c)
 	}
 }

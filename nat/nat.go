@@ -60,6 +60,7 @@ import (
 	"time"
 
 	"vrouter/config"
+	"vrouter/internal/counter"
 	"vrouter/packet"
 )
 
@@ -459,26 +460,37 @@ func (w *Worker) drop(r Reason) (Verdict, Reason) {
 	return Drop, r
 }
 
-// Counters sums the workers' counters: drops by reason name and the other
-// NAT counters, plus the table's gauges.
-func (n *NAT) Counters() map[string]uint64 {
-	m := make(map[string]uint64, numCounters+4)
+// Counters returns every counter of the NAT stage, in Descs order: the
+// drop reasons and events summed over the workers, then the table's own
+// counters and gauges.
+func (n *NAT) Counters() []counter.Value {
 	n.mu.Lock()
 	ws := append([]*Worker(nil), n.workers...)
 	n.mu.Unlock()
-	for i := 1; i < int(numCounters); i++ {
+	out := make([]counter.Value, 0, numCounters-1+numShared)
+	for i := 1; i < numCounters; i++ {
 		var s uint64
 		for _, w := range ws {
 			s += w.cnt[i].Load()
 		}
-		m[counterName(i)] = s
+		var d counter.Desc
+		if i < int(numReasons) {
+			d = reasonDescs[i]
+		} else {
+			d = workerDescs[i-int(numReasons)]
+		}
+		out = append(out, counter.Value{Desc: d, Value: s})
 	}
-	m["nat-sessions"] = uint64(n.t.live.Load())
-	m["nat-sessions-max"] = uint64(n.t.max)
-	m["nat-sessions-expired"] = n.reaped.Load()
-	m["nat-sessions-flushed"] = n.flushed.Load()
-	m["nat-sessions-evicted"] = n.evicted.Load()
-	m["nat-frag-entries"] = uint64(n.frags.used())
-	n.hold.counters(m)
-	return m
+	var sh [numShared]uint64
+	sh[sExpired] = n.reaped.Load()
+	sh[sFlushed] = n.flushed.Load()
+	sh[sEvicted] = n.evicted.Load()
+	sh[gSessions] = uint64(n.t.live.Load())
+	sh[gSessionsMax] = uint64(n.t.max)
+	sh[gFragEntries] = uint64(n.frags.used())
+	n.hold.counters(&sh)
+	for i, v := range sh {
+		out = append(out, counter.Value{Desc: sharedDescs[i], Value: v})
+	}
+	return out
 }

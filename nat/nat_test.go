@@ -153,7 +153,7 @@ func TestPoolExhaustion(t *testing.T) {
 	if v, r := w.Out(p, nInside, nPublic, sec); v != Drop || r != OutOfPorts {
 		t.Fatalf("got %v %v", v, r)
 	}
-	if n.Counters()["nat-out-of-ports"] != 1 {
+	if counts(n)["nat-out-of-ports"] != 1 {
 		t.Fatal("not counted")
 	}
 	ri := n.Rules()
@@ -232,7 +232,7 @@ func TestFilteringAddressDependent(t *testing.T) {
 	if n.Len() != 2 {
 		t.Fatalf("sessions %d", n.Len())
 	}
-	c := n.Counters()
+	c := counts(n)
 	if c["nat-filtered"] != 1 || c["nat-no-session"] != 2 {
 		t.Fatalf("counters %v", c)
 	}
@@ -367,7 +367,7 @@ func TestHairpinFloating(t *testing.T) {
 	if len(ss) != 1 || ss[0].NAT != "snat+dnat" {
 		t.Fatalf("%+v", ss)
 	}
-	if n.Counters()["nat-hairpin-sessions"] != 1 {
+	if counts(n)["nat-hairpin-sessions"] != 1 {
 		t.Fatal("hairpin not counted")
 	}
 	// The sender's mapping is the one it uses outside too (EIM).
@@ -578,8 +578,8 @@ func TestTableFull(t *testing.T) {
 	}
 	// Existing flows keep working.
 	out(t, w, build(t, pk{src: "10.1.1.10", dst: "198.51.100.7", proto: tcp, sport: 1000, dport: 80, flags: ack, seq: 2, ack: 2}), sec, Translated)
-	if n.Counters()["nat-table-full"] != 2 || n.Len() != 4 {
-		t.Fatal(n.Counters())
+	if counts(n)["nat-table-full"] != 2 || n.Len() != 4 {
+		t.Fatal(counts(n))
 	}
 	// No port leaked by the refused flow.
 	for _, pu := range n.Rules().SNAT[0].Pools {
@@ -613,8 +613,8 @@ func TestEvictUnreplied(t *testing.T) {
 	if v, r := w.In(p, nPublic, 20*sec+int64(EvictIdle)/2); v != Drop || r != TableFull {
 		t.Fatalf("%v %v", v, r)
 	}
-	if n.Len() != 8 || n.Counters()["nat-sessions-evicted"] == 0 || n.Counters()["nat-table-full"] != 1 {
-		t.Fatal(n.Counters())
+	if n.Len() != 8 || counts(n)["nat-sessions-evicted"] == 0 || counts(n)["nat-table-full"] != 1 {
+		t.Fatal(counts(n))
 	}
 	if cn.state() != "ESTABLISHED" {
 		t.Fatal("established flow evicted")
@@ -674,8 +674,8 @@ func TestCommit(t *testing.T) {
 	if got != 0 || why != "" {
 		t.Fatalf("%d %q", got, why)
 	}
-	if n.Counters()["nat-sessions-flushed"] != 4 {
-		t.Fatal(n.Counters())
+	if counts(n)["nat-sessions-flushed"] != 4 {
+		t.Fatal(counts(n))
 	}
 	c4 := testConfig()
 	c4.Conntrack.Max = 99
@@ -711,7 +711,7 @@ func TestCompileErrorChangesNothing(t *testing.T) {
 	if _, err := Compile(c, func(string) (uint16, bool) { return 0, false }); err == nil {
 		t.Fatal("compiled without slots")
 	}
-	if n.Len() != 2 || n.Rules().String() != before || n.Counters()["nat-sessions-flushed"] != 0 {
+	if n.Len() != 2 || n.Rules().String() != before || counts(n)["nat-sessions-flushed"] != 0 {
 		t.Fatalf("NAT changed: %d sessions\n%s", n.Len(), n.Rules())
 	}
 	// The sessions still translate.
@@ -801,8 +801,8 @@ func TestHairpinMapping(t *testing.T) {
 	}
 	// The second host's own mapping is the same one it uses outside.
 	e := out(t, w, build(t, pk{src: "10.1.1.11", dst: "198.51.100.7", proto: udp, sport: 6000, dport: 3478}), sec, Translated)
-	if e.sport != 6000 || n.Counters()["nat-hairpin-sessions"] != 1 {
-		t.Fatalf("%+v %v", e, n.Counters())
+	if e.sport != 6000 || counts(n)["nat-hairpin-sessions"] != 1 {
+		t.Fatalf("%+v %v", e, counts(n))
 	}
 }
 

@@ -134,7 +134,7 @@ func TestConcurrentChurn(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	reaper.Wait()
-	if n.Counters()["nat-sessions-expired"] == 0 {
+	if counts(n)["nat-sessions-expired"] == 0 {
 		t.Fatal("reaper never expired anything; the test did not exercise reuse")
 	}
 }

@@ -1,5 +1,7 @@
 package nat
 
+import "vrouter/internal/counter"
+
 // Verdict is what the NAT did with a packet.
 type Verdict uint8
 
@@ -53,28 +55,35 @@ const (
 	numReasons
 )
 
-var reasonInfo = [numReasons][2]string{
-	ReasonNone:       {"none", "not dropped"},
-	NoSession:        {"nat-no-session", "inbound packet to a NAT address with no session, mapping or forward (unsolicited)"},
-	Filtered:         {"nat-filtered", "inbound packet to a mapping from a host the inside host never contacted (address-dependent filtering)"},
-	OutOfPorts:       {"nat-out-of-ports", "new flow but no free port left on its paired external address (existing mappings kept)"},
-	TableFull:        {"nat-table-full", "new flow but the conntrack table holds max sessions (established flows kept)"},
-	TCPNoSession:     {"nat-tcp-not-syn", "TCP segment other than a SYN for a flow with no session"},
-	TCPBadRST:        {"nat-tcp-bad-rst", "TCP RST outside the receiver's window (RFC 5961 style check)"},
-	ICMPErrNoSession: {"nat-icmp-error-no-session", "ICMP error to a NAT address whose quoted packet matches no session"},
-	ICMPErrMismatch:  {"nat-icmp-error-mismatch", "ICMP error whose outer destination is not the quoted packet's source (RFC 5508)"},
-	ICMPErrMalformed: {"nat-icmp-error-malformed", "ICMP error whose quoted packet is too short to translate"},
-	FragTableFull:    {"nat-frag-table-full", "first fragment of a NATed datagram but the fragment table is full"},
-	FragOutOfOrder:   {"nat-frag-out-of-order", "non-first fragment that needs its first fragment's ports, which was not seen, and cannot be held (larger than a hold slot, or every slot awaits release)"},
-	Malformed:        {"nat-malformed", "transport header too short to translate"},
-	UnsupportedProto: {"nat-unsupported-proto", "protocol without ports from an SNAT source (only TCP, UDP, ICMP query can share an address)"},
-	TupleClash:       {"nat-tuple-clash", "the new session's reply tuple is already used by another session"},
+// counterStage is the Desc.Stage of the NAT's counters.
+const counterStage = "nat"
+
+var reasonDescs = [numReasons]counter.Desc{
+	ReasonNone:       natDesc("none", counter.Drop, "not dropped"),
+	NoSession:        natDesc("nat-no-session", counter.Drop, "inbound packet to a NAT address with no session, mapping or forward (unsolicited)"),
+	Filtered:         natDesc("nat-filtered", counter.Drop, "inbound packet to a mapping from a host the inside host never contacted (address-dependent filtering)"),
+	OutOfPorts:       natDesc("nat-out-of-ports", counter.Drop, "new flow but no free port left on its paired external address (existing mappings kept)"),
+	TableFull:        natDesc("nat-table-full", counter.Drop, "new flow but the conntrack table holds max sessions (established flows kept)"),
+	TCPNoSession:     natDesc("nat-tcp-not-syn", counter.Drop, "TCP segment other than a SYN for a flow with no session"),
+	TCPBadRST:        natDesc("nat-tcp-bad-rst", counter.Drop, "TCP RST outside the receiver's window (RFC 5961 style check)"),
+	ICMPErrNoSession: natDesc("nat-icmp-error-no-session", counter.Drop, "ICMP error to a NAT address whose quoted packet matches no session"),
+	ICMPErrMismatch:  natDesc("nat-icmp-error-mismatch", counter.Drop, "ICMP error whose outer destination is not the quoted packet's source (RFC 5508)"),
+	ICMPErrMalformed: natDesc("nat-icmp-error-malformed", counter.Drop, "ICMP error whose quoted packet is too short to translate"),
+	FragTableFull:    natDesc("nat-frag-table-full", counter.Drop, "first fragment of a NATed datagram but the fragment table is full"),
+	FragOutOfOrder:   natDesc("nat-frag-out-of-order", counter.Drop, "non-first fragment that needs its first fragment's ports, which was not seen, and cannot be held (larger than a hold slot, or every slot awaits release)"),
+	Malformed:        natDesc("nat-malformed", counter.Drop, "transport header too short to translate"),
+	UnsupportedProto: natDesc("nat-unsupported-proto", counter.Drop, "protocol without ports from an SNAT source (only TCP, UDP, ICMP query can share an address)"),
+	TupleClash:       natDesc("nat-tuple-clash", counter.Drop, "the new session's reply tuple is already used by another session"),
+}
+
+func natDesc(name string, k counter.Kind, help string) counter.Desc {
+	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: k}
 }
 
 // String is the counter name of r.
 func (r Reason) String() string {
 	if r < numReasons {
-		return reasonInfo[r][0]
+		return reasonDescs[r].Name
 	}
 	return "nat-reason?"
 }
@@ -82,7 +91,7 @@ func (r Reason) String() string {
 // Description is a one-line explanation of r.
 func (r Reason) Description() string {
 	if r < numReasons {
-		return reasonInfo[r][1]
+		return reasonDescs[r].Help
 	}
 	return ""
 }
@@ -96,7 +105,7 @@ func Reasons() []Reason {
 	return rs
 }
 
-// Other (non-drop) per-worker counters follow the reasons in the counter array.
+// The per-worker events follow the reasons in a Worker's counter array.
 const (
 	cTranslatedIn = int(numReasons) + iota
 	cTranslatedOut
@@ -108,21 +117,56 @@ const (
 	numCounters
 )
 
-var counterNames = [numCounters]string{
-	cTranslatedIn:      "nat-translated-in",
-	cTranslatedOut:     "nat-translated-out",
-	cSessionsCreated:   "nat-sessions-created",
-	cHairpin:           "nat-hairpin-sessions",
-	cICMPErrTranslated: "nat-icmp-errors-translated",
-	cFragTranslated:    "nat-fragments-translated",
-	cStateless:         "nat-stateless-1to1",
+// The NAT's own counters (not per worker), and its gauges.
+const (
+	sExpired = iota
+	sFlushed
+	sEvicted
+	sFragHeld
+	sFragReleased
+	sFragHoldExpired
+	sFragHoldEvicted
+	sFragHoldDiscarded
+	gSessions
+	gSessionsMax
+	gFragEntries
+	gFragHolding
+	numShared
+)
+
+var workerDescs = [numCounters - int(numReasons)]counter.Desc{
+	cTranslatedIn - int(numReasons):      natDesc("nat-translated-in", counter.Event, "packets translated by the NAT stage before the route lookup (destination: DNAT, replies to SNAT)"),
+	cTranslatedOut - int(numReasons):     natDesc("nat-translated-out", counter.Event, "packets translated by the NAT stage after the route lookup (source: SNAT, replies from DNAT)"),
+	cSessionsCreated - int(numReasons):   natDesc("nat-sessions-created", counter.Event, "conntrack sessions created"),
+	cHairpin - int(numReasons):           natDesc("nat-hairpin-sessions", counter.Event, "sessions created for an inside host reaching another through a NAT address (hairpin)"),
+	cICMPErrTranslated - int(numReasons): natDesc("nat-icmp-errors-translated", counter.Event, "ICMP errors translated together with the packet they quote (RFC 5508)"),
+	cFragTranslated - int(numReasons):    natDesc("nat-fragments-translated", counter.Event, "non-first fragments translated with the ports of their first fragment"),
+	cStateless - int(numReasons):         natDesc("nat-stateless-1to1", counter.Event, "packets of a floating IP translated 1:1 without a session (TCP other than SYN, ICMP errors)"),
 }
 
-func counterName(i int) string {
-	if i < int(numReasons) {
-		return Reason(i).String()
-	}
-	return counterNames[i]
+var sharedDescs = [numShared]counter.Desc{
+	sExpired:           natDesc("nat-sessions-expired", counter.Event, "sessions removed by their idle timeout"),
+	sFlushed:           natDesc("nat-sessions-flushed", counter.Event, "sessions removed by clear conntrack or by a reload whose rules no longer allow them"),
+	sEvicted:           natDesc("nat-sessions-evicted", counter.Event, "unanswered idle sessions removed to make room for a new flow in a full table"),
+	sFragHeld:          natDesc("nat-frag-held", counter.Event, "non-first fragments held until their first fragment comes"),
+	sFragReleased:      natDesc("nat-frag-released", counter.Event, "held fragments released, translated, after their first fragment came"),
+	sFragHoldExpired:   natDesc("nat-frag-hold-expired", counter.Drop, "held fragments dropped because their first fragment did not come in time"),
+	sFragHoldEvicted:   natDesc("nat-frag-hold-evicted", counter.Drop, "held fragments dropped to make room in the full hold buffer (the oldest goes)"),
+	sFragHoldDiscarded: natDesc("nat-frag-hold-discarded", counter.Drop, "held fragments dropped because their first fragment was dropped"),
+	gSessions:          natDesc("nat-sessions", counter.Gauge, "sessions in the conntrack table"),
+	gSessionsMax:       natDesc("nat-sessions-max", counter.Gauge, "capacity of the conntrack table ([conntrack] max)"),
+	gFragEntries:       natDesc("nat-frag-entries", counter.Gauge, "first fragments remembered for translating their later fragments"),
+	gFragHolding:       natDesc("nat-frag-holding", counter.Gauge, "non-first fragments held now"),
+}
+
+// Descs lists every counter of the NAT stage, in Counters order: the drop
+// reasons (without ReasonNone), the per-worker events, then the table's
+// own counters and gauges.
+func Descs() []counter.Desc {
+	out := make([]counter.Desc, 0, numCounters-1+numShared)
+	out = append(out, reasonDescs[ReasonNone+1:]...)
+	out = append(out, workerDescs[:]...)
+	return append(out, sharedDescs[:]...)
 }
 
 // reasonGone is internal: the session was claimed by the reaper while a

@@ -116,7 +116,7 @@ func TestTCPTransitions(t *testing.T) {
 					t.Fatalf("step %d: state %s, want %s", i, got, s.state)
 				}
 			}
-			if s := tc.steps[len(tc.steps)-1]; s.why != 0 && n.Counters()[s.why.String()] == 0 {
+			if s := tc.steps[len(tc.steps)-1]; s.why != 0 && counts(n)[s.why.String()] == 0 {
 				t.Fatal("drop not counted")
 			}
 		})
@@ -262,7 +262,7 @@ func TestReapBudget(t *testing.T) {
 	}
 	n.Reap(late, 20)
 	n.Reap(late, 20)
-	if n.Len() != 0 || n.Counters()["nat-sessions-expired"] != 50 {
+	if n.Len() != 0 || counts(n)["nat-sessions-expired"] != 50 {
 		t.Fatal(n.Len())
 	}
 	// Slots are reused and everything still works.

@@ -137,7 +137,10 @@ func (r *Router) cmdShowNAT(args []string, js bool) (string, error) {
 func (r *Router) writeNATMetrics(w io.Writer) {
 	fmt.Fprintf(w, "# HELP vrouter_conntrack_sessions Sessions in the conntrack table.\n# TYPE vrouter_conntrack_sessions gauge\nvrouter_conntrack_sessions %d\n", r.NAT.Len())
 	fmt.Fprintf(w, "# HELP vrouter_conntrack_max Capacity of the conntrack table.\n# TYPE vrouter_conntrack_max gauge\nvrouter_conntrack_max %d\n", r.NAT.Max())
-	c := r.NAT.Counters()
+	c := map[string]uint64{}
+	for _, v := range r.NAT.Counters() {
+		c[v.Name] = v.Value
+	}
 	keys := make([]string, 0, len(c))
 	for k := range c {
 		keys = append(keys, k)
