@@ -1,10 +1,12 @@
 package router
 
+import "vrouter/internal/counter"
+
 // DropReason names why the router did not forward a frame. Every drop on
 // the data path has one, with a counter per worker summed when read.
 type DropReason uint8
 
-// Drop reasons. Keep reasonInfo in the same order.
+// Drop reasons; dropDescs names and describes each.
 const (
 	DropNone DropReason = iota
 	DropL2Short
@@ -41,7 +43,6 @@ const (
 	DropARPQueued
 	DropARPQueueFull
 	DropARPFailed
-	DropNoBuffer
 	DropTxError
 	DropNAT
 	DropSpoofed
@@ -49,52 +50,64 @@ const (
 	NumDropReasons
 )
 
-type reasonInfo struct{ name, desc string }
-
-var reasons = [NumDropReasons]reasonInfo{
-	{"none", "not dropped"},
-	{"l2-short", "frame shorter than its Ethernet/802.1Q header"},
-	{"unknown-vlan", "frame on a port/VLAN that belongs to no network (unlisted VID or untagged link not configured)"},
-	{"not-for-us", "unicast frame for another host's MAC on a routed (single-link) network"},
-	{"qinq", "double-tagged (QinQ) frame"},
-	{"ipv6", "IPv6 is not routed yet"},
-	{"ethertype", "EtherType neither IPv4 nor ARP"},
-	{"arp-malformed", "ARP packet that is not Ethernet/IPv4 or is truncated"},
-	{"arp-bad-sender", "ARP with a broadcast/multicast sender MAC or a sender outside the segment"},
-	{"arp-not-ours", "ARP request for an address the router does not answer for (counted, not an error)"},
-	{"arp-conflict", "ARP from another MAC claiming one of the router's addresses"},
-	{"ip-too-short", "IPv4 packet shorter than 20 bytes"},
-	{"ip-version", "IP version field is not 4"},
-	{"ip-bad-ihl", "IPv4 IHL < 5 or header longer than the packet"},
-	{"ip-bad-total-length", "IPv4 total length smaller than the header"},
-	{"ip-truncated", "IPv4 total length larger than the bytes received"},
-	{"ip-checksum", "IPv4 header checksum is wrong"},
-	{"source-route", "IPv4 packet with a source-route option (LSRR/SSRR)"},
-	{"martian-source", "source address 0/8, 127/8, multicast or reserved (RFC 1812 5.3.7)"},
-	{"l2-broadcast-unicast-ip", "unicast IPv4 destination in a link-layer broadcast/multicast frame"},
-	{"multicast", "IPv4 multicast destination (not routed)"},
-	{"broadcast", "IPv4 broadcast for the local segment (not forwarded)"},
-	{"directed-broadcast", "directed broadcast to a connected subnet (not forwarded, RFC 2644)"},
-	{"no-route", "no route to the destination (ICMP 3/0 sent)"},
-	{"route-stale", "route to a network that the reload being applied has just removed (the FIB catches up within the reload)"},
-	{"blackhole", "route of type blackhole"},
-	{"unreachable-route", "route of type unreachable (ICMP 3/1 sent)"},
-	{"prohibited-route", "route of type prohibit (ICMP 3/13 sent)"},
-	{"ttl-exceeded", "TTL expired in transit (ICMP 11/0 sent)"},
-	{"frag-needed", "larger than the egress MTU with DF set (ICMP 3/4 sent)"},
-	{"local-protocol", "packet for a router address with no service (ICMP echo is the only one)"},
-	{"local-fragment", "fragment addressed to the router (no local reassembly)"},
-	{"arp-queued", "held while the next hop is resolved (sent later, not lost)"},
-	{"arp-queue-full", "next hop unresolved and its queue is full"},
-	{"arp-failed", "next hop did not answer ARP (ICMP 3/1 sent once)"},
-	{"no-buffer", "no scratch buffer for a generated packet or fragment"},
-	{"tx-error", "the port refused the frame"},
-	{"nat", "dropped by NAT/conntrack (see show nat for the reason)"},
-	{"spoofed", "source address not owned by the host-routed guest"},
-	{"l2-same-link", "switched frame whose destination MAC is on the link it came from"},
+var dropDescs = [NumDropReasons]counter.Desc{
+	DropNone:              dropDesc("none", "not dropped"),
+	DropL2Short:           dropDesc("l2-short", "frame shorter than its Ethernet/802.1Q header"),
+	DropUnknownVLAN:       dropDesc("unknown-vlan", "frame on a port/VLAN that belongs to no network (unlisted VID or untagged link not configured)"),
+	DropNotForUs:          dropDesc("not-for-us", "unicast frame for another host's MAC on a routed (single-link) network"),
+	DropQinQ:              dropDesc("qinq", "double-tagged (QinQ) frame"),
+	DropIPv6:              dropDesc("ipv6", "IPv6 is not routed yet"),
+	DropEtherType:         dropDesc("ethertype", "EtherType neither IPv4 nor ARP"),
+	DropARPMalformed:      dropDesc("arp-malformed", "ARP packet that is not Ethernet/IPv4 or is truncated"),
+	DropARPBadSender:      dropDesc("arp-bad-sender", "ARP with a broadcast/multicast sender MAC or a sender outside the segment"),
+	DropARPNotOurs:        dropDesc("arp-not-ours", "ARP request for an address the router does not answer for (counted, not an error)"),
+	DropARPConflict:       dropDesc("arp-conflict", "ARP from another MAC claiming one of the router's addresses"),
+	DropIPTooShort:        dropDesc("ip-too-short", "IPv4 packet shorter than 20 bytes"),
+	DropIPVersion:         dropDesc("ip-version", "IP version field is not 4"),
+	DropIPBadIHL:          dropDesc("ip-bad-ihl", "IPv4 IHL < 5 or header longer than the packet"),
+	DropIPBadTotalLen:     dropDesc("ip-bad-total-length", "IPv4 total length smaller than the header"),
+	DropIPTruncated:       dropDesc("ip-truncated", "IPv4 total length larger than the bytes received"),
+	DropIPChecksum:        dropDesc("ip-checksum", "IPv4 header checksum is wrong"),
+	DropSourceRoute:       dropDesc("source-route", "IPv4 packet with a source-route option (LSRR/SSRR)"),
+	DropMartianSource:     dropDesc("martian-source", "source address 0/8, 127/8, multicast or reserved (RFC 1812 5.3.7)"),
+	DropL2BcastUnicastIP:  dropDesc("l2-broadcast-unicast-ip", "unicast IPv4 destination in a link-layer broadcast/multicast frame"),
+	DropMulticast:         dropDesc("multicast", "IPv4 multicast destination (not routed)"),
+	DropBroadcast:         dropDesc("broadcast", "IPv4 broadcast for the local segment (not forwarded)"),
+	DropDirectedBroadcast: dropDesc("directed-broadcast", "directed broadcast to a connected subnet (not forwarded, RFC 2644)"),
+	DropNoRoute:           dropDesc("no-route", "no route to the destination (ICMP 3/0 sent)"),
+	DropRouteStale:        dropDesc("route-stale", "route to a network that the reload being applied has just removed (the FIB catches up within the reload)"),
+	DropBlackhole:         dropDesc("blackhole", "route of type blackhole"),
+	DropUnreachableRoute:  dropDesc("unreachable-route", "route of type unreachable (ICMP 3/1 sent)"),
+	DropProhibitedRoute:   dropDesc("prohibited-route", "route of type prohibit (ICMP 3/13 sent)"),
+	DropTTLExceeded:       dropDesc("ttl-exceeded", "TTL expired in transit (ICMP 11/0 sent)"),
+	DropFragNeeded:        dropDesc("frag-needed", "larger than the egress MTU with DF set (ICMP 3/4 sent)"),
+	DropLocalProto:        dropDesc("local-protocol", "packet for a router address with no service (ICMP echo is the only one)"),
+	DropLocalFragment:     dropDesc("local-fragment", "fragment addressed to the router (no local reassembly)"),
+	DropARPQueued:         dropDesc("arp-queued", "held while the next hop is resolved (sent later, not lost)"),
+	DropARPQueueFull:      dropDesc("arp-queue-full", "next hop unresolved and its queue is full"),
+	DropARPFailed:         dropDesc("arp-failed", "next hop did not answer ARP (ICMP 3/1 sent once)"),
+	DropTxError:           dropDesc("tx-error", "the port refused the frame"),
+	DropNAT:               dropDesc("nat", "dropped by NAT/conntrack (see show nat for the reason)"),
+	DropSpoofed:           dropDesc("spoofed", "source address not owned by the host-routed guest"),
+	DropL2SameLink:        dropDesc("l2-same-link", "switched frame whose destination MAC is on the link it came from"),
 }
 
-func (r DropReason) String() string { return reasons[r].name }
+func dropDesc(name, help string) counter.Desc {
+	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: counter.Drop}
+}
+
+// String is the reason's counter name ("no-route").
+func (r DropReason) String() string {
+	if r < NumDropReasons {
+		return dropDescs[r].Name
+	}
+	return "drop?"
+}
 
 // Description is a one-line explanation of the reason.
-func (r DropReason) Description() string { return reasons[r].desc }
+func (r DropReason) Description() string {
+	if r < NumDropReasons {
+		return dropDescs[r].Help
+	}
+	return ""
+}

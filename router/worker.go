@@ -10,39 +10,6 @@ import (
 	"vrouter/router/port"
 )
 
-// Counter names the router's non-drop counters.
-type Counter uint8
-
-const (
-	CntRxFrames Counter = iota
-	CntForwarded
-	CntLocalIn
-	CntEchoReplies
-	CntICMPErrors
-	CntICMPRateLimited
-	CntFragmentsOut
-	CntARPIn
-	CntARPReplies
-	CntARPProxyReplies
-	CntARPRequests
-	CntGARP
-	CntNeighFlushed
-	CntL2Switched
-	CntL2Flooded
-	CntL2UnknownFlood
-	CntNATHeld
-	CntNATReleased
-	NumCounters
-)
-
-var counterNames = [NumCounters]string{
-	"rx-frames", "forwarded", "local-in", "echo-replies", "icmp-errors-sent", "icmp-rate-limited",
-	"fragments-created", "arp-in", "arp-replies", "arp-proxy-replies", "arp-requests-sent",
-	"garp-sent", "neigh-queue-flushed", "l2-switched", "l2-flooded", "l2-unknown-unicast", "nat-fragments-held", "nat-fragments-released",
-}
-
-func (c Counter) String() string { return counterNames[c] }
-
 const scratchBufs = 128
 
 // worker runs batches to completion. Each receive goroutine has its own;

@@ -1,0 +1,116 @@
+package router
+
+import "vrouter/internal/counter"
+
+// counterStage is the Desc.Stage of the router's own counters (drops.go
+// and the events below).
+const counterStage = "router"
+
+// Counter names the router's events (its counters other than drops).
+type Counter uint8
+
+// Events; eventDescs names and describes each.
+const (
+	CntRxFrames Counter = iota
+	CntForwarded
+	CntLocalIn
+	CntEchoReplies
+	CntICMPErrors
+	CntICMPRateLimited
+	CntFragmentsOut
+	CntARPIn
+	CntARPReplies
+	CntARPProxyReplies
+	CntARPRequests
+	CntGARP
+	CntNeighFlushed
+	CntL2Switched
+	CntL2Flooded
+	CntL2UnknownFlood
+	CntNATHeld
+	CntNATReleased
+	NumCounters
+)
+
+var eventDescs = [NumCounters]counter.Desc{
+	CntRxFrames:        eventDesc("rx-frames", "frames received on every port"),
+	CntForwarded:       eventDesc("forwarded", "IPv4 packets routed to a next hop or a connected host"),
+	CntLocalIn:         eventDesc("local-in", "IPv4 packets addressed to the router itself"),
+	CntEchoReplies:     eventDesc("echo-replies", "ICMP echo replies the router sent"),
+	CntICMPErrors:      eventDesc("icmp-errors-sent", "ICMP errors the router sent (unreachable, time exceeded, fragmentation needed)"),
+	CntICMPRateLimited: eventDesc("icmp-rate-limited", "ICMP errors not sent because of the rate limit ([icmp] rate_per_sec, burst)"),
+	CntFragmentsOut:    eventDesc("fragments-created", "fragments made from packets larger than the egress MTU"),
+	CntARPIn:           eventDesc("arp-in", "ARP packets received"),
+	CntARPReplies:      eventDesc("arp-replies", "ARP replies sent for the router's own addresses"),
+	CntARPProxyReplies: eventDesc("arp-proxy-replies", "ARP replies sent on behalf of others (proxy ARP, published, floating and host-routed addresses)"),
+	CntARPRequests:     eventDesc("arp-requests-sent", "ARP requests sent to resolve next hops"),
+	CntGARP:            eventDesc("garp-sent", "gratuitous ARP announcements sent"),
+	CntNeighFlushed:    eventDesc("neigh-queue-flushed", "packets sent after waiting for their next hop to resolve"),
+	CntL2Switched:      eventDesc("l2-switched", "frames switched to the one link a destination MAC was learned on"),
+	CntL2Flooded:       eventDesc("l2-flooded", "frame copies flooded to the other links of a switched network (broadcast, multicast, unknown unicast)"),
+	CntL2UnknownFlood:  eventDesc("l2-unknown-unicast", "unicast frames flooded because their destination MAC is not learned yet"),
+	CntNATHeld:         eventDesc("nat-fragments-held", "non-first fragments held until their first fragment gives the NAT its ports"),
+	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
+}
+
+func eventDesc(name, help string) counter.Desc {
+	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: counter.Event}
+}
+
+// String is the event's counter name ("forwarded").
+func (c Counter) String() string {
+	if c < NumCounters {
+		return eventDescs[c].Name
+	}
+	return "counter?"
+}
+
+// Description is a one-line explanation of the event.
+func (c Counter) Description() string {
+	if c < NumCounters {
+		return eventDescs[c].Help
+	}
+	return ""
+}
+
+// Descs lists the router stage's counters: every drop reason (without
+// DropNone), then every event.
+func Descs() []counter.Desc {
+	out := make([]counter.Desc, 0, int(NumDropReasons)-1+int(NumCounters))
+	out = append(out, dropDescs[DropNone+1:]...)
+	return append(out, eventDescs[:]...)
+}
+
+// StageCounters returns the router stage's counters (in Descs order),
+// summed over workers.
+func (r *Router) StageCounters() []counter.Value {
+	d, c := r.Drops(), r.Counters()
+	out := make([]counter.Value, 0, int(NumDropReasons)-1+int(NumCounters))
+	for i := DropNone + 1; i < NumDropReasons; i++ {
+		out = append(out, counter.Value{Desc: dropDescs[i], Value: d[i]})
+	}
+	for i := Counter(0); i < NumCounters; i++ {
+		out = append(out, counter.Value{Desc: eventDescs[i], Value: c[i]})
+	}
+	return out
+}
+
+// AllCounters returns the counters of every stage: the router's
+// (StageCounters), the NAT's, the neighbour cache's, then each open port's
+// driver counters (Value.Port set to the port's name), in configuration
+// order.
+func (r *Router) AllCounters() []counter.Value {
+	out := r.StageCounters()
+	out = append(out, r.NAT.Counters()...)
+	out = append(out, r.Neigh.Counters()...)
+	for _, p := range r.snap.Load().ports {
+		if p.closed.Load() {
+			continue
+		}
+		for _, v := range p.p.Counters() {
+			v.Port = p.name
+			out = append(out, v)
+		}
+	}
+	return out
+}
