@@ -430,6 +430,18 @@ func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
 			w.natDrop(why)
 			return
 		}
+		if to := p.Dst(); to != src {
+			// The packet was SNATed (a frag-needed found after NAT out):
+			// the error goes back to the inside host it came from, from
+			// the router's address on that side.
+			if nh, out = w.routeBack(to); out == nil || out.isBroadcastOn(to) {
+				return
+			}
+			if f := out.srcFor(to); f != 0 {
+				p.SetSrc(f)
+				p.ComputeChecksum()
+			}
+		}
 	}
 	w.trICMP(typ, code, p.Dst(), mtu)
 	w.cnt[CntICMPErrors]++
