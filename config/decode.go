@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"vrouter/packet"
 )
 
 // decoder maps the document tree onto Config, checking key names, types and
@@ -327,17 +329,17 @@ func parseAddrPort4(s string) (netip.AddrPort, error) {
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) {
-	m, err := net.ParseMAC(s)
-	if err != nil || len(m) != 6 {
+	m, err := packet.ParseMAC(s)
+	if err != nil {
 		return nil, fmt.Errorf("invalid MAC address %q (write 02:00:00:00:00:01)", s)
 	}
-	if m[0]&1 != 0 {
+	if m.IsMulticast() {
 		return nil, fmt.Errorf("MAC address %s is not unicast (multicast bit set)", m)
 	}
-	if m[0]|m[1]|m[2]|m[3]|m[4]|m[5] == 0 {
+	if m.IsZero() {
 		return nil, fmt.Errorf("MAC address %s is all zeros", m)
 	}
-	return m, nil
+	return net.HardwareAddr(m[:]), nil
 }
 
 // parseRange4 parses "a.b.c.d" or "a.b.c.d-a.b.c.e".
@@ -713,13 +715,12 @@ func parseIfAddr(s string) (netip.Prefix, error) {
 
 // lastAddr is the highest address of p's subnet.
 func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v := packet.U32(p.Masked().Addr())
 	v |= ^uint32(0) >> uint(p.Bits())
 	if p.Bits() == 0 {
 		v = ^uint32(0)
 	}
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	return packet.Addr(v)
 }
 
 func (d *decoder) hostroute(t *table) {

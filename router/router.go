@@ -168,8 +168,8 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 	}
 	for _, e := range s.nat.ExternalAddrs() {
 		if int(e.Net) < len(s.nets) {
-			if _, mine := s.local.get(u32(e.Addr)); !mine {
-				s.published[uint64(e.Net)<<32|uint64(u32(e.Addr))] = struct{}{}
+			if _, mine := s.local.get(packet.U32(e.Addr)); !mine {
+				s.published[uint64(e.Net)<<32|uint64(packet.U32(e.Addr))] = struct{}{}
 			}
 		}
 	}
@@ -188,7 +188,7 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 			if ni := netIndex(cfg, e.Network); ni >= 0 {
 				var m packet.MAC
 				copy(m[:], e.MAC)
-				statics = append(statics, arp.StaticEntry{Network: uint16(ni), IP: u32(e.IP), MAC: m})
+				statics = append(statics, arp.StaticEntry{Network: uint16(ni), IP: packet.U32(e.IP), MAC: m})
 			}
 		}
 	}

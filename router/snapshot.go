@@ -75,15 +75,6 @@ type snapshot struct {
 	nat                 *nat.Rules
 }
 
-func u32(a netip.Addr) uint32 {
-	b := a.As4()
-	return packet.AddrFrom4(b)
-}
-
-func addrOf(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
 func prefixMask(bits int) uint32 {
 	if bits == 0 {
 		return 0
@@ -157,7 +148,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 			n.mac = ports[n.links[0].port].mac
 		}
 		for _, p := range nc.Addresses {
-			a := u32(p.Addr())
+			a := packet.U32(p.Addr())
 			m := prefixMask(p.Bits())
 			n.addrs = append(n.addrs, ifAddr{addr: a, mask: m, bcast: a | ^m, prefix: p})
 			s.local.add(a, n.idx)
@@ -171,13 +162,13 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 	}
 	for _, hr := range cfg.HostRoutes {
 		n := network{idx: uint16(len(s.nets)), name: "hostroute:" + hr.Link.String(), hostRoute: true,
-			gateway: u32(hr.Gateway), owned: map[uint32]struct{}{}}
+			gateway: packet.U32(hr.Gateway), owned: map[uint32]struct{}{}}
 		if err := addLink(&n, hr.Link); err != nil {
 			return nil, nil, err
 		}
 		n.mac = ports[n.links[0].port].mac
 		for _, a := range hr.Addresses {
-			v := u32(a)
+			v := packet.U32(a)
 			n.owned[v] = struct{}{}
 			routes = append(routes, fib.Route{Prefix: netip.PrefixFrom(a, 32), Source: fib.Connected,
 				NH: fib.NextHop{Kind: fib.KindConnected, Network: n.idx}})
@@ -192,13 +183,13 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 	for _, e := range cfg.ARP {
 		if e.Publish {
 			if ni := netIndex(cfg, e.Network); ni >= 0 {
-				s.published[uint64(ni)<<32|uint64(u32(e.IP))] = struct{}{}
+				s.published[uint64(ni)<<32|uint64(packet.U32(e.IP))] = struct{}{}
 			}
 		}
 	}
 	for _, f := range cfg.NAT.Floating {
-		if ni := s.networkContaining(u32(f.External)); ni >= 0 {
-			s.published[uint64(ni)<<32|uint64(u32(f.External))] = struct{}{}
+		if ni := s.networkContaining(packet.U32(f.External)); ni >= 0 {
+			s.published[uint64(ni)<<32|uint64(packet.U32(f.External))] = struct{}{}
 		}
 	}
 	for _, r := range cfg.Routes {
@@ -212,7 +203,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*snapshot, 
 			nh.Kind = fib.KindProhibit
 		default:
 			if r.Via.IsValid() {
-				gw := u32(r.Via)
+				gw := packet.U32(r.Via)
 				ni := s.networkContaining(gw)
 				if r.Network != "" {
 					ni = netIndex(cfg, r.Network)

@@ -169,26 +169,26 @@ func (r *Router) traceLines() []string {
 				line = fmt.Sprintf("l2      network %s ethertype 0x%04x src %s", netName(e.a), e.b, e.mac)
 			case tsARP:
 				op := map[uint32]string{1: "request", 2: "reply"}[e.a]
-				line = fmt.Sprintf("arp     %s %s -> %s", op, addrOf(e.b), addrOf(e.c))
+				line = fmt.Sprintf("arp     %s %s -> %s", op, packet.Addr(e.b), packet.Addr(e.c))
 			case tsIPv4:
-				line = fmt.Sprintf("ipv4    %s -> %s proto %d ttl %d", addrOf(e.a), addrOf(e.b), e.c>>8, e.c&0xff)
+				line = fmt.Sprintf("ipv4    %s -> %s proto %d ttl %d", packet.Addr(e.a), packet.Addr(e.b), e.c>>8, e.c&0xff)
 			case tsLocal:
 				line = "local   for the router (echo request answered)"
 				if e.a == 0 {
 					line = "local   for the router"
 				}
 			case tsNAT:
-				line = fmt.Sprintf("nat     %s: now %s -> %s", map[uint32]string{0: "in", 1: "out"}[e.c], addrOf(e.a), addrOf(e.b))
+				line = fmt.Sprintf("nat     %s: now %s -> %s", map[uint32]string{0: "in", 1: "out"}[e.c], packet.Addr(e.a), packet.Addr(e.b))
 			case tsFIB:
-				line = fmt.Sprintf("fib     %s network %s via %s", fib.Kind(e.a), netName(e.b), addrOf(e.c))
+				line = fmt.Sprintf("fib     %s network %s via %s", fib.Kind(e.a), netName(e.b), packet.Addr(e.c))
 			case tsNeigh:
 				if e.b == 1 {
-					line = fmt.Sprintf("neigh   %s is %s", addrOf(e.a), e.mac)
+					line = fmt.Sprintf("neigh   %s is %s", packet.Addr(e.a), e.mac)
 				} else {
-					line = fmt.Sprintf("neigh   %s unresolved: queued, ARP request", addrOf(e.a))
+					line = fmt.Sprintf("neigh   %s unresolved: queued, ARP request", packet.Addr(e.a))
 				}
 			case tsICMP:
-				line = fmt.Sprintf("icmp    sent type %d code %d to %s", e.a, e.b, addrOf(e.c))
+				line = fmt.Sprintf("icmp    sent type %d code %d to %s", e.a, e.b, packet.Addr(e.c))
 			case tsTx:
 				line = fmt.Sprintf("tx      port %s vlan %d, %d bytes", portName(e.a), e.b, e.c)
 			case tsDrop:
