@@ -259,3 +259,19 @@ func (w *Worker) learnPass(p packet.IPv4, stage int, now int64) (Verdict, Reason
 	w.release(src, dst, p.Proto(), p.ID(), stage, ip, now)
 	return Pass, 0
 }
+
+// settleFirst does a stage's fragment bookkeeping once its verdict on a
+// first fragment of several is known: a Pass is remembered (so later
+// fragments pass and held ones are released untouched), a Drop frees the
+// fragments held for it.
+func (w *Worker) settleFirst(p packet.IPv4, stage int, v Verdict, why Reason, now int64) (Verdict, Reason) {
+	if p.FlagsFrag()&0x3fff == 0x2000 {
+		switch v {
+		case Pass:
+			return w.learnPass(p, stage, now)
+		case Drop:
+			w.discard(p, stage)
+		}
+	}
+	return v, why
+}
