@@ -6,6 +6,9 @@ import (
 	"vrouter/packet"
 )
 
+// The NAT's view of a packet (flow) and the header rewrites with their
+// incremental checksum updates (RFC 1624).
+
 // Port kinds of a flow.
 const (
 	ptNone    = iota // no ports (other protocols, ICMP other than query)
@@ -43,39 +46,55 @@ func parseFlow(p packet.IPv4, f *flow) bool {
 		if len(f.l4) < packet.TCPMinLen {
 			return false
 		}
-		f.pt = ptPorts
 	case packet.ProtoUDP:
 		if len(f.l4) < packet.UDPHdrLen {
 			return false
 		}
-		f.pt = ptPorts
 	case packet.ProtoICMP:
-		if len(f.l4) < packet.ICMPHdrLen {
-			return len(f.l4) >= 1 && !packet.IsICMPQuery(f.l4[0])
+		m := packet.ICMP(f.l4)
+		if len(m) < packet.ICMPHdrLen {
+			return len(m) >= 1 && !packet.IsICMPQuery(m.Type())
 		}
-		id := binary.BigEndian.Uint16(f.l4[4:6])
-		switch f.l4[0] {
+		switch m.Type() {
 		case packet.ICMPEchoRequest, packet.ICMPTimestamp:
-			f.pt, f.sport = ptICMPReq, id
+			f.pt, f.sport = ptICMPReq, m.ID()
 		case packet.ICMPEchoReply, packet.ICMPTimestampReply:
-			f.pt, f.dport = ptICMPRep, id
+			f.pt, f.dport = ptICMPRep, m.ID()
 		}
 		return true
 	default:
 		return true
 	}
-	f.sport = binary.BigEndian.Uint16(f.l4[0:2])
-	f.dport = binary.BigEndian.Uint16(f.l4[2:4])
+	f.pt = ptPorts
+	f.sport, f.dport = packet.Ports(f.l4)
 	return true
 }
 
-func isSYN(f *flow) bool {
-	return f.l4[13]&(packet.TCPSyn|packet.TCPAck|packet.TCPRst) == packet.TCPSyn
+// isICMPError reports whether p (not a non-first fragment) is an ICMP
+// error with at least its header.
+func isICMPError(p packet.IPv4) bool {
+	ihl := p.IHL()
+	return p.Proto() == packet.ProtoICMP && len(p) >= ihl+packet.ICMPHdrLen && packet.IsICMPError(packet.ICMP(p[ihl:]).Type())
 }
 
-// setAddr rewrites the IPv4 address at off (12 src, 16 dst) with checksums:
-// the header's, and the TCP/UDP pseudo-header sum when l4 holds the header
-// (nil for non-first fragments). A UDP checksum of 0 stays 0.
+// isSYN reports a TCP segment that opens a connection (SYN without ACK/RST).
+func isSYN(f *flow) bool {
+	return packet.TCP(f.l4).Flags()&(packet.TCPSyn|packet.TCPAck|packet.TCPRst) == packet.TCPSyn
+}
+
+// udpSum is a UDP checksum after an incremental update: 0 means "no
+// checksum" on the wire, so a computed 0 is sent as 0xffff (RFC 768).
+func udpSum(c uint16) uint16 {
+	if c == 0 {
+		return 0xffff
+	}
+	return c
+}
+
+// setAddr rewrites the IPv4 address at off (packet.IPv4SrcOff or
+// packet.IPv4DstOff) with checksums: the header's, and the TCP/UDP
+// pseudo-header sum when l4 holds the header (nil for non-first fragments).
+// A UDP checksum of 0 stays 0.
 func setAddr(p packet.IPv4, proto uint8, l4 []byte, off int, ip uint32) {
 	old := binary.BigEndian.Uint32(p[off:])
 	if old == ip {
@@ -88,18 +107,13 @@ func setAddr(p packet.IPv4, proto uint8, l4 []byte, off int, ip uint32) {
 	}
 	switch proto {
 	case packet.ProtoTCP:
-		if len(l4) >= 18 {
-			c := binary.BigEndian.Uint16(l4[16:])
-			binary.BigEndian.PutUint16(l4[16:], packet.Update32(c, old, ip))
+		if t := packet.TCP(l4); len(t) >= packet.TCPChecksumOff+2 {
+			t.SetChecksum(packet.Update32(t.Checksum(), old, ip))
 		}
 	case packet.ProtoUDP:
-		if len(l4) >= 8 {
-			if c := binary.BigEndian.Uint16(l4[6:]); c != 0 {
-				c = packet.Update32(c, old, ip)
-				if c == 0 {
-					c = 0xffff
-				}
-				binary.BigEndian.PutUint16(l4[6:], c)
+		if u := packet.UDP(l4); len(u) >= packet.UDPHdrLen {
+			if c := u.Checksum(); c != 0 {
+				u.SetChecksum(udpSum(packet.Update32(c, old, ip)))
 			}
 		}
 	}
@@ -108,48 +122,44 @@ func setAddr(p packet.IPv4, proto uint8, l4 []byte, off int, ip uint32) {
 // setPort rewrites the source (dst=false) or destination port of f's packet;
 // for ICMP queries the identifier when it plays that role.
 func setPort(f *flow, dst bool, port uint16) {
-	l4 := f.l4
 	switch f.pt {
 	case ptPorts:
-		off := 0
+		off := packet.L4SrcPortOff
 		if dst {
-			off = 2
+			off = packet.L4DstPortOff
 		}
+		l4 := f.l4
 		old := binary.BigEndian.Uint16(l4[off:])
 		if old == port {
 			return
 		}
 		binary.BigEndian.PutUint16(l4[off:], port)
 		if f.proto == packet.ProtoTCP {
-			c := binary.BigEndian.Uint16(l4[16:])
-			binary.BigEndian.PutUint16(l4[16:], packet.Update16(c, old, port))
-		} else if c := binary.BigEndian.Uint16(l4[6:]); c != 0 {
-			c = packet.Update16(c, old, port)
-			if c == 0 {
-				c = 0xffff
-			}
-			binary.BigEndian.PutUint16(l4[6:], c)
+			t := packet.TCP(l4)
+			t.SetChecksum(packet.Update16(t.Checksum(), old, port))
+		} else if u := packet.UDP(l4); u.Checksum() != 0 {
+			u.SetChecksum(udpSum(packet.Update16(u.Checksum(), old, port)))
 		}
 	case ptICMPReq, ptICMPRep:
 		if (f.pt == ptICMPRep) != dst {
 			return
 		}
-		old := binary.BigEndian.Uint16(l4[4:])
+		m := packet.ICMP(f.l4)
+		old := m.ID()
 		if old == port {
 			return
 		}
-		binary.BigEndian.PutUint16(l4[4:], port)
-		c := binary.BigEndian.Uint16(l4[2:])
-		binary.BigEndian.PutUint16(l4[2:], packet.Update16(c, old, port))
+		m.SetID(port)
+		m.SetChecksum(packet.Update16(m.Checksum(), old, port))
 	}
 }
 
 func setDst(p packet.IPv4, f *flow, ip uint32, port uint16) {
-	setAddr(p, f.proto, f.l4, 16, ip)
+	setAddr(p, f.proto, f.l4, packet.IPv4DstOff, ip)
 	setPort(f, true, port)
 }
 
 func setSrc(p packet.IPv4, f *flow, ip uint32, port uint16) {
-	setAddr(p, f.proto, f.l4, 12, ip)
+	setAddr(p, f.proto, f.l4, packet.IPv4SrcOff, ip)
 	setPort(f, false, port)
 }

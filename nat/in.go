@@ -6,6 +6,10 @@ import (
 	"vrouter/packet"
 )
 
+// The inbound stage, Worker.In: packets arriving from outside for existing
+// sessions (the fast path), and the dispatch of the rest: ICMP errors
+// (icmp.go), non-first fragments (frag.go), new sessions (in_new.go).
+
 // In is called for every IPv4 packet after input validation, before the FIB
 // lookup. It reverse-translates packets of existing sessions arriving from
 // outside, applies floating IPs and port forwards (creating sessions), and
@@ -28,9 +32,8 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	n := w.n
 	r := w.r
 	ff := p.FlagsFrag()
-	first := ff&0x1fff == 0
-	ihl := p.IHL()
-	if first && p.Proto() == packet.ProtoICMP && len(p) >= ihl+packet.ICMPHdrLen && packet.IsICMPError(p[ihl]) {
+	first := ff&packet.IPv4FragOffMask == 0
+	if first && isICMPError(p) {
 		return w.icmpError(p, r, false)
 	}
 	dst := p.Dst()
@@ -56,6 +59,8 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	return w.newIn(p, &f, kind, ff, now, r)
 }
 
+// inHit translates the destination of a packet of session h (a reply to
+// SNAT, or a flow to a floating IP or forward) and accounts it.
 func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	var ip uint32
 	var port uint16
@@ -73,7 +78,7 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 		}
 		return w.drop(why)
 	}
-	if ff&0x2000 != 0 { // first fragment of several
+	if ff&packet.IPv4MF != 0 { // first fragment of several
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now) {
 			return w.drop(FragTableFull)
 		}

@@ -4,6 +4,9 @@ import (
 	"vrouter/packet"
 )
 
+// New sessions created by Worker.In: port forwards, floating IPs, and
+// inbound packets accepted by an SNAT mapping (filtering, hairpins).
+
 // newIn handles a packet to a NAT address that matched no session.
 func (w *Worker) newIn(p packet.IPv4, f *flow, kind uint8, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	if kind&aFwd != 0 && f.pt == ptPorts {
@@ -24,7 +27,7 @@ func (w *Worker) newIn(p packet.IPv4, f *flow, kind uint8, ff uint16, now int64,
 		fl := &r.floats[r.floatByExt[f.dst]]
 		if f.proto == packet.ProtoTCP && !isSYN(f) {
 			// 1:1 without a session: translate the address only.
-			setAddr(p, f.proto, f.l4, 16, fl.int)
+			setAddr(p, f.proto, f.l4, packet.IPv4DstOff, fl.int)
 			w.inc(cStateless)
 			w.inc(cTranslatedIn)
 			return Translated, 0

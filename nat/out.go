@@ -6,6 +6,10 @@ import (
 	"vrouter/packet"
 )
 
+// The outbound stage, Worker.Out: source translation of existing sessions
+// (the fast path), and the dispatch of the rest: ICMP errors (icmp.go),
+// non-first fragments (frag.go), new sessions (out_new.go).
+
 // Out is called after the FIB chose the egress network outNet (TTL already
 // decremented). It applies source translations: SNAT of new and existing
 // flows, replies from floating-IP hosts and forward backends, hairpin
@@ -31,9 +35,8 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	n := w.n
 	r := w.r
 	ff := p.FlagsFrag()
-	first := ff&0x1fff == 0
-	ihl := p.IHL()
-	if first && p.Proto() == packet.ProtoICMP && len(p) >= ihl+packet.ICMPHdrLen && packet.IsICMPError(p[ihl]) {
+	first := ff&packet.IPv4FragOffMask == 0
+	if first && isICMPError(p) {
 		if inNet == Local {
 			return w.icmpError(p, r, true)
 		}
@@ -72,6 +75,8 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	return w.newOut(p, &f, inNet, outNet, ff, now, r)
 }
 
+// outHit translates the source of a packet of session h and accounts it
+// (hairpin keys are accounted by In).
 func (w *Worker) outHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	var ip uint32
 	var port uint16
@@ -94,8 +99,10 @@ func (w *Worker) outHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r 
 	return w.setSrcOut(p, f, ip, port, ff, now)
 }
 
+// setSrcOut sets the source of f's packet, remembering it for the next
+// fragments when p is a first fragment of several.
 func (w *Worker) setSrcOut(p packet.IPv4, f *flow, ip uint32, port uint16, ff uint16, now int64) (Verdict, Reason) {
-	if ff&0x2000 != 0 {
+	if ff&packet.IPv4MF != 0 { // first fragment of several
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageOut, ip, now) {
 			return w.drop(FragTableFull)
 		}

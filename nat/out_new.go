@@ -4,6 +4,12 @@ import (
 	"vrouter/packet"
 )
 
+// New sessions created by Worker.Out: SNAT mappings and floating IPs of
+// inside hosts opening flows.
+
+// newOut handles a packet leaving via outNet that matched no session: the
+// floating IP of its source or an SNAT rule for (source, outNet) creates
+// one; anything else passes.
 func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	n := w.n
 	fl := r.floatOut(f.src, inNet, outNet)
@@ -15,7 +21,7 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 	}
 	if f.proto == packet.ProtoTCP && !isSYN(f) {
 		if fl != nil {
-			setAddr(p, f.proto, f.l4, 12, fl.ext)
+			setAddr(p, f.proto, f.l4, packet.IPv4SrcOff, fl.ext)
 			w.inc(cStateless)
 			w.inc(cTranslatedOut)
 			return Translated, 0

@@ -10,6 +10,9 @@ import (
 	"vrouter/packet"
 )
 
+// The compiled NAT rules (Compile), their lookups, and Commit, which makes
+// new rules those of record and flushes the sessions they no longer allow.
+
 type snatRule struct {
 	spec        config.SNAT
 	base, mask  uint32

@@ -277,7 +277,7 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 	switch f.proto {
 	case packet.ProtoTCP:
 		var why Reason
-		payload := len(f.l4) - int(f.l4[12]>>4)*4
+		payload := len(f.l4) - packet.TCP(f.l4).DataOff()
 		if payload < 0 {
 			payload = 0
 		}

@@ -98,6 +98,12 @@ func IsICMPQuery(t uint8) bool {
 	return false
 }
 
+// Ports returns the source and destination ports of a TCP or UDP header
+// (both begin with them).
+func Ports(l4 []byte) (src, dst uint16) {
+	return binary.BigEndian.Uint16(l4[L4SrcPortOff:]), binary.BigEndian.Uint16(l4[L4DstPortOff:])
+}
+
 // UDP is a view of a UDP header: | sport | dport | length | checksum |.
 // A checksum of 0 means none (RFC 768).
 type UDP []byte
