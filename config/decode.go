@@ -28,61 +28,18 @@ func (d *decoder) errf(p Pos, format string, args ...any) {
 	d.errs.add(p, fmt.Sprintf(format, args...))
 }
 
-// Defaults (see CONFIG.md and types.go).
+// Limits of values (defaults are in defaults.go).
 const (
-	DefaultConntrackMax        = 1048576
-	DefaultTCPEstablished      = 2*time.Hour + 4*time.Minute
-	DefaultTCPTransitory       = 4 * time.Minute
-	DefaultUDP                 = 5 * time.Minute
-	DefaultICMPTimeout         = 60 * time.Second
-	MinTCPEstablished          = 2*time.Hour + 4*time.Minute // RFC 5382 REQ-5
-	MinTCPTransitory           = 4 * time.Minute             // RFC 5382 REQ-5
-	MinUDP                     = 2 * time.Minute             // RFC 4787 REQ-5
-	MinICMPTimeout             = 60 * time.Second            // RFC 5508 REQ-2
-	DefaultICMPRatePerSec      = 1000
-	DefaultICMPBurst           = 50
-	DefaultNeighborMax         = 65536
-	DefaultNeighborReachable   = 30 * time.Second
-	DefaultNeighborStale       = 60 * time.Second
-	DefaultNeighborRetrans     = time.Second
-	DefaultNeighborRetries     = 3
-	DefaultNeighborQueueLen    = 3
-	DefaultSNATPortLo          = 1024
-	DefaultSNATPortHi          = 65535
-	DefaultFiltering           = "address-dependent"
-	FilteringEndpointIndep     = "endpoint-independent"
-	MinMTU, MaxMTU             = 68, 9198
-	MaxIfNameLen               = 15 // IFNAMSIZ - 1
-	MaxRouterNameLen           = 32
-	maxSocketPathLen           = 107 // sizeof(sun_path) - 1
-	maxWorkers                 = 1024
-	defaultHostRouteGatewayStr = "169.254.0.1"
+	MinTCPEstablished = 2*time.Hour + 4*time.Minute // RFC 5382 REQ-5
+	MinTCPTransitory  = 4 * time.Minute             // RFC 5382 REQ-5
+	MinUDP            = 2 * time.Minute             // RFC 4787 REQ-5
+	MinICMPTimeout    = 60 * time.Second            // RFC 5508 REQ-2
+	MinMTU, MaxMTU    = 68, 9198
+	MaxIfNameLen      = 15 // IFNAMSIZ - 1
+	MaxRouterNameLen  = 32
+	maxSocketPathLen  = 107 // sizeof(sun_path) - 1
+	maxWorkers        = 1024
 )
-
-// DefaultHostRouteGateway is the default [[hostroute]] gateway.
-var DefaultHostRouteGateway = netip.MustParseAddr(defaultHostRouteGatewayStr)
-
-func defaults() *Config {
-	return &Config{
-		NAT: NAT{Filtering: DefaultFiltering},
-		Conntrack: Conntrack{
-			Max:            DefaultConntrackMax,
-			TCPEstablished: DefaultTCPEstablished,
-			TCPTransitory:  DefaultTCPTransitory,
-			UDP:            DefaultUDP,
-			ICMP:           DefaultICMPTimeout,
-		},
-		ICMP: ICMP{RatePerSec: DefaultICMPRatePerSec, Burst: DefaultICMPBurst},
-		Neighbor: Neighbor{
-			Max:           DefaultNeighborMax,
-			ReachableTime: DefaultNeighborReachable,
-			StaleTime:     DefaultNeighborStale,
-			RetransTime:   DefaultNeighborRetrans,
-			Retries:       DefaultNeighborRetries,
-			QueueLen:      DefaultNeighborQueueLen,
-		},
-	}
-}
 
 // ---- generic helpers -------------------------------------------------------
 
@@ -469,9 +426,7 @@ func (d *decoder) decode(root *table) *Config {
 		d.errf(Pos{}, "missing [router] section with name = \"...\"")
 	}
 	d.validate()
-	if d.c.Router.Console == "" && d.c.Router.Name != "" {
-		d.c.Router.Console = DefaultSocketDir + "/" + d.c.Router.Name + ".sock"
-	}
+	d.c.ApplyDefaults()
 	return d.c
 }
 
@@ -871,8 +826,8 @@ func (d *decoder) nat(t *table) {
 		switch e.key {
 		case "filtering":
 			if s, ok := d.str(v, p); ok {
-				if s != DefaultFiltering && s != FilteringEndpointIndep {
-					d.errf(v.pos, "nat.filtering %q is not one of %s, %s", s, DefaultFiltering, FilteringEndpointIndep)
+				if s != FilteringAddressDep && s != FilteringEndpointIndep {
+					d.errf(v.pos, "nat.filtering %q is not one of %s, %s", s, FilteringAddressDep, FilteringEndpointIndep)
 				} else {
 					d.c.NAT.Filtering = s
 				}

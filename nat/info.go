@@ -183,9 +183,9 @@ type RulesInfo struct {
 // Rules describes the NAT rules with their session counts and port use.
 func (n *NAT) Rules() RulesInfo {
 	r := n.rules.Load()
-	ri := RulesInfo{Filtering: "address-dependent", Max: int(n.t.max)}
+	ri := RulesInfo{Filtering: config.FilteringAddressDep, Max: int(n.t.max)}
 	if r.eif {
-		ri.Filtering = "endpoint-independent"
+		ri.Filtering = config.FilteringEndpointIndep
 	}
 	ri.SNAT = make([]SNATInfo, len(r.snat))
 	ri.Floating = make([]FloatingInfo, len(r.floats))

@@ -94,8 +94,8 @@ type NAT struct {
 	flushed  atomic.Uint64
 }
 
-// New allocates the conntrack table for cfg.Conntrack.Max sessions
-// (default 1048576) and commits the initial rules (from Compile). Memory is
+// New allocates the conntrack table for cfg.Conntrack.Max sessions and
+// commits the initial rules (from Compile). Memory is
 // reserved up front but only touched as sessions are created.
 func New(cfg *config.Config, initial *Rules) (*NAT, error) {
 	if initial == nil {
@@ -103,7 +103,7 @@ func New(cfg *config.Config, initial *Rules) (*NAT, error) {
 	}
 	max := cfg.Conntrack.Max
 	if max <= 0 {
-		max = 1 << 20
+		return nil, fmt.Errorf("nat: conntrack max %d (defaults not applied)", max)
 	}
 	if max >= 1<<28 {
 		return nil, fmt.Errorf("nat: conntrack max %d too large", max)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 
 	"vrouter/config"
 	"vrouter/packet"
@@ -150,10 +149,12 @@ func (r *Rules) snatOut(src uint32, outNet uint16) *snatRule {
 
 // Compile compiles cfg's NAT rules, off the data path; nothing changes in
 // any NAT. netIndex gives the network slot of a network by name (false when
-// unknown). An error means the configuration must be refused.
+// unknown). An error means the configuration must be refused. cfg has its
+// defaults filled (config.Parse does it; hand-built configurations call
+// config.Config.ApplyDefaults): Compile substitutes none.
 func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Rules, error) {
 	r := &Rules{
-		eif:        cfg.NAT.Filtering == "endpoint-independent",
+		eif:        cfg.NAT.Filtering == config.FilteringEndpointIndep,
 		floatByExt: map[uint32]int32{},
 		floatByInt: map[uint32]int32{},
 		fwdByExt:   map[uint64]int32{},
@@ -163,19 +164,11 @@ func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Ru
 		max:        cfg.Conntrack.Max,
 	}
 	ct := cfg.Conntrack
+	if ct.Max <= 0 || ct.TCPEstablished <= 0 || ct.TCPTransitory <= 0 || ct.UDP <= 0 || ct.ICMP <= 0 {
+		return nil, fmt.Errorf("nat: conntrack settings unset (max %d, timeouts %v %v %v %v): defaults not applied",
+			ct.Max, ct.TCPEstablished, ct.TCPTransitory, ct.UDP, ct.ICMP)
+	}
 	r.tcpEst, r.tcpTrans, r.udp, r.icmp = int64(ct.TCPEstablished), int64(ct.TCPTransitory), int64(ct.UDP), int64(ct.ICMP)
-	if r.tcpEst <= 0 {
-		r.tcpEst = int64(2*time.Hour + 4*time.Minute)
-	}
-	if r.tcpTrans <= 0 {
-		r.tcpTrans = int64(4 * time.Minute)
-	}
-	if r.udp <= 0 {
-		r.udp = int64(5 * time.Minute)
-	}
-	if r.icmp <= 0 {
-		r.icmp = int64(60 * time.Second)
-	}
 	for _, nw := range cfg.Networks {
 		for _, p := range nw.Addresses {
 			if p.Addr().Is4() {
@@ -223,11 +216,8 @@ func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Ru
 			to.Last = to.First
 		}
 		lo, hi := s.Ports.Lo, s.Ports.Hi
-		if lo == 0 && hi == 0 {
-			lo, hi = 1024, 65535
-		}
-		if lo == 0 {
-			lo = 1
+		if lo == 0 || hi < lo {
+			return nil, fmt.Errorf("nat: snat ports %d-%d", lo, hi)
 		}
 		p := s.Source.Masked()
 		mask := ^uint32(0)

@@ -34,7 +34,7 @@ var (
 )
 
 func testConfig() *config.Config {
-	return &config.Config{
+	c := &config.Config{
 		Router: config.Router{Name: "t"},
 		Ports:  []config.Port{{Name: "pa", Driver: "pipe"}, {Name: "pb", Driver: "pipe", MTU: 1400}},
 		Networks: []config.Network{
@@ -49,6 +49,8 @@ func testConfig() *config.Config {
 		Conntrack: config.Conntrack{Max: 4096},
 		Neighbor:  config.Neighbor{Max: 1024, ReachableTime: 30 * time.Second, StaleTime: 60 * time.Second, RetransTime: time.Second, Retries: 3, QueueLen: 3},
 	}
+	c.ApplyDefaults()
+	return c
 }
 
 type lab struct {
