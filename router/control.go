@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vrouter/fib"
+	"vrouter/packet"
 )
 
 // Request is one control-socket request (one JSON object per line).
@@ -218,7 +219,7 @@ func (r *Router) routeInfo(rt fib.Route) RouteInfo {
 		}
 	}
 	if rt.NH.Kind == fib.KindGateway {
-		ri.Via = addrOf(rt.NH.Gateway).String()
+		ri.Via = packet.Addr(rt.NH.Gateway).String()
 	}
 	return ri
 }
@@ -344,7 +345,7 @@ func (r *Router) cmdARP(args []string, js bool) (string, error) {
 	})
 	var out []NeighInfo
 	for _, e := range es {
-		ni := NeighInfo{IP: addrOf(e.IP).String(), State: e.State.String(), Age: e.Age.Truncate(time.Second).String(), Queued: e.Queued}
+		ni := NeighInfo{IP: packet.Addr(e.IP).String(), State: e.State.String(), Age: e.Age.Truncate(time.Second).String(), Queued: e.Queued}
 		if e.State != 1 { // incomplete has no MAC yet
 			ni.MAC = e.MAC.String()
 		}
@@ -379,7 +380,7 @@ func (r *Router) cmdProxyARP(args []string, js bool) (string, error) {
 	var out []ProxyInfo
 	for k := range s.published {
 		ni := int(k >> 32)
-		out = append(out, ProxyInfo{IP: addrOf(uint32(k)).String(), Network: s.nets[ni].name, Why: "published"})
+		out = append(out, ProxyInfo{IP: packet.Addr(uint32(k)).String(), Network: s.nets[ni].name, Why: "published"})
 	}
 	s.eachNetwork(func(n *network) {
 		if n.proxyARP {
@@ -491,12 +492,12 @@ func (r *Router) cmdRouteAdd(args []string, js bool) (string, error) {
 		return "", fmt.Errorf("bad address %q", args[2])
 	}
 	s := r.snap.Load()
-	ni := s.networkContaining(u32(gw))
+	ni := s.networkContaining(packet.U32(gw))
 	if ni < 0 {
 		return "", fmt.Errorf("gateway %s is on no connected network", gw)
 	}
 	r.FIB.Add(fib.Route{Prefix: p.Masked(), Source: fib.Runtime,
-		NH: fib.NextHop{Kind: fib.KindGateway, Network: uint16(ni), Gateway: u32(gw)}})
+		NH: fib.NextHop{Kind: fib.KindGateway, Network: uint16(ni), Gateway: packet.U32(gw)}})
 	return fmt.Sprintf("added %s via %s (%s)\n", p.Masked(), gw, s.nets[ni].name), nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"vrouter/fib"
+	"vrouter/packet"
 )
 
 // Names are the things the console completes: ports, networks, addresses.
@@ -27,11 +28,11 @@ func (r *Router) names() Names {
 	s.eachNetwork(func(nw *network) {
 		n.Networks = append(n.Networks, nw.name)
 		for _, a := range nw.addrs {
-			seen[addrOf(a.addr).String()] = true
+			seen[packet.Addr(a.addr).String()] = true
 		}
 	})
 	for _, e := range r.Neigh.Entries(r.clock.Now()) {
-		seen[addrOf(e.IP).String()] = true
+		seen[packet.Addr(e.IP).String()] = true
 	}
 	for a := range seen {
 		n.Addresses = append(n.Addresses, a)

@@ -495,24 +495,14 @@ func (w *worker) fragment(out *network, mac packet.MAC, ip packet.IPv4) {
 	// Options of later fragments: only those with the copy bit.
 	var opt [40]byte
 	nopt := 0
-	o := ip.Options()
-	for i := 0; i < len(o); {
-		t := o[i]
-		if t == 0 {
+	for it := ip.OptionIter(); ; {
+		o, ok := it.Next()
+		if !ok {
 			break
 		}
-		if t == 1 {
-			i++
-			continue
+		if o[0]&packet.OptCopied != 0 {
+			nopt += copy(opt[nopt:], o)
 		}
-		if i+1 >= len(o) || int(o[i+1]) < 2 || i+int(o[i+1]) > len(o) {
-			break
-		}
-		l := int(o[i+1])
-		if t&0x80 != 0 {
-			nopt += copy(opt[nopt:], o[i:i+l])
-		}
-		i += l
 	}
 	for nopt%4 != 0 {
 		opt[nopt] = 0

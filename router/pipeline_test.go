@@ -35,7 +35,7 @@ var (
 )
 
 func testConfig() *config.Config {
-	return &config.Config{
+	c := &config.Config{
 		Router: config.Router{Name: "t"},
 		Ports:  []config.Port{{Name: "pa", Driver: "pipe"}, {Name: "pb", Driver: "pipe", MTU: 1400}},
 		Networks: []config.Network{
@@ -50,6 +50,8 @@ func testConfig() *config.Config {
 		Conntrack: config.Conntrack{Max: 4096},
 		Neighbor:  config.Neighbor{Max: 1024, ReachableTime: 30 * time.Second, StaleTime: 60 * time.Second, RetransTime: time.Second, Retries: 3, QueueLen: 3},
 	}
+	c.ApplyDefaults()
+	return c
 }
 
 type lab struct {
@@ -472,6 +474,7 @@ func natLab(t testing.TB) *lab {
 	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
 		To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
 	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
+	cfg.ApplyDefaults()
 	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
 	clk := clock.NewManual()
 	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})

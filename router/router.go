@@ -89,6 +89,7 @@ type Router struct {
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
+// cfg has its defaults applied (config.Load does; see config.ApplyDefaults).
 func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
@@ -127,29 +128,12 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	return r, nil
 }
 
+// neighConfig maps [neighbor] to the cache's settings (config fills the
+// defaults; see config.ApplyDefaults).
 func neighConfig(cfg *config.Config) arp.Config {
 	n := cfg.Neighbor
-	c := arp.Config{Max: n.Max, ReachableTime: n.ReachableTime, StaleTime: n.StaleTime,
+	return arp.Config{Max: n.Max, ReachableTime: n.ReachableTime, StaleTime: n.StaleTime,
 		RetransTime: n.RetransTime, Retries: n.Retries, QueueLen: n.QueueLen}
-	if c.Max == 0 {
-		c.Max = 65536
-	}
-	if c.ReachableTime == 0 {
-		c.ReachableTime = 30 * time.Second
-	}
-	if c.StaleTime == 0 {
-		c.StaleTime = 60 * time.Second
-	}
-	if c.RetransTime == 0 {
-		c.RetransTime = time.Second
-	}
-	if c.Retries == 0 {
-		c.Retries = 3
-	}
-	if c.QueueLen == 0 {
-		c.QueueLen = 3
-	}
-	return c
 }
 
 // publish makes a compiled plan the running configuration, in an order

@@ -215,7 +215,7 @@ func (r *arpRecord) format(traceNames) string {
 	case packet.ARPReply:
 		op = "reply"
 	}
-	return fmt.Sprintf("%s %s -> %s", op, addrOf(r.sender), addrOf(r.target))
+	return fmt.Sprintf("%s %s -> %s", op, packet.Addr(r.sender), packet.Addr(r.target))
 }
 
 // ipv4: a received IPv4 packet that passed the header checks.
@@ -305,7 +305,7 @@ func (r *fibRecord) format(n traceNames) string {
 	case fib.KindConnected:
 		return fmt.Sprintf("%s network %s", r.kind, n.net(uint32(r.net)))
 	case fib.KindGateway:
-		return fmt.Sprintf("%s network %s via %s", r.kind, n.net(uint32(r.net)), addrOf(r.gw))
+		return fmt.Sprintf("%s network %s via %s", r.kind, n.net(uint32(r.net)), packet.Addr(r.gw))
 	}
 	return r.kind.String()
 }
@@ -330,9 +330,9 @@ func (w *worker) trNeigh(net uint16, ip uint32, mac packet.MAC, resolved, queued
 
 func (r *neighRecord) format(n traceNames) string {
 	if r.resolved {
-		return fmt.Sprintf("%s on %s is %s", addrOf(r.ip), n.net(uint32(r.net)), r.mac)
+		return fmt.Sprintf("%s on %s is %s", packet.Addr(r.ip), n.net(uint32(r.net)), r.mac)
 	}
-	s := fmt.Sprintf("%s on %s unresolved: ", addrOf(r.ip), n.net(uint32(r.net)))
+	s := fmt.Sprintf("%s on %s unresolved: ", packet.Addr(r.ip), n.net(uint32(r.net)))
 	if r.queued {
 		s += "queued"
 	} else {
@@ -360,7 +360,7 @@ func (w *worker) trICMP(typ, code uint8, to uint32, mtu int) {
 }
 
 func (r *icmpRecord) format(traceNames) string {
-	s := fmt.Sprintf("sent %s to %s", icmpName(r.typ, r.code), addrOf(r.to))
+	s := fmt.Sprintf("sent %s to %s", icmpName(r.typ, r.code), packet.Addr(r.to))
 	if r.typ == packet.ICMPUnreachable && r.code == packet.CodeFragNeeded {
 		s += fmt.Sprintf(" mtu %d", r.mtu)
 	}
@@ -510,11 +510,11 @@ func (f *traceFlow) icmpQuery() bool {
 func (f *traceFlow) endpoints() string {
 	switch {
 	case f.ports():
-		return fmt.Sprintf("%s:%d -> %s:%d", addrOf(f.src), f.sport, addrOf(f.dst), f.dport)
+		return fmt.Sprintf("%s:%d -> %s:%d", packet.Addr(f.src), f.sport, packet.Addr(f.dst), f.dport)
 	case f.icmpQuery():
-		return fmt.Sprintf("%s -> %s id %d", addrOf(f.src), addrOf(f.dst), f.sport)
+		return fmt.Sprintf("%s -> %s id %d", packet.Addr(f.src), packet.Addr(f.dst), f.sport)
 	}
-	return fmt.Sprintf("%s -> %s", addrOf(f.src), addrOf(f.dst))
+	return fmt.Sprintf("%s -> %s", packet.Addr(f.src), packet.Addr(f.dst))
 }
 
 // String is the flow as the ipv4 line shows it, e.g.
@@ -531,7 +531,7 @@ func (f *traceFlow) String() string {
 			b.WriteString(" [" + tcpFlags(f.l4) + "]")
 		}
 	case f.hasL4 && f.proto == packet.ProtoICMP:
-		fmt.Fprintf(&b, "%s -> %s %s", addrOf(f.src), addrOf(f.dst), icmpName(f.l4, f.code))
+		fmt.Fprintf(&b, "%s -> %s %s", packet.Addr(f.src), packet.Addr(f.dst), icmpName(f.l4, f.code))
 		if packet.IsICMPQuery(f.l4) {
 			fmt.Fprintf(&b, " id %d seq %d", f.sport, f.dport)
 		}
