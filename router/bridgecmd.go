@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"text/tabwriter"
+	"time"
 )
 
 // BridgeRow is one learned MAC of show bridge.
@@ -18,30 +19,17 @@ func (r *Router) cmdBridge(args []string, js bool) (string, error) {
 	if len(args) > 1 {
 		return "", fmt.Errorf("usage: show bridge [NETWORK]")
 	}
-	s := r.snap.Load()
-	sec := r.clock.Now() / 1e9
-	var rows []BridgeRow
-	found := len(args) == 0
-	for i := range s.nets {
-		n := &s.nets[i]
-		if len(args) == 1 && n.name != args[0] {
-			continue
-		}
-		found = true
-		if n.bridge == nil {
-			continue
-		}
-		for _, e := range n.bridge.entries(sec) {
-			l := n.links[e.Link]
-			name := s.ports[l.port].name
-			if l.vid != 0 {
-				name = fmt.Sprintf("%s.%d", name, l.vid)
-			}
-			rows = append(rows, BridgeRow{Network: n.name, MAC: e.MAC.String(), Link: name, Age: e.Age})
-		}
+	name := ""
+	if len(args) == 1 {
+		name = args[0]
 	}
-	if !found {
-		return "", fmt.Errorf("no network %q", args[0])
+	es, err := r.BridgeEntries(name)
+	if err != nil {
+		return "", err
+	}
+	var rows []BridgeRow
+	for _, e := range es {
+		rows = append(rows, BridgeRow{Network: e.Network, MAC: e.MAC.String(), Link: e.Link, Age: int64(e.Age / time.Second)})
 	}
 	sort.Slice(rows, func(i, j int) bool {
 		if rows[i].Network != rows[j].Network {

@@ -14,7 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"vrouter/arp"
 	"vrouter/fib"
+	"vrouter/router/port"
 )
 
 // Request is one control-socket request (one JSON object per line).
@@ -116,28 +118,44 @@ func table(f func(tw *tabwriter.Writer)) string {
 	return sb.String()
 }
 
-// InterfaceInfo is one row of show interfaces.
-type InterfaceInfo struct {
-	Ports    []PortStats   `json:"ports"`
-	Networks []NetworkInfo `json:"networks"`
+// interfacesJSON is show interfaces -j.
+type interfacesJSON struct {
+	Ports    []portJSON    `json:"ports"`
+	Networks []networkJSON `json:"networks"`
 }
 
-// NetworkInfo describes a network.
-type NetworkInfo struct {
-	Name      string      `json:"name"`
-	MAC       string      `json:"mac"`
-	MTU       int         `json:"mtu"`
-	Links     []string    `json:"links"`
-	Addresses []string    `json:"addresses"`
-	ProxyARP  bool        `json:"proxy_arp"`
-	HostRoute bool        `json:"hostroute,omitempty"`
-	LinkStats []LinkStats `json:"link_stats"`
-	RxPackets uint64      `json:"rx_packets"`
-	TxPackets uint64      `json:"tx_packets"`
+// portJSON is one port of show interfaces -j.
+type portJSON struct {
+	Name        string     `json:"name"`
+	Driver      string     `json:"driver"`
+	Device      string     `json:"device"`
+	MAC         string     `json:"mac"`
+	MTU         int        `json:"mtu"`
+	RxPackets   uint64     `json:"rx_packets"`
+	RxBytes     uint64     `json:"rx_bytes"`
+	TxPackets   uint64     `json:"tx_packets"`
+	TxBytes     uint64     `json:"tx_bytes"`
+	Drops       uint64     `json:"drops"`
+	TxErrors    uint64     `json:"tx_errors"`
+	DeviceStats port.Stats `json:"device_stats"`
 }
 
-// LinkStats are the counters of one link of a network.
-type LinkStats struct {
+// networkJSON is one network of show interfaces -j.
+type networkJSON struct {
+	Name      string     `json:"name"`
+	MAC       string     `json:"mac"`
+	MTU       int        `json:"mtu"`
+	Links     []string   `json:"links"`
+	Addresses []string   `json:"addresses"`
+	ProxyARP  bool       `json:"proxy_arp"`
+	HostRoute bool       `json:"hostroute,omitempty"`
+	LinkStats []linkJSON `json:"link_stats"`
+	RxPackets uint64     `json:"rx_packets"`
+	TxPackets uint64     `json:"tx_packets"`
+}
+
+// linkJSON is the counters of one link of a network.
+type linkJSON struct {
 	Link      string `json:"link"`
 	RxPackets uint64 `json:"rx_packets"`
 	RxBytes   uint64 `json:"rx_bytes"`
@@ -145,34 +163,32 @@ type LinkStats struct {
 	TxBytes   uint64 `json:"tx_bytes"`
 }
 
-func (r *Router) networks() []NetworkInfo {
-	s := r.snap.Load()
-	var out []NetworkInfo
-	for _, n := range s.nets {
-		ni := NetworkInfo{Name: n.name, MAC: n.mac.String(), MTU: n.mtu, ProxyARP: n.proxyARP, HostRoute: n.hostRoute}
-		for _, l := range n.links {
-			name := s.ports[l.port].name
-			if l.vid != 0 {
-				name = fmt.Sprintf("%s.%d", name, l.vid)
-			}
-			ni.Links = append(ni.Links, name)
-			lc := s.links[l.id]
-			ls := LinkStats{Link: name, RxPackets: lc.rxPackets.Load(), RxBytes: lc.rxBytes.Load(),
-				TxPackets: lc.txPackets.Load(), TxBytes: lc.txBytes.Load()}
-			ni.LinkStats = append(ni.LinkStats, ls)
-			ni.RxPackets += ls.RxPackets
-			ni.TxPackets += ls.TxPackets
-		}
-		for _, a := range n.addrs {
-			ni.Addresses = append(ni.Addresses, a.prefix.String())
-		}
-		out = append(out, ni)
+func (r *Router) interfaces() interfacesJSON {
+	var info interfacesJSON
+	for _, p := range r.Ports() {
+		info.Ports = append(info.Ports, portJSON{Name: p.Name, Driver: p.Driver, Device: p.Device, MAC: p.MAC.String(), MTU: p.MTU,
+			RxPackets: p.RxPackets, RxBytes: p.RxBytes, TxPackets: p.TxPackets, TxBytes: p.TxBytes,
+			Drops: p.Drops, TxErrors: p.TxErrors, DeviceStats: p.DeviceStats})
 	}
-	return out
+	for _, n := range r.Networks() {
+		nj := networkJSON{Name: n.Name, MAC: n.MAC.String(), MTU: n.MTU, ProxyARP: n.ProxyARP, HostRoute: n.HostRoute}
+		for _, l := range n.Links {
+			nj.Links = append(nj.Links, l.Name)
+			nj.LinkStats = append(nj.LinkStats, linkJSON{Link: l.Name, RxPackets: l.RxPackets, RxBytes: l.RxBytes,
+				TxPackets: l.TxPackets, TxBytes: l.TxBytes})
+			nj.RxPackets += l.RxPackets
+			nj.TxPackets += l.TxPackets
+		}
+		for _, a := range n.Addresses {
+			nj.Addresses = append(nj.Addresses, a.String())
+		}
+		info.Networks = append(info.Networks, nj)
+	}
+	return info
 }
 
 func (r *Router) cmdInterfaces(args []string, js bool) (string, error) {
-	info := InterfaceInfo{Ports: r.Ports(), Networks: r.networks()}
+	info := r.interfaces()
 	if js {
 		return toJSON(info)
 	}
@@ -200,8 +216,8 @@ func (r *Router) cmdInterfaces(args []string, js bool) (string, error) {
 	}), nil
 }
 
-// RouteInfo is one route for display.
-type RouteInfo struct {
+// routeJSON is one route of show ip route.
+type routeJSON struct {
 	Prefix  string `json:"prefix"`
 	Source  string `json:"source"`
 	Type    string `json:"type"`
@@ -209,21 +225,18 @@ type RouteInfo struct {
 	Network string `json:"network,omitempty"`
 }
 
-func (r *Router) routeInfo(rt fib.Route) RouteInfo {
-	s := r.snap.Load()
-	ri := RouteInfo{Prefix: rt.Prefix.String(), Source: rt.Source.String(), Type: rt.NH.Kind.String()}
+func (r *Router) routeInfo(rt fib.Route) routeJSON {
+	ri := routeJSON{Prefix: rt.Prefix.String(), Source: rt.Source.String(), Type: rt.NH.Kind.String()}
 	if rt.NH.Kind == fib.KindConnected || rt.NH.Kind == fib.KindGateway {
-		if int(rt.NH.Network) < len(s.nets) {
-			ri.Network = s.nets[rt.NH.Network].name
-		}
+		ri.Network = r.NetworkName(rt.NH.Network)
 	}
 	if rt.NH.Kind == fib.KindGateway {
-		ri.Via = addrOf(rt.NH.Gateway).String()
+		ri.Via = ipv4(rt.NH.Gateway).String()
 	}
 	return ri
 }
 
-func (r *Router) renderRoutes(rs []RouteInfo, js bool) (string, error) {
+func (r *Router) renderRoutes(rs []routeJSON, js bool) (string, error) {
 	if js {
 		return toJSON(rs)
 	}
@@ -233,6 +246,11 @@ func (r *Router) renderRoutes(rs []RouteInfo, js bool) (string, error) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ri.Prefix, ri.Source, ri.Type, dash(ri.Via), dash(ri.Network))
 		}
 	}), nil
+}
+
+// ipv4 is the address of a uint32 as the FIB and the neighbour cache hold it.
+func ipv4(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 func dash(s string) string {
@@ -258,7 +276,7 @@ func (r *Router) cmdRoute(args []string, js bool) (string, error) {
 			if !ok {
 				return "", fmt.Errorf("no route for %s", p.Masked())
 			}
-			return r.renderRoutes([]RouteInfo{r.routeInfo(rt)}, js)
+			return r.renderRoutes([]routeJSON{r.routeInfo(rt)}, js)
 		}
 		a, err := netip.ParseAddr(args[0])
 		if err != nil || !a.Is4() {
@@ -268,10 +286,10 @@ func (r *Router) cmdRoute(args []string, js bool) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("no route to %s", a)
 		}
-		return r.renderRoutes([]RouteInfo{r.routeInfo(rt)}, js)
+		return r.renderRoutes([]routeJSON{r.routeInfo(rt)}, js)
 	}
 	all := r.FIB.Routes()
-	rs := make([]RouteInfo, 0, min(len(all), maxRouteRows))
+	rs := make([]routeJSON, 0, min(len(all), maxRouteRows))
 	for i, rt := range all {
 		if i == maxRouteRows && !js {
 			break
@@ -285,9 +303,9 @@ func (r *Router) cmdRoute(args []string, js bool) (string, error) {
 	return out, err
 }
 
-// RouteSummary is show ip route summary: the FIB's counts and, when a
-// kernel table is followed, the import counters.
-type RouteSummary struct {
+// routeSummaryJSON is show ip route summary -j: the FIB's counts and, when
+// a kernel table is followed, the import counters.
+type routeSummaryJSON struct {
 	fib.Summary
 	Kernel any `json:"kernel,omitempty"`
 }
@@ -299,7 +317,7 @@ func (r *Router) cmdRouteSummary(args []string, js bool) (string, error) {
 		ks = (*f)()
 	}
 	if js {
-		return toJSON(RouteSummary{Summary: s, Kernel: ks})
+		return toJSON(routeSummaryJSON{Summary: s, Kernel: ks})
 	}
 	var lens []int
 	for l := range s.ByLength {
@@ -323,8 +341,8 @@ func (r *Router) cmdRouteSummary(args []string, js bool) (string, error) {
 	}), nil
 }
 
-// NeighInfo is one neighbour for display.
-type NeighInfo struct {
+// neighJSON is one neighbour of show arp.
+type neighJSON struct {
 	IP      string `json:"ip"`
 	MAC     string `json:"mac"`
 	Network string `json:"network"`
@@ -334,28 +352,17 @@ type NeighInfo struct {
 }
 
 func (r *Router) cmdARP(args []string, js bool) (string, error) {
-	s := r.snap.Load()
-	es := r.Neigh.Entries(r.clock.Now())
-	sort.Slice(es, func(i, j int) bool {
-		if es[i].Network != es[j].Network {
-			return es[i].Network < es[j].Network
+	var out []neighJSON
+	for _, n := range r.Neighbours() {
+		nj := neighJSON{IP: n.IP.String(), Network: n.Network, State: n.State.String(), Age: n.Age.Truncate(time.Second).String(), Queued: n.Queued}
+		if n.State != arp.Incomplete {
+			nj.MAC = n.MAC.String()
 		}
-		return es[i].IP < es[j].IP
-	})
-	var out []NeighInfo
-	for _, e := range es {
-		ni := NeighInfo{IP: addrOf(e.IP).String(), State: e.State.String(), Age: e.Age.Truncate(time.Second).String(), Queued: e.Queued}
-		if e.State != 1 { // incomplete has no MAC yet
-			ni.MAC = e.MAC.String()
-		}
-		if int(e.Network) < len(s.nets) {
-			ni.Network = s.nets[e.Network].name
-		}
-		out = append(out, ni)
+		out = append(out, nj)
 	}
 	if js {
 		if out == nil {
-			out = []NeighInfo{}
+			out = []neighJSON{}
 		}
 		return toJSON(out)
 	}
@@ -367,26 +374,23 @@ func (r *Router) cmdARP(args []string, js bool) (string, error) {
 	}), nil
 }
 
-// ProxyInfo is one published address.
-type ProxyInfo struct {
+// proxyJSON is one entry of show proxy-arp.
+type proxyJSON struct {
 	IP      string `json:"ip"`
 	Network string `json:"network"`
 	Why     string `json:"why"`
 }
 
 func (r *Router) cmdProxyARP(args []string, js bool) (string, error) {
-	s := r.snap.Load()
-	var out []ProxyInfo
-	for k := range s.published {
-		ni := int(k >> 32)
-		out = append(out, ProxyInfo{IP: addrOf(uint32(k)).String(), Network: s.nets[ni].name, Why: "published"})
-	}
-	for _, n := range s.nets {
-		if n.proxyARP {
-			out = append(out, ProxyInfo{IP: "*", Network: n.name, Why: "proxy_arp: addresses routed out of another network"})
-		}
-		if n.hostRoute {
-			out = append(out, ProxyInfo{IP: "*", Network: n.name, Why: "host-routed link: every request answered"})
+	var out []proxyJSON
+	for _, e := range r.ProxyARP() {
+		switch e.Kind {
+		case ProxyPublished:
+			out = append(out, proxyJSON{IP: e.IP.String(), Network: e.Network, Why: "published"})
+		case ProxyNetwork:
+			out = append(out, proxyJSON{IP: "*", Network: e.Network, Why: "proxy_arp: addresses routed out of another network"})
+		case ProxyHostRoute:
+			out = append(out, proxyJSON{IP: "*", Network: e.Network, Why: "host-routed link: every request answered"})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -397,7 +401,7 @@ func (r *Router) cmdProxyARP(args []string, js bool) (string, error) {
 	})
 	if js {
 		if out == nil {
-			out = []ProxyInfo{}
+			out = []proxyJSON{}
 		}
 		return toJSON(out)
 	}
@@ -409,17 +413,16 @@ func (r *Router) cmdProxyARP(args []string, js bool) (string, error) {
 	}), nil
 }
 
-// StatsInfo is show stats.
-type StatsInfo struct {
+// statsJSON is show stats.
+type statsJSON struct {
 	Uptime   string            `json:"uptime"`
 	Counters map[string]uint64 `json:"counters"`
 	Drops    map[string]uint64 `json:"drops"`
 	Neigh    map[string]uint64 `json:"neighbour"`
 }
 
-// Stats gathers show stats.
-func (r *Router) Stats() StatsInfo {
-	st := StatsInfo{Uptime: time.Since(r.started).Truncate(time.Second).String(),
+func (r *Router) stats() statsJSON {
+	st := statsJSON{Uptime: r.Uptime().Truncate(time.Second).String(),
 		Counters: map[string]uint64{}, Drops: map[string]uint64{}, Neigh: map[string]uint64{}}
 	c := r.Counters()
 	for i, v := range c {
@@ -443,7 +446,7 @@ func (r *Router) Stats() StatsInfo {
 }
 
 func (r *Router) cmdStats(args []string, js bool) (string, error) {
-	st := r.Stats()
+	st := r.stats()
 	if js {
 		return toJSON(st)
 	}
@@ -474,7 +477,7 @@ func (r *Router) cmdClearStats(args []string, js bool) (string, error) {
 }
 
 func (r *Router) cmdClearARP(args []string, js bool) (string, error) {
-	r.Neigh.Flush()
+	r.ClearARP()
 	return "neighbour cache cleared (static entries kept)\n", nil
 }
 
@@ -490,14 +493,11 @@ func (r *Router) cmdRouteAdd(args []string, js bool) (string, error) {
 	if err != nil || !gw.Is4() {
 		return "", fmt.Errorf("bad address %q", args[2])
 	}
-	s := r.snap.Load()
-	ni := s.networkContaining(u32(gw))
-	if ni < 0 {
-		return "", fmt.Errorf("gateway %s is on no connected network", gw)
+	network, err := r.AddRoute(p, gw)
+	if err != nil {
+		return "", err
 	}
-	r.FIB.Add(fib.Route{Prefix: p.Masked(), Source: fib.Runtime,
-		NH: fib.NextHop{Kind: fib.KindGateway, Network: uint16(ni), Gateway: u32(gw)}})
-	return fmt.Sprintf("added %s via %s (%s)\n", p.Masked(), gw, s.nets[ni].name), nil
+	return fmt.Sprintf("added %s via %s (%s)\n", p.Masked(), gw, network), nil
 }
 
 func (r *Router) cmdRouteDel(args []string, js bool) (string, error) {
@@ -508,7 +508,7 @@ func (r *Router) cmdRouteDel(args []string, js bool) (string, error) {
 	if err != nil || !p.Addr().Is4() {
 		return "", fmt.Errorf("bad prefix %q", args[0])
 	}
-	if !r.FIB.Delete(p.Masked(), fib.Runtime) {
+	if !r.DeleteRoute(p) {
 		return "", fmt.Errorf("no runtime route for %s", p.Masked())
 	}
 	return fmt.Sprintf("deleted %s\n", p.Masked()), nil

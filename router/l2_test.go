@@ -154,8 +154,8 @@ func TestLinkCounters(t *testing.T) {
 	m1 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}
 	ps["v1"].Inject(arpReq(t, m1, net.IPv4(10, 0, 0, 11).To4(), net.IPv4(10, 0, 0, 1).To4()))
 	runAll(r, ps)
-	var nets []NetworkInfo
-	for _, n := range r.networks() {
+	var nets []Network
+	for _, n := range r.Networks() {
 		if n.Name == "lan" {
 			nets = append(nets, n)
 		}
@@ -164,8 +164,8 @@ func TestLinkCounters(t *testing.T) {
 		t.Fatal("no lan")
 	}
 	got := map[string][2]uint64{}
-	for _, l := range nets[0].LinkStats {
-		got[l.Link] = [2]uint64{l.RxPackets, l.TxPackets}
+	for _, l := range nets[0].Links {
+		got[l.Name] = [2]uint64{l.RxPackets, l.TxPackets}
 	}
 	// The request came in on v1 (and was flooded to trunk.10 and v2); the reply went out on v1.
 	if got["v1"] != [2]uint64{1, 1} || got["trunk.10"] != [2]uint64{0, 1} || got["v2"] != [2]uint64{0, 1} {

@@ -70,15 +70,16 @@ func (r *Router) WriteMetrics(w io.Writer) {
 	metric("vrouter_fib_memory_bytes", "gauge", "Memory of the compiled FIB.")
 	fmt.Fprintf(w, "vrouter_fib_memory_bytes %d\n", sum.MemoryBytes)
 	metric("vrouter_reloads_total", "counter", "Configuration reloads attempted.")
-	fmt.Fprintf(w, "vrouter_reloads_total %d\n", r.reloads.Load())
+	reloads, lastOK := r.Reloads()
+	fmt.Fprintf(w, "vrouter_reloads_total %d\n", reloads)
 	metric("vrouter_last_reload_success", "gauge", "1 if the last reload succeeded (or none happened), 0 if it failed.")
-	ok := 1
-	if p := r.lastReload.Load(); p != nil && *p != "ok" {
-		ok = 0
+	ok := 0
+	if lastOK {
+		ok = 1
 	}
 	fmt.Fprintf(w, "vrouter_last_reload_success %d\n", ok)
 	metric("vrouter_uptime_seconds", "gauge", "Seconds since the router started.")
-	fmt.Fprintf(w, "vrouter_uptime_seconds %d\n", int64(time.Since(r.started).Seconds()))
+	fmt.Fprintf(w, "vrouter_uptime_seconds %d\n", int64(r.Uptime().Seconds()))
 	r.writeNATMetrics(w)
 	for _, f := range r.extraMetrics {
 		f(w)

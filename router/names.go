@@ -1,13 +1,7 @@
 package router
 
-import (
-	"sort"
-
-	"vrouter/fib"
-)
-
-// Names are the things the console completes: ports, networks, addresses.
-type Names struct {
+// namesJSON is the answer of _names: what the console completes.
+type namesJSON struct {
 	Router    string   `json:"router"`
 	Ports     []string `json:"ports"`
 	Networks  []string `json:"networks"`
@@ -15,34 +9,7 @@ type Names struct {
 	Runtime   []string `json:"runtime_routes"`
 }
 
-func (r *Router) names() Names {
-	s := r.snap.Load()
-	n := Names{Router: s.cfg.Router.Name}
-	for _, p := range s.ports {
-		if !p.closed.Load() {
-			n.Ports = append(n.Ports, p.name)
-		}
-	}
-	seen := map[string]bool{}
-	for _, nw := range s.nets {
-		n.Networks = append(n.Networks, nw.name)
-		for _, a := range nw.addrs {
-			seen[addrOf(a.addr).String()] = true
-		}
-	}
-	for _, e := range r.Neigh.Entries(r.clock.Now()) {
-		seen[addrOf(e.IP).String()] = true
-	}
-	for a := range seen {
-		n.Addresses = append(n.Addresses, a)
-	}
-	sort.Strings(n.Addresses)
-	for _, rt := range r.FIB.Routes() {
-		if rt.Source == fib.Runtime {
-			n.Runtime = append(n.Runtime, rt.Prefix.String())
-		}
-	}
-	return n
+func (r *Router) cmdNames(args []string, js bool) (string, error) {
+	n := r.Names()
+	return toJSON(namesJSON{Router: n.Router, Ports: n.Ports, Networks: n.Networks, Addresses: n.Addresses, Runtime: n.RuntimeRoutes})
 }
-
-func (r *Router) cmdNames(args []string, js bool) (string, error) { return toJSON(r.names()) }

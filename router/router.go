@@ -210,9 +210,6 @@ func (r *Router) apply(cfg *config.Config) (string, error) {
 	return natMsg, nil
 }
 
-// Config returns the configuration in force.
-func (r *Router) Config() *config.Config { return r.snap.Load().cfg }
-
 // ReloadFailed records a reload that was rejected before it reached the
 // router (an invalid file), for the metrics.
 func (r *Router) ReloadFailed(err error) {

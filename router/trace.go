@@ -129,82 +129,70 @@ func (w *worker) trDrop(r DropReason) {
 	}
 }
 
-func (r *Router) cmdTrace(args []string, js bool) (string, error) {
-	n := 10
-	if len(args) == 1 {
-		if _, err := fmt.Sscanf(args[0], "%d", &n); err != nil || n <= 0 || n > traceKeep {
-			return "", fmt.Errorf("usage: trace N (1..%d)", traceKeep)
-		}
-	} else if len(args) > 1 {
-		return "", fmt.Errorf("usage: trace N")
-	}
-	r.trace.arm(n)
-	return fmt.Sprintf("tracing the next %d packets; show trace prints them\n", n), nil
-}
-
-// TraceText renders the recorded packets.
-func (r *Router) traceLines() []string {
-	s := r.snap.Load()
-	netName := func(i uint32) string {
-		if int(i) < len(s.nets) {
-			return s.nets[i].name
-		}
-		return fmt.Sprint(i)
-	}
-	portName := func(i uint32) string {
-		if int(i) < len(s.ports) {
-			return s.ports[i].name
-		}
-		return fmt.Sprint(i)
-	}
-	var out []string
-	for _, p := range r.trace.packets() {
-		out = append(out, fmt.Sprintf("packet %d at %s: %d bytes", p.seq, p.at.Format("15:04:05.000000"), p.len))
-		for _, e := range p.ev[:p.nev] {
-			var line string
-			switch e.stage {
-			case tsRx:
-				line = fmt.Sprintf("rx      port %s vlan %d", portName(e.a), e.b)
-			case tsL2:
-				line = fmt.Sprintf("l2      network %s ethertype 0x%04x src %s", netName(e.a), e.b, e.mac)
-			case tsARP:
-				op := map[uint32]string{1: "request", 2: "reply"}[e.a]
-				line = fmt.Sprintf("arp     %s %s -> %s", op, addrOf(e.b), addrOf(e.c))
-			case tsIPv4:
-				line = fmt.Sprintf("ipv4    %s -> %s proto %d ttl %d", addrOf(e.a), addrOf(e.b), e.c>>8, e.c&0xff)
-			case tsLocal:
-				line = "local   for the router (echo request answered)"
-				if e.a == 0 {
-					line = "local   for the router"
-				}
-			case tsNAT:
-				line = fmt.Sprintf("nat     %s: now %s -> %s", map[uint32]string{0: "in", 1: "out"}[e.c], addrOf(e.a), addrOf(e.b))
-			case tsFIB:
-				line = fmt.Sprintf("fib     %s network %s via %s", fib.Kind(e.a), netName(e.b), addrOf(e.c))
-			case tsNeigh:
-				if e.b == 1 {
-					line = fmt.Sprintf("neigh   %s is %s", addrOf(e.a), e.mac)
-				} else {
-					line = fmt.Sprintf("neigh   %s unresolved: queued, ARP request", addrOf(e.a))
-				}
-			case tsICMP:
-				line = fmt.Sprintf("icmp    sent type %d code %d to %s", e.a, e.b, addrOf(e.c))
-			case tsTx:
-				line = fmt.Sprintf("tx      port %s vlan %d, %d bytes", portName(e.a), e.b, e.c)
-			case tsDrop:
-				line = fmt.Sprintf("drop    %s (%s)", e.reason, e.reason.Description())
-				if e.reason == DropNAT {
-					line = fmt.Sprintf("drop    nat: %s (%s)", nat.Reason(e.a), nat.Reason(e.a).Description())
-				}
+// appendLines renders the packet: a line for the packet, then an indented
+// line per stage event. netName and portName give the names of network and
+// port indices.
+func (p *tracePkt) appendLines(out []string, netName, portName func(uint32) string) []string {
+	out = append(out, fmt.Sprintf("packet %d at %s: %d bytes", p.seq, p.at.Format("15:04:05.000000"), p.len))
+	for _, e := range p.ev[:p.nev] {
+		var line string
+		switch e.stage {
+		case tsRx:
+			line = fmt.Sprintf("rx      port %s vlan %d", portName(e.a), e.b)
+		case tsL2:
+			line = fmt.Sprintf("l2      network %s ethertype 0x%04x src %s", netName(e.a), e.b, e.mac)
+		case tsARP:
+			op := map[uint32]string{1: "request", 2: "reply"}[e.a]
+			line = fmt.Sprintf("arp     %s %s -> %s", op, addrOf(e.b), addrOf(e.c))
+		case tsIPv4:
+			line = fmt.Sprintf("ipv4    %s -> %s proto %d ttl %d", addrOf(e.a), addrOf(e.b), e.c>>8, e.c&0xff)
+		case tsLocal:
+			line = "local   for the router (echo request answered)"
+			if e.a == 0 {
+				line = "local   for the router"
 			}
-			out = append(out, "  "+line)
+		case tsNAT:
+			line = fmt.Sprintf("nat     %s: now %s -> %s", map[uint32]string{0: "in", 1: "out"}[e.c], addrOf(e.a), addrOf(e.b))
+		case tsFIB:
+			line = fmt.Sprintf("fib     %s network %s via %s", fib.Kind(e.a), netName(e.b), addrOf(e.c))
+		case tsNeigh:
+			if e.b == 1 {
+				line = fmt.Sprintf("neigh   %s is %s", addrOf(e.a), e.mac)
+			} else {
+				line = fmt.Sprintf("neigh   %s unresolved: queued, ARP request", addrOf(e.a))
+			}
+		case tsICMP:
+			line = fmt.Sprintf("icmp    sent type %d code %d to %s", e.a, e.b, addrOf(e.c))
+		case tsTx:
+			line = fmt.Sprintf("tx      port %s vlan %d, %d bytes", portName(e.a), e.b, e.c)
+		case tsDrop:
+			line = fmt.Sprintf("drop    %s (%s)", e.reason, e.reason.Description())
+			if e.reason == DropNAT {
+				line = fmt.Sprintf("drop    nat: %s (%s)", nat.Reason(e.a), nat.Reason(e.a).Description())
+			}
 		}
+		out = append(out, "  "+line)
 	}
 	return out
 }
 
+func (r *Router) cmdTrace(args []string, js bool) (string, error) {
+	n := 10
+	if len(args) == 1 {
+		if _, err := fmt.Sscanf(args[0], "%d", &n); err != nil || n <= 0 || n > TraceMax {
+			return "", fmt.Errorf("usage: trace N (1..%d)", TraceMax)
+		}
+	} else if len(args) > 1 {
+		return "", fmt.Errorf("usage: trace N")
+	}
+	if err := r.Trace(n); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("tracing the next %d packets; show trace prints them\n", n), nil
+}
+
 func (r *Router) cmdShowTrace(args []string, js bool) (string, error) {
-	lines := r.traceLines()
+	lines := r.TraceLines()
 	if js {
 		return toJSON(lines)
 	}

@@ -21,8 +21,17 @@ import (
 // router.Commands(), names (ports, networks, addresses) from the router.
 type console struct {
 	cl    *client
-	names router.Names
+	names names
 	out   io.Writer
+}
+
+// names is the answer of the router's _names command.
+type names struct {
+	Router    string   `json:"router"`
+	Ports     []string `json:"ports"`
+	Networks  []string `json:"networks"`
+	Addresses []string `json:"addresses"`
+	Runtime   []string `json:"runtime_routes"`
 }
 
 func (c *console) refreshNames() {
