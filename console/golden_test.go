@@ -1,4 +1,4 @@
-package router_test
+package console_test
 
 import (
 	"flag"
@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"vrouter/config"
+	"vrouter/console"
 	"vrouter/internal/clock"
 	"vrouter/router"
 	"vrouter/router/port"
@@ -239,8 +240,12 @@ func goldenText(ex func([]string, bool) (string, error)) string {
 	return s
 }
 
+func consoleExec(r *router.Router) func([]string, bool) (string, error) {
+	return console.New(r, console.Options{}).Exec
+}
+
 func TestGoldenOutput(t *testing.T) {
-	ex, _ := gScenario(t, func(r *router.Router) func([]string, bool) (string, error) { return r.Exec })
+	ex, _ := gScenario(t, consoleExec)
 	got := goldenText(ex)
 	path := filepath.Join("testdata", "console.golden")
 	if *updateGolden {
@@ -288,7 +293,7 @@ func goldenMetrics(t *testing.T, text string) string {
 }
 
 func TestGoldenMetrics(t *testing.T) {
-	_, r := gScenario(t, func(r *router.Router) func([]string, bool) (string, error) { return r.Exec })
+	_, r := gScenario(t, consoleExec)
 	var sb strings.Builder
 	r.WriteMetrics(&sb)
 	got := goldenMetrics(t, sb.String())

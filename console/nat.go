@@ -1,0 +1,133 @@
+package console
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+func parseFilter(args []string) (netip.Addr, error) {
+	if len(args) == 0 {
+		return netip.Addr{}, nil
+	}
+	if len(args) > 1 {
+		return netip.Addr{}, fmt.Errorf("too many arguments")
+	}
+	a, err := netip.ParseAddr(args[0])
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("bad address %q", args[0])
+	}
+	return a, nil
+}
+
+// conntrackJSON is one session of show conntrack.
+type conntrackJSON struct {
+	Proto   string `json:"proto"`
+	Orig    string `json:"original"`
+	Reply   string `json:"reply"`
+	State   string `json:"state"`
+	NAT     string `json:"nat"`
+	Timeout string `json:"timeout"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+const maxconntrackJSONs = 1000
+
+func (c *Console) cmdConntrack(args []string, js bool) (string, error) {
+	f, err := parseFilter(args)
+	if err != nil {
+		return "", fmt.Errorf("usage: show conntrack [ADDR]: %v", err)
+	}
+	ss := c.r.NAT.Sessions(f)
+	rows := make([]conntrackJSON, 0, len(ss))
+	for _, s := range ss {
+		rows = append(rows, conntrackJSON{Proto: protoName(s.Proto), Orig: s.Orig.String(), Reply: s.Reply.String(),
+			State: s.State, NAT: s.NAT, Timeout: s.Timeout.Truncate(time.Second).String(), Packets: s.Packets, Bytes: s.Bytes})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Orig < rows[j].Orig })
+	if js {
+		return toJSON(rows)
+	}
+	shown := rows
+	if len(shown) > maxconntrackJSONs {
+		shown = shown[:maxconntrackJSONs]
+	}
+	out := table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "PROTO\tORIGINAL\tREPLY\tSTATE\tNAT\tTIMEOUT\tPACKETS\tBYTES")
+		for _, c := range shown {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.Proto, c.Orig, c.Reply, c.State, c.NAT, c.Timeout, c.Packets, c.Bytes)
+		}
+	})
+	out += fmt.Sprintf("%d sessions (table: %d of %d)\n", len(rows), c.r.NAT.Len(), c.r.NAT.Max())
+	return out, nil
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 1:
+		return "icmp"
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	}
+	return fmt.Sprint(p)
+}
+
+func (c *Console) cmdClearConntrack(args []string, js bool) (string, error) {
+	f, err := parseFilter(args)
+	if err != nil {
+		return "", fmt.Errorf("usage: clear conntrack [ADDR]: %v", err)
+	}
+	n := c.r.NAT.Clear(f)
+	return fmt.Sprintf("%d sessions cleared\n", n), nil
+}
+
+func (c *Console) cmdShowNAT(args []string, js bool) (string, error) {
+	ri := c.r.NAT.Rules()
+	if js {
+		return toJSON(ri)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "filtering: %s; sessions: %d of %d\n\n", ri.Filtering, ri.Sessions, ri.Max)
+	sb.WriteString(table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "SNAT SOURCE\tOUT\tTO\tPORTS\tSESSIONS")
+		for _, s := range ri.SNAT {
+			fmt.Fprintf(tw, "%s\t%s\t%s-%s\t%d-%d\t%d\n", s.Rule.Source, s.Rule.Out, s.Rule.To.First, s.Rule.To.Last,
+				s.Rule.Ports.Lo, s.Rule.Ports.Hi, s.Sessions)
+		}
+	}))
+	sb.WriteString("\n" + table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "POOL ADDRESS\tPROTO\tPORTS USED\tPORTS\tEXHAUSTED")
+		for _, s := range ri.SNAT {
+			for _, p := range s.Pools {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", p.Addr, p.Proto, p.Used, p.Size, p.Exhausted)
+			}
+		}
+	}))
+	sb.WriteString("\n" + table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "FLOATING EXTERNAL\tINTERNAL\tSESSIONS")
+		for _, f := range ri.Floating {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", f.Rule.External, f.Rule.Internal, f.Sessions)
+		}
+	}))
+	sb.WriteString("\n" + table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "FORWARD\tEXTERNAL\tINTERNAL\tSESSIONS")
+		for _, f := range ri.Forward {
+			var in []string
+			for i, b := range f.Rule.Internal {
+				n := 0
+				if i < len(f.Backends) {
+					n = f.Backends[i]
+				}
+				in = append(in, fmt.Sprintf("%s(%d)", b, n))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", f.Rule.Proto, f.Rule.External, strings.Join(in, ","), f.Sessions)
+		}
+	}))
+	return sb.String(), nil
+}
