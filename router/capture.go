@@ -3,10 +3,7 @@ package router
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -98,31 +95,4 @@ func (p *portState) captureFrames(frames [][]byte) {
 			p.capture.CompareAndSwap(c, nil)
 		}
 	}
-}
-
-func (r *Router) cmdCapture(args []string, js bool) (string, error) {
-	if len(args) < 2 || len(args) > 3 {
-		return "", fmt.Errorf("usage: capture PORT FILE [N]   (N frames, default 100; 'capture PORT stop' ends one)")
-	}
-	if args[1] == "stop" {
-		path, err := r.StopCapture(args[0])
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("capture on %s stopped: %s\n", args[0], path), nil
-	}
-	n := 100
-	if len(args) == 3 {
-		var err error
-		if n, err = strconv.Atoi(args[2]); err != nil || n <= 0 {
-			return "", fmt.Errorf("bad frame count %q", args[2])
-		}
-	}
-	if err := r.StartCapture(args[0], args[1], n); err != nil {
-		if errors.Is(err, ErrNoPort) {
-			return "", err
-		}
-		return "", fmt.Errorf("capture: %v", err)
-	}
-	return fmt.Sprintf("capturing the next %d frames of port %s (in and out) to %s\n", n, args[0], args[1]), nil
 }

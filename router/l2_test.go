@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -136,18 +135,18 @@ func TestSwitchLearnFloodForward(t *testing.T) {
 	if ic, ok := decode(v1[0]).Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); !ok || ic.TypeCode.Type() != 0 {
 		t.Fatalf("want echo reply on v1")
 	}
-	out, err := r.Exec([]string{"show", "bridge", "lan"}, false)
+	es, err := r.BridgeEntries("lan")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"02:aa:00:00:00:01", "v1", "02:aa:00:00:00:02", "trunk.10"} {
-		if !contains(out, want) {
-			t.Fatalf("show bridge lacks %s:\n%s", want, out)
-		}
+	learned := map[string]string{}
+	for _, e := range es {
+		learned[e.MAC.String()] = e.Link
+	}
+	if len(learned) != 2 || learned["02:aa:00:00:00:01"] != "v1" || learned["02:aa:00:00:00:02"] != "trunk.10" {
+		t.Fatalf("bridge table of lan: %v", es)
 	}
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestLinkCounters(t *testing.T) {
 	r, ps := newSwitchLab(t)
@@ -170,9 +169,5 @@ func TestLinkCounters(t *testing.T) {
 	// The request came in on v1 (and was flooded to trunk.10 and v2); the reply went out on v1.
 	if got["v1"] != [2]uint64{1, 1} || got["trunk.10"] != [2]uint64{0, 1} || got["v2"] != [2]uint64{0, 1} {
 		t.Fatalf("link counters %v", got)
-	}
-	out, _ := r.Exec([]string{"show", "interfaces"}, false)
-	if !strings.Contains(out, "trunk.10") || !strings.Contains(out, "LINK") {
-		t.Fatalf("show interfaces lacks link counters:\n%s", out)
 	}
 }

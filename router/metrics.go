@@ -107,3 +107,37 @@ func (r *Router) ServeMetrics(addr string) error {
 	}()
 	return nil
 }
+
+// writeNATMetrics adds conntrack and NAT metrics.
+func (r *Router) writeNATMetrics(w io.Writer) {
+	fmt.Fprintf(w, "# HELP vrouter_conntrack_sessions Sessions in the conntrack table.\n# TYPE vrouter_conntrack_sessions gauge\nvrouter_conntrack_sessions %d\n", r.NAT.Len())
+	fmt.Fprintf(w, "# HELP vrouter_conntrack_max Capacity of the conntrack table.\n# TYPE vrouter_conntrack_max gauge\nvrouter_conntrack_max %d\n", r.NAT.Max())
+	c := r.NAT.Counters()
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	gauges := map[string]bool{"nat-sessions": true, "nat-sessions-max": true, "nat-frag-entries": true, "nat-frag-holding": true}
+	fmt.Fprintf(w, "# HELP vrouter_nat_events_total NAT and conntrack counters, drops by reason.\n# TYPE vrouter_nat_events_total counter\n")
+	for _, k := range keys {
+		if !gauges[k] {
+			fmt.Fprintf(w, "vrouter_nat_events_total{event=%q} %d\n", k, c[k])
+		}
+	}
+	fmt.Fprintf(w, "# HELP vrouter_nat_fragment_entries First fragments remembered for translating later fragments.\n# TYPE vrouter_nat_fragment_entries gauge\nvrouter_nat_fragment_entries %d\n", c["nat-frag-entries"])
+	fmt.Fprintf(w, "# HELP vrouter_nat_fragments_holding Early fragments held until their first fragment comes.\n# TYPE vrouter_nat_fragments_holding gauge\nvrouter_nat_fragments_holding %d\n", c["nat-frag-holding"])
+	ri := r.NAT.Rules()
+	fmt.Fprintf(w, "# HELP vrouter_nat_pool_ports_used Dynamic ports held per external address and protocol.\n# TYPE vrouter_nat_pool_ports_used gauge\n")
+	for _, s := range ri.SNAT {
+		for _, p := range s.Pools {
+			fmt.Fprintf(w, "vrouter_nat_pool_ports_used{address=%q,proto=%q} %d\n", p.Addr, p.Proto, p.Used)
+		}
+	}
+	fmt.Fprintf(w, "# HELP vrouter_nat_pool_ports Size of the dynamic port range per external address and protocol.\n# TYPE vrouter_nat_pool_ports gauge\n")
+	for _, s := range ri.SNAT {
+		for _, p := range s.Pools {
+			fmt.Fprintf(w, "vrouter_nat_pool_ports{address=%q,proto=%q} %d\n", p.Addr, p.Proto, p.Size)
+		}
+	}
+}

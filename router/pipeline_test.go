@@ -443,15 +443,14 @@ func BenchmarkPipelineForward(b *testing.B) {
 func TestTrace(t *testing.T) {
 	l := newLab(t)
 	l.resolveA()
-	l.r.Exec([]string{"trace", "2"}, false)
+	if err := l.r.Trace(2); err != nil {
+		t.Fatal(err)
+	}
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, net.IPv4(8, 8, 8, 8).To4(), 64, false, 8))
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
 	l.run()
-	out, err := l.r.Exec([]string{"show", "trace"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := strings.Join(l.r.TraceLines(), "\n")
 	for _, want := range []string{"packet 1", "rx      port pa", "ipv4    192.0.2.10 -> 192.0.2.1", "local", "tx      port pa",
 		"packet 2", "drop    no-route", "icmp    sent type 3 code 0"} {
 		if !strings.Contains(out, want) {
@@ -466,7 +465,7 @@ func TestTrace(t *testing.T) {
 func TestCapture(t *testing.T) {
 	l := newLab(t)
 	path := filepath.Join(t.TempDir(), "pa.pcap")
-	if _, err := l.r.Exec([]string{"capture", "pa", path, "2"}, false); err != nil {
+	if err := l.r.StartCapture("pa", path, 2); err != nil {
 		t.Fatal(err)
 	}
 	l.resolveA() // request in, reply out: 2 frames, then the capture ends

@@ -2,7 +2,6 @@ package router
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,30 +173,4 @@ func (p *tracePkt) appendLines(out []string, netName, portName func(uint32) stri
 		out = append(out, "  "+line)
 	}
 	return out
-}
-
-func (r *Router) cmdTrace(args []string, js bool) (string, error) {
-	n := 10
-	if len(args) == 1 {
-		if _, err := fmt.Sscanf(args[0], "%d", &n); err != nil || n <= 0 || n > TraceMax {
-			return "", fmt.Errorf("usage: trace N (1..%d)", TraceMax)
-		}
-	} else if len(args) > 1 {
-		return "", fmt.Errorf("usage: trace N")
-	}
-	if err := r.Trace(n); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("tracing the next %d packets; show trace prints them\n", n), nil
-}
-
-func (r *Router) cmdShowTrace(args []string, js bool) (string, error) {
-	lines := r.TraceLines()
-	if js {
-		return toJSON(lines)
-	}
-	if len(lines) == 0 {
-		return "no packets traced (use trace N first)\n", nil
-	}
-	return strings.Join(lines, "\n") + "\n", nil
 }
