@@ -3,7 +3,10 @@ package console_test
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -274,6 +277,9 @@ func goldenMetrics(t *testing.T, text string) string {
 	}
 	var lines []string
 	for name, f := range fams {
+		if !strings.HasPrefix(name, "vrouter_") {
+			t.Errorf("metric %s lacks the vrouter_ prefix", name)
+		}
 		for _, m := range f.Metric {
 			var ls []string
 			for _, l := range m.Label {
@@ -294,9 +300,21 @@ func goldenMetrics(t *testing.T, text string) string {
 
 func TestGoldenMetrics(t *testing.T) {
 	_, r := gScenario(t, consoleExec)
-	var sb strings.Builder
-	r.WriteMetrics(&sb)
-	got := goldenMetrics(t, sb.String())
+	srv := httptest.NewServer(console.MetricsHandler(r))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("scrape: %v %s", err, resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("content type %q", ct)
+	}
+	got := goldenMetrics(t, string(body))
 	path := filepath.Join("testdata", "metrics.golden")
 	if *updateGolden {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {

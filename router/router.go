@@ -82,7 +82,6 @@ type Router struct {
 	started    time.Time
 	trace      tracer
 
-	extraMetrics []MetricsSource
 	kernelResync atomic.Pointer[func()]
 }
 

@@ -100,11 +100,13 @@ func cmdRun(args []string) int {
 	}
 	defer ctl.Close()
 	if cfg.Router.Metrics != "" {
-		if err := r.ServeMetrics(cfg.Router.Metrics); err != nil {
+		ms, err := console.ServeMetrics(cfg.Router.Metrics, r)
+		if err != nil {
 			stop()
 			fmt.Fprintln(os.Stderr, "vrouter:", err)
 			return 1
 		}
+		defer ms.Close()
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
