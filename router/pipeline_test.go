@@ -1,7 +1,6 @@
 package router
 
 import (
-	"encoding/json"
 	"net"
 	"net/netip"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/prometheus/common/expfmt"
 
 	"vrouter/config"
 	"vrouter/internal/clock"
@@ -446,15 +444,14 @@ func BenchmarkPipelineForward(b *testing.B) {
 func TestTrace(t *testing.T) {
 	l := newLab(t)
 	l.resolveA()
-	l.r.Exec([]string{"trace", "2"}, false)
+	if err := l.r.Trace(2); err != nil {
+		t.Fatal(err)
+	}
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, net.IPv4(8, 8, 8, 8).To4(), 64, false, 8))
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
 	l.run()
-	out, err := l.r.Exec([]string{"show", "trace"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := strings.Join(l.r.TraceLines(), "\n")
 	for _, want := range []string{"packet 1", "rx      port pa", "ipv4    icmp 192.0.2.10 -> 192.0.2.1 echo request id 9 seq 1 ttl 64",
 		"local   for the router (echo request answered)", "tx      port pa",
 		"packet 2", "drop    no-route (no route to the destination", "icmp    sent dest-unreachable/net-unreachable to 192.0.2.10"} {
@@ -498,7 +495,9 @@ func tcpSYN(t testing.TB, sport, dport uint16) []byte {
 // names the NAT's reason for a drop.
 func TestTraceNAT(t *testing.T) {
 	l := natLab(t)
-	l.r.Exec([]string{"trace", "4"}, false)
+	if err := l.r.Trace(4); err != nil {
+		t.Fatal(err)
+	}
 	l.pa.Inject(tcpSYN(t, 40000, 80))
 	l.pa.Inject(udpFrom(t, ipHostB, 5000))
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 8))
@@ -507,10 +506,7 @@ func TestTraceNAT(t *testing.T) {
 	udp.SetNetworkLayerForChecksum(ip)
 	l.pb.Inject(ser(t, &layers.Ethernet{SrcMAC: hostB, DstMAC: macB[:], EthernetType: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload("x")))
 	l.run()
-	out, err := l.r.Exec([]string{"show", "trace"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := strings.Join(l.r.TraceLines(), "\n") + "\n"
 	for _, want := range []string{
 		"  ipv4    tcp 192.0.2.10:40000 -> 198.51.100.10:80 [S] ttl 64\n",
 		"  fib     connected network b\n",
@@ -526,14 +522,6 @@ func TestTraceNAT(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("trace lacks %q:\n%s", want, out)
 		}
-	}
-	js, err := l.r.Exec([]string{"show", "trace"}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	if err := json.Unmarshal([]byte(js), &lines); err != nil || len(lines) != strings.Count(out, "\n") {
-		t.Fatalf("show trace -j is not the list of the text's lines (%v):\n%s", err, js)
 	}
 }
 
@@ -565,7 +553,7 @@ func TestZeroAllocTraced(t *testing.T) {
 func TestCapture(t *testing.T) {
 	l := newLab(t)
 	path := filepath.Join(t.TempDir(), "pa.pcap")
-	if _, err := l.r.Exec([]string{"capture", "pa", path, "2"}, false); err != nil {
+	if err := l.r.StartCapture("pa", path, 2); err != nil {
 		t.Fatal(err)
 	}
 	l.resolveA() // request in, reply out: 2 frames, then the capture ends
@@ -597,30 +585,6 @@ func TestCapture(t *testing.T) {
 	}
 	if l.r.ports[0].capture.Load() != nil {
 		t.Fatal("capture still running after N frames")
-	}
-}
-
-func TestMetricsParse(t *testing.T) {
-	l := newLab(t)
-	l.resolveA()
-	var sb strings.Builder
-	l.r.WriteMetrics(&sb)
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(strings.NewReader(sb.String()))
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v\n%s", err, sb.String())
-	}
-	for name := range fams {
-		if !strings.HasPrefix(name, "vrouter_") {
-			t.Errorf("metric %s lacks the vrouter_ prefix", name)
-		}
-	}
-	rx := fams["vrouter_port_rx_packets_total"]
-	if rx == nil || len(rx.Metric) != 2 || rx.Metric[0].GetCounter().GetValue() != 1 {
-		t.Fatalf("port rx metric: %v", rx)
-	}
-	if fams["vrouter_drops_total"] == nil || fams["vrouter_arp_entries"].Metric[0].GetGauge().GetValue() != 1 {
-		t.Fatal("drops/arp metrics missing")
 	}
 }
 

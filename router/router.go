@@ -1,7 +1,7 @@
 // Package router is the data path: it reads batches of frames from ports,
 // runs each batch to completion through the pipeline (pipeline.go holds the
-// stage order) and writes the results to the egress ports. It also owns the
-// control API that the console uses.
+// stage order) and writes the results to the egress ports. api.go is the
+// API the control plane (package console) reads and commands it through.
 package router
 
 import (
@@ -80,11 +80,8 @@ type Router struct {
 	reloads    atomic.Uint64
 	lastReload atomic.Pointer[string]
 	started    time.Time
-	reloadFn   ReloadFunc
 	trace      tracer
 
-	extraMetrics []MetricsSource
-	kernelStats  atomic.Pointer[func() any]
 	kernelResync atomic.Pointer[func()]
 }
 
@@ -164,9 +161,6 @@ func (r *Router) publish(pl *plan) string {
 	_, why := r.NAT.Commit(pl.snap.nat)
 	return why
 }
-
-// Config returns the configuration in force.
-func (r *Router) Config() *config.Config { return r.snap.Load().cfg }
 
 // ReloadFailed records a reload that was rejected before it reached the
 // router (an invalid file), for the metrics.
@@ -421,10 +415,6 @@ func (r *Router) ResolveGateway(gw uint32) (uint16, bool) {
 	ni := r.snap.Load().networkContaining(gw)
 	return uint16(ni), ni >= 0
 }
-
-// SetKernelStats installs the source of the kernel import counters shown by
-// show ip route summary.
-func (r *Router) SetKernelStats(f func() any) { r.kernelStats.Store(&f) }
 
 // SetKernelResync installs what a reload calls so that imported kernel
 // routes are resolved again against the new networks.
