@@ -271,14 +271,6 @@ type failItem struct {
 
 func key(net uint16, ip uint32) uint64 { return uint64(net)<<32 | uint64(ip) }
 
-func macBits(m packet.MAC) uint64 {
-	return uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
-}
-
-func macOf(v uint64) packet.MAC {
-	return packet.MAC{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
-}
-
 // New makes a cache; all its memory is allocated here.
 func New(cfg Config) *Cache {
 	cfg = cfg.withDefaults()
@@ -360,7 +352,7 @@ func (c *Cache) Lookup(net uint16, ip uint32) (packet.MAC, bool) {
 		// entry is refreshed once without need.
 		c.slots[i].val.Or(usedBit)
 	}
-	return macOf(v), true
+	return packet.MACFromUint64(v), true
 }
 
 // Has reports whether an entry exists for (net, ip) in any state (RFC 826:
@@ -386,7 +378,7 @@ func (c *Cache) find(k uint64) int {
 	}
 }
 
-func valOf(e *ent) uint64 { return macBits(e.mac) | uint64(e.state)<<stateShift }
+func valOf(e *ent) uint64 { return e.mac.Uint64() | uint64(e.state)<<stateShift }
 
 // publish makes the entry's MAC and state visible to readers (clears the
 // used hint).

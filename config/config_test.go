@@ -604,3 +604,40 @@ func BenchmarkParseExample(b *testing.B) {
 		}
 	}
 }
+
+// A Config built by hand gets the defaults a parsed empty file has; set
+// values stay, [icmp] rate_per_sec 0 (unlimited) too.
+func TestApplyDefaults(t *testing.T) {
+	c := &Config{
+		Router:     Router{Name: "r1"},
+		NAT:        NAT{SNAT: []SNAT{{Out: "wan"}, {Out: "wan", Ports: PortRange{2000, 3000}}}},
+		HostRoutes: []HostRoute{{Link: Link{Port: "t0"}}},
+		Conntrack:  Conntrack{Max: 99, UDP: 3 * time.Minute},
+		Neighbor:   Neighbor{Retries: 7},
+	}
+	c.ApplyDefaults()
+	want := &Config{
+		Router: Router{Name: "r1", Console: "/run/vrouter/r1.sock"},
+		NAT: NAT{Filtering: FilteringAddressDep, SNAT: []SNAT{{Out: "wan", Ports: PortRange{1024, 65535}},
+			{Out: "wan", Ports: PortRange{2000, 3000}}}},
+		HostRoutes: []HostRoute{{Link: Link{Port: "t0"}, Gateway: netip.MustParseAddr("169.254.0.1")}},
+		Conntrack: Conntrack{Max: 99, TCPEstablished: 2*time.Hour + 4*time.Minute, TCPTransitory: 4 * time.Minute,
+			UDP: 3 * time.Minute, ICMP: time.Minute},
+		ICMP: ICMP{RatePerSec: 0, Burst: 50},
+		Neighbor: Neighbor{Max: 65536, ReachableTime: 30 * time.Second, StaleTime: time.Minute,
+			RetransTime: time.Second, Retries: 7, QueueLen: 3},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", c, want)
+	}
+	// The parsed minimal file has the same defaults.
+	p, err := Parse("min.toml", []byte("[router]\nname = \"r1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.NAT.SNAT, want.HostRoutes, want.Conntrack.Max, want.Conntrack.UDP, want.Neighbor.Retries = nil, nil, 1048576, 5*time.Minute, 3
+	want.ICMP.RatePerSec, want.File, want.Router.Pos = 1000, "min.toml", p.Router.Pos
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("parsed\n%+v\nwant\n%+v", p, want)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"vrouter/packet"
 )
 
 // decoder maps the document tree onto Config, checking key names, types and
@@ -26,61 +28,18 @@ func (d *decoder) errf(p Pos, format string, args ...any) {
 	d.errs.add(p, fmt.Sprintf(format, args...))
 }
 
-// Defaults (see CONFIG.md and types.go).
+// Limits of values (defaults are in defaults.go).
 const (
-	DefaultConntrackMax        = 1048576
-	DefaultTCPEstablished      = 2*time.Hour + 4*time.Minute
-	DefaultTCPTransitory       = 4 * time.Minute
-	DefaultUDP                 = 5 * time.Minute
-	DefaultICMPTimeout         = 60 * time.Second
-	MinTCPEstablished          = 2*time.Hour + 4*time.Minute // RFC 5382 REQ-5
-	MinTCPTransitory           = 4 * time.Minute             // RFC 5382 REQ-5
-	MinUDP                     = 2 * time.Minute             // RFC 4787 REQ-5
-	MinICMPTimeout             = 60 * time.Second            // RFC 5508 REQ-2
-	DefaultICMPRatePerSec      = 1000
-	DefaultICMPBurst           = 50
-	DefaultNeighborMax         = 65536
-	DefaultNeighborReachable   = 30 * time.Second
-	DefaultNeighborStale       = 60 * time.Second
-	DefaultNeighborRetrans     = time.Second
-	DefaultNeighborRetries     = 3
-	DefaultNeighborQueueLen    = 3
-	DefaultSNATPortLo          = 1024
-	DefaultSNATPortHi          = 65535
-	DefaultFiltering           = "address-dependent"
-	FilteringEndpointIndep     = "endpoint-independent"
-	MinMTU, MaxMTU             = 68, 9198
-	MaxIfNameLen               = 15 // IFNAMSIZ - 1
-	MaxRouterNameLen           = 32
-	maxSocketPathLen           = 107 // sizeof(sun_path) - 1
-	maxWorkers                 = 1024
-	defaultHostRouteGatewayStr = "169.254.0.1"
+	MinTCPEstablished = 2*time.Hour + 4*time.Minute // RFC 5382 REQ-5
+	MinTCPTransitory  = 4 * time.Minute             // RFC 5382 REQ-5
+	MinUDP            = 2 * time.Minute             // RFC 4787 REQ-5
+	MinICMPTimeout    = 60 * time.Second            // RFC 5508 REQ-2
+	MinMTU, MaxMTU    = 68, 9198
+	MaxIfNameLen      = 15 // IFNAMSIZ - 1
+	MaxRouterNameLen  = 32
+	maxSocketPathLen  = 107 // sizeof(sun_path) - 1
+	maxWorkers        = 1024
 )
-
-// DefaultHostRouteGateway is the default [[hostroute]] gateway.
-var DefaultHostRouteGateway = netip.MustParseAddr(defaultHostRouteGatewayStr)
-
-func defaults() *Config {
-	return &Config{
-		NAT: NAT{Filtering: DefaultFiltering},
-		Conntrack: Conntrack{
-			Max:            DefaultConntrackMax,
-			TCPEstablished: DefaultTCPEstablished,
-			TCPTransitory:  DefaultTCPTransitory,
-			UDP:            DefaultUDP,
-			ICMP:           DefaultICMPTimeout,
-		},
-		ICMP: ICMP{RatePerSec: DefaultICMPRatePerSec, Burst: DefaultICMPBurst},
-		Neighbor: Neighbor{
-			Max:           DefaultNeighborMax,
-			ReachableTime: DefaultNeighborReachable,
-			StaleTime:     DefaultNeighborStale,
-			RetransTime:   DefaultNeighborRetrans,
-			Retries:       DefaultNeighborRetries,
-			QueueLen:      DefaultNeighborQueueLen,
-		},
-	}
-}
 
 // ---- generic helpers -------------------------------------------------------
 
@@ -327,17 +286,17 @@ func parseAddrPort4(s string) (netip.AddrPort, error) {
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) {
-	m, err := net.ParseMAC(s)
-	if err != nil || len(m) != 6 {
+	m, err := packet.ParseMAC(s)
+	if err != nil {
 		return nil, fmt.Errorf("invalid MAC address %q (write 02:00:00:00:00:01)", s)
 	}
-	if m[0]&1 != 0 {
+	if m.IsMulticast() {
 		return nil, fmt.Errorf("MAC address %s is not unicast (multicast bit set)", m)
 	}
-	if m[0]|m[1]|m[2]|m[3]|m[4]|m[5] == 0 {
+	if m.IsZero() {
 		return nil, fmt.Errorf("MAC address %s is all zeros", m)
 	}
-	return m, nil
+	return net.HardwareAddr(m[:]), nil
 }
 
 // parseRange4 parses "a.b.c.d" or "a.b.c.d-a.b.c.e".
@@ -467,9 +426,7 @@ func (d *decoder) decode(root *table) *Config {
 		d.errf(Pos{}, "missing [router] section with name = \"...\"")
 	}
 	d.validate()
-	if d.c.Router.Console == "" && d.c.Router.Name != "" {
-		d.c.Router.Console = DefaultSocketDir + "/" + d.c.Router.Name + ".sock"
-	}
+	d.c.ApplyDefaults()
 	return d.c
 }
 
@@ -713,13 +670,12 @@ func parseIfAddr(s string) (netip.Prefix, error) {
 
 // lastAddr is the highest address of p's subnet.
 func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v := packet.U32(p.Masked().Addr())
 	v |= ^uint32(0) >> uint(p.Bits())
 	if p.Bits() == 0 {
 		v = ^uint32(0)
 	}
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	return packet.Addr(v)
 }
 
 func (d *decoder) hostroute(t *table) {
@@ -870,8 +826,8 @@ func (d *decoder) nat(t *table) {
 		switch e.key {
 		case "filtering":
 			if s, ok := d.str(v, p); ok {
-				if s != DefaultFiltering && s != FilteringEndpointIndep {
-					d.errf(v.pos, "nat.filtering %q is not one of %s, %s", s, DefaultFiltering, FilteringEndpointIndep)
+				if s != FilteringAddressDep && s != FilteringEndpointIndep {
+					d.errf(v.pos, "nat.filtering %q is not one of %s, %s", s, FilteringAddressDep, FilteringEndpointIndep)
 				} else {
 					d.c.NAT.Filtering = s
 				}

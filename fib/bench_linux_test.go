@@ -11,6 +11,8 @@ import (
 
 	"github.com/gaissmai/bart"
 	"golang.org/x/sys/unix"
+
+	"vrouter/packet"
 )
 
 // threadCPU returns the CPU time of the calling OS thread. The machine the
@@ -74,7 +76,7 @@ func getBench(b *testing.B) *benchData {
 		bd.addrs = randAddrs(rng, ps, benchAddrs)
 		bd.naddrs = make([]netip.Addr, len(bd.addrs))
 		for i, a := range bd.addrs {
-			bd.naddrs[i] = addrOf(a)
+			bd.naddrs[i] = packet.Addr(a)
 		}
 		bd.fib = New()
 		bd.fib.Apply(bd.ups)

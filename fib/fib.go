@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"vrouter/packet"
 )
 
 // Source is where a route came from. Lower wins when two sources give the
@@ -145,15 +147,6 @@ func (t *Table) Apply(ups []Update) int {
 	return t.apply(ups)
 }
 
-func u32(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func addrOf(x uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
-}
-
 func (t *Table) apply(ups []Update) int {
 	t.batches++
 	full := len(ups) > 4096 && len(ups) > t.rib.prefixes/4
@@ -171,7 +164,7 @@ func (t *Table) apply(ups []Update) int {
 			}
 			plen -= 96
 		}
-		addr := u32(p.Addr().Unmap()) & mask(plen)
+		addr := packet.U32(p.Addr().Unmap()) & mask(plen)
 		if u.Delete {
 			if t.rib.del(addr, plen, u.Route.Source) == 0 {
 				continue
@@ -642,7 +635,7 @@ func (t *Table) ReplaceSources(set map[Source][]Route) {
 // best route of every prefix.
 func (t *Table) eachRoute(f func(p netip.Prefix, s Source, nh uint32), bestOnly bool) {
 	for k, v := range t.rib.short {
-		p := netip.PrefixFrom(addrOf(uint32(k>>8)), int(k&0xff))
+		p := netip.PrefixFrom(packet.Addr(uint32(k>>8)), int(k&0xff))
 		for s, nh := range v {
 			if nh != 0 {
 				f(p, Source(s), nh)
@@ -659,7 +652,7 @@ func (t *Table) eachRoute(f func(p netip.Prefix, s Source, nh uint32), bestOnly 
 				continue
 			}
 			last = e.pkey()
-			f(netip.PrefixFrom(addrOf(e.addr(c<<(32-dirBits))), int(e.plen())), e.src(), e.nh())
+			f(netip.PrefixFrom(packet.Addr(e.addr(c<<(32-dirBits))), int(e.plen())), e.src(), e.nh())
 		}
 	}
 }
@@ -674,7 +667,7 @@ func (t *Table) Match(addr netip.Addr) (Route, bool) {
 	if !addr.Is4() {
 		return Route{}, false
 	}
-	a := u32(addr)
+	a := packet.U32(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var best rent
@@ -685,7 +678,7 @@ func (t *Table) Match(addr netip.Addr) (Route, bool) {
 		}
 	}
 	if found {
-		return t.route(netip.PrefixFrom(addrOf(best.addr(a)), int(best.plen())), best.src(), best.nh()), true
+		return t.route(netip.PrefixFrom(packet.Addr(best.addr(a)), int(best.plen())), best.src(), best.nh()), true
 	}
 	for l := shortMax; l >= 0; l-- {
 		if t.rib.shortLen[l] == 0 {
@@ -693,7 +686,7 @@ func (t *Table) Match(addr netip.Addr) (Route, bool) {
 		}
 		if v, ok := t.rib.short[shortKey(a&mask(l), l)]; ok {
 			s, nh := bestOf(&v)
-			return t.route(netip.PrefixFrom(addrOf(a&mask(l)), l), s, nh), true
+			return t.route(netip.PrefixFrom(packet.Addr(a&mask(l)), l), s, nh), true
 		}
 	}
 	return Route{}, false
@@ -705,7 +698,7 @@ func (t *Table) Get(prefix netip.Prefix) (Route, bool) {
 		return Route{}, false
 	}
 	prefix = prefix.Masked()
-	a, l := u32(prefix.Addr()), prefix.Bits()
+	a, l := packet.U32(prefix.Addr()), prefix.Bits()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if l <= shortMax {

@@ -9,10 +9,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"vrouter/packet"
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-func ip(s string) uint32        { return u32(netip.MustParseAddr(s)) }
+func ip(s string) uint32        { return packet.U32(netip.MustParseAddr(s)) }
 
 func gw(n uint16, g string) NextHop { return NextHop{Kind: KindGateway, Network: n, Gateway: ip(g)} }
 
@@ -204,7 +206,7 @@ func compareAll(t *testing.T, tb *Table, r *ref, addrs []uint32) {
 		if got != want || gok != wok {
 			if bad < 10 {
 				p, _ := r.match(a)
-				t.Errorf("Lookup(%v) = %+v,%v; want %+v,%v (ref prefix %v)", addrOf(a), got, gok, want, wok, p)
+				t.Errorf("Lookup(%v) = %+v,%v; want %+v,%v (ref prefix %v)", packet.Addr(a), got, gok, want, wok, p)
 			}
 			bad++
 		}
@@ -262,14 +264,14 @@ func TestFullTableRandomized(t *testing.T) {
 				p = ps[rng.IntN(len(ps))]
 			case 1: // random new prefix, any length
 				l := rng.IntN(33)
-				p = netip.PrefixFrom(addrOf(rng.Uint32()&mask(l)), l)
+				p = netip.PrefixFrom(packet.Addr(rng.Uint32()&mask(l)), l)
 			case 2: // more specific of an existing prefix
 				q := ps[rng.IntN(len(ps))]
 				l := q.Bits() + rng.IntN(33-q.Bits())
-				p = netip.PrefixFrom(addrOf((u32(q.Addr())|rng.Uint32()&^mask(q.Bits()))&mask(l)), l)
+				p = netip.PrefixFrom(packet.Addr((packet.U32(q.Addr())|rng.Uint32()&^mask(q.Bits()))&mask(l)), l)
 			default: // shorter prefix
 				l := rng.IntN(19)
-				p = netip.PrefixFrom(addrOf(rng.Uint32()&mask(l)), l)
+				p = netip.PrefixFrom(packet.Addr(rng.Uint32()&mask(l)), l)
 			}
 			src := Source(rng.IntN(int(NumSources)))
 			if rng.IntN(2) == 0 {
@@ -286,7 +288,7 @@ func TestFullTableRandomized(t *testing.T) {
 		// addresses in and around the touched prefixes, plus random ones
 		var addrs []uint32
 		for _, p := range touched {
-			a := u32(p.Addr())
+			a := packet.U32(p.Addr())
 			addrs = append(addrs, a, a|^mask(p.Bits()), a-1, (a|^mask(p.Bits()))+1, a|rng.Uint32()&^mask(p.Bits()))
 		}
 		addrs = append(addrs, randAddrs(rng, ps, 2000)...)
@@ -324,17 +326,17 @@ func TestFullTableRandomized(t *testing.T) {
 	// Get and Match against the reference on a sample
 	for i := range 2000 {
 		a := randAddrs(rng, ps, 1)[0]
-		got, gok := tb.Match(addrOf(a))
+		got, gok := tb.Match(packet.Addr(a))
 		p, wok := r.match(a)
 		if gok != wok {
-			t.Fatalf("Match(%v) ok=%v want %v", addrOf(a), gok, wok)
+			t.Fatalf("Match(%v) ok=%v want %v", packet.Addr(a), gok, wok)
 		}
 		if !wok {
 			continue
 		}
 		src, nh := r.best(p)
 		if got.Prefix != p || got.Source != src || got.NH != nh {
-			t.Fatalf("Match(%v) = %+v, want %v %v %+v", addrOf(a), got, p, src, nh)
+			t.Fatalf("Match(%v) = %+v, want %v %v %+v", packet.Addr(a), got, p, src, nh)
 		}
 		if i%4 == 0 {
 			g, ok := tb.Get(p)
@@ -374,7 +376,7 @@ func TestSmallRandomized(t *testing.T) {
 		if l < 14 {
 			a = rng.Uint32() & mask(l)
 		}
-		p := netip.PrefixFrom(addrOf(a), l)
+		p := netip.PrefixFrom(packet.Addr(a), l)
 		src := Source(rng.IntN(int(NumSources)))
 		if rng.IntN(3) == 0 {
 			got := tb.Delete(p, src)
@@ -428,7 +430,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	var ups []Update
 	for i := range 4096 {
 		// stable /24s in 100.64.0.0/10.. (100.64.0.0 - 100.79.255.0)
-		ups = append(ups, Update{Route: Route{Prefix: netip.PrefixFrom(addrOf(ip("100.64.0.0")+uint32(i)<<8), 24), Source: Static, NH: stable}})
+		ups = append(ups, Update{Route: Route{Prefix: netip.PrefixFrom(packet.Addr(ip("100.64.0.0")+uint32(i)<<8), 24), Source: Static, NH: stable}})
 	}
 	tb.Apply(ups)
 	A, B := gw(1, "10.1.0.1"), gw(1, "10.1.0.2")
@@ -467,7 +469,7 @@ func TestConcurrentUpdates(t *testing.T) {
 		var b []Update
 		for range 64 {
 			l := 17 + rng.IntN(16)
-			p := netip.PrefixFrom(addrOf((ip("192.168.0.0")|rng.Uint32()&0xffff)&mask(l)), l)
+			p := netip.PrefixFrom(packet.Addr((ip("192.168.0.0")|rng.Uint32()&0xffff)&mask(l)), l)
 			nh := A
 			if rng.IntN(2) == 0 {
 				nh = B
@@ -476,7 +478,7 @@ func TestConcurrentUpdates(t *testing.T) {
 		}
 		for range 4 { // single changes: Add/Delete publish each on its own
 			l := 19 + rng.IntN(6)
-			p := netip.PrefixFrom(addrOf((ip("172.16.0.0")|rng.Uint32()&0xffff)&mask(l)), l)
+			p := netip.PrefixFrom(packet.Addr((ip("172.16.0.0")|rng.Uint32()&0xffff)&mask(l)), l)
 			if rng.IntN(3) == 0 {
 				tb.Delete(p, Static)
 			} else {
@@ -582,7 +584,7 @@ func TestManyNextHops(t *testing.T) {
 	var all []netip.Prefix
 	for i := range 5000 {
 		l := 16 + rng.IntN(17)
-		p := netip.PrefixFrom(addrOf(rng.Uint32()&mask(l)), l)
+		p := netip.PrefixFrom(packet.Addr(rng.Uint32()&mask(l)), l)
 		rt := Route{Prefix: p, Source: Static, NH: NextHop{Kind: KindGateway, Network: uint16(i % 7), Gateway: uint32(i)}}
 		tb.Add(rt)
 		r.add(rt)
@@ -689,7 +691,7 @@ func TestChurnVsRebuild(t *testing.T) {
 			if l > 24 && a>>(32-dirBits)&8 == 0 {
 				l = 24 // half of the chunks only up to /24 (flat roots)
 			}
-			p := netip.PrefixFrom(addrOf(a&mask(l)), l)
+			p := netip.PrefixFrom(packet.Addr(a&mask(l)), l)
 			src := Source(rng.IntN(int(NumSources)))
 			if rng.IntN(2) == 0 {
 				ups = append(ups, Update{Route: Route{Prefix: p, Source: src}, Delete: true})
@@ -718,7 +720,7 @@ func TestChurnVsRebuild(t *testing.T) {
 		full.mu.Lock()
 		for _, u := range all {
 			p := u.Route.Prefix
-			full.rib.set(u32(p.Addr()), p.Bits(), u.Route.Source, full.intern(u.Route.NH))
+			full.rib.set(packet.U32(p.Addr()), p.Bits(), u.Route.Source, full.intern(u.Route.NH))
 		}
 		full.rebuild()
 		full.mu.Unlock()
@@ -726,7 +728,7 @@ func TestChurnVsRebuild(t *testing.T) {
 			got, _ := tb.Lookup(a)
 			want, _ := full.Lookup(a)
 			if got != want {
-				t.Fatalf("step %d: Lookup(%v) = %+v incrementally, %+v compiled from scratch", step, addrOf(a), got, want)
+				t.Fatalf("step %d: Lookup(%v) = %+v incrementally, %+v compiled from scratch", step, packet.Addr(a), got, want)
 			}
 		}
 		if tb.Len() != full.Len() || tb.rib.perSrc != full.rib.perSrc {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"vrouter/packet"
 )
 
 // ref is the naive reference: every route of every source per prefix, and
@@ -31,7 +33,7 @@ func (r *ref) add(rt Route) {
 	if s == nil {
 		s = new([NumSources]*NextHop)
 		r.routes[p] = s
-		r.byLen[p.Bits()][u32(p.Addr())] = p
+		r.byLen[p.Bits()][packet.U32(p.Addr())] = p
 	}
 	nh := rt.NH
 	s[rt.Source] = &nh
@@ -50,7 +52,7 @@ func (r *ref) del(p netip.Prefix, src Source) bool {
 		}
 	}
 	delete(r.routes, p)
-	delete(r.byLen[p.Bits()], u32(p.Addr()))
+	delete(r.byLen[p.Bits()], packet.U32(p.Addr()))
 	return true
 }
 
@@ -145,7 +147,7 @@ func randAddrs(rng *rand.Rand, ps []netip.Prefix, n int) []uint32 {
 	for i := range out {
 		if rng.IntN(10) < 7 {
 			p := ps[rng.IntN(len(ps))]
-			out[i] = u32(p.Addr()) | rng.Uint32()&^mask(p.Bits())
+			out[i] = packet.U32(p.Addr()) | rng.Uint32()&^mask(p.Bits())
 		} else {
 			out[i] = rng.Uint32()
 		}

@@ -123,17 +123,17 @@ func (w *Worker) fragIn(p packet.IPv4, r *Rules, kind uint8, inNet uint16, now i
 		if ip == p.Dst() {
 			return Pass, 0 // the first fragment was not translated
 		}
-		setAddr(p, p.Proto(), nil, 16, ip)
+		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, ip)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
 	if kind&aFloat != 0 {
-		setAddr(p, p.Proto(), nil, 16, r.floats[r.floatByExt[p.Dst()]].int)
+		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, r.floats[r.floatByExt[p.Dst()]].int)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
 	if ip, ok := w.n.hints.find(p.Src(), p.Dst(), p.Proto(), now, r.udp); ok {
-		setAddr(p, p.Proto(), nil, 16, ip)
+		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, ip)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
@@ -195,7 +195,7 @@ func (w *Worker) fragOut(p packet.IPv4, r *Rules, inNet, outNet uint16, now int6
 		if ip == src {
 			return Pass, 0 // the first fragment was not translated
 		}
-		setAddr(p, p.Proto(), nil, 12, ip)
+		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, ip)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
@@ -203,12 +203,12 @@ func (w *Worker) fragOut(p packet.IPv4, r *Rules, inNet, outNet uint16, now int6
 		return w.hold(p, stageOut, inNet, outNet, now)
 	}
 	if fl := r.floatOut(src, inNet, outNet); fl != nil {
-		setAddr(p, p.Proto(), nil, 12, fl.ext)
+		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, fl.ext)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
 	if sr := r.snatOut(src, outNet); sr != nil {
-		setAddr(p, p.Proto(), nil, 12, sr.pair(src))
+		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, sr.pair(src))
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
@@ -258,4 +258,20 @@ func (w *Worker) learnPass(p packet.IPv4, stage int, now int64) (Verdict, Reason
 	}
 	w.release(src, dst, p.Proto(), p.ID(), stage, ip, now)
 	return Pass, 0
+}
+
+// settleFirst does a stage's fragment bookkeeping once its verdict on a
+// first fragment of several is known: a Pass is remembered (so later
+// fragments pass and held ones are released untouched), a Drop frees the
+// fragments held for it.
+func (w *Worker) settleFirst(p packet.IPv4, stage int, v Verdict, why Reason, now int64) (Verdict, Reason) {
+	if p.IsFirstFragment() {
+		switch v {
+		case Pass:
+			return w.learnPass(p, stage, now)
+		case Drop:
+			w.discard(p, stage)
+		}
+	}
+	return v, why
 }

@@ -42,7 +42,7 @@ func reassembled(t *testing.T, f1, f2 packet.IPv4) decoded {
 	checkSums(t, f1)
 	checkSums(t, f2)
 	if f1.Src() != f2.Src() || f1.Dst() != f2.Dst() {
-		t.Fatalf("fragments disagree: %v->%v vs %v->%v", addrOf(f1.Src()), addrOf(f1.Dst()), addrOf(f2.Src()), addrOf(f2.Dst()))
+		t.Fatalf("fragments disagree: %v->%v vs %v->%v", packet.Addr(f1.Src()), packet.Addr(f1.Dst()), packet.Addr(f2.Src()), packet.Addr(f2.Dst()))
 	}
 	whole := append(append([]byte(nil), f1[:20]...), f1[20:]...)
 	whole = append(whole, f2[20:]...)

@@ -50,6 +50,7 @@ func testConfig() *config.Config {
 			ICMP:           60 * time.Second,
 		},
 	}
+	c.ApplyDefaults()
 	return c
 }
 

@@ -157,9 +157,9 @@ func (w *Worker) hold(p packet.IPv4, stage int, inNet, outNet uint16, now int64)
 // non-first fragment p to ip; false when it already is ip (the first
 // fragment passed untranslated).
 func translateFrag(p packet.IPv4, stage int, ip uint32) bool {
-	off := 16
+	off := packet.IPv4DstOff
 	if stage == stageOut {
-		off = 12
+		off = packet.IPv4SrcOff
 	}
 	if binary.BigEndian.Uint32(p[off:]) == ip {
 		return false

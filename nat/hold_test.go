@@ -54,7 +54,7 @@ func reassemble(t testing.TB, fs []packet.IPv4) decoded {
 	for i, f := range fs {
 		checkSums(t, f)
 		if f.Src() != fs[0].Src() || f.Dst() != fs[0].Dst() {
-			t.Fatalf("fragment %d: %v->%v, first %v->%v", i, addrOf(f.Src()), addrOf(f.Dst()), addrOf(fs[0].Src()), addrOf(fs[0].Dst()))
+			t.Fatalf("fragment %d: %v->%v, first %v->%v", i, packet.Addr(f.Src()), packet.Addr(f.Dst()), packet.Addr(fs[0].Src()), packet.Addr(fs[0].Dst()))
 		}
 		if i == 0 {
 			whole = append(whole, f[:20]...)
@@ -277,7 +277,7 @@ func TestHoldTwoWorkers(t *testing.T) {
 	w1, w2 := n.NewWorker(), n.NewWorker()
 	var hosts [4]uint16
 	for i := range hosts {
-		d := out(t, w1, build(t, pk{src: addrOf(0x0a01010a + uint32(i)).String(), dst: "198.51.100.7", proto: udp, sport: 6000, dport: 53}), sec, Translated)
+		d := out(t, w1, build(t, pk{src: packet.Addr(0x0a01010a + uint32(i)).String(), dst: "198.51.100.7", proto: udp, sport: 6000, dport: 53}), sec, Translated)
 		hosts[i] = d.sport
 	}
 	for it := 0; it < 400; it++ {
@@ -324,7 +324,7 @@ func TestHoldTwoWorkers(t *testing.T) {
 		if len(all) != len(fs) {
 			t.Fatalf("it %d: %d fragments out of %d", it, len(all), len(fs))
 		}
-		want := addrOf(0x0a01010a + uint32(h)).String()
+		want := packet.Addr(0x0a01010a + uint32(h)).String()
 		if d := reassemble(t, all); d.dst != want || d.dport != 6000 {
 			t.Fatalf("it %d: %+v want %s", it, d, want)
 		}

@@ -8,51 +8,46 @@ import (
 
 // quote is the parsed packet quoted by an ICMP error.
 type quote struct {
-	icmp  []byte // the ICMP message (outer payload)
-	inner []byte // quoted IP header and what follows
-	ihl   int
-	l4    []byte
-	q     tup // tuple as quoted
+	icmp  packet.ICMP // the ICMP message (outer payload)
+	inner packet.IPv4 // quoted IP header and what follows
+	l4    []byte      // quoted transport header (at least 8 bytes)
+	q     tup         // tuple as quoted
 	pt    uint8
 }
 
 // parseQuote returns false when the quote cannot be matched to a session.
 func parseQuote(p packet.IPv4, qt *quote) bool {
-	ihl := p.IHL()
-	qt.icmp = p[ihl:]
-	if len(qt.icmp) < packet.ICMPHdrLen+packet.IPv4MinLen {
+	qt.icmp = packet.ICMP(p[p.IHL():])
+	if len(qt.icmp) < packet.ICMPQuoteOff+packet.IPv4MinLen {
 		return false
 	}
-	in := qt.icmp[packet.ICMPHdrLen:]
-	if in[0]>>4 != 4 {
+	in := qt.icmp.Quote()
+	if in.Version() != 4 {
 		return false
 	}
-	iihl := int(in[0]&0xf) * 4
+	iihl := in.IHL()
 	if iihl < packet.IPv4MinLen || len(in) < iihl+8 {
 		return false
 	}
-	if binary.BigEndian.Uint16(in[6:8])&0x1fff != 0 {
+	if in.FlagsFrag()&packet.IPv4FragOffMask != 0 {
 		return false // a non-first fragment quotes no ports
 	}
-	qt.inner, qt.ihl, qt.l4 = in, iihl, in[iihl:]
+	qt.inner, qt.l4 = in, in[iihl:]
 	q := &qt.q
-	q.src = binary.BigEndian.Uint32(in[12:])
-	q.dst = binary.BigEndian.Uint32(in[16:])
-	q.proto = in[9]
+	q.src, q.dst, q.proto = in.Src(), in.Dst(), in.Proto()
 	q.sport, q.dport = 0, 0
 	qt.pt = ptNone
 	switch q.proto {
 	case packet.ProtoTCP, packet.ProtoUDP:
-		q.sport = binary.BigEndian.Uint16(qt.l4[0:])
-		q.dport = binary.BigEndian.Uint16(qt.l4[2:])
+		q.sport, q.dport = packet.Ports(qt.l4)
 		qt.pt = ptPorts
 	case packet.ProtoICMP:
-		id := binary.BigEndian.Uint16(qt.l4[4:])
-		switch qt.l4[0] {
+		m := packet.ICMP(qt.l4)
+		switch m.Type() {
 		case packet.ICMPEchoRequest, packet.ICMPTimestamp:
-			q.sport, qt.pt = id, ptICMPReq
+			q.sport, qt.pt = m.ID(), ptICMPReq
 		case packet.ICMPEchoReply, packet.ICMPTimestampReply:
-			q.dport, qt.pt = id, ptICMPRep
+			q.dport, qt.pt = m.ID(), ptICMPRep
 		default:
 			return false
 		}
@@ -128,14 +123,14 @@ func (w *Worker) icmpError(p packet.IPv4, r *Rules, local bool) (Verdict, Reason
 	}
 	rewriteQuote(&qt, tgt)
 	if outerDst != tgt.src {
-		setAddr(p, packet.ProtoICMP, nil, 16, tgt.src)
+		setAddr(p, packet.ProtoICMP, nil, packet.IPv4DstOff, tgt.src)
 	}
 	// An error from the private side (the quote's destination is private and
 	// translated back) leaves with the external address, whoever sent it
 	// (the host itself or a router in front of it), so no inside address
 	// leaks (RFC 5508 section 4.2).
 	if !local && tgt.dst != q.dst {
-		setAddr(p, packet.ProtoICMP, nil, 12, tgt.dst)
+		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, tgt.dst)
 	}
 	w.inc(cICMPErrTranslated)
 	return Translated, 0
@@ -157,7 +152,7 @@ func put16(b []byte, off int, v uint16, ic *uint16) {
 // the quoted IP header checksum, the quoted transport checksum when the quote
 // holds it, and the outer ICMP checksum for every changed word.
 func rewriteQuote(qt *quote, tgt tup) {
-	ic := binary.BigEndian.Uint16(qt.icmp[2:])
+	ic := qt.icmp.Checksum()
 	in, l4 := qt.inner, qt.l4
 	q := qt.q
 	// The quoted transport checksum's offset, -1 when absent from the quote
@@ -165,28 +160,28 @@ func rewriteQuote(qt *quote, tgt tup) {
 	l4c, pseudo := -1, false
 	switch q.proto {
 	case packet.ProtoTCP:
-		if len(l4) >= 18 {
-			l4c, pseudo = 16, true
+		if len(l4) >= packet.TCPChecksumOff+2 {
+			l4c, pseudo = packet.TCPChecksumOff, true
 		}
 	case packet.ProtoUDP:
-		if binary.BigEndian.Uint16(l4[6:]) != 0 {
-			l4c, pseudo = 6, true
+		if packet.UDP(l4).Checksum() != 0 {
+			l4c, pseudo = packet.UDPChecksumOff, true
 		}
 	case packet.ProtoICMP:
-		l4c = 2
+		l4c = packet.ICMPChecksumOff
 	}
 	addr := func(off int, old, nw uint32) {
 		if old == nw {
 			return
 		}
-		ipc := packet.Update32(binary.BigEndian.Uint16(in[10:]), old, nw)
+		ipc := packet.Update32(in.Checksum(), old, nw)
 		put16(in, off, uint16(nw>>16), &ic)
 		put16(in, off+2, uint16(nw), &ic)
-		put16(in, 10, ipc, &ic)
+		put16(in, packet.IPv4ChecksumOff, ipc, &ic)
 		if pseudo {
 			c := packet.Update32(binary.BigEndian.Uint16(l4[l4c:]), old, nw)
-			if c == 0 && q.proto == packet.ProtoUDP {
-				c = 0xffff
+			if q.proto == packet.ProtoUDP {
+				c = udpSum(c)
 			}
 			put16(l4, l4c, c, &ic)
 		}
@@ -198,24 +193,24 @@ func rewriteQuote(qt *quote, tgt tup) {
 		put16(l4, off, nw, &ic)
 		if l4c >= 0 {
 			c := packet.Update16(binary.BigEndian.Uint16(l4[l4c:]), old, nw)
-			if c == 0 && q.proto == packet.ProtoUDP {
-				c = 0xffff
+			if q.proto == packet.ProtoUDP {
+				c = udpSum(c)
 			}
 			put16(l4, l4c, c, &ic)
 		}
 	}
-	addr(12, q.src, tgt.src)
-	addr(16, q.dst, tgt.dst)
+	addr(packet.IPv4SrcOff, q.src, tgt.src)
+	addr(packet.IPv4DstOff, q.dst, tgt.dst)
 	switch qt.pt {
 	case ptPorts:
-		port(0, q.sport, tgt.sport)
-		port(2, q.dport, tgt.dport)
+		port(packet.L4SrcPortOff, q.sport, tgt.sport)
+		port(packet.L4DstPortOff, q.dport, tgt.dport)
 	case ptICMPReq:
-		port(4, q.sport, tgt.sport)
+		port(packet.ICMPIDOff, q.sport, tgt.sport)
 	case ptICMPRep:
-		port(4, q.dport, tgt.dport)
+		port(packet.ICMPIDOff, q.dport, tgt.dport)
 	}
-	binary.BigEndian.PutUint16(qt.icmp[2:], ic)
+	qt.icmp.SetChecksum(ic)
 }
 
 // icmpErrorOut handles, in Out, an ICMP error from a host that In did not
@@ -224,7 +219,7 @@ func rewriteQuote(qt *quote, tgt tup) {
 func (w *Worker) icmpErrorOut(p packet.IPv4, r *Rules, inNet, outNet uint16) (Verdict, Reason) {
 	src := p.Src()
 	if fl := r.floatOut(src, inNet, outNet); fl != nil {
-		setAddr(p, packet.ProtoICMP, nil, 12, fl.ext)
+		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, fl.ext)
 		w.inc(cStateless)
 		w.inc(cTranslatedOut)
 		return Translated, 0

@@ -65,7 +65,7 @@ func (n *NAT) scan(hwm uint32, f func(idx uint32, s *session, w *words, st uint6
 	}
 }
 
-func ap(a uint32, p uint16) netip.AddrPort { return netip.AddrPortFrom(addrOf(a), p) }
+func ap(a uint32, p uint16) netip.AddrPort { return netip.AddrPortFrom(packet.Addr(a), p) }
 
 // Sessions lists the sessions that involve addr in any of their four
 // addresses (all sessions when addr is the zero Addr). Timeouts are relative
@@ -73,7 +73,7 @@ func ap(a uint32, p uint16) netip.AddrPort { return netip.AddrPortFrom(addrOf(a)
 func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 	var fa uint32
 	if filter.IsValid() {
-		fa = a32(filter.Unmap())
+		fa = packet.U32(filter.Unmap())
 	}
 	now := n.lastNow.Load()
 	var out []SessionInfo
@@ -126,7 +126,7 @@ func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 func (n *NAT) Clear(filter netip.Addr) int {
 	var fa uint32
 	if filter.IsValid() {
-		fa = a32(filter.Unmap())
+		fa = packet.U32(filter.Unmap())
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -183,9 +183,9 @@ type RulesInfo struct {
 // Rules describes the NAT rules with their session counts and port use.
 func (n *NAT) Rules() RulesInfo {
 	r := n.rules.Load()
-	ri := RulesInfo{Filtering: "address-dependent", Max: int(n.t.max)}
+	ri := RulesInfo{Filtering: config.FilteringAddressDep, Max: int(n.t.max)}
 	if r.eif {
-		ri.Filtering = "endpoint-independent"
+		ri.Filtering = config.FilteringEndpointIndep
 	}
 	ri.SNAT = make([]SNATInfo, len(r.snat))
 	ri.Floating = make([]FloatingInfo, len(r.floats))
@@ -231,7 +231,7 @@ func (n *NAT) Rules() RulesInfo {
 		lo, hi := sr.portRange(1024)
 		for a := sr.first; ; a++ {
 			for _, proto := range []uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP} {
-				pu := PoolUse{Addr: addrOf(a), Proto: protoName(proto), Size: int(hi) - int(lo) + 1}
+				pu := PoolUse{Addr: packet.Addr(a), Proto: protoName(proto), Size: int(hi) - int(lo) + 1}
 				if p := n.pools[poolKey(a, proto)]; p != nil {
 					pu.Used, pu.Exhausted = p.inUse, p.exhausted
 				}
@@ -246,127 +246,6 @@ func (n *NAT) Rules() RulesInfo {
 		ri.Floating[i].Rule = r.floats[i].spec
 	}
 	return ri
-}
-
-// Commit makes nr the rules of record (Reap, show nat, Sessions) and flushes
-// the sessions they no longer allow (a removed floating IP, SNAT rule or
-// forward, an external address or port that left its pool, a dynamic port
-// that became a forward). It returns how many sessions were flushed and why,
-// in one line ("" when there is nothing to report). The table size
-// (conntrack max) is fixed at New; a different max in nr's configuration is
-// noted. Workers apply nr once they Use it.
-func (n *NAT) Commit(nr *Rules) (flushed int, why string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	old := n.rules.Load()
-	n.rules.Store(nr)
-	counts := map[string]int{}
-	var order []string
-	n.scan(n.t.hwm, func(idx uint32, _ *session, w *words, _ uint64) {
-		if r := invalid(old, nr, w); r != "" {
-			if counts[r] == 0 {
-				order = append(order, r)
-			}
-			counts[r]++
-			n.destroy(idx)
-			flushed++
-		}
-	})
-	n.flushed.Add(uint64(flushed))
-	var b strings.Builder
-	if flushed > 0 {
-		fmt.Fprintf(&b, "%d session", flushed)
-		if flushed > 1 {
-			b.WriteString("s")
-		}
-		b.WriteString(" flushed: ")
-		for i, r := range order {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(r)
-			if len(order) > 1 {
-				fmt.Fprintf(&b, " (%d)", counts[r])
-			}
-		}
-	}
-	if nr.max > 0 && nr.max != int(n.t.max) {
-		if b.Len() > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "conntrack max stays %d until restart", n.t.max)
-	}
-	return flushed, b.String()
-}
-
-// invalid says why the new rules no longer allow session w ("" when they do).
-func invalid(old, nr *Rules, w *words) string {
-	snatOK := func(src, ext uint32, port, inPort uint16) string {
-		var sr *snatRule
-		for i := range nr.snat {
-			if nr.snat[i].out == w.outNet() && nr.snat[i].contains(src) {
-				sr = &nr.snat[i]
-				break
-			}
-		}
-		if sr == nil {
-			for i := range old.snat {
-				if old.snat[i].out == w.outNet() && old.snat[i].contains(src) {
-					return "SNAT rule " + old.snat[i].spec.Source.String() + " -> " + old.snat[i].spec.Out + " removed"
-				}
-			}
-			return "SNAT rule for " + addrOf(src).String() + " removed"
-		}
-		if ext < sr.first || ext > sr.last {
-			return "SNAT address " + addrOf(ext).String() + " left the pool"
-		}
-		if lo, hi := sr.portRange(inPort); w.proto() != packet.ProtoICMP && (port < lo || port > hi) {
-			return "SNAT port range of " + addrOf(ext).String() + " changed"
-		}
-		if nr.isFwdPort(w.proto(), ext, port) {
-			return fmt.Sprintf("forward %s:%d/%s shadows a dynamic mapping", addrOf(ext), port, protoName(w.proto()))
-		}
-		return ""
-	}
-	floatOK := func(ext, in uint32) string {
-		if fi, ok := nr.floatByExt[ext]; ok && nr.floats[fi].int == in {
-			return ""
-		}
-		return "floating IP " + addrOf(ext).String() + " removed"
-	}
-	switch w.origin() {
-	case oSNAT, oSNATIn:
-		if s := snatOK(w.oSrc(), w.rDst(), w.rDport(), w.oSport()); s != "" {
-			return s
-		}
-	case oFloatOut:
-		if s := floatOK(w.rDst(), w.oSrc()); s != "" {
-			return s
-		}
-	case oFloatIn:
-		if s := floatOK(w.oDst(), w.rSrc()); s != "" {
-			return s
-		}
-	case oForward:
-		fi, ok := nr.fwdByExt[nr.fwdKey(w.proto(), w.oDst(), w.oDport())]
-		be := uint64(w.rSrc())<<16 | uint64(w.rSport())
-		found := false
-		if ok {
-			for _, b := range nr.fwds[fi].backends {
-				found = found || b == be
-			}
-		}
-		if !found {
-			return fmt.Sprintf("forward %s:%d/%s removed", addrOf(w.oDst()), w.oDport(), protoName(w.proto()))
-		}
-	}
-	if w.hairpin() {
-		if w.hairFloat() {
-			return floatOK(w.rDst(), w.oSrc())
-		}
-		return snatOK(w.oSrc(), w.rDst(), w.rDport(), w.oSport())
-	}
-	return ""
 }
 
 // String renders ri as the text of `show nat`.

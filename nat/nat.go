@@ -54,14 +54,12 @@ package nat
 
 import (
 	"fmt"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"vrouter/config"
 	"vrouter/internal/counter"
-	"vrouter/packet"
 )
 
 // Local is the inNet the router passes to Out for packets it generates
@@ -75,298 +73,6 @@ const EvictIdle = time.Second
 
 // FragTimeout is how long the fragment table remembers a first fragment.
 const FragTimeout = 30 * time.Second
-
-type snatRule struct {
-	spec        config.SNAT
-	base, mask  uint32
-	out         uint16
-	first, last uint32
-	lo, hi      uint16
-}
-
-func (r *snatRule) contains(a uint32) bool { return a&r.mask == r.base }
-
-// pair gives the external address of inside host a (paired pooling: always
-// the same address for a host, chosen by hash).
-func (r *snatRule) pair(a uint32) uint32 {
-	n := uint64(r.last - r.first + 1)
-	h := hashKey(uint64(a), 0x5eed)
-	return r.first + uint32(h%n)
-}
-
-type floatRule struct {
-	spec     config.Floating
-	ext, int uint32
-	extNet   uint16 // network holding ext (Local when none)
-}
-
-type fwdRule struct {
-	spec     config.Forward
-	proto    uint8
-	ext      uint32
-	port     uint16
-	backends []uint64 // ip<<16 | port
-	net      uint16
-}
-
-// Address kinds in rules.addrs.
-const (
-	aSNAT  = 1
-	aFloat = 2
-	aFwd   = 4
-)
-
-// Rules is one compiled NAT configuration, immutable once compiled. The
-// router holds the Rules of each of its snapshots and hands them to its
-// workers with Worker.Use; the NAT keeps the committed ones (Commit) for the
-// control plane (Reap, show nat, flushes).
-type Rules struct {
-	eif        bool // endpoint-independent filtering
-	snat       []snatRule
-	floats     []floatRule
-	floatByExt map[uint32]int32
-	floatByInt map[uint32]int32
-	fwds       []fwdRule
-	fwdByExt   map[uint64]int32 // proto<<48 | ip<<16 | port
-	backends   map[uint32]bool
-	addrs      map[uint32]uint8 // every NAT external address
-	own        map[uint32]bool  // the router's own addresses
-	ext        []ExternalAddr
-	max        int // cfg.Conntrack.Max (only New uses it; Commit notes a change)
-
-	tcpEst, tcpTrans, udp, icmp int64
-}
-
-// Active reports whether r has any SNAT, floating or forward rule (the
-// router skips the NAT stages otherwise).
-func (r *Rules) Active() bool {
-	return len(r.snat)+len(r.floats)+len(r.fwds) > 0
-}
-
-// ExternalAddrs lists every address the router must answer ARP for on
-// behalf of NAT (SNAT `to` addresses, floating externals, forward externals)
-// with the network slot of each (Local when no network holds it).
-func (r *Rules) ExternalAddrs() []ExternalAddr {
-	return append([]ExternalAddr(nil), r.ext...)
-}
-
-func (r *Rules) fwdKey(proto uint8, ip uint32, port uint16) uint64 {
-	return uint64(proto)<<48 | uint64(ip)<<16 | uint64(port)
-}
-
-// isFwdPort reports whether ip:port/proto is a forward's external port
-// (never handed out by the dynamic pool).
-func (r *Rules) isFwdPort(proto uint8, ip uint32, port uint16) bool {
-	_, ok := r.fwdByExt[r.fwdKey(proto, ip, port)]
-	return ok
-}
-
-// insideSNAT returns the first SNAT rule whose source holds a (any out network).
-func (r *Rules) insideSNAT(a uint32) *snatRule {
-	for i := range r.snat {
-		if r.snat[i].contains(a) {
-			return &r.snat[i]
-		}
-	}
-	return nil
-}
-
-// isInside reports whether a may originate NATed traffic.
-func (r *Rules) isInside(a uint32) bool {
-	if _, ok := r.floatByInt[a]; ok {
-		return true
-	}
-	return r.backends[a] || r.insideSNAT(a) != nil
-}
-
-// ExternalAddr is an address the router must answer ARP for on behalf of
-// NAT, on network Net (the slot Compile's netIndex gave).
-type ExternalAddr struct {
-	Addr netip.Addr
-	Net  uint16
-	Kind string // "snat" | "floating" | "forward"
-}
-
-func a32(a netip.Addr) uint32 {
-	b := a.As4()
-	return packet.AddrFrom4(b)
-}
-
-func addrOf(a uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
-}
-
-// Compile compiles cfg's NAT rules, off the data path; nothing changes in
-// any NAT. netIndex gives the network slot of a network by name (false when
-// unknown). An error means the configuration must be refused.
-func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Rules, error) {
-	r := &Rules{
-		eif:        cfg.NAT.Filtering == "endpoint-independent",
-		floatByExt: map[uint32]int32{},
-		floatByInt: map[uint32]int32{},
-		fwdByExt:   map[uint64]int32{},
-		backends:   map[uint32]bool{},
-		addrs:      map[uint32]uint8{},
-		own:        map[uint32]bool{},
-		max:        cfg.Conntrack.Max,
-	}
-	ct := cfg.Conntrack
-	r.tcpEst, r.tcpTrans, r.udp, r.icmp = int64(ct.TCPEstablished), int64(ct.TCPTransitory), int64(ct.UDP), int64(ct.ICMP)
-	if r.tcpEst <= 0 {
-		r.tcpEst = int64(2*time.Hour + 4*time.Minute)
-	}
-	if r.tcpTrans <= 0 {
-		r.tcpTrans = int64(4 * time.Minute)
-	}
-	if r.udp <= 0 {
-		r.udp = int64(5 * time.Minute)
-	}
-	if r.icmp <= 0 {
-		r.icmp = int64(60 * time.Second)
-	}
-	for _, nw := range cfg.Networks {
-		for _, p := range nw.Addresses {
-			if p.Addr().Is4() {
-				r.own[a32(p.Addr())] = true
-			}
-		}
-	}
-	// slot maps a network name to its slot; a network of cfg that netIndex
-	// does not know is an error of the caller.
-	slot := func(name string) (uint16, error) {
-		if i, ok := netIndex(name); ok {
-			return i, nil
-		}
-		return 0, fmt.Errorf("nat: network %q has no slot", name)
-	}
-	// netOf gives the slot of the first network (in cfg order) holding a,
-	// Local when none does.
-	netOf := func(a netip.Addr) (uint16, error) {
-		for _, nw := range cfg.Networks {
-			for _, p := range nw.Addresses {
-				if p.Contains(a) {
-					return slot(nw.Name)
-				}
-			}
-		}
-		return Local, nil
-	}
-	for _, s := range cfg.NAT.SNAT {
-		nw := cfg.NetworkByName(s.Out)
-		out, ok := netIndex(s.Out)
-		if nw == nil || !ok {
-			return nil, fmt.Errorf("nat: snat out network %q does not exist", s.Out)
-		}
-		if !s.Source.Addr().Is4() {
-			return nil, fmt.Errorf("nat: snat source %v is not IPv4", s.Source)
-		}
-		to := s.To
-		if !to.First.IsValid() {
-			if len(nw.Addresses) == 0 {
-				return nil, fmt.Errorf("nat: snat to network %q: no address", s.Out)
-			}
-			to = config.AddrRange{First: nw.Addresses[0].Addr(), Last: nw.Addresses[0].Addr()}
-		}
-		if !to.Last.IsValid() {
-			to.Last = to.First
-		}
-		lo, hi := s.Ports.Lo, s.Ports.Hi
-		if lo == 0 && hi == 0 {
-			lo, hi = 1024, 65535
-		}
-		if lo == 0 {
-			lo = 1
-		}
-		p := s.Source.Masked()
-		mask := ^uint32(0)
-		if p.Bits() < 32 {
-			mask = ^(^uint32(0) >> p.Bits())
-		}
-		if p.Bits() == 0 {
-			mask = 0
-		}
-		sr := snatRule{spec: s, base: a32(p.Addr()) & mask, mask: mask, out: out,
-			first: a32(to.First), last: a32(to.Last), lo: lo, hi: hi}
-		if sr.last < sr.first {
-			return nil, fmt.Errorf("nat: snat range %v-%v is empty", to.First, to.Last)
-		}
-		r.snat = append(r.snat, sr)
-		for a := sr.first; ; a++ {
-			if r.addrs[a]&aSNAT == 0 {
-				r.ext = append(r.ext, ExternalAddr{addrOf(a), out, "snat"})
-			}
-			r.addrs[a] |= aSNAT
-			if a == sr.last {
-				break
-			}
-		}
-	}
-	for _, f := range cfg.NAT.Floating {
-		if !f.External.Is4() || !f.Internal.Is4() {
-			return nil, fmt.Errorf("nat: floating %v -> %v is not IPv4", f.External, f.Internal)
-		}
-		extNet, err := netOf(f.External)
-		if err != nil {
-			return nil, err
-		}
-		fr := floatRule{spec: f, ext: a32(f.External), int: a32(f.Internal), extNet: extNet}
-		if _, dup := r.floatByExt[fr.ext]; dup {
-			return nil, fmt.Errorf("nat: floating IP %v given twice", f.External)
-		}
-		if _, dup := r.floatByInt[fr.int]; dup {
-			return nil, fmt.Errorf("nat: internal address %v has two floating IPs", f.Internal)
-		}
-		r.floatByExt[fr.ext] = int32(len(r.floats))
-		r.floatByInt[fr.int] = int32(len(r.floats))
-		r.floats = append(r.floats, fr)
-		r.addrs[fr.ext] |= aFloat
-		r.ext = append(r.ext, ExternalAddr{f.External, fr.extNet, "floating"})
-	}
-	for _, f := range cfg.NAT.Forward {
-		var proto uint8
-		switch f.Proto {
-		case "tcp":
-			proto = packet.ProtoTCP
-		case "udp":
-			proto = packet.ProtoUDP
-		default:
-			return nil, fmt.Errorf("nat: forward proto %q (tcp or udp)", f.Proto)
-		}
-		if len(f.Internal) == 0 {
-			return nil, fmt.Errorf("nat: forward %v has no internal address", f.External)
-		}
-		extNet, err := netOf(f.External.Addr())
-		if err != nil {
-			return nil, err
-		}
-		fr := fwdRule{spec: f, proto: proto, ext: a32(f.External.Addr()), port: f.External.Port(), net: extNet}
-		for _, in := range f.Internal {
-			fr.backends = append(fr.backends, uint64(a32(in.Addr()))<<16|uint64(in.Port()))
-			r.backends[a32(in.Addr())] = true
-		}
-		k := r.fwdKey(proto, fr.ext, fr.port)
-		if _, dup := r.fwdByExt[k]; dup {
-			return nil, fmt.Errorf("nat: forward %s %v given twice", f.Proto, f.External)
-		}
-		if _, fl := r.floatByExt[fr.ext]; fl {
-			return nil, fmt.Errorf("nat: forward %v uses floating IP %v", f.External, f.External.Addr())
-		}
-		if fr.net == Local {
-			for _, s := range r.snat {
-				if fr.ext >= s.first && fr.ext <= s.last {
-					fr.net = s.out
-				}
-			}
-		}
-		r.fwdByExt[k] = int32(len(r.fwds))
-		r.fwds = append(r.fwds, fr)
-		if r.addrs[fr.ext]&(aFwd|aSNAT) == 0 {
-			r.ext = append(r.ext, ExternalAddr{f.External.Addr(), fr.net, "forward"})
-		}
-		r.addrs[fr.ext] |= aFwd
-	}
-	return r, nil
-}
 
 // NAT is the connection tracking table and the NAT rules.
 type NAT struct {
@@ -389,8 +95,8 @@ type NAT struct {
 	flushed  atomic.Uint64
 }
 
-// New allocates the conntrack table for cfg.Conntrack.Max sessions
-// (default 1048576) and commits the initial rules (from Compile). Memory is
+// New allocates the conntrack table for cfg.Conntrack.Max sessions and
+// commits the initial rules (from Compile). Memory is
 // reserved up front but only touched as sessions are created.
 func New(cfg *config.Config, initial *Rules) (*NAT, error) {
 	if initial == nil {
@@ -398,7 +104,7 @@ func New(cfg *config.Config, initial *Rules) (*NAT, error) {
 	}
 	max := cfg.Conntrack.Max
 	if max <= 0 {
-		max = 1 << 20
+		return nil, fmt.Errorf("nat: conntrack max %d (defaults not applied)", max)
 	}
 	if max >= 1<<28 {
 		return nil, fmt.Errorf("nat: conntrack max %d too large", max)

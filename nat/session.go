@@ -1,5 +1,11 @@
 package nat
 
+import (
+	"time"
+
+	"vrouter/packet"
+)
+
 type tup struct {
 	src, dst     uint32
 	sport, dport uint16
@@ -257,4 +263,70 @@ func (n *NAT) Reap(now int64, budget int) int {
 type reapCand struct {
 	idx uint32
 	gen uint64
+}
+
+// account applies one packet of direction dir to the session of h: TCP state
+// machine, timeout refresh, counters.
+func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *Rules) Reason {
+	s := &w.n.t.slab[h.idx]
+	if s.expires.Load() == expDying {
+		return reasonGone
+	}
+	var to int64
+	refresh := true
+	switch f.proto {
+	case packet.ProtoTCP:
+		var why Reason
+		payload := len(f.l4) - packet.TCP(f.l4).DataOff()
+		if payload < 0 {
+			payload = 0
+		}
+		why, to = tcpTrack(s, h.st>>32, dir, f.l4, payload, r)
+		if why != 0 {
+			return why
+		}
+	case packet.ProtoUDP:
+		to = r.udp
+		// Outbound packets refresh a mapping; inbound ones only refresh
+		// sessions to a floating IP or forward (RFC 4787 REQ-6).
+		o := h.w.origin()
+		if dir == 1 && (o == oSNAT || o == oFloatOut) || dir == 0 && o == oSNATIn {
+			refresh = false
+		}
+	case packet.ProtoICMP:
+		to = r.icmp
+	default:
+		to = r.udp
+	}
+	if dir == 1 {
+		if st := s.state.Load(); st&stReplied == 0 && st>>32 == h.st>>32 {
+			s.state.CompareAndSwap(st, st|stReplied)
+		}
+	}
+	// Refresh; skipping stores that would move the expiry by under 1/8 s
+	// keeps most packets from writing the shared cache line.
+	if refresh {
+		// A CAS, so that a session the reaper has claimed (expDying) is
+		// never revived: the packet is then looked up again.
+		for {
+			old := s.expires.Load()
+			if old == expDying {
+				return reasonGone
+			}
+			if d := now + to - old; d < int64(125*time.Millisecond) && d >= 0 {
+				break
+			}
+			if s.expires.CompareAndSwap(old, now+to) {
+				break
+			}
+		}
+	}
+	// The slot may have been reaped and reused since the lookup (ABA): then
+	// the hit is stale and the packet is looked up again.
+	if st := s.state.Load(); st&stLive == 0 || st>>32 != h.st>>32 {
+		return reasonGone
+	}
+	s.pkts.Add(1)
+	s.bytes.Add(uint64(len(p)))
+	return 0
 }

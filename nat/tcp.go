@@ -1,8 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
-
 	"vrouter/packet"
 )
 
@@ -92,46 +90,24 @@ func finStep(st uint32, dir int, fromOpener bool) uint32 {
 // seqGT reports a > b in sequence space.
 func seqGT(a, b uint32) bool { return int32(a-b) > 0 }
 
-// wscale returns the window scale option of a SYN segment (-1 when absent).
-func wscale(t []byte) int {
-	off := int(t[12]>>4) * 4
-	if off > len(t) {
-		off = len(t)
-	}
-	if off <= 20 {
-		return -1
-	}
-	o := t[20:off]
-	for len(o) > 0 {
-		switch o[0] {
-		case 0:
-			return -1
-		case 1:
-			o = o[1:]
-			continue
-		}
-		if len(o) < 2 || int(o[1]) < 2 || int(o[1]) > len(o) {
+// wscale returns the window scale option of a SYN segment (-1 when absent,
+// or after the end of the options or a malformed one).
+func wscale(t packet.TCP) int {
+	for it := t.OptionIter(); ; {
+		o, ok := it.Next()
+		if !ok {
 			return -1
 		}
-		if o[0] == 3 && o[1] == 3 {
-			s := int(o[2])
-			if s > 14 {
-				s = 14
-			}
-			return s
+		if o[0] == packet.TCPOptWindowScale && len(o) == 3 {
+			return min(int(o[2]), 14)
 		}
-		o = o[o[1]:]
 	}
-	return -1
 }
 
 // tcpTrack checks and applies one TCP segment to session s. It returns the
 // drop reason (TCPBadRST) or 0, and the timeout that applies afterwards.
-func tcpTrack(s *session, gen uint64, dir int, t []byte, payload int, r *Rules) (Reason, int64) {
-	flags := t[13]
-	seq := binary.BigEndian.Uint32(t[4:8])
-	ack := binary.BigEndian.Uint32(t[8:12])
-	win := uint32(binary.BigEndian.Uint16(t[14:16]))
+func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rules) (Reason, int64) {
+	flags, seq, ack, win := t.Flags(), t.Seq(), t.Ack(), uint32(t.Window())
 	var st uint64
 	for {
 		st = s.state.Load()

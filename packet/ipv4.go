@@ -11,6 +11,28 @@ const (
 	IPv4MinLen = 20
 )
 
+// Offsets of the IPv4 header fields (the figure below).
+const (
+	IPv4VerIHLOff    = 0
+	IPv4TOSOff       = 1
+	IPv4TotalLenOff  = 2
+	IPv4IDOff        = 4
+	IPv4FlagsFragOff = 6
+	IPv4TTLOff       = 8
+	IPv4ProtoOff     = 9
+	IPv4ChecksumOff  = 10
+	IPv4SrcOff       = 12
+	IPv4DstOff       = 16
+	IPv4OptionsOff   = 20
+)
+
+// Bits of the flags/fragment offset word (IPv4.FlagsFrag).
+const (
+	IPv4DF          = 0x4000 // don't fragment
+	IPv4MF          = 0x2000 // more fragments
+	IPv4FragOffMask = 0x1fff // fragment offset, in 8-byte units
+)
+
 // IPv4 is a view of an IPv4 header and what follows:
 //
 //	 0                   1                   2                   3
@@ -22,31 +44,34 @@ const (
 //	|                    Options                    |    Padding    | 20
 type IPv4 []byte
 
-func (p IPv4) Version() uint8        { return p[0] >> 4 }
-func (p IPv4) IHL() int              { return int(p[0]&0x0f) * 4 }
-func (p IPv4) TOS() uint8            { return p[1] }
-func (p IPv4) TotalLen() int         { return int(binary.BigEndian.Uint16(p[2:4])) }
-func (p IPv4) ID() uint16            { return binary.BigEndian.Uint16(p[4:6]) }
-func (p IPv4) FlagsFrag() uint16     { return binary.BigEndian.Uint16(p[6:8]) }
-func (p IPv4) DF() bool              { return p[6]&0x40 != 0 }
-func (p IPv4) MF() bool              { return p[6]&0x20 != 0 }
-func (p IPv4) FragOff() int          { return int(binary.BigEndian.Uint16(p[6:8])&0x1fff) * 8 }
-func (p IPv4) IsFragment() bool      { return binary.BigEndian.Uint16(p[6:8])&0x3fff != 0 }
-func (p IPv4) TTL() uint8            { return p[8] }
-func (p IPv4) Proto() uint8          { return p[9] }
-func (p IPv4) Checksum() uint16      { return binary.BigEndian.Uint16(p[10:12]) }
-func (p IPv4) Src() uint32           { return binary.BigEndian.Uint32(p[12:16]) }
-func (p IPv4) Dst() uint32           { return binary.BigEndian.Uint32(p[16:20]) }
-func (p IPv4) Options() []byte       { return p[20:p.IHL()] }
+func (p IPv4) Version() uint8        { return p[IPv4VerIHLOff] >> 4 }
+func (p IPv4) IHL() int              { return int(p[IPv4VerIHLOff]&0x0f) * 4 }
+func (p IPv4) TOS() uint8            { return p[IPv4TOSOff] }
+func (p IPv4) TotalLen() int         { return int(binary.BigEndian.Uint16(p[IPv4TotalLenOff:])) }
+func (p IPv4) ID() uint16            { return binary.BigEndian.Uint16(p[IPv4IDOff:]) }
+func (p IPv4) FlagsFrag() uint16     { return binary.BigEndian.Uint16(p[IPv4FlagsFragOff:]) }
+func (p IPv4) DF() bool              { return p.FlagsFrag()&IPv4DF != 0 }
+func (p IPv4) MF() bool              { return p.FlagsFrag()&IPv4MF != 0 }
+func (p IPv4) FragOff() int          { return int(p.FlagsFrag()&IPv4FragOffMask) * 8 }
+func (p IPv4) IsFragment() bool      { return p.FlagsFrag()&(IPv4MF|IPv4FragOffMask) != 0 }
+func (p IPv4) TTL() uint8            { return p[IPv4TTLOff] }
+func (p IPv4) Proto() uint8          { return p[IPv4ProtoOff] }
+func (p IPv4) Checksum() uint16      { return binary.BigEndian.Uint16(p[IPv4ChecksumOff:]) }
+func (p IPv4) Src() uint32           { return binary.BigEndian.Uint32(p[IPv4SrcOff:]) }
+func (p IPv4) Dst() uint32           { return binary.BigEndian.Uint32(p[IPv4DstOff:]) }
+func (p IPv4) Options() []byte       { return p[IPv4OptionsOff:p.IHL()] }
 func (p IPv4) Payload() []byte       { return p[p.IHL():p.TotalLen()] }
-func (p IPv4) SetTotalLen(n int)     { binary.BigEndian.PutUint16(p[2:4], uint16(n)) }
-func (p IPv4) SetID(v uint16)        { binary.BigEndian.PutUint16(p[4:6], v) }
-func (p IPv4) SetFlagsFrag(v uint16) { binary.BigEndian.PutUint16(p[6:8], v) }
-func (p IPv4) SetTTL(v uint8)        { p[8] = v }
-func (p IPv4) SetProto(v uint8)      { p[9] = v }
-func (p IPv4) SetChecksum(v uint16)  { binary.BigEndian.PutUint16(p[10:12], v) }
-func (p IPv4) SetSrc(a uint32)       { binary.BigEndian.PutUint32(p[12:16], a) }
-func (p IPv4) SetDst(a uint32)       { binary.BigEndian.PutUint32(p[16:20], a) }
+func (p IPv4) SetTotalLen(n int)     { binary.BigEndian.PutUint16(p[IPv4TotalLenOff:], uint16(n)) }
+func (p IPv4) SetID(v uint16)        { binary.BigEndian.PutUint16(p[IPv4IDOff:], v) }
+func (p IPv4) SetFlagsFrag(v uint16) { binary.BigEndian.PutUint16(p[IPv4FlagsFragOff:], v) }
+func (p IPv4) SetTTL(v uint8)        { p[IPv4TTLOff] = v }
+func (p IPv4) SetProto(v uint8)      { p[IPv4ProtoOff] = v }
+func (p IPv4) SetChecksum(v uint16)  { binary.BigEndian.PutUint16(p[IPv4ChecksumOff:], v) }
+func (p IPv4) SetSrc(a uint32)       { binary.BigEndian.PutUint32(p[IPv4SrcOff:], a) }
+func (p IPv4) SetDst(a uint32)       { binary.BigEndian.PutUint32(p[IPv4DstOff:], a) }
+
+// IsFirstFragment reports a first fragment of several (MF set, offset 0).
+func (p IPv4) IsFirstFragment() bool { return p.FlagsFrag()&(IPv4MF|IPv4FragOffMask) == IPv4MF }
 
 // HeaderChecksumOK verifies the header checksum (the sum over the header,
 // checksum included, folds to 0xffff).
@@ -54,15 +79,15 @@ func (p IPv4) HeaderChecksumOK() bool { return Fold(Sum(p[:p.IHL()], 0)) == 0xff
 
 // ComputeChecksum recomputes and stores the header checksum.
 func (p IPv4) ComputeChecksum() {
-	p[10], p[11] = 0, 0
+	p.SetChecksum(0)
 	p.SetChecksum(Checksum(p[:p.IHL()]))
 }
 
 // DecTTL decrements the TTL and updates the checksum incrementally (RFC 1624).
 func (p IPv4) DecTTL() {
-	old := binary.BigEndian.Uint16(p[8:10])
-	p[8]--
-	p.SetChecksum(Update16(p.Checksum(), old, binary.BigEndian.Uint16(p[8:10])))
+	old := binary.BigEndian.Uint16(p[IPv4TTLOff:]) // TTL and protocol
+	p[IPv4TTLOff]--
+	p.SetChecksum(Update16(p.Checksum(), old, binary.BigEndian.Uint16(p[IPv4TTLOff:])))
 }
 
 // IPv4Error says why an IPv4 header is invalid.
@@ -105,31 +130,21 @@ func CheckIPv4(b []byte) (IPv4, IPv4Error) {
 	return p[:tl], IPv4OK
 }
 
-// HasSourceRoute reports whether the options carry LSRR (131) or SSRR (137).
+// HasSourceRoute reports whether the options carry LSRR (131) or SSRR (137)
+// before the end of the list, malformed or not.
 func (p IPv4) HasSourceRoute() bool {
-	o := p.Options()
-	for len(o) > 0 {
-		switch o[0] {
-		case 0: // end of options
-			return false
-		case 1: // no-op
-			o = o[1:]
-			continue
-		case 131, 137:
+	it := p.OptionIter()
+	for {
+		o, ok := it.Next()
+		if !ok {
+			o = it.Malformed()
+			return len(o) > 0 && (o[0] == OptLSRR || o[0] == OptSSRR)
+		}
+		if o[0] == OptLSRR || o[0] == OptSSRR {
 			return true
 		}
-		if len(o) < 2 || int(o[1]) < 2 || int(o[1]) > len(o) {
-			return false
-		}
-		o = o[o[1]:]
 	}
-	return false
 }
-
-// Addr helpers: addresses are uint32 in host order (a.b.c.d = a<<24|...).
-
-// AddrFrom4 packs four bytes into a uint32.
-func AddrFrom4(b [4]byte) uint32 { return binary.BigEndian.Uint32(b[:]) }
 
 // IsMartianSource reports sources that are never forwarded (RFC 1812 5.3.7):
 // 0/8, 127/8, 224/4 (multicast) and 240/4 incl. limited broadcast.

@@ -26,20 +26,56 @@ const (
 	TCPMinLen  = 20
 )
 
+// Offsets of the transport header fields. TCP and UDP both begin with the
+// source and destination ports.
+const (
+	L4SrcPortOff = 0
+	L4DstPortOff = 2
+
+	TCPSeqOff      = 4
+	TCPAckOff      = 8
+	TCPDataOffOff  = 12 // data offset (high nibble, in 32-bit words)
+	TCPFlagsOff    = 13
+	TCPWindowOff   = 14
+	TCPChecksumOff = 16
+	TCPOptionsOff  = 20
+
+	UDPLengthOff   = 4
+	UDPChecksumOff = 6
+
+	ICMPTypeOff     = 0
+	ICMPCodeOff     = 1
+	ICMPChecksumOff = 2
+	ICMPIDOff       = 4 // echo/timestamp identifier
+	ICMPSeqOff      = 6
+	ICMPMTUOff      = 6 // next-hop MTU of "fragmentation needed" (RFC 1191)
+	ICMPQuoteOff    = 8 // errors: the quoted IP header and what follows
+)
+
 // ICMP is a view of an ICMP message:
 //
 //	| type | code | checksum | rest of header (4) | data...
+//
+// For echo and timestamp messages the rest of the header is identifier and
+// sequence number; an error's data is the quoted IP header and at least
+// eight bytes of what followed.
 type ICMP []byte
 
-func (m ICMP) Type() uint8          { return m[0] }
-func (m ICMP) Code() uint8          { return m[1] }
-func (m ICMP) Checksum() uint16     { return binary.BigEndian.Uint16(m[2:4]) }
-func (m ICMP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(m[2:4], v) }
-func (m ICMP) ID() uint16           { return binary.BigEndian.Uint16(m[4:6]) }
-func (m ICMP) SetID(v uint16)       { binary.BigEndian.PutUint16(m[4:6], v) }
-func (m ICMP) Seq() uint16          { return binary.BigEndian.Uint16(m[6:8]) }
+func (m ICMP) Type() uint8          { return m[ICMPTypeOff] }
+func (m ICMP) Code() uint8          { return m[ICMPCodeOff] }
+func (m ICMP) Checksum() uint16     { return binary.BigEndian.Uint16(m[ICMPChecksumOff:]) }
+func (m ICMP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(m[ICMPChecksumOff:], v) }
+func (m ICMP) ID() uint16           { return binary.BigEndian.Uint16(m[ICMPIDOff:]) }
+func (m ICMP) SetID(v uint16)       { binary.BigEndian.PutUint16(m[ICMPIDOff:], v) }
+func (m ICMP) Seq() uint16          { return binary.BigEndian.Uint16(m[ICMPSeqOff:]) }
+
+// Quote is the quoted packet of an ICMP error (from its IP header on; the
+// caller checks the length).
+func (m ICMP) Quote() IPv4 { return IPv4(m[ICMPQuoteOff:]) }
+
+// ComputeChecksum recomputes and stores the checksum over the whole message.
 func (m ICMP) ComputeChecksum() {
-	m[2], m[3] = 0, 0
+	m.SetChecksum(0)
 	m.SetChecksum(Checksum(m))
 }
 
@@ -62,17 +98,24 @@ func IsICMPQuery(t uint8) bool {
 	return false
 }
 
+// Ports returns the source and destination ports of a TCP or UDP header
+// (both begin with them).
+func Ports(l4 []byte) (src, dst uint16) {
+	return binary.BigEndian.Uint16(l4[L4SrcPortOff:]), binary.BigEndian.Uint16(l4[L4DstPortOff:])
+}
+
 // UDP is a view of a UDP header: | sport | dport | length | checksum |.
+// A checksum of 0 means none (RFC 768).
 type UDP []byte
 
-func (u UDP) SrcPort() uint16      { return binary.BigEndian.Uint16(u[0:2]) }
-func (u UDP) DstPort() uint16      { return binary.BigEndian.Uint16(u[2:4]) }
-func (u UDP) Length() int          { return int(binary.BigEndian.Uint16(u[4:6])) }
-func (u UDP) Checksum() uint16     { return binary.BigEndian.Uint16(u[6:8]) }
-func (u UDP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(u[0:2], v) }
-func (u UDP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(u[2:4], v) }
-func (u UDP) SetLength(v int)      { binary.BigEndian.PutUint16(u[4:6], uint16(v)) }
-func (u UDP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(u[6:8], v) }
+func (u UDP) SrcPort() uint16      { return binary.BigEndian.Uint16(u[L4SrcPortOff:]) }
+func (u UDP) DstPort() uint16      { return binary.BigEndian.Uint16(u[L4DstPortOff:]) }
+func (u UDP) Length() int          { return int(binary.BigEndian.Uint16(u[UDPLengthOff:])) }
+func (u UDP) Checksum() uint16     { return binary.BigEndian.Uint16(u[UDPChecksumOff:]) }
+func (u UDP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(u[L4SrcPortOff:], v) }
+func (u UDP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(u[L4DstPortOff:], v) }
+func (u UDP) SetLength(v int)      { binary.BigEndian.PutUint16(u[UDPLengthOff:], uint16(v)) }
+func (u UDP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(u[UDPChecksumOff:], v) }
 
 // TCP flags.
 const (
@@ -84,19 +127,40 @@ const (
 	TCPUrg = 0x20
 )
 
-// TCP is a view of a TCP header.
+// TCP is a view of a TCP header:
+//
+//	 0                   1                   2                   3
+//	|          Source Port          |       Destination Port        |  0
+//	|                        Sequence Number                        |  4
+//	|                    Acknowledgment Number                      |  8
+//	|  Off  |  Rsvd |     Flags     |            Window             | 12
+//	|           Checksum            |         Urgent Pointer        | 16
+//	|                           Options                             | 20
 type TCP []byte
 
-func (t TCP) SrcPort() uint16      { return binary.BigEndian.Uint16(t[0:2]) }
-func (t TCP) DstPort() uint16      { return binary.BigEndian.Uint16(t[2:4]) }
-func (t TCP) Seq() uint32          { return binary.BigEndian.Uint32(t[4:8]) }
-func (t TCP) Ack() uint32          { return binary.BigEndian.Uint32(t[8:12]) }
-func (t TCP) DataOff() int         { return int(t[12]>>4) * 4 }
-func (t TCP) Flags() uint8         { return t[13] }
-func (t TCP) Window() uint16       { return binary.BigEndian.Uint16(t[14:16]) }
-func (t TCP) Checksum() uint16     { return binary.BigEndian.Uint16(t[16:18]) }
-func (t TCP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(t[0:2], v) }
-func (t TCP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(t[2:4], v) }
-func (t TCP) SetSeq(v uint32)      { binary.BigEndian.PutUint32(t[4:8], v) }
-func (t TCP) SetFlags(v uint8)     { t[13] = v }
-func (t TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(t[16:18], v) }
+func (t TCP) SrcPort() uint16      { return binary.BigEndian.Uint16(t[L4SrcPortOff:]) }
+func (t TCP) DstPort() uint16      { return binary.BigEndian.Uint16(t[L4DstPortOff:]) }
+func (t TCP) Seq() uint32          { return binary.BigEndian.Uint32(t[TCPSeqOff:]) }
+func (t TCP) Ack() uint32          { return binary.BigEndian.Uint32(t[TCPAckOff:]) }
+func (t TCP) DataOff() int         { return int(t[TCPDataOffOff]>>4) * 4 }
+func (t TCP) Flags() uint8         { return t[TCPFlagsOff] }
+func (t TCP) Window() uint16       { return binary.BigEndian.Uint16(t[TCPWindowOff:]) }
+func (t TCP) Checksum() uint16     { return binary.BigEndian.Uint16(t[TCPChecksumOff:]) }
+func (t TCP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(t[L4SrcPortOff:], v) }
+func (t TCP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(t[L4DstPortOff:], v) }
+func (t TCP) SetSeq(v uint32)      { binary.BigEndian.PutUint32(t[TCPSeqOff:], v) }
+func (t TCP) SetFlags(v uint8)     { t[TCPFlagsOff] = v }
+func (t TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(t[TCPChecksumOff:], v) }
+
+// OptionIter walks the options of t: those the data offset covers, cut at
+// the end of t.
+func (t TCP) OptionIter() OptionIter {
+	end := t.DataOff()
+	if end > len(t) {
+		end = len(t)
+	}
+	if end <= TCPOptionsOff {
+		return OptionIter{}
+	}
+	return OptionIter{b: t[TCPOptionsOff:end]}
+}

@@ -21,5 +21,5 @@ func (r *Router) conflict(network string, ip uint32, mac packet.MAC) {
 	}
 	conflictLog.last = time.Now()
 	r.log.Warn("address conflict: another host claims a router address",
-		"network", network, "ip", addrOf(ip).String(), "mac", mac.String())
+		"network", network, "ip", packet.Addr(ip).String(), "mac", mac.String())
 }

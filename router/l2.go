@@ -19,9 +19,7 @@ func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uin
 	lc := &w.linkCnt[l.id]
 	lc.txPackets++
 	lc.txBytes += uint64(h + n)
-	if w.tp != nil {
-		w.tr(tsTx, uint32(l.port), uint32(l.vid), uint32(h+n))
-	}
+	w.trTx(l.port, l.vid, h+n)
 }
 
 // txTo sends the payload buf[off:off+n] (EtherType et) to dst on network

@@ -47,9 +47,8 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 	lc.rxBytes += uint64(n)
 	eth := packet.Ether(f)
 	if w.tp != nil {
-		w.tr(tsRx, uint32(p.idx), uint32(l2.VID), 0)
-		w.trMAC(tsL2, uint32(nw.idx), eth.Src())
-		w.tp.ev[w.tp.nev-1].b = uint32(l2.Type)
+		w.trRx(p.idx, l2.VID)
+		w.trL2(nw.idx, l2.Type, eth.Src())
 	}
 	l2mcast := eth.DstIsMulticast()
 	if nw.switched() {
@@ -115,7 +114,7 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 		}
 	}
 	op := a.Op()
-	w.tr(tsARP, uint32(op), spa, tpa)
+	w.trARP(op, spa, tpa)
 	ours := false
 	if op == packet.ARPRequest {
 		if li, ok := s.local.get(tpa); ok && li == nw.idx {
@@ -218,8 +217,8 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 		w.drop(DropSourceRoute)
 		return
 	}
-	src, dst := ip.Src(), ip.Dst()
-	w.tr(tsIPv4, src, dst, uint32(ip.Proto())<<8|uint32(ip.TTL()))
+	src := ip.Src()
+	w.trIPv4(ip)
 	if packet.IsMartianSource(src) {
 		w.drop(DropMartianSource)
 		return
@@ -240,7 +239,7 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 			w.cnt[CntNATHeld]++ // an early fragment, sent when its first fragment comes
 			return
 		case nat.Translated:
-			w.tr(tsNAT, ip.Src(), ip.Dst(), 0)
+			w.trNAT(nat.StageIn, ip)
 		}
 	}
 	w.route(buf, off, ip, nw, l2mcast)
@@ -269,7 +268,7 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 	}
 	nh, ok := w.r.FIB.Lookup(dst)
 	if w.tp != nil && ok {
-		w.tr(tsFIB, uint32(nh.Kind), uint32(nh.Network), nh.Gateway)
+		w.trFIB(nh)
 	}
 	if !ok {
 		w.drop(DropNoRoute)
@@ -314,7 +313,7 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 			w.cnt[CntNATHeld]++
 			return
 		case nat.Translated:
-			w.tr(tsNAT, ip.Src(), ip.Dst(), 1)
+			w.trNAT(nat.StageOut, ip)
 		}
 	}
 	w.cnt[CntForwarded]++
@@ -341,7 +340,7 @@ func (w *worker) local(buf []byte, off int, ip packet.IPv4, nw *network) {
 	pl := ip.Payload()
 	if ip.Proto() == packet.ProtoICMP && len(pl) >= packet.ICMPHdrLen && pl[0] == packet.ICMPEchoRequest &&
 		packet.Fold(packet.Sum(pl, 0)) == 0xffff {
-		w.tr(tsLocal, 1, 0, 0)
+		w.trLocal(true)
 		w.echoReply(buf, off, ip)
 		return
 	}
@@ -431,8 +430,20 @@ func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
 			w.natDrop(why)
 			return
 		}
+		if to := p.Dst(); to != src {
+			// The packet was SNATed (a frag-needed found after NAT out):
+			// the error goes back to the inside host it came from, from
+			// the router's address on that side.
+			if nh, out = w.routeBack(to); out == nil || out.isBroadcastOn(to) {
+				return
+			}
+			if f := out.srcFor(to); f != 0 {
+				p.SetSrc(f)
+				p.ComputeChecksum()
+			}
+		}
 	}
-	w.tr(tsICMP, uint32(typ), uint32(code), src)
+	w.trICMP(typ, code, p.Dst(), mtu)
 	w.cnt[CntICMPErrors]++
 	w.output(b, o, p, nh, out)
 }
@@ -452,12 +463,7 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 	// Resolve closes the race with a reply that arrives between the
 	// lock-free lookup and queueing the packet.
 	mac, ok, sendReq, queued := w.r.Neigh.Resolve(out.idx, hop, ip, w.now)
-	if w.tp != nil {
-		w.trMAC(tsNeigh, hop, mac)
-		if ok {
-			w.tp.ev[w.tp.nev-1].b = 1
-		}
-	}
+	w.trNeigh(out.idx, hop, mac, ok, queued, sendReq)
 	if !ok {
 		if queued {
 			w.drop(DropARPQueued)
@@ -489,24 +495,14 @@ func (w *worker) fragment(out *network, mac packet.MAC, ip packet.IPv4) {
 	// Options of later fragments: only those with the copy bit.
 	var opt [40]byte
 	nopt := 0
-	o := ip.Options()
-	for i := 0; i < len(o); {
-		t := o[i]
-		if t == 0 {
+	for it := ip.OptionIter(); ; {
+		o, ok := it.Next()
+		if !ok {
 			break
 		}
-		if t == 1 {
-			i++
-			continue
+		if o[0]&packet.OptCopied != 0 {
+			nopt += copy(opt[nopt:], o)
 		}
-		if i+1 >= len(o) || int(o[i+1]) < 2 || i+int(o[i+1]) > len(o) {
-			break
-		}
-		l := int(o[i+1])
-		if t&0x80 != 0 {
-			nopt += copy(opt[nopt:], o[i:i+l])
-		}
-		i += l
 	}
 	for nopt%4 != 0 {
 		opt[nopt] = 0
@@ -583,10 +579,8 @@ func (w *worker) neighFailed(ni uint16, ip uint32, pkt []byte) {
 
 // natDrop counts a packet the NAT refused (the NAT keeps the detailed reason).
 func (w *worker) natDrop(why nat.Reason) {
-	w.drop(DropNAT)
-	if w.tp != nil {
-		w.tp.ev[w.tp.nev-1].a = uint32(why)
-	}
+	w.drops[DropNAT]++
+	w.trNATDrop(why)
 }
 
 // routeBack finds the route and network a packet the router sends itself

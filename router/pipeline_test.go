@@ -12,7 +12,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/prometheus/common/expfmt"
 
 	"vrouter/config"
 	"vrouter/internal/clock"
@@ -34,7 +33,7 @@ var (
 )
 
 func testConfig() *config.Config {
-	return &config.Config{
+	c := &config.Config{
 		Router: config.Router{Name: "t"},
 		Ports:  []config.Port{{Name: "pa", Driver: "pipe"}, {Name: "pb", Driver: "pipe", MTU: 1400}},
 		Networks: []config.Network{
@@ -49,6 +48,8 @@ func testConfig() *config.Config {
 		Conntrack: config.Conntrack{Max: 4096},
 		Neighbor:  config.Neighbor{Max: 1024, ReachableTime: 30 * time.Second, StaleTime: 60 * time.Second, RetransTime: time.Second, Retries: 3, QueueLen: 3},
 	}
+	c.ApplyDefaults()
+	return c
 }
 
 type lab struct {
@@ -443,17 +444,17 @@ func BenchmarkPipelineForward(b *testing.B) {
 func TestTrace(t *testing.T) {
 	l := newLab(t)
 	l.resolveA()
-	l.r.Exec([]string{"trace", "2"}, false)
+	if err := l.r.Trace(2); err != nil {
+		t.Fatal(err)
+	}
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, net.IPv4(8, 8, 8, 8).To4(), 64, false, 8))
 	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipRA, 64, false, 8))
 	l.run()
-	out, err := l.r.Exec([]string{"show", "trace"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"packet 1", "rx      port pa", "ipv4    192.0.2.10 -> 192.0.2.1", "local", "tx      port pa",
-		"packet 2", "drop    no-route", "icmp    sent type 3 code 0"} {
+	out := strings.Join(l.r.TraceLines(), "\n")
+	for _, want := range []string{"packet 1", "rx      port pa", "ipv4    icmp 192.0.2.10 -> 192.0.2.1 echo request id 9 seq 1 ttl 64",
+		"local   for the router (echo request answered)", "tx      port pa",
+		"packet 2", "drop    no-route (no route to the destination", "icmp    sent dest-unreachable/net-unreachable to 192.0.2.10"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("trace lacks %q:\n%s", want, out)
 		}
@@ -463,10 +464,96 @@ func TestTrace(t *testing.T) {
 	}
 }
 
+// natLab is the pipeline lab with SNAT of network a out of b (to
+// 198.51.100.1) and host B resolved.
+func natLab(t testing.TB) *lab {
+	cfg := testConfig()
+	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
+		To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
+	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
+	cfg.ApplyDefaults()
+	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
+	clk := clock.NewManual()
+	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	l.resolveA()
+	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
+	return l
+}
+
+func tcpSYN(t testing.TB, sport, dport uint16) []byte {
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: ipHostA, DstIP: ipHostB}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), SYN: true, Window: 1000}
+	tcp.SetNetworkLayerForChecksum(ip)
+	return ser(t, &layers.Ethernet{SrcMAC: hostA, DstMAC: macA[:], EthernetType: layers.EthernetTypeIPv4}, ip, tcp)
+}
+
+// The trace names protocols, shows a translation before and after, and
+// names the NAT's reason for a drop.
+func TestTraceNAT(t *testing.T) {
+	l := natLab(t)
+	if err := l.r.Trace(4); err != nil {
+		t.Fatal(err)
+	}
+	l.pa.Inject(tcpSYN(t, 40000, 80))
+	l.pa.Inject(udpFrom(t, ipHostB, 5000))
+	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 8))
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: ipHostB, DstIP: ipRB}
+	udp := &layers.UDP{SrcPort: 999, DstPort: 7777}
+	udp.SetNetworkLayerForChecksum(ip)
+	l.pb.Inject(ser(t, &layers.Ethernet{SrcMAC: hostB, DstMAC: macB[:], EthernetType: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload("x")))
+	l.run()
+	out := strings.Join(l.r.TraceLines(), "\n") + "\n"
+	for _, want := range []string{
+		"  ipv4    tcp 192.0.2.10:40000 -> 198.51.100.10:80 [S] ttl 64\n",
+		"  fib     connected network b\n",
+		"  nat     out: tcp 192.0.2.10:40000 -> 198.51.100.10:80 => 198.51.100.1:40000 -> 198.51.100.10:80\n",
+		"  neigh   198.51.100.10 on b is 02:bb:00:00:00:01\n",
+		"  ipv4    udp 192.0.2.10:5000 -> 198.51.100.10:53 ttl 64\n",
+		"  nat     out: udp 192.0.2.10:5000 -> 198.51.100.10:53 => 198.51.100.1:5000 -> 198.51.100.10:53\n",
+		"  ipv4    icmp 192.0.2.10 -> 198.51.100.10 echo request id 9 seq 1 ttl 64\n",
+		"  nat     out: icmp 192.0.2.10 -> 198.51.100.10 id 9 => 198.51.100.1 -> 198.51.100.10 id 9\n",
+		"  ipv4    udp 198.51.100.10:999 -> 198.51.100.1:7777 ttl 64\n",
+		"  drop    nat: nat-no-session (inbound packet to a NAT address with no session",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// Tracing records without allocating: a traced batch through SNAT.
+func TestZeroAllocTraced(t *testing.T) {
+	l := natLab(t)
+	l.pb.SetSink(true)
+	frame := tcpSYN(t, 40000, 80)
+	w := l.r.workers[0]
+	b := w.rx
+	const batch = 4
+	l.r.trace.arm(traceKeep)
+	allocs := testing.AllocsPerRun(50, func() {
+		for i := 0; i < batch; i++ {
+			b.Off[i] = port.Headroom
+			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame)
+		}
+		b.N = batch
+		w.processBatch(l.r.ports[0], b)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per traced batch, want 0", allocs)
+	}
+	if n := len(l.r.trace.packets()); n != 51*batch {
+		t.Fatalf("%d packets traced, want %d", n, 51*batch)
+	}
+}
+
 func TestCapture(t *testing.T) {
 	l := newLab(t)
 	path := filepath.Join(t.TempDir(), "pa.pcap")
-	if _, err := l.r.Exec([]string{"capture", "pa", path, "2"}, false); err != nil {
+	if err := l.r.StartCapture("pa", path, 2); err != nil {
 		t.Fatal(err)
 	}
 	l.resolveA() // request in, reply out: 2 frames, then the capture ends
@@ -498,30 +585,6 @@ func TestCapture(t *testing.T) {
 	}
 	if l.r.ports[0].capture.Load() != nil {
 		t.Fatal("capture still running after N frames")
-	}
-}
-
-func TestMetricsParse(t *testing.T) {
-	l := newLab(t)
-	l.resolveA()
-	var sb strings.Builder
-	l.r.WriteMetrics(&sb)
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(strings.NewReader(sb.String()))
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v\n%s", err, sb.String())
-	}
-	for name := range fams {
-		if !strings.HasPrefix(name, "vrouter_") {
-			t.Errorf("metric %s lacks the vrouter_ prefix", name)
-		}
-	}
-	rx := fams["vrouter_port_rx_packets_total"]
-	if rx == nil || len(rx.Metric) != 2 || rx.Metric[0].GetCounter().GetValue() != 1 {
-		t.Fatalf("port rx metric: %v", rx)
-	}
-	if fams["vrouter_drops_total"] == nil || fams["vrouter_arp_entries"].Metric[0].GetGauge().GetValue() != 1 {
-		t.Fatal("drops/arp metrics missing")
 	}
 }
 

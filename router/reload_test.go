@@ -49,6 +49,7 @@ func rotatingConfig(rot int) *config.Config {
 	}
 	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
 		To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
+	cfg.ApplyDefaults()
 	return cfg
 }
 

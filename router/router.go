@@ -1,7 +1,7 @@
 // Package router is the data path: it reads batches of frames from ports,
 // runs each batch to completion through the pipeline (pipeline.go holds the
-// stage order) and writes the results to the egress ports. It also owns the
-// control API that the console uses.
+// stage order) and writes the results to the egress ports. api.go is the
+// API the control plane (package console) reads and commands it through.
 package router
 
 import (
@@ -80,15 +80,13 @@ type Router struct {
 	reloads    atomic.Uint64
 	lastReload atomic.Pointer[string]
 	started    time.Time
-	reloadFn   ReloadFunc
 	trace      tracer
 
-	extraMetrics []MetricsSource
-	kernelStats  atomic.Pointer[func() any]
 	kernelResync atomic.Pointer[func()]
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
+// cfg has its defaults applied (config.Load does; see config.ApplyDefaults).
 func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
@@ -127,29 +125,12 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	return r, nil
 }
 
+// neighConfig maps [neighbor] to the cache's settings (config fills the
+// defaults; see config.ApplyDefaults).
 func neighConfig(cfg *config.Config) arp.Config {
 	n := cfg.Neighbor
-	c := arp.Config{Max: n.Max, ReachableTime: n.ReachableTime, StaleTime: n.StaleTime,
+	return arp.Config{Max: n.Max, ReachableTime: n.ReachableTime, StaleTime: n.StaleTime,
 		RetransTime: n.RetransTime, Retries: n.Retries, QueueLen: n.QueueLen}
-	if c.Max == 0 {
-		c.Max = 65536
-	}
-	if c.ReachableTime == 0 {
-		c.ReachableTime = 30 * time.Second
-	}
-	if c.StaleTime == 0 {
-		c.StaleTime = 60 * time.Second
-	}
-	if c.RetransTime == 0 {
-		c.RetransTime = time.Second
-	}
-	if c.Retries == 0 {
-		c.Retries = 3
-	}
-	if c.QueueLen == 0 {
-		c.QueueLen = 3
-	}
-	return c
 }
 
 // publish makes a compiled plan the running configuration, in an order
@@ -180,9 +161,6 @@ func (r *Router) publish(pl *plan) string {
 	_, why := r.NAT.Commit(pl.snap.nat)
 	return why
 }
-
-// Config returns the configuration in force.
-func (r *Router) Config() *config.Config { return r.snap.Load().cfg }
 
 // ReloadFailed records a reload that was rejected before it reached the
 // router (an invalid file), for the metrics.
@@ -437,10 +415,6 @@ func (r *Router) ResolveGateway(gw uint32) (uint16, bool) {
 	ni := r.snap.Load().networkContaining(gw)
 	return uint16(ni), ni >= 0
 }
-
-// SetKernelStats installs the source of the kernel import counters shown by
-// show ip route summary.
-func (r *Router) SetKernelStats(f func() any) { r.kernelStats.Store(&f) }
 
 // SetKernelResync installs what a reload calls so that imported kernel
 // routes are resolved again against the new networks.

@@ -11,6 +11,7 @@ import (
 
 	"vrouter/config"
 	"vrouter/internal/clock"
+	"vrouter/packet"
 	"vrouter/router/port"
 	"vrouter/router/port/pipe"
 )
@@ -98,7 +99,7 @@ func BenchmarkForwardGuests(b *testing.B) {
 			pb.Inject(arpReply(b, hostB, dst, net.HardwareAddr(macB[:]), ipRB))
 			pb.TryReadBatch(r.workers[1].rx)
 			r.workers[1].processBatch(r.ports[1], r.workers[1].rx)
-			r.Neigh.Update(1, u32(netip.AddrFrom4([4]byte(dst.To4()))), [6]byte(hostB), true, 1, func([]byte) {})
+			r.Neigh.Update(1, packet.U32(netip.AddrFrom4([4]byte(dst.To4()))), [6]byte(hostB), true, 1, func([]byte) {})
 			pb.SetSink(true)
 			ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: ipHostA, DstIP: dst}
 			udp := &layers.UDP{SrcPort: 1000, DstPort: 2000}

@@ -128,15 +128,6 @@ func (s *snapshot) slotOf(name string) (uint16, bool) {
 	return i, ok
 }
 
-func u32(a netip.Addr) uint32 {
-	b := a.As4()
-	return packet.AddrFrom4(b)
-}
-
-func addrOf(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
 func prefixMask(bits int) uint32 {
 	if bits == 0 {
 		return 0
@@ -287,7 +278,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 			n.mac = ports[n.links[0].port].mac
 		}
 		for _, p := range nc.Addresses {
-			a := u32(p.Addr())
+			a := packet.U32(p.Addr())
 			m := prefixMask(p.Bits())
 			n.addrs = append(n.addrs, ifAddr{addr: a, mask: m, bcast: a | ^m, prefix: p})
 			s.local.add(a, n.idx)
@@ -300,13 +291,13 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	for _, hr := range cfg.HostRoutes {
 		n := &s.nets[slots[hostRouteName(hr.Link)]]
 		*n = network{idx: n.idx, live: true, name: hostRouteName(hr.Link), hostRoute: true,
-			gateway: u32(hr.Gateway), owned: map[uint32]struct{}{}}
+			gateway: packet.U32(hr.Gateway), owned: map[uint32]struct{}{}}
 		if err := addLink(n, hr.Link); err != nil {
 			return nil, err
 		}
 		n.mac = ports[n.links[0].port].mac
 		for _, a := range hr.Addresses {
-			v := u32(a)
+			v := packet.U32(a)
 			n.owned[v] = struct{}{}
 			connected(netip.PrefixFrom(a, 32), n.idx)
 			for _, pub := range hr.Publish {
@@ -322,17 +313,17 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 			continue
 		}
 		if e.Publish {
-			s.publish(slot, u32(e.IP))
+			s.publish(slot, packet.U32(e.IP))
 		}
 		if len(e.MAC) == 6 {
 			var m packet.MAC
 			copy(m[:], e.MAC)
-			pl.statics = append(pl.statics, arp.StaticEntry{Network: slot, IP: u32(e.IP), MAC: m})
+			pl.statics = append(pl.statics, arp.StaticEntry{Network: slot, IP: packet.U32(e.IP), MAC: m})
 		}
 	}
 	for _, f := range cfg.NAT.Floating {
-		if ni := s.networkContaining(u32(f.External)); ni >= 0 {
-			s.publish(uint16(ni), u32(f.External))
+		if ni := s.networkContaining(packet.U32(f.External)); ni >= 0 {
+			s.publish(uint16(ni), packet.U32(f.External))
 		}
 	}
 	for _, r := range cfg.Routes {
@@ -346,7 +337,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 			nh.Kind = fib.KindProhibit
 		default:
 			if r.Via.IsValid() {
-				gw := u32(r.Via)
+				gw := packet.U32(r.Via)
 				ni := s.networkContaining(gw)
 				if r.Network != "" {
 					ni = -1
@@ -376,8 +367,8 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	s.natOn = rules.Active()
 	for _, e := range rules.ExternalAddrs() {
 		if s.net(e.Net) != nil {
-			if _, mine := s.local.get(u32(e.Addr)); !mine {
-				s.publish(e.Net, u32(e.Addr))
+			if _, mine := s.local.get(packet.U32(e.Addr)); !mine {
+				s.publish(e.Net, packet.U32(e.Addr))
 			}
 		}
 	}

@@ -198,9 +198,7 @@ func (w *worker) captureRx(p *portState, b *port.Batch) {
 
 func (w *worker) drop(r DropReason) {
 	w.drops[r]++
-	if w.tp != nil {
-		w.trDrop(r)
-	}
+	w.trDrop(r)
 }
 
 // startTrace starts a trace record for the next packet if any are left.
@@ -210,7 +208,7 @@ func (w *worker) startTrace(p *portState, n int) {
 		w.tracing = false
 		return
 	}
-	w.tpBuf = tracePkt{seq: seq, at: time.Now(), port: p.idx, len: n}
+	w.tpBuf.start(seq, n)
 	w.tp = &w.tpBuf
 }
 

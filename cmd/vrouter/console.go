@@ -1,51 +1,24 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"strings"
-	"time"
 
 	"vrouter/config"
-	"vrouter/router"
+	"vrouter/console"
+	"vrouter/control"
 )
 
-// client is a connection to a running router's control socket.
-type client struct {
-	c  net.Conn
-	rd *bufio.Reader
-}
-
-func dial(path string) (*client, error) {
-	c, err := net.DialTimeout("unix", path, 3*time.Second)
+// dial connects to the control socket of a running router.
+func dial(path string) (*control.Client, error) {
+	cl, err := control.Dial(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the router at %s: %v (is it running? use -s SOCKET)", path, err)
 	}
-	return &client{c: c, rd: bufio.NewReaderSize(c, 1<<20)}, nil
-}
-
-func (cl *client) do(args []string, js bool) (string, error) {
-	b, _ := json.Marshal(router.Request{Args: args, JSON: js})
-	if _, err := cl.c.Write(append(b, '\n')); err != nil {
-		return "", err
-	}
-	line, err := cl.rd.ReadBytes('\n')
-	if err != nil {
-		return "", fmt.Errorf("control socket: %v", err)
-	}
-	var resp router.Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return "", fmt.Errorf("control socket: bad response: %v", err)
-	}
-	if !resp.OK {
-		return resp.Output, errors.New(resp.Error)
-	}
-	return resp.Output, nil
+	return cl, nil
 }
 
 func socketPath(sock, file string) (string, error) {
@@ -88,13 +61,17 @@ func cmdConsole(args []string) int {
 		fmt.Fprintln(os.Stderr, "vrouter console:", err)
 		return 1
 	}
-	defer cl.c.Close()
+	defer cl.Close()
 	if fs.NArg() > 0 {
 		cmd := fs.Args()
 		if len(cmd) == 1 && strings.Contains(cmd[0], " ") {
 			cmd = strings.Fields(cmd[0])
 		}
-		out, err := cl.do(cmd, *js)
+		if cmd[0] == "help" {
+			fmt.Print(console.HelpText(cmd[1:]))
+			return 0
+		}
+		out, err := cl.Do(cmd, *js)
 		fmt.Print(out)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)

@@ -43,10 +43,12 @@ func openPort(pc config.Port) (port.Port, error) {
 }
 
 // startKernelImport follows kernel routing table [fib] kernel_table (of the
-// router's network namespace) into the FIB.
-func startKernelImport(cfg *config.Config, r *router.Router, log *slog.Logger) (func(), error) {
+// router's network namespace) into the FIB. It returns the function that
+// stops it and the source of its counters (for show ip route summary); both
+// nil when no table is followed.
+func startKernelImport(cfg *config.Config, r *router.Router, log *slog.Logger) (stop func(), stats func() any, err error) {
 	if cfg.FIB.KernelTable <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := fib.WatchKernel(ctx, r.FIB, fib.KernelOptions{
@@ -56,11 +58,10 @@ func startKernelImport(cfg *config.Config, r *router.Router, log *slog.Logger) (
 	})
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("[fib] kernel_table %d: %v", cfg.FIB.KernelTable, err)
+		return nil, nil, fmt.Errorf("[fib] kernel_table %d: %v", cfg.FIB.KernelTable, err)
 	}
-	r.SetKernelStats(func() any { return w.Stats() })
 	r.SetKernelResync(w.Resync)
 	st := w.Stats()
 	log.Info("importing kernel routes", "table", cfg.FIB.KernelTable, "routes", st.Routes, "skipped", st.Skipped)
-	return func() { cancel(); <-w.Done() }, nil
+	return func() { cancel(); <-w.Done() }, func() any { return w.Stats() }, nil
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"vrouter/config"
+	"vrouter/console"
+	"vrouter/control"
 	"vrouter/router"
 	"vrouter/router/port"
 )
@@ -61,19 +63,6 @@ func cmdRun(args []string) int {
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
 		return 1
 	}
-	sock := cfg.SocketPath()
-	if err := r.Serve(sock); err != nil {
-		closePorts(ports)
-		fmt.Fprintln(os.Stderr, "vrouter:", err)
-		return 1
-	}
-	if cfg.Router.Metrics != "" {
-		if err := r.ServeMetrics(cfg.Router.Metrics); err != nil {
-			r.Stop()
-			fmt.Fprintln(os.Stderr, "vrouter:", err)
-			return 1
-		}
-	}
 	reload := func() (string, error) {
 		ncfg, err := config.Load(*file)
 		if err != nil {
@@ -89,12 +78,35 @@ func cmdRun(args []string) int {
 		log.Info("reloaded", "file", *file, "changes", sum)
 		return "reloaded " + *file + ": " + sum, nil
 	}
-	r.SetReload(reload)
-	stopKernel, err := startKernelImport(cfg, r, log)
+	stopKernel, kernelStats, err := startKernelImport(cfg, r, log)
 	if err != nil {
 		r.Stop()
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
 		return 1
+	}
+	stop := func() {
+		if stopKernel != nil {
+			stopKernel()
+		}
+		r.Stop()
+	}
+	con := console.New(r, console.Options{Reload: reload, KernelStats: kernelStats})
+	sock := cfg.SocketPath()
+	ctl, err := control.Listen(sock, con.Exec)
+	if err != nil {
+		stop()
+		fmt.Fprintln(os.Stderr, "vrouter:", err)
+		return 1
+	}
+	defer ctl.Close()
+	if cfg.Router.Metrics != "" {
+		ms, err := console.ServeMetrics(cfg.Router.Metrics, r)
+		if err != nil {
+			stop()
+			fmt.Fprintln(os.Stderr, "vrouter:", err)
+			return 1
+		}
+		defer ms.Close()
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -120,10 +132,8 @@ func cmdRun(args []string) int {
 		log.Info("stopping", "signal", s.String())
 		break
 	}
-	if stopKernel != nil {
-		stopKernel()
-	}
-	r.Stop()
+	ctl.Close()
+	stop()
 	return 0
 }
 

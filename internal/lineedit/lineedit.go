@@ -35,6 +35,24 @@
 //	}
 //
 // An Editor is not safe for concurrent use.
+//
+// Why not a library (checked for golang.org/x/term v0.47.0 and
+// github.com/chzyer/readline v1.5.1; the tests here, including the pty and
+// tmux ones, pin the behaviour the console relies on):
+//   - x/term's Terminal, already a dependency, returns io.EOF for Ctrl-C
+//     exactly as for Ctrl-D on an empty line, so the console could not tell
+//     "cancel this line" from "leave". It has no yank (Ctrl-Y), ignores
+//     Alt-B/F/D and Ctrl-Left/Right, wraps a long line over several rows
+//     instead of scrolling it, keeps history in memory only, and its only
+//     hook is a per-key callback: '?' help and the list on a second Tab
+//     would be written by us anyway, printed above the prompt by
+//     Terminal.Write instead of below the line.
+//   - chzyer/readline (no release since v1.5.1 of 2022) shows the candidates
+//     on the first Tab and then enters a select mode in which further Tabs
+//     cycle through them, where ours rings the bell, lists on the second Tab
+//     and never replaces the word; '?' could only be caught with its input
+//     rune filter, which runs on its own reading goroutine, and its Ctrl-C
+//     leaves that completion mode instead of discarding the line.
 package lineedit
 
 import (

@@ -1,8 +1,7 @@
-package router
+package console
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"sort"
 	"strings"
@@ -24,8 +23,8 @@ func parseFilter(args []string) (netip.Addr, error) {
 	return a, nil
 }
 
-// ConntrackRow is one session of show conntrack.
-type ConntrackRow struct {
+// conntrackJSON is one session of show conntrack.
+type conntrackJSON struct {
 	Proto   string `json:"proto"`
 	Orig    string `json:"original"`
 	Reply   string `json:"reply"`
@@ -36,17 +35,17 @@ type ConntrackRow struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-const maxConntrackRows = 1000
+const maxconntrackJSONs = 1000
 
-func (r *Router) cmdConntrack(args []string, js bool) (string, error) {
+func (c *Console) cmdConntrack(args []string, js bool) (string, error) {
 	f, err := parseFilter(args)
 	if err != nil {
 		return "", fmt.Errorf("usage: show conntrack [ADDR]: %v", err)
 	}
-	ss := r.NAT.Sessions(f)
-	rows := make([]ConntrackRow, 0, len(ss))
+	ss := c.r.NAT.Sessions(f)
+	rows := make([]conntrackJSON, 0, len(ss))
 	for _, s := range ss {
-		rows = append(rows, ConntrackRow{Proto: protoName(s.Proto), Orig: s.Orig.String(), Reply: s.Reply.String(),
+		rows = append(rows, conntrackJSON{Proto: protoName(s.Proto), Orig: s.Orig.String(), Reply: s.Reply.String(),
 			State: s.State, NAT: s.NAT, Timeout: s.Timeout.Truncate(time.Second).String(), Packets: s.Packets, Bytes: s.Bytes})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Orig < rows[j].Orig })
@@ -54,8 +53,8 @@ func (r *Router) cmdConntrack(args []string, js bool) (string, error) {
 		return toJSON(rows)
 	}
 	shown := rows
-	if len(shown) > maxConntrackRows {
-		shown = shown[:maxConntrackRows]
+	if len(shown) > maxconntrackJSONs {
+		shown = shown[:maxconntrackJSONs]
 	}
 	out := table(func(tw *tabwriter.Writer) {
 		fmt.Fprintln(tw, "PROTO\tORIGINAL\tREPLY\tSTATE\tNAT\tTIMEOUT\tPACKETS\tBYTES")
@@ -63,7 +62,7 @@ func (r *Router) cmdConntrack(args []string, js bool) (string, error) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.Proto, c.Orig, c.Reply, c.State, c.NAT, c.Timeout, c.Packets, c.Bytes)
 		}
 	})
-	out += fmt.Sprintf("%d sessions (table: %d of %d)\n", len(rows), r.NAT.Len(), r.NAT.Max())
+	out += fmt.Sprintf("%d sessions (table: %d of %d)\n", len(rows), c.r.NAT.Len(), c.r.NAT.Max())
 	return out, nil
 }
 
@@ -79,17 +78,17 @@ func protoName(p uint8) string {
 	return fmt.Sprint(p)
 }
 
-func (r *Router) cmdClearConntrack(args []string, js bool) (string, error) {
+func (c *Console) cmdClearConntrack(args []string, js bool) (string, error) {
 	f, err := parseFilter(args)
 	if err != nil {
 		return "", fmt.Errorf("usage: clear conntrack [ADDR]: %v", err)
 	}
-	n := r.NAT.Clear(f)
+	n := c.r.NAT.Clear(f)
 	return fmt.Sprintf("%d sessions cleared\n", n), nil
 }
 
-func (r *Router) cmdShowNAT(args []string, js bool) (string, error) {
-	ri := r.NAT.Rules()
+func (c *Console) cmdShowNAT(args []string, js bool) (string, error) {
+	ri := c.r.NAT.Rules()
 	if js {
 		return toJSON(ri)
 	}
@@ -131,41 +130,4 @@ func (r *Router) cmdShowNAT(args []string, js bool) (string, error) {
 		}
 	}))
 	return sb.String(), nil
-}
-
-// writeNATMetrics adds conntrack and NAT metrics.
-func (r *Router) writeNATMetrics(w io.Writer) {
-	fmt.Fprintf(w, "# HELP vrouter_conntrack_sessions Sessions in the conntrack table.\n# TYPE vrouter_conntrack_sessions gauge\nvrouter_conntrack_sessions %d\n", r.NAT.Len())
-	fmt.Fprintf(w, "# HELP vrouter_conntrack_max Capacity of the conntrack table.\n# TYPE vrouter_conntrack_max gauge\nvrouter_conntrack_max %d\n", r.NAT.Max())
-	c := map[string]uint64{}
-	for _, v := range r.NAT.Counters() {
-		c[v.Name] = v.Value
-	}
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	gauges := map[string]bool{"nat-sessions": true, "nat-sessions-max": true, "nat-frag-entries": true, "nat-frag-holding": true}
-	fmt.Fprintf(w, "# HELP vrouter_nat_events_total NAT and conntrack counters, drops by reason.\n# TYPE vrouter_nat_events_total counter\n")
-	for _, k := range keys {
-		if !gauges[k] {
-			fmt.Fprintf(w, "vrouter_nat_events_total{event=%q} %d\n", k, c[k])
-		}
-	}
-	fmt.Fprintf(w, "# HELP vrouter_nat_fragment_entries First fragments remembered for translating later fragments.\n# TYPE vrouter_nat_fragment_entries gauge\nvrouter_nat_fragment_entries %d\n", c["nat-frag-entries"])
-	fmt.Fprintf(w, "# HELP vrouter_nat_fragments_holding Early fragments held until their first fragment comes.\n# TYPE vrouter_nat_fragments_holding gauge\nvrouter_nat_fragments_holding %d\n", c["nat-frag-holding"])
-	ri := r.NAT.Rules()
-	fmt.Fprintf(w, "# HELP vrouter_nat_pool_ports_used Dynamic ports held per external address and protocol.\n# TYPE vrouter_nat_pool_ports_used gauge\n")
-	for _, s := range ri.SNAT {
-		for _, p := range s.Pools {
-			fmt.Fprintf(w, "vrouter_nat_pool_ports_used{address=%q,proto=%q} %d\n", p.Addr, p.Proto, p.Used)
-		}
-	}
-	fmt.Fprintf(w, "# HELP vrouter_nat_pool_ports Size of the dynamic port range per external address and protocol.\n# TYPE vrouter_nat_pool_ports gauge\n")
-	for _, s := range ri.SNAT {
-		for _, p := range s.Pools {
-			fmt.Fprintf(w, "vrouter_nat_pool_ports{address=%q,proto=%q} %d\n", p.Addr, p.Proto, p.Size)
-		}
-	}
 }

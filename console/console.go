@@ -1,0 +1,97 @@
+// Package console is the router's command language: one table of commands
+// (commands.go) drives dispatch, the help text, '?' and Tab completion; the
+// handlers turn what the router's control API (router/api.go) returns into
+// tables or JSON; metrics.go exposes the same counters to Prometheus.
+//
+// The table and the completion work without a router, so the interactive
+// client, which only has the control socket, uses them too: it gets the
+// names to complete from the hidden _names command.
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"vrouter/router"
+)
+
+// Options are the console's hooks into the program around the router.
+type Options struct {
+	// Reload re-reads the configuration file and applies it (the reload
+	// command); it returns a one-line summary. nil: reload is not available.
+	Reload func() (string, error)
+	// KernelStats returns the kernel route import counters shown by show ip
+	// route summary (marshalled to JSON). nil: no kernel table is followed.
+	KernelStats func() any
+}
+
+// Console runs commands against one router. It is safe for concurrent use.
+type Console struct {
+	r    *router.Router
+	opts Options
+}
+
+// New returns a console for r.
+func New(r *router.Router, opts Options) *Console { return &Console{r: r, opts: opts} }
+
+// Exec runs one command (its words) and returns its output, JSON when js
+// is set. Commands of the interactive client (help, quit) are unknown here.
+func (c *Console) Exec(args []string, js bool) (string, error) {
+	if len(args) == 0 {
+		return "", nil
+	}
+	cmd := lookup(args)
+	if cmd == nil {
+		return "", fmt.Errorf("unknown command %q (try help)", strings.Join(args, " "))
+	}
+	return cmd.run(c, args[len(cmd.Words):], js)
+}
+
+// lookup finds the command with the longest words that start args.
+func lookup(args []string) *Command {
+	var best *Command
+	for i := range commands {
+		cmd := &commands[i]
+		if cmd.run != nil && len(args) >= len(cmd.Words) && hasPrefix(args, cmd.Words) {
+			if best == nil || len(cmd.Words) > len(best.Words) {
+				best = cmd
+			}
+		}
+	}
+	return best
+}
+
+// hasPrefix reports whether words starts with prefix.
+func hasPrefix(words, prefix []string) bool {
+	if len(prefix) > len(words) {
+		return false
+	}
+	for i := range prefix {
+		if words[i] != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func toJSON(v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return string(b) + "\n", err
+}
+
+func table(f func(tw *tabwriter.Writer)) string {
+	var sb strings.Builder
+	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
+	f(tw)
+	tw.Flush()
+	return sb.String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,220 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"vrouter/router"
+)
+
+// collector is the router's Prometheus collector. It reads the counters
+// when scraped (the workers' per-worker counters are summed then, as for
+// show stats): nothing is recorded on the data path for it.
+type collector struct {
+	r *router.Router
+
+	port   []portMetric
+	drops  *prometheus.Desc
+	events *prometheus.Desc
+
+	arpEntries, arpRequests, arpFailed *prometheus.Desc
+
+	fibRoutes, fibMemory *prometheus.Desc
+
+	reloads, lastReloadOK, uptime *prometheus.Desc
+
+	ctSessions, ctMax           *prometheus.Desc
+	natEvents                   *prometheus.Desc
+	natFragEntries, natFragHeld *prometheus.Desc
+	natPoolUsed, natPoolSize    *prometheus.Desc
+}
+
+// portMetric is one per-port counter.
+type portMetric struct {
+	desc *prometheus.Desc
+	get  func(p *router.PortStats) uint64
+}
+
+// natGauges are the NAT counters (nat.NAT.Counters keys) that are levels,
+// not events: they are exposed as gauges of their own, not as events.
+var natGauges = map[string]bool{"nat-sessions": true, "nat-sessions-max": true, "nat-frag-entries": true, "nat-frag-holding": true}
+
+func newCollector(r *router.Router) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("vrouter_"+name, help, labels, nil)
+	}
+	pm := func(name, help string, get func(p *router.PortStats) uint64) portMetric {
+		return portMetric{d(name, help, "port", "driver", "device"), get}
+	}
+	return &collector{
+		r: r,
+		port: []portMetric{
+			pm("port_rx_packets_total", "Frames received on the port.", func(p *router.PortStats) uint64 { return p.RxPackets }),
+			pm("port_rx_bytes_total", "Bytes received on the port.", func(p *router.PortStats) uint64 { return p.RxBytes }),
+			pm("port_tx_packets_total", "Frames sent on the port.", func(p *router.PortStats) uint64 { return p.TxPackets }),
+			pm("port_tx_bytes_total", "Bytes sent on the port.", func(p *router.PortStats) uint64 { return p.TxBytes }),
+			pm("port_drops_total", "Frames dropped at the port (malformed, unknown VLAN, refused by the kernel).",
+				func(p *router.PortStats) uint64 { return p.Drops + p.TxErrors }),
+			pm("port_kernel_rx_dropped_total", "Frames the port driver could not take (too large, kernel drops).",
+				func(p *router.PortStats) uint64 { return p.DeviceStats.RxDropped }),
+		},
+		drops:          d("drops_total", "Packets dropped by the router, by reason.", "reason"),
+		events:         d("events_total", "Data-path events (forwarded packets, ICMP sent, ARP, L2 switching).", "event"),
+		arpEntries:     d("arp_entries", "Entries in the neighbour cache."),
+		arpRequests:    d("arp_requests_total", "ARP requests the neighbour cache asked for."),
+		arpFailed:      d("arp_failed_total", "Neighbour resolutions that failed."),
+		fibRoutes:      d("fib_routes", "Routes installed in the FIB, by source.", "source"),
+		fibMemory:      d("fib_memory_bytes", "Memory of the compiled FIB."),
+		reloads:        d("reloads_total", "Configuration reloads attempted."),
+		lastReloadOK:   d("last_reload_success", "1 if the last reload succeeded (or none happened), 0 if it failed."),
+		uptime:         d("uptime_seconds", "Seconds since the router started."),
+		ctSessions:     d("conntrack_sessions", "Sessions in the conntrack table."),
+		ctMax:          d("conntrack_max", "Capacity of the conntrack table."),
+		natEvents:      d("nat_events_total", "NAT and conntrack counters, drops by reason.", "event"),
+		natFragEntries: d("nat_fragment_entries", "First fragments remembered for translating later fragments."),
+		natFragHeld:    d("nat_fragments_holding", "Early fragments held until their first fragment comes."),
+		natPoolUsed:    d("nat_pool_ports_used", "Dynamic ports held per external address and protocol.", "address", "proto"),
+		natPoolSize:    d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
+	}
+}
+
+// Describe sends every metric's description.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.port {
+		ch <- m.desc
+	}
+	for _, d := range []*prometheus.Desc{c.drops, c.events, c.arpEntries, c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
+		c.reloads, c.lastReloadOK, c.uptime, c.ctSessions, c.ctMax, c.natEvents, c.natFragEntries, c.natFragHeld,
+		c.natPoolUsed, c.natPoolSize} {
+		ch <- d
+	}
+}
+
+// Collect reads the router's counters.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	r := c.r
+	ports := r.Ports()
+	for _, m := range c.port {
+		for i := range ports {
+			p := &ports[i]
+			counter(m.desc, m.get(p), p.Name, p.Driver, p.Device)
+		}
+	}
+	drops := r.Drops()
+	for i := router.DropReason(1); i < router.NumDropReasons; i++ {
+		counter(c.drops, drops[i], i.String())
+	}
+	events := r.Counters()
+	for i := router.Counter(0); i < router.NumCounters; i++ {
+		counter(c.events, events[i], i.String())
+	}
+	ns := r.Neigh.Stats()
+	gauge(c.arpEntries, float64(ns.Entries))
+	counter(c.arpRequests, ns.Requests)
+	counter(c.arpFailed, ns.Failed)
+	sum := r.FIB.Summary()
+	for src, n := range sum.BySource {
+		gauge(c.fibRoutes, float64(n), src)
+	}
+	gauge(c.fibMemory, float64(sum.MemoryBytes))
+	reloads, lastOK := r.Reloads()
+	counter(c.reloads, reloads)
+	ok := 0.0
+	if lastOK {
+		ok = 1
+	}
+	gauge(c.lastReloadOK, ok)
+	gauge(c.uptime, float64(int64(r.Uptime()/time.Second)))
+
+	gauge(c.ctSessions, float64(r.NAT.Len()))
+	gauge(c.ctMax, float64(r.NAT.Max()))
+	nc := map[string]uint64{}
+	for _, v := range r.NAT.Counters() {
+		nc[v.Name] = v.Value
+	}
+	for k, v := range nc {
+		if !natGauges[k] {
+			counter(c.natEvents, v, k)
+		}
+	}
+	gauge(c.natFragEntries, float64(nc["nat-frag-entries"]))
+	gauge(c.natFragHeld, float64(nc["nat-frag-holding"]))
+	// An address in the `to` range of several SNAT rules has one pool: it
+	// is listed once.
+	seen := map[string]bool{}
+	for _, s := range r.NAT.Rules().SNAT {
+		for _, p := range s.Pools {
+			key := p.Addr.String() + "/" + p.Proto
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			gauge(c.natPoolUsed, float64(p.Used), p.Addr.String(), p.Proto)
+			gauge(c.natPoolSize, float64(p.Size), p.Addr.String(), p.Proto)
+		}
+	}
+}
+
+// NewRegistry returns a Prometheus registry of the router's metrics (every
+// name starts with vrouter_). It is a registry of its own, not the global
+// default one.
+func NewRegistry(r *router.Router) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(r))
+	return reg
+}
+
+// MetricsHandler serves the router's metrics in the Prometheus exposition
+// formats.
+func MetricsHandler(r *router.Router) http.Handler {
+	reg := NewRegistry(r)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// MetricsServer serves /metrics over HTTP.
+type MetricsServer struct {
+	srv  *http.Server
+	addr net.Addr
+	done chan struct{}
+}
+
+// ServeMetrics serves r's metrics at http://addr/metrics until Close.
+func ServeMetrics(addr string, r *router.Router) (*MetricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", MetricsHandler(r))
+	m := &MetricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, addr: ln.Addr(), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		m.srv.Serve(ln)
+	}()
+	return m, nil
+}
+
+// Addr is the address the server listens on.
+func (m *MetricsServer) Addr() string { return m.addr.String() }
+
+// Close stops the server (and the scrapes in progress).
+func (m *MetricsServer) Close() error {
+	err := m.srv.Close()
+	<-m.done
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

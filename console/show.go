@@ -1,0 +1,459 @@
+package console
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"vrouter/arp"
+	"vrouter/fib"
+	"vrouter/router"
+	"vrouter/router/port"
+)
+
+// interfacesJSON is show interfaces -j.
+type interfacesJSON struct {
+	Ports    []portJSON    `json:"ports"`
+	Networks []networkJSON `json:"networks"`
+}
+
+// portJSON is one port of show interfaces -j.
+type portJSON struct {
+	Name        string     `json:"name"`
+	Driver      string     `json:"driver"`
+	Device      string     `json:"device"`
+	MAC         string     `json:"mac"`
+	MTU         int        `json:"mtu"`
+	RxPackets   uint64     `json:"rx_packets"`
+	RxBytes     uint64     `json:"rx_bytes"`
+	TxPackets   uint64     `json:"tx_packets"`
+	TxBytes     uint64     `json:"tx_bytes"`
+	Drops       uint64     `json:"drops"`
+	TxErrors    uint64     `json:"tx_errors"`
+	DeviceStats port.Stats `json:"device_stats"`
+}
+
+// networkJSON is one network of show interfaces -j.
+type networkJSON struct {
+	Name      string     `json:"name"`
+	MAC       string     `json:"mac"`
+	MTU       int        `json:"mtu"`
+	Links     []string   `json:"links"`
+	Addresses []string   `json:"addresses"`
+	ProxyARP  bool       `json:"proxy_arp"`
+	HostRoute bool       `json:"hostroute,omitempty"`
+	LinkStats []linkJSON `json:"link_stats"`
+	RxPackets uint64     `json:"rx_packets"`
+	TxPackets uint64     `json:"tx_packets"`
+}
+
+// linkJSON is the counters of one link of a network.
+type linkJSON struct {
+	Link      string `json:"link"`
+	RxPackets uint64 `json:"rx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxBytes   uint64 `json:"tx_bytes"`
+}
+
+func (c *Console) interfaces() interfacesJSON {
+	var info interfacesJSON
+	for _, p := range c.r.Ports() {
+		info.Ports = append(info.Ports, portJSON{Name: p.Name, Driver: p.Driver, Device: p.Device, MAC: p.MAC.String(), MTU: p.MTU,
+			RxPackets: p.RxPackets, RxBytes: p.RxBytes, TxPackets: p.TxPackets, TxBytes: p.TxBytes,
+			Drops: p.Drops, TxErrors: p.TxErrors, DeviceStats: p.DeviceStats})
+	}
+	for _, n := range c.r.Networks() {
+		nj := networkJSON{Name: n.Name, MAC: n.MAC.String(), MTU: n.MTU, ProxyARP: n.ProxyARP, HostRoute: n.HostRoute}
+		for _, l := range n.Links {
+			nj.Links = append(nj.Links, l.Name)
+			nj.LinkStats = append(nj.LinkStats, linkJSON{Link: l.Name, RxPackets: l.RxPackets, RxBytes: l.RxBytes,
+				TxPackets: l.TxPackets, TxBytes: l.TxBytes})
+			nj.RxPackets += l.RxPackets
+			nj.TxPackets += l.TxPackets
+		}
+		for _, a := range n.Addresses {
+			nj.Addresses = append(nj.Addresses, a.String())
+		}
+		info.Networks = append(info.Networks, nj)
+	}
+	return info
+}
+
+func (c *Console) cmdInterfaces(args []string, js bool) (string, error) {
+	info := c.interfaces()
+	if js {
+		return toJSON(info)
+	}
+	return table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "PORT\tDRIVER\tDEVICE\tMAC\tMTU\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tDROPS")
+		for _, p := range info.Ports {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Name, p.Driver, p.Device, p.MAC, p.MTU,
+				p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.Drops+p.TxErrors)
+		}
+		fmt.Fprintln(tw, "\nNETWORK\tMAC\tMTU\tLINKS\tADDRESSES\tPROXY-ARP\tRX PKTS\tTX PKTS")
+		for _, n := range info.Networks {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%v\t%d\t%d\n", n.Name, n.MAC, n.MTU, strings.Join(n.Links, ","),
+				dash(strings.Join(n.Addresses, ",")), n.ProxyARP, n.RxPackets, n.TxPackets)
+		}
+		fmt.Fprintln(tw, "\nLINK\tNETWORK\tVLAN\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES")
+		for _, n := range info.Networks {
+			for _, l := range n.LinkStats {
+				vlan := "-"
+				if i := strings.LastIndexByte(l.Link, '.'); i >= 0 {
+					vlan = l.Link[i+1:]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", l.Link, n.Name, vlan, l.RxPackets, l.RxBytes, l.TxPackets, l.TxBytes)
+			}
+		}
+	}), nil
+}
+
+// routeJSON is one route of show ip route.
+type routeJSON struct {
+	Prefix  string `json:"prefix"`
+	Source  string `json:"source"`
+	Type    string `json:"type"`
+	Via     string `json:"via,omitempty"`
+	Network string `json:"network,omitempty"`
+}
+
+func (c *Console) routeInfo(rt fib.Route) routeJSON {
+	ri := routeJSON{Prefix: rt.Prefix.String(), Source: rt.Source.String(), Type: rt.NH.Kind.String()}
+	if rt.NH.Kind == fib.KindConnected || rt.NH.Kind == fib.KindGateway {
+		ri.Network = c.r.NetworkName(rt.NH.Network)
+	}
+	if rt.NH.Kind == fib.KindGateway {
+		ri.Via = ipv4(rt.NH.Gateway).String()
+	}
+	return ri
+}
+
+func (c *Console) renderRoutes(rs []routeJSON, js bool) (string, error) {
+	if js {
+		return toJSON(rs)
+	}
+	return table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "PREFIX\tSOURCE\tTYPE\tVIA\tNETWORK")
+		for _, ri := range rs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ri.Prefix, ri.Source, ri.Type, dash(ri.Via), dash(ri.Network))
+		}
+	}), nil
+}
+
+// ipv4 is the address of a uint32 as the FIB and the neighbour cache hold it.
+func ipv4(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+const maxRouteRows = 1000
+
+func (c *Console) cmdRoute(args []string, js bool) (string, error) {
+	if len(args) > 1 {
+		return "", errors.New("usage: show ip route [ADDR | PREFIX | summary]")
+	}
+	if len(args) == 1 {
+		if strings.Contains(args[0], "/") {
+			p, err := netip.ParsePrefix(args[0])
+			if err != nil || !p.Addr().Is4() {
+				return "", fmt.Errorf("bad prefix %q", args[0])
+			}
+			rt, ok := c.r.FIB.Get(p)
+			if !ok {
+				return "", fmt.Errorf("no route for %s", p.Masked())
+			}
+			return c.renderRoutes([]routeJSON{c.routeInfo(rt)}, js)
+		}
+		a, err := netip.ParseAddr(args[0])
+		if err != nil || !a.Is4() {
+			return "", fmt.Errorf("bad address %q", args[0])
+		}
+		rt, ok := c.r.FIB.Match(a)
+		if !ok {
+			return "", fmt.Errorf("no route to %s", a)
+		}
+		return c.renderRoutes([]routeJSON{c.routeInfo(rt)}, js)
+	}
+	all := c.r.FIB.Routes()
+	rs := make([]routeJSON, 0, min(len(all), maxRouteRows))
+	for i, rt := range all {
+		if i == maxRouteRows && !js {
+			break
+		}
+		rs = append(rs, c.routeInfo(rt))
+	}
+	out, err := c.renderRoutes(rs, js)
+	if !js && len(all) > maxRouteRows {
+		out += fmt.Sprintf("... %d more routes (use show ip route summary, or -j for all)\n", len(all)-maxRouteRows)
+	}
+	return out, err
+}
+
+// routeSummaryJSON is show ip route summary -j: the FIB's counts and, when
+// a kernel table is followed, the import counters.
+type routeSummaryJSON struct {
+	fib.Summary
+	Kernel any `json:"kernel,omitempty"`
+}
+
+func (c *Console) cmdRouteSummary(args []string, js bool) (string, error) {
+	s := c.r.FIB.Summary()
+	var ks any
+	if f := c.opts.KernelStats; f != nil {
+		ks = f()
+	}
+	if js {
+		return toJSON(routeSummaryJSON{Summary: s, Kernel: ks})
+	}
+	var lens []int
+	for l := range s.ByLength {
+		lens = append(lens, l)
+	}
+	sort.Ints(lens)
+	return table(func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "routes\t%d\n", s.Routes)
+		for src := fib.Source(0); src < fib.NumSources; src++ {
+			fmt.Fprintf(tw, "  %s\t%d\n", src, s.BySource[src.String()])
+		}
+		fmt.Fprintf(tw, "memory\t%d bytes\n", s.MemoryBytes)
+		if ks != nil {
+			b, _ := json.Marshal(ks)
+			fmt.Fprintf(tw, "kernel import\t%s\n", b)
+		}
+		fmt.Fprintln(tw, "LENGTH\tROUTES")
+		for _, l := range lens {
+			fmt.Fprintf(tw, "/%d\t%d\n", l, s.ByLength[l])
+		}
+	}), nil
+}
+
+// neighJSON is one neighbour of show arp.
+type neighJSON struct {
+	IP      string `json:"ip"`
+	MAC     string `json:"mac"`
+	Network string `json:"network"`
+	State   string `json:"state"`
+	Age     string `json:"age"`
+	Queued  int    `json:"queued,omitempty"`
+}
+
+func (c *Console) cmdARP(args []string, js bool) (string, error) {
+	var out []neighJSON
+	for _, n := range c.r.Neighbours() {
+		nj := neighJSON{IP: n.IP.String(), Network: n.Network, State: n.State.String(), Age: n.Age.Truncate(time.Second).String(), Queued: n.Queued}
+		if n.State != arp.Incomplete {
+			nj.MAC = n.MAC.String()
+		}
+		out = append(out, nj)
+	}
+	if js {
+		if out == nil {
+			out = []neighJSON{}
+		}
+		return toJSON(out)
+	}
+	return table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "IP\tMAC\tNETWORK\tSTATE\tAGE")
+		for _, n := range out {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.IP, dash(n.MAC), n.Network, n.State, n.Age)
+		}
+	}), nil
+}
+
+// proxyJSON is one entry of show proxy-arp.
+type proxyJSON struct {
+	IP      string `json:"ip"`
+	Network string `json:"network"`
+	Why     string `json:"why"`
+}
+
+func (c *Console) cmdProxyARP(args []string, js bool) (string, error) {
+	var out []proxyJSON
+	for _, e := range c.r.ProxyARP() {
+		switch e.Kind {
+		case router.ProxyPublished:
+			out = append(out, proxyJSON{IP: e.IP.String(), Network: e.Network, Why: "published"})
+		case router.ProxyNetwork:
+			out = append(out, proxyJSON{IP: "*", Network: e.Network, Why: "proxy_arp: addresses routed out of another network"})
+		case router.ProxyHostRoute:
+			out = append(out, proxyJSON{IP: "*", Network: e.Network, Why: "host-routed link: every request answered"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Network != out[j].Network {
+			return out[i].Network < out[j].Network
+		}
+		return out[i].IP < out[j].IP
+	})
+	if js {
+		if out == nil {
+			out = []proxyJSON{}
+		}
+		return toJSON(out)
+	}
+	return table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "IP\tNETWORK\tWHY")
+		for _, p := range out {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.IP, p.Network, p.Why)
+		}
+	}), nil
+}
+
+// bridgeJSON is one learned MAC of show bridge.
+type bridgeJSON struct {
+	Network string `json:"network"`
+	MAC     string `json:"mac"`
+	Link    string `json:"link"`
+	Age     int64  `json:"age_seconds"`
+}
+
+func (c *Console) cmdBridge(args []string, js bool) (string, error) {
+	if len(args) > 1 {
+		return "", fmt.Errorf("usage: show bridge [NETWORK]")
+	}
+	name := ""
+	if len(args) == 1 {
+		name = args[0]
+	}
+	es, err := c.r.BridgeEntries(name)
+	if err != nil {
+		return "", err
+	}
+	var rows []bridgeJSON
+	for _, e := range es {
+		rows = append(rows, bridgeJSON{Network: e.Network, MAC: e.MAC.String(), Link: e.Link, Age: int64(e.Age / time.Second)})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Network != rows[j].Network {
+			return rows[i].Network < rows[j].Network
+		}
+		return rows[i].MAC < rows[j].MAC
+	})
+	if js {
+		if rows == nil {
+			rows = []bridgeJSON{}
+		}
+		return toJSON(rows)
+	}
+	return table(func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NETWORK\tMAC\tLINK\tAGE")
+		for _, b := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%ds\n", b.Network, b.MAC, b.Link, b.Age)
+		}
+	}), nil
+}
+
+// statsJSON is show stats.
+type statsJSON struct {
+	Uptime   string            `json:"uptime"`
+	Counters map[string]uint64 `json:"counters"`
+	Drops    map[string]uint64 `json:"drops"`
+	Neigh    map[string]uint64 `json:"neighbour"`
+}
+
+func (c *Console) stats() statsJSON {
+	st := statsJSON{Uptime: c.r.Uptime().Truncate(time.Second).String(),
+		Counters: map[string]uint64{}, Drops: map[string]uint64{}, Neigh: map[string]uint64{}}
+	for i, v := range c.r.Counters() {
+		st.Counters[router.Counter(i).String()] = v
+	}
+	for i, v := range c.r.Drops() {
+		if i != int(router.DropNone) {
+			st.Drops[router.DropReason(i).String()] = v
+		}
+	}
+	ns := c.r.Neigh.Stats()
+	st.Neigh["entries"] = uint64(ns.Entries)
+	st.Neigh["requests"] = ns.Requests
+	st.Neigh["queued"] = ns.Queued
+	st.Neigh["queue-drops"] = ns.QueueDrops
+	st.Neigh["failed"] = ns.Failed
+	st.Neigh["failed-drops"] = ns.FailedDrops
+	st.Neigh["table-full"] = ns.TableFull
+	return st
+}
+
+func (c *Console) cmdStats(args []string, js bool) (string, error) {
+	st := c.stats()
+	if js {
+		return toJSON(st)
+	}
+	return table(func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "uptime\t%s\n\nCOUNTER\tVALUE\n", st.Uptime)
+		for i := router.Counter(0); i < router.NumCounters; i++ {
+			fmt.Fprintf(tw, "%s\t%d\n", i, st.Counters[i.String()])
+		}
+		fmt.Fprintln(tw, "\nDROP REASON\tPACKETS\tDESCRIPTION")
+		for i := router.DropReason(1); i < router.NumDropReasons; i++ {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", i, st.Drops[i.String()], i.Description())
+		}
+		fmt.Fprintln(tw, "\nNEIGHBOUR\tVALUE")
+		keys := make([]string, 0, len(st.Neigh))
+		for k := range st.Neigh {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%s\t%d\n", k, st.Neigh[k])
+		}
+	}), nil
+}
+
+func (c *Console) cmdClearStats(args []string, js bool) (string, error) {
+	c.r.ClearStats()
+	return "counters cleared\n", nil
+}
+
+func (c *Console) cmdClearARP(args []string, js bool) (string, error) {
+	c.r.ClearARP()
+	return "neighbour cache cleared (static entries kept)\n", nil
+}
+
+func (c *Console) cmdRouteAdd(args []string, js bool) (string, error) {
+	if len(args) != 3 || args[1] != "via" {
+		return "", errors.New("usage: ip route add PREFIX via ADDR")
+	}
+	p, err := netip.ParsePrefix(args[0])
+	if err != nil || !p.Addr().Is4() {
+		return "", fmt.Errorf("bad prefix %q", args[0])
+	}
+	gw, err := netip.ParseAddr(args[2])
+	if err != nil || !gw.Is4() {
+		return "", fmt.Errorf("bad address %q", args[2])
+	}
+	network, err := c.r.AddRoute(p, gw)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("added %s via %s (%s)\n", p.Masked(), gw, network), nil
+}
+
+func (c *Console) cmdRouteDel(args []string, js bool) (string, error) {
+	if len(args) != 1 {
+		return "", errors.New("usage: ip route del PREFIX")
+	}
+	p, err := netip.ParsePrefix(args[0])
+	if err != nil || !p.Addr().Is4() {
+		return "", fmt.Errorf("bad prefix %q", args[0])
+	}
+	if !c.r.DeleteRoute(p) {
+		return "", fmt.Errorf("no runtime route for %s", p.Masked())
+	}
+	return fmt.Sprintf("deleted %s\n", p.Masked()), nil
+}
+
+func (c *Console) cmdReload(args []string, js bool) (string, error) {
+	if c.opts.Reload == nil {
+		return "", errors.New("reload is not available")
+	}
+	msg, err := c.opts.Reload()
+	if err != nil {
+		return "", err
+	}
+	return msg + "\n", nil
+}
