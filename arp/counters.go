@@ -2,8 +2,8 @@ package arp
 
 import "vrouter/internal/counter"
 
-// counterStage is the Desc.Stage of the neighbour cache's counters.
-const counterStage = "arp"
+// CounterStage is the Desc.Stage of the neighbour cache's counters.
+const CounterStage = "arp"
 
 // The counters of Stats, one constant per field.
 const (
@@ -42,7 +42,7 @@ var descs = [numCounters]counter.Desc{
 }
 
 func arpDesc(name string, k counter.Kind, help string) counter.Desc {
-	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: k}
+	return counter.Desc{Stage: CounterStage, Name: name, Help: help, Kind: k}
 }
 
 // Descs lists the neighbour cache's counters, in Counters order.

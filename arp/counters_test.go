@@ -12,7 +12,7 @@ import (
 // Every field of Stats is a declared counter named after it (QueueDrops ->
 // queue-drops), and Counters reports each.
 func TestCounterTable(t *testing.T) {
-	if err := counter.Check(counterStage, Descs()); err != nil {
+	if err := counter.Check(CounterStage, Descs()); err != nil {
 		t.Fatal(err)
 	}
 	var s Stats

@@ -55,8 +55,8 @@ const (
 	numReasons
 )
 
-// counterStage is the Desc.Stage of the NAT's counters.
-const counterStage = "nat"
+// CounterStage is the Desc.Stage of the NAT's counters.
+const CounterStage = "nat"
 
 var reasonDescs = [numReasons]counter.Desc{
 	ReasonNone:       natDesc("none", counter.Drop, "not dropped"),
@@ -77,7 +77,7 @@ var reasonDescs = [numReasons]counter.Desc{
 }
 
 func natDesc(name string, k counter.Kind, help string) counter.Desc {
-	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: k}
+	return counter.Desc{Stage: CounterStage, Name: name, Help: help, Kind: k}
 }
 
 // String is the counter name of r.

@@ -10,7 +10,7 @@ import (
 // Counters reports them all, in Descs order.
 func TestCounterTable(t *testing.T) {
 	ds := Descs()
-	if err := counter.Check(counterStage, ds); err != nil {
+	if err := counter.Check(CounterStage, ds); err != nil {
 		t.Fatal(err)
 	}
 	if len(ds) != int(numReasons)-1+len(workerDescs)+numShared {

@@ -17,6 +17,7 @@ import (
 	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/fib"
+	"vrouter/internal/counter"
 	"vrouter/packet"
 	"vrouter/router/port"
 )
@@ -253,6 +254,40 @@ func (r *Router) Counters() [NumCounters]uint64 {
 	for _, w := range r.allWorkers() {
 		for i := range out {
 			out[i] += w.scnt[i].Load()
+		}
+	}
+	return out
+}
+
+// StageCounters returns the router stage's counters (in Descs order),
+// summed over workers.
+func (r *Router) StageCounters() []counter.Value {
+	d, c := r.Drops(), r.Counters()
+	out := make([]counter.Value, 0, int(NumDropReasons)-1+int(NumCounters))
+	for i := DropNone + 1; i < NumDropReasons; i++ {
+		out = append(out, counter.Value{Desc: dropDescs[i], Value: d[i]})
+	}
+	for i := Counter(0); i < NumCounters; i++ {
+		out = append(out, counter.Value{Desc: eventDescs[i], Value: c[i]})
+	}
+	return out
+}
+
+// AllCounters returns the counters of every stage: the router's
+// (StageCounters), the NAT's, the neighbour cache's, then each open port's
+// driver counters (Value.Port set to the port's name), in configuration
+// order.
+func (r *Router) AllCounters() []counter.Value {
+	out := r.StageCounters()
+	out = append(out, r.NAT.Counters()...)
+	out = append(out, r.Neigh.Counters()...)
+	for _, p := range r.snap.Load().ports {
+		if p.closed.Load() {
+			continue
+		}
+		for _, v := range p.p.Counters() {
+			v.Port = p.name
+			out = append(out, v)
 		}
 	}
 	return out

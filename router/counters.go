@@ -2,9 +2,9 @@ package router
 
 import "vrouter/internal/counter"
 
-// counterStage is the Desc.Stage of the router's own counters (drops.go
+// CounterStage is the Desc.Stage of the router's own counters (drops.go
 // and the events below).
-const counterStage = "router"
+const CounterStage = "router"
 
 // Counter names the router's events (its counters other than drops).
 type Counter uint8
@@ -54,7 +54,7 @@ var eventDescs = [NumCounters]counter.Desc{
 }
 
 func eventDesc(name, help string) counter.Desc {
-	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: counter.Event}
+	return counter.Desc{Stage: CounterStage, Name: name, Help: help, Kind: counter.Event}
 }
 
 // String is the event's counter name ("forwarded").
@@ -79,38 +79,4 @@ func Descs() []counter.Desc {
 	out := make([]counter.Desc, 0, int(NumDropReasons)-1+int(NumCounters))
 	out = append(out, dropDescs[DropNone+1:]...)
 	return append(out, eventDescs[:]...)
-}
-
-// StageCounters returns the router stage's counters (in Descs order),
-// summed over workers.
-func (r *Router) StageCounters() []counter.Value {
-	d, c := r.Drops(), r.Counters()
-	out := make([]counter.Value, 0, int(NumDropReasons)-1+int(NumCounters))
-	for i := DropNone + 1; i < NumDropReasons; i++ {
-		out = append(out, counter.Value{Desc: dropDescs[i], Value: d[i]})
-	}
-	for i := Counter(0); i < NumCounters; i++ {
-		out = append(out, counter.Value{Desc: eventDescs[i], Value: c[i]})
-	}
-	return out
-}
-
-// AllCounters returns the counters of every stage: the router's
-// (StageCounters), the NAT's, the neighbour cache's, then each open port's
-// driver counters (Value.Port set to the port's name), in configuration
-// order.
-func (r *Router) AllCounters() []counter.Value {
-	out := r.StageCounters()
-	out = append(out, r.NAT.Counters()...)
-	out = append(out, r.Neigh.Counters()...)
-	for _, p := range r.snap.Load().ports {
-		if p.closed.Load() {
-			continue
-		}
-		for _, v := range p.p.Counters() {
-			v.Port = p.name
-			out = append(out, v)
-		}
-	}
-	return out
 }

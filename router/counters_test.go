@@ -11,7 +11,7 @@ import (
 )
 
 func TestCounterTables(t *testing.T) {
-	if err := counter.Check(counterStage, append([]counter.Desc{dropDescs[DropNone]}, Descs()...)); err != nil {
+	if err := counter.Check(CounterStage, append([]counter.Desc{dropDescs[DropNone]}, Descs()...)); err != nil {
 		t.Fatal(err)
 	}
 	if DropReason(250).String() != "drop?" || DropReason(250).Description() != "" || Counter(250).String() != "counter?" {
@@ -61,7 +61,7 @@ func TestAllCounters(t *testing.T) {
 			t.Fatalf("port counter %+v", v)
 		case v.Stage != "test" && v.Port != "":
 			t.Fatalf("stage counter with a port: %+v", v)
-		case v.Stage == counterStage && v.Name == "l2-short" && v.Value != 1:
+		case v.Stage == CounterStage && v.Name == "l2-short" && v.Value != 1:
 			t.Fatalf("l2-short = %d", v.Value)
 		}
 	}

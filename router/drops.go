@@ -93,7 +93,7 @@ var dropDescs = [NumDropReasons]counter.Desc{
 }
 
 func dropDesc(name, help string) counter.Desc {
-	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: counter.Drop}
+	return counter.Desc{Stage: CounterStage, Name: name, Help: help, Kind: counter.Drop}
 }
 
 // String is the reason's counter name ("no-route").

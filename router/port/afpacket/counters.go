@@ -2,8 +2,8 @@ package afpacket
 
 import "vrouter/internal/counter"
 
-// counterStage is the Desc.Stage of an afpacket port's counters.
-const counterStage = "afpacket"
+// CounterStage is the Desc.Stage of an afpacket port's counters.
+const CounterStage = "afpacket"
 
 // Receive drop reasons, counted per port.
 const (
@@ -35,7 +35,7 @@ var descs = [numCounters]counter.Desc{
 }
 
 func desc(name string, k counter.Kind, help string) counter.Desc {
-	return counter.Desc{Stage: counterStage, Name: name, Help: help, Kind: k}
+	return counter.Desc{Stage: CounterStage, Name: name, Help: help, Kind: k}
 }
 
 // Descs lists an afpacket port's counters, in Port.Counters order.

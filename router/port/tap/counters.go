@@ -2,6 +2,9 @@ package tap
 
 import "vrouter/internal/counter"
 
+// CounterStage is the Desc.Stage of a TAP port's counters.
+const CounterStage = "tap"
+
 // The receive drop reasons of a TAP port (one today).
 const (
 	dropBadLength = iota
@@ -9,7 +12,7 @@ const (
 )
 
 var descs = [numCounters]counter.Desc{
-	dropBadLength: {Stage: "tap", Name: "bad-length", Kind: counter.Drop,
+	dropBadLength: {Stage: CounterStage, Name: "bad-length", Kind: counter.Drop,
 		Help: "reads that returned no frame or filled a whole batch slot (a frame larger than a slot, cut short)"},
 }
 
