@@ -19,20 +19,18 @@ import (
 type collector struct {
 	r *router.Router
 
-	port   []portMetric
-	drops  *prometheus.Desc
-	events *prometheus.Desc
+	port []portMetric
 
-	arpEntries, arpRequests, arpFailed *prometheus.Desc
+	// counters are the declared counters of every stage (counters.go);
+	// arpRequests and arpFailed repeat two of them under their old names.
+	counters               counterMetrics
+	arpRequests, arpFailed *prometheus.Desc
 
 	fibRoutes, fibMemory *prometheus.Desc
 
 	reloads, lastReloadOK, uptime *prometheus.Desc
 
-	ctSessions, ctMax           *prometheus.Desc
-	natEvents                   *prometheus.Desc
-	natFragEntries, natFragHeld *prometheus.Desc
-	natPoolUsed, natPoolSize    *prometheus.Desc
+	natPoolUsed, natPoolSize *prometheus.Desc
 }
 
 // portMetric is one per-port counter.
@@ -41,10 +39,6 @@ type portMetric struct {
 	get  func(p *router.PortStats) uint64
 }
 
-// natGauges are the NAT counters (nat.NAT.Counters keys) that are levels,
-// not events: they are exposed as gauges of their own, not as events.
-var natGauges = map[string]bool{"nat-sessions": true, "nat-sessions-max": true, "nat-frag-entries": true, "nat-frag-holding": true}
-
 func newCollector(r *router.Router) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("vrouter_"+name, help, labels, nil)
@@ -52,7 +46,7 @@ func newCollector(r *router.Router) *collector {
 	pm := func(name, help string, get func(p *router.PortStats) uint64) portMetric {
 		return portMetric{d(name, help, "port", "driver", "device"), get}
 	}
-	return &collector{
+	c := &collector{
 		r: r,
 		port: []portMetric{
 			pm("port_rx_packets_total", "Frames received on the port.", func(p *router.PortStats) uint64 { return p.RxPackets }),
@@ -64,24 +58,18 @@ func newCollector(r *router.Router) *collector {
 			pm("port_kernel_rx_dropped_total", "Frames the port driver could not take (too large, kernel drops).",
 				func(p *router.PortStats) uint64 { return p.DeviceStats.RxDropped }),
 		},
-		drops:          d("drops_total", "Packets dropped by the router, by reason.", "reason"),
-		events:         d("events_total", "Data-path events (forwarded packets, ICMP sent, ARP, L2 switching).", "event"),
-		arpEntries:     d("arp_entries", "Entries in the neighbour cache."),
-		arpRequests:    d("arp_requests_total", "ARP requests the neighbour cache asked for."),
-		arpFailed:      d("arp_failed_total", "Neighbour resolutions that failed."),
-		fibRoutes:      d("fib_routes", "Routes installed in the FIB, by source.", "source"),
-		fibMemory:      d("fib_memory_bytes", "Memory of the compiled FIB."),
-		reloads:        d("reloads_total", "Configuration reloads attempted."),
-		lastReloadOK:   d("last_reload_success", "1 if the last reload succeeded (or none happened), 0 if it failed."),
-		uptime:         d("uptime_seconds", "Seconds since the router started."),
-		ctSessions:     d("conntrack_sessions", "Sessions in the conntrack table."),
-		ctMax:          d("conntrack_max", "Capacity of the conntrack table."),
-		natEvents:      d("nat_events_total", "NAT and conntrack counters, drops by reason.", "event"),
-		natFragEntries: d("nat_fragment_entries", "First fragments remembered for translating later fragments."),
-		natFragHeld:    d("nat_fragments_holding", "Early fragments held until their first fragment comes."),
-		natPoolUsed:    d("nat_pool_ports_used", "Dynamic ports held per external address and protocol.", "address", "proto"),
-		natPoolSize:    d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
+		arpRequests:  d("arp_requests_total", "ARP requests the neighbour cache asked for."),
+		arpFailed:    d("arp_failed_total", "Neighbour resolutions that failed."),
+		fibRoutes:    d("fib_routes", "Routes installed in the FIB, by source.", "source"),
+		fibMemory:    d("fib_memory_bytes", "Memory of the compiled FIB."),
+		reloads:      d("reloads_total", "Configuration reloads attempted."),
+		lastReloadOK: d("last_reload_success", "1 if the last reload succeeded (or none happened), 0 if it failed."),
+		uptime:       d("uptime_seconds", "Seconds since the router started."),
+		natPoolUsed:  d("nat_pool_ports_used", "Dynamic ports held per external address and protocol.", "address", "proto"),
+		natPoolSize:  d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
 	}
+	c.counters.learn(r)
+	return c
 }
 
 // Describe sends every metric's description.
@@ -89,11 +77,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.port {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{c.drops, c.events, c.arpEntries, c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
-		c.reloads, c.lastReloadOK, c.uptime, c.ctSessions, c.ctMax, c.natEvents, c.natFragEntries, c.natFragHeld,
-		c.natPoolUsed, c.natPoolSize} {
+	for _, d := range []*prometheus.Desc{c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
+		c.reloads, c.lastReloadOK, c.uptime, c.natPoolUsed, c.natPoolSize} {
 		ch <- d
 	}
+	c.counters.describe(ch)
 }
 
 // Collect reads the router's counters.
@@ -112,16 +100,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(m.desc, m.get(p), p.Name, p.Driver, p.Device)
 		}
 	}
-	drops := r.Drops()
-	for i := router.DropReason(1); i < router.NumDropReasons; i++ {
-		counter(c.drops, drops[i], i.String())
-	}
-	events := r.Counters()
-	for i := router.Counter(0); i < router.NumCounters; i++ {
-		counter(c.events, events[i], i.String())
-	}
+	c.counters.collect(r, ch)
 	ns := r.Neigh.Stats()
-	gauge(c.arpEntries, float64(ns.Entries))
 	counter(c.arpRequests, ns.Requests)
 	counter(c.arpFailed, ns.Failed)
 	sum := r.FIB.Summary()
@@ -138,19 +118,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lastReloadOK, ok)
 	gauge(c.uptime, float64(int64(r.Uptime()/time.Second)))
 
-	gauge(c.ctSessions, float64(r.NAT.Len()))
-	gauge(c.ctMax, float64(r.NAT.Max()))
-	nc := map[string]uint64{}
-	for _, v := range r.NAT.Counters() {
-		nc[v.Name] = v.Value
-	}
-	for k, v := range nc {
-		if !natGauges[k] {
-			counter(c.natEvents, v, k)
-		}
-	}
-	gauge(c.natFragEntries, float64(nc["nat-frag-entries"]))
-	gauge(c.natFragHeld, float64(nc["nat-frag-holding"]))
 	// An address in the `to` range of several SNAT rules has one pool: it
 	// is listed once.
 	seen := map[string]bool{}

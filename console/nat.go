@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"vrouter/nat"
 )
 
 func parseFilter(args []string) (netip.Addr, error) {
@@ -87,10 +89,24 @@ func (c *Console) cmdClearConntrack(args []string, js bool) (string, error) {
 	return fmt.Sprintf("%d sessions cleared\n", n), nil
 }
 
+// natJSON is show nat -j: the rules with their session counts and port
+// use as before, and Counters, every counter of the NAT stage by kind (drop
+// reasons, table-full and evictions among them; as in show stats -j
+// stages.nat).
+type natJSON struct {
+	nat.RulesInfo
+	Counters kindsJSON
+}
+
 func (c *Console) cmdShowNAT(args []string, js bool) (string, error) {
 	ri := c.r.NAT.Rules()
+	cs := c.r.NAT.Counters()
 	if js {
-		return toJSON(ri)
+		nj := natJSON{RulesInfo: ri}
+		for _, v := range cs {
+			nj.Counters.add(v)
+		}
+		return toJSON(nj)
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "filtering: %s; sessions: %d of %d\n\n", ri.Filtering, ri.Sessions, ri.Max)
@@ -128,6 +144,9 @@ func (c *Console) cmdShowNAT(args []string, js bool) (string, error) {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", f.Rule.Proto, f.Rule.External, strings.Join(in, ","), f.Sessions)
 		}
+	}))
+	sb.WriteString("\n" + table(func(tw *tabwriter.Writer) {
+		stageTable(tw, "NAT COUNTER", cs)
 	}))
 	return sb.String(), nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"vrouter/arp"
 	"vrouter/fib"
+	"vrouter/internal/counter"
 	"vrouter/router"
 	"vrouter/router/port"
 )
@@ -348,17 +349,24 @@ func (c *Console) cmdBridge(args []string, js bool) (string, error) {
 	}), nil
 }
 
-// statsJSON is show stats.
+// statsJSON is show stats -j. Counters, Drops and Neigh are the keys
+// scripts have read from the start (the router's events and drops, seven
+// of the neighbour cache's counters); Stages has every counter every stage
+// declares, by stage ("router", "nat", "arp") and kind; Ports has each
+// open port's driver and its driver's counters.
 type statsJSON struct {
-	Uptime   string            `json:"uptime"`
-	Counters map[string]uint64 `json:"counters"`
-	Drops    map[string]uint64 `json:"drops"`
-	Neigh    map[string]uint64 `json:"neighbour"`
+	Uptime   string                       `json:"uptime"`
+	Counters map[string]uint64            `json:"counters"`
+	Drops    map[string]uint64            `json:"drops"`
+	Neigh    map[string]uint64            `json:"neighbour"`
+	Stages   map[string]*kindsJSON        `json:"stages"`
+	Ports    map[string]*portCountersJSON `json:"ports"`
 }
 
-func (c *Console) stats() statsJSON {
+func (c *Console) stats(all []counter.Value) statsJSON {
 	st := statsJSON{Uptime: c.r.Uptime().Truncate(time.Second).String(),
-		Counters: map[string]uint64{}, Drops: map[string]uint64{}, Neigh: map[string]uint64{}}
+		Counters: map[string]uint64{}, Drops: map[string]uint64{}, Neigh: map[string]uint64{},
+		Stages: map[string]*kindsJSON{}, Ports: map[string]*portCountersJSON{}}
 	for i, v := range c.r.Counters() {
 		st.Counters[router.Counter(i).String()] = v
 	}
@@ -375,31 +383,65 @@ func (c *Console) stats() statsJSON {
 	st.Neigh["failed"] = ns.Failed
 	st.Neigh["failed-drops"] = ns.FailedDrops
 	st.Neigh["table-full"] = ns.TableFull
+	for _, p := range c.r.Ports() {
+		st.Ports[p.Name] = &portCountersJSON{Driver: p.Driver}
+	}
+	for _, v := range all {
+		if v.Port != "" {
+			if p := st.Ports[v.Port]; p != nil {
+				p.add(v)
+			}
+			continue
+		}
+		k := st.Stages[v.Stage]
+		if k == nil {
+			k = &kindsJSON{}
+			st.Stages[v.Stage] = k
+		}
+		k.add(v)
+	}
 	return st
 }
 
 func (c *Console) cmdStats(args []string, js bool) (string, error) {
-	st := c.stats()
+	all := c.r.AllCounters()
+	st := c.stats(all)
 	if js {
 		return toJSON(st)
 	}
 	return table(func(tw *tabwriter.Writer) {
-		fmt.Fprintf(tw, "uptime\t%s\n\nCOUNTER\tVALUE\n", st.Uptime)
+		fmt.Fprintf(tw, "uptime\t%s\n\nCOUNTER\tVALUE\tDESCRIPTION\n", st.Uptime)
 		for i := router.Counter(0); i < router.NumCounters; i++ {
-			fmt.Fprintf(tw, "%s\t%d\n", i, st.Counters[i.String()])
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", i, st.Counters[i.String()], i.Description())
 		}
 		fmt.Fprintln(tw, "\nDROP REASON\tPACKETS\tDESCRIPTION")
 		for i := router.DropReason(1); i < router.NumDropReasons; i++ {
 			fmt.Fprintf(tw, "%s\t%d\t%s\n", i, st.Drops[i.String()], i.Description())
 		}
-		fmt.Fprintln(tw, "\nNEIGHBOUR\tVALUE")
-		keys := make([]string, 0, len(st.Neigh))
-		for k := range st.Neigh {
-			keys = append(keys, k)
+		// The other stages, a table each, then the port drivers'.
+		var stage, ports []counter.Value
+		flush := func() {
+			if len(stage) > 0 {
+				fmt.Fprintln(tw)
+				stageTable(tw, strings.ToUpper(stage[0].Stage)+" COUNTER", stage)
+				stage = stage[:0]
+			}
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%d\n", k, st.Neigh[k])
+		for _, v := range all {
+			switch {
+			case v.Port != "":
+				ports = append(ports, v)
+			case v.Stage != router.CounterStage:
+				if len(stage) > 0 && stage[0].Stage != v.Stage {
+					flush()
+				}
+				stage = append(stage, v)
+			}
+		}
+		flush()
+		if len(ports) > 0 {
+			fmt.Fprintln(tw)
+			portTable(tw, ports)
 		}
 	}), nil
 }
