@@ -138,20 +138,8 @@ func TestJumboThroughSNAT(t *testing.T) {
 // frag-needed error goes back to the inside host on its own network
 // (quoting the packet as the host sent it), not out of the SNAT side.
 func TestFragNeededAfterSNAT(t *testing.T) {
-	cfg := testConfig() // network b (port pb) has MTU 1400
-	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
-		To:    config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")},
-		Ports: config.PortRange{Lo: 1024, Hi: 65535}}}
-	pa := pipe.New("pa", macA, 1500)
-	pb := pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Neigh.Update(0, 0xc000020a, [6]byte(hostA), true, clk.Now(), func([]byte) {})
-	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
-	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	l := natLab(t) // network b (port pb) has MTU 1400
+	l.pa.Take()
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolUDP, SrcIP: ipHostA, DstIP: ipHostB}
 	udp := &layers.UDP{SrcPort: 4000, DstPort: 9}
 	udp.SetNetworkLayerForChecksum(ip)

@@ -186,3 +186,35 @@ func TestReloadNATErrorChangesNothing(t *testing.T) {
 		t.Fatalf("after the failed reload: %d frames out of b, want 1", len(out))
 	}
 }
+
+// A reload that changes a port and carries a bad rule fails before the
+// port is touched: the running port stays open.
+func TestReloadErrorKeepsChangedPort(t *testing.T) {
+	pa, pb, pc := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1500), pipe.New("pc", macC, 1500)
+	opened := 0
+	open := func(pc config.Port) (port.Port, error) {
+		opened++
+		return pipe.New(pc.Name, macB, pc.MTU), nil
+	}
+	r, err := New(rotatingConfig(0), []port.Port{pa, pb, pc}, Options{Clock: clock.NewManual(), Open: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := rotatingConfig(0)
+	bad.Ports[1].MTU = 1400 // port pb changes
+	bad.NAT.Floating = []config.Floating{
+		{External: netip.MustParseAddr("198.51.100.50"), Internal: netip.MustParseAddr("192.0.2.5")},
+		{External: netip.MustParseAddr("198.51.100.50"), Internal: netip.MustParseAddr("192.0.2.6")},
+	}
+	if _, err := r.Reconfigure(bad); err == nil {
+		t.Fatal("reload with a duplicate floating IP succeeded")
+	}
+	if opened != 0 || r.ports[1].closed.Load() {
+		t.Fatalf("failed reload touched port pb (opened %d, closed %v)", opened, r.ports[1].closed.Load())
+	}
+	good := rotatingConfig(0)
+	good.Ports[1].MTU = 1400
+	if _, err := r.Reconfigure(good); err != nil || opened != 1 {
+		t.Fatalf("valid reload: err %v, ports opened %d (want 1)", err, opened)
+	}
+}

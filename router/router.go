@@ -311,6 +311,23 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 			live[p.name] = p
 		}
 	}
+	// Compile once against the ports as they will be named, before any
+	// port is touched: a configuration error must never cost a port.
+	var planned []*portState
+	for _, pc := range cfg.Ports {
+		if p := live[pc.Name]; p != nil {
+			planned = append(planned, p)
+		} else {
+			mtu := pc.MTU
+			if mtu == 0 {
+				mtu = 1500
+			}
+			planned = append(planned, &portState{name: pc.Name, mtu: mtu})
+		}
+	}
+	if _, err := compile(cfg, planned, r.snap.Load()); err != nil {
+		return "", err
+	}
 	var opened, removed []*portState
 	undo := func() {
 		for _, p := range opened {

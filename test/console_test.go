@@ -98,7 +98,9 @@ func TestInteractiveConsole(t *testing.T) {
 		}
 	}
 	// Ctrl-C cancels a line; quit leaves.
-	c.keys("show bogus", "C-c")
+	c.keys("show bogus")
+	c.wait("lab> show bogus", 1)
+	c.keys("C-c")
 	c.wait("^C", 1)
 	c.keys("quit", "Enter")
 	deadline := time.Now().Add(5 * time.Second)
