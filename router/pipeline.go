@@ -460,9 +460,14 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 	if nh.Kind == fib.KindGateway {
 		hop = nh.Gateway
 	}
-	// Resolve closes the race with a reply that arrives between the
-	// lock-free lookup and queueing the packet.
-	mac, ok, sendReq, queued := w.r.Neigh.Resolve(out.idx, hop, ip, w.now)
+	// The lock-free lookup is the fast path; on a miss Resolve looks again
+	// under the cache's lock, which closes the race with a reply that
+	// arrives in between, and queues the packet only if still unresolved.
+	mac, ok := w.r.Neigh.Lookup(out.idx, hop)
+	var sendReq, queued bool
+	if !ok {
+		mac, ok, sendReq, queued = w.r.Neigh.Resolve(out.idx, hop, ip, w.now)
+	}
 	w.trNeigh(out.idx, hop, mac, ok, queued, sendReq)
 	if !ok {
 		if queued {
