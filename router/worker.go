@@ -235,7 +235,7 @@ func (w *worker) flushTx() {
 			continue
 		}
 		ps := w.snap.ports[pi]
-		n, _ := ps.p.WriteBatch(frames)
+		n, _ := ps.p.WriteBatch(frames, nil)
 		if ps.capture.Load() != nil {
 			ps.captureFrames(frames[:n])
 		}

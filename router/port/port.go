@@ -8,18 +8,23 @@ import (
 	"errors"
 
 	"vrouter/internal/counter"
+	"vrouter/packet"
 )
 
 // Headroom is the space kept in front of every received frame so that the
 // router can prepend or grow the link-layer header (an 802.1Q tag) in place.
 const Headroom = 64
 
-// MaxFrame is the largest frame a batch slot holds (a 9000-byte jumbo payload
-// plus Ethernet and VLAN headers, rounded up).
+// MaxFrame is the largest plain frame a port takes (a 9000-byte jumbo
+// payload plus Ethernet and VLAN headers, rounded up).
 const MaxFrame = 9216
 
+// MaxSuper is the largest GSO super-frame a batch slot holds: a 64 KB IP
+// packet plus an Ethernet header and two VLAN tags.
+const MaxSuper = 1<<16 + 32
+
 // SlotSize is the size of one buffer of a Batch.
-const SlotSize = Headroom + MaxFrame
+const SlotSize = Headroom + MaxSuper
 
 // DefaultBatch is the default number of frames in a batch.
 const DefaultBatch = 64
@@ -28,16 +33,22 @@ const DefaultBatch = 64
 // Bufs[i][Off[i] : Off[i]+Len[i]]. ReadBatch sets Off to Headroom, or a
 // little less when it put back an 802.1Q tag the kernel had removed; the
 // router never assumes more than Off bytes in front of a frame.
+//
+// Meta[i] describes frame i when it is a GSO super-frame or carries a
+// partial checksum (only from a port whose Offloads is true): the
+// virtio-net header's meaning, with CsumStart counted from the frame's first
+// byte. The zero value is a plain frame with complete checksums.
 type Batch struct {
 	Bufs [][]byte
 	Off  []int
 	Len  []int
+	Meta []packet.VnetHdr
 	N    int // frames filled by the last ReadBatch
 }
 
 // NewBatch allocates a batch of n slots of SlotSize bytes.
 func NewBatch(n int) *Batch {
-	b := &Batch{Bufs: make([][]byte, n), Off: make([]int, n), Len: make([]int, n)}
+	b := &Batch{Bufs: make([][]byte, n), Off: make([]int, n), Len: make([]int, n), Meta: make([]packet.VnetHdr, n)}
 	mem := make([]byte, n*SlotSize)
 	for i := range b.Bufs {
 		b.Bufs[i] = mem[i*SlotSize : (i+1)*SlotSize : (i+1)*SlotSize]
@@ -65,12 +76,21 @@ type Stats struct {
 // ReadBatch blocks until at least one frame is available and fills b from
 // slot 0, returning the number of frames (also stored in b.N). Only one
 // goroutine reads a port. Frames carry their 802.1Q tag in the bytes when
-// they had one on the wire, whatever the kernel did with it; GSO super-frames
-// and partial checksums are already segmented/completed.
+// they had one on the wire, whatever the kernel did with it. A port whose
+// Offloads is false delivers GSO super-frames segmented and partial
+// checksums completed; one whose Offloads is true may deliver them intact,
+// described by Batch.Meta.
 //
 // WriteBatch sends frames (complete Ethernet frames, tag included when
-// tagged) and returns how many were accepted. It is safe for concurrent use
-// by several goroutines and does not retain the slices.
+// tagged) and returns how many were accepted. meta is nil or holds one
+// entry per frame (the zero value for a plain frame); a port whose
+// Offloads is false is never given a non-zero entry. It is safe for
+// concurrent use by several goroutines and does not retain the slices.
+//
+// Offloads reports whether the port passes super-frames and partial
+// checksums through in both directions (AF_PACKET and TAP with the
+// virtio-net header), so the kernel or the peer segments them only if it
+// must.
 //
 // Counters are the driver's own counters (its drop reasons with a Desc
 // each, and its events), Value.Port left empty: the router labels them.
@@ -83,7 +103,8 @@ type Port interface {
 	MAC() [6]byte
 	MTU() int // the L3 MTU of the device (without Ethernet header)
 	ReadBatch(b *Batch) (int, error)
-	WriteBatch(frames [][]byte) (int, error)
+	WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error)
+	Offloads() bool
 	Stats() Stats
 	Counters() []counter.Value
 	Close() error

@@ -244,6 +244,10 @@ func (p *Port) initBuffers(ring, tb int) {
 func (p *Port) Name() string   { return p.name }
 func (p *Port) Device() string { return p.device }
 func (p *Port) Driver() string { return "afpacket" }
+
+// Offloads implements port.Port: super-frames are segmented and partial
+// checksums completed on receive, and only plain frames are sent.
+func (p *Port) Offloads() bool { return false }
 func (p *Port) MAC() [6]byte   { return p.mac }
 func (p *Port) MTU() int       { return p.mtu }
 
@@ -486,7 +490,7 @@ func (p *Port) doWrite(fd uintptr) bool {
 // WriteBatch sends frames and returns how many the kernel accepted; refused
 // frames are counted in Stats.TxErrors. Safe for concurrent callers (they
 // take turns on the port's prepared sendmmsg arrays).
-func (p *Port) WriteBatch(frames [][]byte) (int, error) {
+func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
 	if p.closed.Load() {
 		return 0, port.ErrClosed
 	}

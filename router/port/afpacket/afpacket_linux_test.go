@@ -102,7 +102,7 @@ func TestPingThroughPort(t *testing.T) {
 						&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 							Operation: layers.ARPReply, SourceHwAddress: myMAC, SourceProtAddress: myIP,
 							DstHwAddress: a.SourceHwAddress, DstProtAddress: a.SourceProtAddress})
-					if _, err := p.WriteBatch([][]byte{reply}); err != nil {
+					if _, err := p.WriteBatch([][]byte{reply}, nil); err != nil {
 						t.Error(err)
 					}
 					continue
@@ -121,7 +121,7 @@ func TestPingThroughPort(t *testing.T) {
 					&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: myIP, DstIP: ip.SrcIP},
 					&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), Id: ic.Id, Seq: ic.Seq},
 					gopacket.Payload(ic.Payload))
-				if _, err := p.WriteBatch([][]byte{reply}); err != nil {
+				if _, err := p.WriteBatch([][]byte{reply}, nil); err != nil {
 					t.Error(err)
 				}
 			}
@@ -150,7 +150,7 @@ func TestPingThroughPort(t *testing.T) {
 	if st.RxPackets < 4 || st.TxPackets < 4 || st.TxErrors != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if _, err := p.WriteBatch([][]byte{make([]byte, 60)}); !errors.Is(err, port.ErrClosed) {
+	if _, err := p.WriteBatch([][]byte{make([]byte, 60)}, nil); !errors.Is(err, port.ErrClosed) {
 		t.Fatalf("WriteBatch after Close: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestVLANTagRoundTrip(t *testing.T) {
 		udpFrame(t, []layers.Dot1Q{{VLANIdentifier: 200, Type: layers.EthernetTypeDot1Q}, {VLANIdentifier: 300, Type: layers.EthernetTypeIPv4}}, layers.EthernetTypeQinQ, "qinq"),
 		udpFrame(t, []layers.Dot1Q{{VLANIdentifier: 4094, DropEligible: true, Type: layers.EthernetTypeIPv4}}, layers.EthernetTypeDot1Q, strings.Repeat("j", 1400)),
 	}
-	if n, err := pa.WriteBatch(frames); n != len(frames) || err != nil {
+	if n, err := pa.WriteBatch(frames, nil); n != len(frames) || err != nil {
 		t.Fatalf("WriteBatch: %d %v", n, err)
 	}
 	got := readN(t, pb, len(frames), 3*time.Second)
@@ -353,7 +353,7 @@ func TestSteadyStateNoAlloc(t *testing.T) {
 	}
 	b := port.NewBatch(port.DefaultBatch)
 	round := func() {
-		if n, err := pa.WriteBatch(frames); n != len(frames) || err != nil {
+		if n, err := pa.WriteBatch(frames, nil); n != len(frames) || err != nil {
 			t.Fatalf("WriteBatch %d %v", n, err)
 		}
 		for got := 0; got < len(frames); {
@@ -385,7 +385,7 @@ func TestConcurrentWriters(t *testing.T) {
 			fr := udpFrame(t, nil, layers.EthernetTypeIPv4, strings.Repeat(string(rune('a'+w)), 100))
 			batch := [][]byte{fr, fr, fr, fr, fr, fr, fr, fr, fr, fr}
 			for i := 0; i < per/len(batch); i++ {
-				if n, err := pa.WriteBatch(batch); n != len(batch) || err != nil {
+				if n, err := pa.WriteBatch(batch, nil); n != len(batch) || err != nil {
 					t.Errorf("WriteBatch %d %v", n, err)
 				}
 			}
@@ -417,7 +417,7 @@ func TestWriteRefusedFrames(t *testing.T) {
 	good1 := udpFrame(t, nil, layers.EthernetTypeIPv4, "first")
 	good2 := udpFrame(t, nil, layers.EthernetTypeIPv4, "second")
 	tooBig := udpFrame(t, nil, layers.EthernetTypeIPv4, strings.Repeat("b", 1600))
-	n, err := pa.WriteBatch([][]byte{good1, tooBig, {}, good2})
+	n, err := pa.WriteBatch([][]byte{good1, tooBig, {}, good2}, nil)
 	if n != 2 || err != nil {
 		t.Fatalf("WriteBatch: %d %v", n, err)
 	}
@@ -501,7 +501,7 @@ func TestLinkFlap(t *testing.T) {
 	sh(t, "ip", "-n", l.nameB, "link", "set", "vb", "up")
 	l.waitUp(t)
 	f := udpFrame(t, nil, layers.EthernetTypeIPv4, "after the flap")
-	if _, err := pa.WriteBatch([][]byte{f}); err != nil {
+	if _, err := pa.WriteBatch([][]byte{f}, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -47,7 +47,7 @@ func benchBatch(b *testing.B, size int) {
 	go func() {
 		defer close(done)
 		for !stop.Load() {
-			n, err := pa.WriteBatch(frames)
+			n, err := pa.WriteBatch(frames, nil)
 			if err != nil {
 				return
 			}

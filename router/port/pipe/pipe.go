@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"vrouter/internal/counter"
+	"vrouter/packet"
 	"vrouter/router/port"
 )
 
@@ -19,11 +20,15 @@ type Port struct {
 	mac  [6]byte
 	mtu  int
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	in     [][]byte
-	out    [][]byte
-	closed bool
+	mu      sync.Mutex
+	cond    *sync.Cond
+	in      [][]byte
+	inMeta  []packet.VnetHdr
+	out     [][]byte
+	outMeta []packet.VnetHdr
+	closed  bool
+
+	offloads bool // see SetOffloads
 
 	sink bool     // discard written frames (count only)
 	gen  [][]byte // generator frames
@@ -59,10 +64,18 @@ func (p *Port) MAC() [6]byte   { return p.mac }
 func (p *Port) MTU() int       { return p.mtu }
 
 // Inject queues a copy of frame for the router to read.
-func (p *Port) Inject(frame []byte) {
+func (p *Port) Inject(frame []byte) { p.InjectMeta(frame, packet.VnetHdr{}) }
+
+// InjectMeta queues a copy of frame with offload metadata (a super-frame or
+// a partial checksum; the port must have offloads on).
+func (p *Port) InjectMeta(frame []byte, m packet.VnetHdr) {
+	if m != (packet.VnetHdr{}) && !p.offloads {
+		panic("pipe: offload metadata injected into a port without offloads")
+	}
 	c := append([]byte(nil), frame...)
 	p.mu.Lock()
 	p.in = append(p.in, c)
+	p.inMeta = append(p.inMeta, m)
 	p.mu.Unlock()
 	p.cond.Signal()
 }
@@ -76,11 +89,18 @@ func (p *Port) Pending() int {
 
 // Take returns and forgets the frames written so far.
 func (p *Port) Take() [][]byte {
+	o, _ := p.TakeMeta()
+	return o
+}
+
+// TakeMeta returns and forgets the frames written so far with their
+// offload metadata.
+func (p *Port) TakeMeta() ([][]byte, []packet.VnetHdr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	o := p.out
-	p.out = nil
-	return o
+	o, m := p.out, p.outMeta
+	p.out, p.outMeta = nil, nil
+	return o, m
 }
 
 // ReadBatch implements port.Port.
@@ -95,6 +115,7 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 			}
 			b.Off[n] = port.Headroom
 			b.Len[n] = copy(b.Bufs[n][port.Headroom:], f)
+			b.Meta[n] = packet.VnetHdr{}
 			n++
 		}
 		b.N = n
@@ -112,10 +133,11 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 	}
 	n := 0
 	for n < len(b.Bufs) && len(p.in) > 0 {
-		f := p.in[0]
-		p.in = p.in[1:]
+		f, m := p.in[0], p.inMeta[0]
+		p.in, p.inMeta = p.in[1:], p.inMeta[1:]
 		b.Off[n] = port.Headroom
 		b.Len[n] = copy(b.Bufs[n][port.Headroom:], f)
+		b.Meta[n] = m
 		p.st.RxPackets++
 		p.st.RxBytes += uint64(len(f))
 		n++
@@ -138,8 +160,21 @@ func (p *Port) TryReadBatch(b *port.Batch) int {
 	return n
 }
 
+// SetOffloads makes the port pass super-frames and partial checksums through
+// (Offloads true): injected frames may carry metadata (InjectMeta) and the
+// metadata of written frames is kept (TakeMeta).
+func (p *Port) SetOffloads(on bool) { p.offloads = on }
+
+// Offloads implements port.Port.
+func (p *Port) Offloads() bool { return p.offloads }
+
 // WriteBatch implements port.Port.
-func (p *Port) WriteBatch(frames [][]byte) (int, error) {
+func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
+	for _, m := range meta {
+		if m != (packet.VnetHdr{}) && !p.offloads {
+			panic("pipe: offload metadata written to a port without offloads")
+		}
+	}
 	if p.sink {
 		var by uint64
 		for _, f := range frames {
@@ -150,8 +185,13 @@ func (p *Port) WriteBatch(frames [][]byte) (int, error) {
 		return len(frames), nil
 	}
 	p.mu.Lock()
-	for _, f := range frames {
+	for i, f := range frames {
 		p.out = append(p.out, append([]byte(nil), f...))
+		var m packet.VnetHdr
+		if meta != nil {
+			m = meta[i]
+		}
+		p.outMeta = append(p.outMeta, m)
 	}
 	p.mu.Unlock()
 	p.txN.Add(uint64(len(frames)))

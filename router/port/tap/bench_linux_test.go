@@ -55,7 +55,7 @@ func benchTAP(b *testing.B, size int, toRouter bool) {
 	go func() {
 		defer close(done)
 		for !stop.Load() {
-			if _, err := src.WriteBatch(frames); err != nil {
+			if _, err := src.WriteBatch(frames, nil); err != nil {
 				return
 			}
 		}

@@ -42,6 +42,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vrouter/internal/counter"
+	"vrouter/packet"
 	"vrouter/router/port"
 )
 
@@ -170,6 +171,10 @@ func (p *Port) Name() string   { return p.name }
 func (p *Port) Device() string { return p.device }
 func (p *Port) Driver() string { return "tap" }
 
+// Offloads implements port.Port: the TAP is opened without IFF_VNET_HDR, so
+// the kernel segments and completes checksums before frames reach it.
+func (p *Port) Offloads() bool { return false }
+
 // MAC is the router's own address on this link (not the device's).
 func (p *Port) MAC() [6]byte { return p.mac }
 func (p *Port) MTU() int     { return p.mtu }
@@ -237,7 +242,7 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 // WriteBatch writes each frame with one write(2) and returns how many the
 // kernel took; refused frames count in Stats.TxErrors. Safe for concurrent
 // callers.
-func (p *Port) WriteBatch(frames [][]byte) (int, error) {
+func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
 	p.closeMu.RLock()
 	defer p.closeMu.RUnlock()
 	if p.closed.Load() {

@@ -49,7 +49,7 @@ func answer(t testing.TB, p port.Port, other func(pkt gopacket.Packet, f []byte)
 				p.WriteBatch([][]byte{serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeARP},
 					&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 						Operation: layers.ARPReply, SourceHwAddress: myMAC, SourceProtAddress: routerIP,
-						DstHwAddress: a.SourceHwAddress, DstProtAddress: a.SourceProtAddress})})
+						DstHwAddress: a.SourceHwAddress, DstProtAddress: a.SourceProtAddress})}, nil)
 				continue
 			}
 			ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
@@ -60,7 +60,7 @@ func answer(t testing.TB, p port.Port, other func(pkt gopacket.Packet, f []byte)
 				p.WriteBatch([][]byte{serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4},
 					&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: routerIP, DstIP: ip.SrcIP},
 					&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), Id: ic.Id, Seq: ic.Seq},
-					gopacket.Payload(ic.Payload))})
+					gopacket.Payload(ic.Payload))}, nil)
 				continue
 			}
 			if other != nil {
@@ -154,7 +154,7 @@ func TestFramesBothWays(t *testing.T) {
 		}
 		return got
 	}
-	if n, err := vm.WriteBatch(frames); n != len(frames) || err != nil {
+	if n, err := vm.WriteBatch(frames, nil); n != len(frames) || err != nil {
 		t.Fatalf("VM write %d %v", n, err)
 	}
 	for i, f := range readAll(p, len(frames)) {
@@ -162,7 +162,7 @@ func TestFramesBothWays(t *testing.T) {
 			t.Errorf("VM->router frame %d:\n got %x\nwant %x", i, f, frames[i])
 		}
 	}
-	if n, err := p.WriteBatch(frames); n != len(frames) || err != nil {
+	if n, err := p.WriteBatch(frames, nil); n != len(frames) || err != nil {
 		t.Fatalf("router write %d %v", n, err)
 	}
 	for i, f := range readAll(vm, len(frames)) {
@@ -171,7 +171,7 @@ func TestFramesBothWays(t *testing.T) {
 		}
 	}
 	round := func() {
-		vm.WriteBatch(frames)
+		vm.WriteBatch(frames, nil)
 		for got := 0; got < len(frames); {
 			n, err := p.ReadBatch(b)
 			if err != nil {
@@ -179,7 +179,7 @@ func TestFramesBothWays(t *testing.T) {
 			}
 			got += n
 		}
-		p.WriteBatch(frames)
+		p.WriteBatch(frames, nil)
 		for got := 0; got < len(frames); {
 			n, err := vm.ReadBatch(b)
 			if err != nil {
@@ -244,7 +244,7 @@ func TestKernelSegments(t *testing.T) {
 			}
 			rip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: routerIP, DstIP: ip.SrcIP}
 			reply.SetNetworkLayerForChecksum(rip)
-			p.WriteBatch([][]byte{serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4}, rip, reply)})
+			p.WriteBatch([][]byte{serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4}, rip, reply)}, nil)
 		})
 	}()
 	go inNS(t, l.v, func() {
