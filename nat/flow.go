@@ -24,6 +24,12 @@ type flow struct {
 	proto        uint8
 	pt           uint8
 	l4           []byte
+	// partial: the TCP/UDP checksum field holds only the pseudo-header sum
+	// (CHECKSUM_PARTIAL: a GSO super-frame or an offloaded checksum that
+	// the kernel or the peer completes). Address rewrites then update it
+	// as a plain sum, and port rewrites leave it alone: the ports are
+	// summed with the rest of the segment when the checksum is completed.
+	partial bool
 }
 
 func (f *flow) key() (a, b uint64) { return keyWords(f.src, f.dst, f.sport, f.dport, f.proto) }
@@ -35,7 +41,7 @@ func (f *flow) rkey() (a, b uint64) {
 // TCP/UDP/ICMP query header is too short to translate.
 func parseFlow(p packet.IPv4, f *flow) bool {
 	f.src, f.dst, f.proto = p.Src(), p.Dst(), p.Proto()
-	f.sport, f.dport, f.pt = 0, 0, ptNone
+	f.sport, f.dport, f.pt, f.partial = 0, 0, ptNone, false
 	ihl := p.IHL()
 	if ihl > len(p) {
 		return false
@@ -94,8 +100,9 @@ func udpSum(c uint16) uint16 {
 // setAddr rewrites the IPv4 address at off (packet.IPv4SrcOff or
 // packet.IPv4DstOff) with checksums: the header's, and the TCP/UDP
 // pseudo-header sum when l4 holds the header (nil for non-first fragments).
-// A UDP checksum of 0 stays 0.
-func setAddr(p packet.IPv4, proto uint8, l4 []byte, off int, ip uint32) {
+// A UDP checksum of 0 stays 0. With partial (see flow.partial) the L4 field
+// is a plain pseudo-header sum: it gets new-old where a checksum gets old-new.
+func setAddr(p packet.IPv4, proto uint8, l4 []byte, off int, ip uint32, partial bool) {
 	old := binary.BigEndian.Uint32(p[off:])
 	if old == ip {
 		return
@@ -103,6 +110,19 @@ func setAddr(p packet.IPv4, proto uint8, l4 []byte, off int, ip uint32) {
 	binary.BigEndian.PutUint32(p[off:], ip)
 	p.SetChecksum(packet.Update32(p.Checksum(), old, ip))
 	if l4 == nil {
+		return
+	}
+	if partial {
+		if proto == packet.ProtoTCP || proto == packet.ProtoUDP {
+			o := packet.TCPChecksumOff
+			if proto == packet.ProtoUDP {
+				o = packet.UDPChecksumOff
+			}
+			if len(l4) >= o+2 {
+				c := binary.BigEndian.Uint16(l4[o:])
+				binary.BigEndian.PutUint16(l4[o:], packet.Update32(c, ip, old))
+			}
+		}
 		return
 	}
 	switch proto {
@@ -134,6 +154,9 @@ func setPort(f *flow, dst bool, port uint16) {
 			return
 		}
 		binary.BigEndian.PutUint16(l4[off:], port)
+		if f.partial {
+			return // the port is summed when the checksum is completed
+		}
 		if f.proto == packet.ProtoTCP {
 			t := packet.TCP(l4)
 			t.SetChecksum(packet.Update16(t.Checksum(), old, port))
@@ -155,11 +178,11 @@ func setPort(f *flow, dst bool, port uint16) {
 }
 
 func setDst(p packet.IPv4, f *flow, ip uint32, port uint16) {
-	setAddr(p, f.proto, f.l4, packet.IPv4DstOff, ip)
+	setAddr(p, f.proto, f.l4, packet.IPv4DstOff, ip, f.partial)
 	setPort(f, true, port)
 }
 
 func setSrc(p packet.IPv4, f *flow, ip uint32, port uint16) {
-	setAddr(p, f.proto, f.l4, packet.IPv4SrcOff, ip)
+	setAddr(p, f.proto, f.l4, packet.IPv4SrcOff, ip, f.partial)
 	setPort(f, false, port)
 }

@@ -123,17 +123,17 @@ func (w *Worker) fragIn(p packet.IPv4, r *Rules, kind uint8, inNet uint16, now i
 		if ip == p.Dst() {
 			return Pass, 0 // the first fragment was not translated
 		}
-		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, ip)
+		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, ip, false)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
 	if kind&aFloat != 0 {
-		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, r.floats[r.floatByExt[p.Dst()]].int)
+		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, r.floats[r.floatByExt[p.Dst()]].int, false)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
 	if ip, ok := w.n.hints.find(p.Src(), p.Dst(), p.Proto(), now, r.udp); ok {
-		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, ip)
+		setAddr(p, p.Proto(), nil, packet.IPv4DstOff, ip, false)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
@@ -195,7 +195,7 @@ func (w *Worker) fragOut(p packet.IPv4, r *Rules, inNet, outNet uint16, now int6
 		if ip == src {
 			return Pass, 0 // the first fragment was not translated
 		}
-		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, ip)
+		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, ip, false)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
@@ -203,12 +203,12 @@ func (w *Worker) fragOut(p packet.IPv4, r *Rules, inNet, outNet uint16, now int6
 		return w.hold(p, stageOut, inNet, outNet, now)
 	}
 	if fl := r.floatOut(src, inNet, outNet); fl != nil {
-		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, fl.ext)
+		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, fl.ext, false)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}
 	if sr := r.snatOut(src, outNet); sr != nil {
-		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, sr.pair(src))
+		setAddr(p, p.Proto(), nil, packet.IPv4SrcOff, sr.pair(src), false)
 		w.inc(cFragTranslated)
 		return Translated, 0
 	}

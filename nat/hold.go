@@ -164,7 +164,7 @@ func translateFrag(p packet.IPv4, stage int, ip uint32) bool {
 	if binary.BigEndian.Uint32(p[off:]) == ip {
 		return false
 	}
-	setAddr(p, p.Proto(), nil, off, ip)
+	setAddr(p, p.Proto(), nil, off, ip, false)
 	return true
 }
 

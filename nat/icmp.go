@@ -123,14 +123,14 @@ func (w *Worker) icmpError(p packet.IPv4, r *Rules, local bool) (Verdict, Reason
 	}
 	rewriteQuote(&qt, tgt)
 	if outerDst != tgt.src {
-		setAddr(p, packet.ProtoICMP, nil, packet.IPv4DstOff, tgt.src)
+		setAddr(p, packet.ProtoICMP, nil, packet.IPv4DstOff, tgt.src, false)
 	}
 	// An error from the private side (the quote's destination is private and
 	// translated back) leaves with the external address, whoever sent it
 	// (the host itself or a router in front of it), so no inside address
 	// leaks (RFC 5508 section 4.2).
 	if !local && tgt.dst != q.dst {
-		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, tgt.dst)
+		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, tgt.dst, false)
 	}
 	w.inc(cICMPErrTranslated)
 	return Translated, 0
@@ -219,7 +219,7 @@ func rewriteQuote(qt *quote, tgt tup) {
 func (w *Worker) icmpErrorOut(p packet.IPv4, r *Rules, inNet, outNet uint16) (Verdict, Reason) {
 	src := p.Src()
 	if fl := r.floatOut(src, inNet, outNet); fl != nil {
-		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, fl.ext)
+		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, fl.ext, false)
 		w.inc(cStateless)
 		w.inc(cTranslatedOut)
 		return Translated, 0

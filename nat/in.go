@@ -51,6 +51,7 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 		}
 		return w.drop(Malformed)
 	}
+	f.partial = w.partial
 	a, b := f.key()
 	h := &w.h
 	if n.t.lookup(a, b, 1<<kOrig|1<<kReply, h) {

@@ -125,11 +125,14 @@ func (n *NAT) Len() int { return int(n.t.live.Load()) }
 // Worker is one data-path goroutine's handle: its own counters and scratch,
 // so the hot path shares no written cache lines except the sessions.
 type Worker struct {
-	n      *NAT
-	r      *Rules // the rules In and Out apply (Use)
-	cnt    [numCounters]atomic.Uint64
-	reason Reason
-	h, h2  hit
+	n *NAT
+	r *Rules // the rules In and Out apply (Use)
+	// partial: the packets given to In and Out carry a partial L4
+	// checksum (SetPartial).
+	partial bool
+	cnt     [numCounters]atomic.Uint64
+	reason  Reason
+	h, h2   hit
 
 	// Held fragments this worker released (see hold.go): a ring of slot
 	// indices and the copy Released hands out.
@@ -151,6 +154,12 @@ func (n *NAT) NewWorker() *Worker {
 // starts with the committed ones). The router calls it once per batch with
 // the rules of the snapshot the batch runs on; r must not be nil.
 func (w *Worker) Use(r *Rules) { w.r = r }
+
+// SetPartial says whether the next packets given to In and Out carry a
+// partial TCP/UDP checksum (a GSO super-frame or a checksum offloaded to
+// the kernel or the peer): the field then holds the pseudo-header sum only
+// and is rewritten as such. The router sets it around such packets only.
+func (w *Worker) SetPartial(on bool) { w.partial = on }
 
 // Reason is the reason of the last Drop this worker returned.
 func (w *Worker) Reason() Reason { return w.reason }

@@ -55,6 +55,7 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 		}
 		return Pass, 0
 	}
+	f.partial = w.partial
 	a, b := f.key()
 	h := &w.h
 	if n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
