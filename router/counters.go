@@ -29,6 +29,9 @@ const (
 	CntL2UnknownFlood
 	CntNATHeld
 	CntNATReleased
+	CntGSOForwarded
+	CntGSOSegmented
+	CntCsumCompleted
 	NumCounters
 )
 
@@ -50,6 +53,9 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntL2Flooded:       eventDesc("l2-flooded", "frame copies flooded to the other links of a switched network (broadcast, multicast, unknown unicast)"),
 	CntL2UnknownFlood:  eventDesc("l2-unknown-unicast", "unicast frames flooded because their destination MAC is not learned yet"),
 	CntNATHeld:         eventDesc("nat-fragments-held", "non-first fragments held until their first fragment gives the NAT its ports"),
+	CntGSOForwarded:    eventDesc("gso-forwarded", "GSO super-frames routed and sent on intact to a port that takes offloads"),
+	CntGSOSegmented:    eventDesc("gso-segmented", "GSO super-frames cut into segments in software (egress without offloads, a switched network, ARP or fragmentation)"),
+	CntCsumCompleted:   eventDesc("csum-completed", "partial L4 checksums completed in software (egress without offloads, a switched network, ARP or fragmentation)"),
 	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
 }
 

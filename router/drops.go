@@ -47,6 +47,7 @@ const (
 	DropNAT
 	DropSpoofed
 	DropL2SameLink
+	DropOffloadBad
 	NumDropReasons
 )
 
@@ -90,6 +91,7 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropNAT:               dropDesc("nat", "dropped by NAT/conntrack (see show nat for the reason)"),
 	DropSpoofed:           dropDesc("spoofed", "source address not owned by the host-routed guest"),
 	DropL2SameLink:        dropDesc("l2-same-link", "switched frame whose destination MAC is on the link it came from"),
+	DropOffloadBad:        dropDesc("offload-bad", "GSO super-frame or partial checksum whose metadata does not fit the packet, or a GSO type the router cannot segment"),
 }
 
 func dropDesc(name, help string) counter.Desc {

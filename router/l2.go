@@ -10,12 +10,28 @@ import (
 const l2hdrMax = packet.EtherHdrLen + packet.VLANHdrLen
 
 // put writes the Ethernet header for link l in front of the payload at
-// buf[off:off+n] and queues the frame.
-func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uint16) {
+// buf[off:off+n] and queues the frame; m is the payload's offload metadata
+// (nil when plain), settled here for a port that does not take it.
+func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uint16, m *packet.VnetHdr) {
+	if m != nil && !w.snap.ports[l.port].offloads {
+		w.settle(buf, off, packet.IPv4(buf[off:off+n]), m, func(b []byte, o int, seg packet.IPv4) {
+			w.put(l, dst, src, b, o, len(seg), et, nil)
+		})
+		return
+	}
 	h := packet.EtherLen(l.vid)
 	start := off - h
 	packet.PutEther(buf[start:], dst, src, l.vid, et)
-	w.queueTx(l.port, buf[start:off+n])
+	if m != nil {
+		fm := *m
+		fm.CsumStart += uint16(h) // counted from the frame's first byte again
+		w.queueTxMeta(l.port, buf[start:off+n], fm)
+		if isGSO(m) {
+			w.cnt[CntGSOForwarded]++
+		}
+	} else {
+		w.queueTx(l.port, buf[start:off+n])
+	}
 	lc := &w.linkCnt[l.id]
 	lc.txPackets++
 	lc.txBytes += uint64(h + n)
@@ -26,12 +42,19 @@ func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uin
 // nw, from src. On a switched network the link comes from the MAC table;
 // broadcast, multicast and unknown destinations are flooded to every link
 // but except (-1 for none). The payload must have l2hdrMax bytes of room
-// before off; buf may be rewritten.
-func (w *worker) txTo(nw *network, dst, src packet.MAC, buf []byte, off, n int, et uint16, except int) {
+// before off; buf may be rewritten. m is the payload's offload metadata
+// (nil when plain); it is settled before a switched network copies frames.
+func (w *worker) txTo(nw *network, dst, src packet.MAC, buf []byte, off, n int, et uint16, except int, m *packet.VnetHdr) {
 	if !nw.switched() {
 		if except != 0 { // the only link is not where the frame came from
-			w.put(nw.links[0], dst, src, buf, off, n, et)
+			w.put(nw.links[0], dst, src, buf, off, n, et, m)
 		}
+		return
+	}
+	if m != nil {
+		w.settle(buf, off, packet.IPv4(buf[off:off+n]), m, func(b []byte, o int, seg packet.IPv4) {
+			w.txTo(nw, dst, src, b, o, len(seg), et, except, nil)
+		})
 		return
 	}
 	if !dst.IsMulticast() {
@@ -40,7 +63,7 @@ func (w *worker) txTo(nw *network, dst, src packet.MAC, buf []byte, off, n int, 
 				w.drop(DropL2SameLink)
 				return
 			}
-			w.put(nw.links[li], dst, src, buf, off, n, et)
+			w.put(nw.links[li], dst, src, buf, off, n, et, nil)
 			return
 		}
 		w.cnt[CntL2UnknownFlood]++
@@ -58,11 +81,11 @@ func (w *worker) txTo(nw *network, dst, src packet.MAC, buf []byte, off, n int, 
 		b := w.getScratch()
 		o := port.Headroom + l2hdrMax
 		copy(b[o:], buf[off:off+n])
-		w.put(l, dst, src, b, o, n, et)
+		w.put(l, dst, src, b, o, n, et, nil)
 		w.cnt[CntL2Flooded]++
 	}
 	if last >= 0 {
-		w.put(nw.links[last], dst, src, buf, off, n, et)
+		w.put(nw.links[last], dst, src, buf, off, n, et, nil)
 	}
 }
 
@@ -87,12 +110,12 @@ func (w *worker) switchFrame(nw *network, ingress int, f []byte, buf []byte, off
 			b := w.getScratch()
 			o := port.Headroom + l2hdrMax
 			copy(b[o:], buf[pOff:pOff+pLen])
-			w.put(l, dst, src, b, o, pLen, l2.Type)
+			w.put(l, dst, src, b, o, pLen, l2.Type, nil)
 			w.cnt[CntL2Flooded]++
 		}
 		return true
 	}
 	w.cnt[CntL2Switched]++
-	w.txTo(nw, dst, src, buf, pOff, pLen, l2.Type, ingress)
+	w.txTo(nw, dst, src, buf, pOff, pLen, l2.Type, ingress, nil)
 	return false
 }

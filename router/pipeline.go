@@ -20,8 +20,9 @@ import (
 // Each stage ends a packet with a named drop reason, an ICMP error, or by
 // handing it to the next stage.
 
-// frame handles one received frame in buf[off:off+n].
-func (w *worker) frame(p *portState, buf []byte, off, n int) {
+// frame handles one received frame in buf[off:off+n]; m is its offload
+// metadata (nil for a plain frame; see offload.go).
+func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) {
 	f := buf[off : off+n]
 	l2, ok := packet.ParseL2(f)
 	if !ok {
@@ -34,14 +35,23 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 		return
 	}
 	s := w.snap
-	m := s.portVID[p.idx][l2.VID]
-	if !m.ok() {
+	mb := s.portVID[p.idx][l2.VID]
+	if !mb.ok() {
 		w.drop(DropUnknownVLAN)
 		w.portDrop[p.idx]++
 		return
 	}
-	nw := &s.nets[m.slot()]
-	ingress := int(m.link)
+	nw := &s.nets[mb.slot()]
+	if m != nil {
+		// Only routed IPv4 goes on with its metadata (counted from the IP
+		// header from here on); anything else is settled first.
+		if nw.switched() || l2.Type != packet.EtherTypeIPv4 || int(m.CsumStart) < l2.HdrLen {
+			w.settleFrame(p, buf, off, n, l2.HdrLen, m)
+			return
+		}
+		m.CsumStart -= uint16(l2.HdrLen)
+	}
+	ingress := int(mb.link)
 	lc := &w.linkCnt[nw.links[ingress].id]
 	lc.rxPackets++
 	lc.rxBytes += uint64(n)
@@ -69,7 +79,7 @@ func (w *worker) frame(p *portState, buf []byte, off, n int) {
 	}
 	switch l2.Type {
 	case packet.EtherTypeIPv4:
-		w.ipv4(buf, off+l2.HdrLen, n-l2.HdrLen, nw, l2mcast)
+		w.ipv4(buf, off+l2.HdrLen, n-l2.HdrLen, nw, l2mcast, m)
 	case packet.EtherTypeARP:
 		w.arpIn(nw, eth.Src(), f[l2.HdrLen:])
 	case packet.EtherTypeIPv6:
@@ -181,7 +191,7 @@ func (w *worker) sendARP(nw *network, dst packet.MAC, op uint16, spa uint32, tha
 	for ; n < 46; n++ { // pad to the Ethernet minimum
 		b[o+n] = 0
 	}
-	w.txTo(nw, dst, nw.mac, b, o, n, packet.EtherTypeARP, -1)
+	w.txTo(nw, dst, nw.mac, b, o, n, packet.EtherTypeARP, -1, nil)
 }
 
 // sendARPRequest asks for ip on network ni (broadcast when mac is zero,
@@ -207,7 +217,7 @@ func (w *worker) sendGARP(nw *network, ip uint32) {
 }
 
 // ipv4 handles an IPv4 packet at buf[off:off+n] received on nw.
-func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
+func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool, m *packet.VnetHdr) {
 	ip, e := packet.CheckIPv4(buf[off : off+n])
 	if e != packet.IPv4OK {
 		w.drop(ipErrReason[e])
@@ -230,7 +240,13 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 		}
 	}
 	if w.snap.natOn {
+		if m != nil {
+			w.nat.SetPartial(m.Flags&packet.VnetNeedsCsum != 0)
+		}
 		v, why := w.nat.In(ip, nw.idx, w.now)
+		if m != nil {
+			w.nat.SetPartial(false)
+		}
 		switch v {
 		case nat.Drop:
 			w.natDrop(why)
@@ -242,15 +258,24 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool) {
 			w.trNAT(nat.StageIn, ip)
 		}
 	}
-	w.route(buf, off, ip, nw, l2mcast)
+	w.route(buf, off, ip, nw, l2mcast, m)
 }
 
 // route continues with a checked (and NAT-translated) packet: local
 // delivery, FIB, TTL, NAT out, output.
-func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast bool) {
+func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast bool, m *packet.VnetHdr) {
 	s := w.snap
 	dst := ip.Dst()
 	if _, mine := s.local.get(dst); mine || (nw.hostRoute && dst == nw.gateway) {
+		if m != nil {
+			if isGSO(m) {
+				w.drop(DropLocalProto) // the router serves no TCP/UDP itself
+				return
+			}
+			if !w.settle(buf, off, ip, m, w.noNext) {
+				return
+			}
+		}
 		w.local(buf, off, ip, nw)
 		return
 	}
@@ -304,7 +329,13 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 	}
 	ip.DecTTL()
 	if s.natOn {
+		if m != nil {
+			w.nat.SetPartial(m.Flags&packet.VnetNeedsCsum != 0)
+		}
 		v, why := w.nat.Out(ip, nw.idx, out.idx, w.now)
+		if m != nil {
+			w.nat.SetPartial(false)
+		}
 		switch v {
 		case nat.Drop:
 			w.natDrop(why)
@@ -317,7 +348,7 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 		}
 	}
 	w.cnt[CntForwarded]++
-	w.output(buf, off, ip, nh, out)
+	w.output(buf, off, ip, nh, out, m)
 }
 
 var ipErrReason = [...]DropReason{
@@ -367,7 +398,7 @@ func (w *worker) echoReply(buf []byte, off int, ip packet.IPv4) {
 		return
 	}
 	w.cnt[CntEchoReplies]++
-	w.output(buf, off, ip, nh, out)
+	w.output(buf, off, ip, nh, out, nil)
 }
 
 // icmpError sends an ICMP error about orig to its source (RFC 1812 4.3.2).
@@ -445,13 +476,17 @@ func (w *worker) icmpError(orig packet.IPv4, typ, code uint8, mtu int) {
 	}
 	w.trICMP(typ, code, p.Dst(), mtu)
 	w.cnt[CntICMPErrors]++
-	w.output(b, o, p, nh, out)
+	w.output(b, o, p, nh, out, nil)
 }
 
 // output sends a routed (TTL already handled) packet ip = buf[off:...] to
-// next hop nh on network out.
-func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out *network) {
-	if len(ip) > out.mtu && ip.DF() {
+// next hop nh on network out; m is its offload metadata (nil when plain).
+func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out *network, m *packet.VnetHdr) {
+	size := len(ip)
+	if isGSO(m) {
+		size = segmentLen(ip, m) // the MTU applies to each segment
+	}
+	if size > out.mtu && ip.DF() {
 		w.drop(DropFragNeeded)
 		w.icmpError(ip, packet.ICMPUnreachable, packet.CodeFragNeeded, out.mtu)
 		return
@@ -465,6 +500,11 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 	// arrives in between, and queues the packet only if still unresolved.
 	mac, ok := w.r.Neigh.Lookup(out.idx, hop)
 	var sendReq, queued bool
+	if !ok && m != nil {
+		// The queue keeps plain packets only.
+		w.settle(buf, off, ip, m, func(b []byte, o int, seg packet.IPv4) { w.output(b, o, seg, nh, out, nil) })
+		return
+	}
 	if !ok {
 		mac, ok, sendReq, queued = w.r.Neigh.Resolve(out.idx, hop, ip, w.now)
 	}
@@ -480,17 +520,22 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 		}
 		return
 	}
-	w.l2out(out, mac, buf, off, ip)
+	w.l2out(out, mac, buf, off, ip, m)
 }
 
 // l2out adds the link-layer header and queues the frame on out's link; it
-// fragments packets larger than the MTU (DF was checked by output).
-func (w *worker) l2out(out *network, mac packet.MAC, buf []byte, off int, ip packet.IPv4) {
-	if len(ip) > out.mtu {
+// fragments packets larger than the MTU (DF was checked by output). A
+// super-frame whose segments fit goes on whole.
+func (w *worker) l2out(out *network, mac packet.MAC, buf []byte, off int, ip packet.IPv4, m *packet.VnetHdr) {
+	if len(ip) > out.mtu && !(isGSO(m) && segmentLen(ip, m) <= out.mtu) {
+		if m != nil {
+			w.settle(buf, off, ip, m, func(b []byte, o int, seg packet.IPv4) { w.l2out(out, mac, b, o, seg, nil) })
+			return
+		}
 		w.fragment(out, mac, ip)
 		return
 	}
-	w.txTo(out, mac, out.mac, buf, off, len(ip), packet.EtherTypeIPv4, -1)
+	w.txTo(out, mac, out.mac, buf, off, len(ip), packet.EtherTypeIPv4, -1, m)
 }
 
 // fragment splits ip into fragments that fit out.mtu (RFC 791) and sends them.
@@ -552,7 +597,7 @@ func (w *worker) fragment(out *network, mac packet.MAC, ip packet.IPv4) {
 		f.SetTotalLen(h + chunk)
 		f.ComputeChecksum()
 		w.cnt[CntFragmentsOut]++
-		w.l2out(out, mac, b, fo, f)
+		w.l2out(out, mac, b, fo, f, nil)
 		done += chunk
 		first = false
 	}
@@ -569,7 +614,7 @@ func (w *worker) flushQueued(pkt []byte) {
 	o := port.Headroom + l2hdrMax
 	n := copy(b[o:], pkt)
 	w.cnt[CntNeighFlushed]++
-	w.l2out(nw, w.flushMAC, b, o, packet.IPv4(b[o:o+n]))
+	w.l2out(nw, w.flushMAC, b, o, packet.IPv4(b[o:o+n]), nil)
 }
 
 // neighFailed is called once per failed resolution with the first packet
@@ -627,10 +672,10 @@ func (w *worker) drainReleased() {
 				w.drop(DropNAT) // its network went away in a reload
 				continue
 			}
-			w.route(b, o, ip, nw, false)
+			w.route(b, o, ip, nw, false, nil)
 		case nat.StageOut:
 			if nh, out := w.routeBack(ip.Dst()); out != nil {
-				w.output(b, o, ip, nh, out)
+				w.output(b, o, ip, nh, out, nil)
 			} else {
 				w.drop(DropNoRoute)
 			}

@@ -31,6 +31,9 @@ type portState struct {
 	p    port.Port
 	mac  packet.MAC
 	mtu  int
+	// offloads: the port takes GSO super-frames and partial checksums
+	// (port.Port.Offloads); others get them segmented and completed.
+	offloads bool
 
 	rxPackets, rxBytes atomic.Uint64
 	txPackets, txBytes atomic.Uint64
@@ -99,7 +102,7 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	}
 	r := &Router{opts: opts, clock: opts.Clock, log: opts.Logger, FIB: fib.New(), stop: make(chan struct{})}
 	for i, p := range ports {
-		ps := &portState{idx: i, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU()}
+		ps := &portState{idx: i, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU(), offloads: p.Offloads()}
 		if pc := portConfig(cfg, p.Name()); pc != nil {
 			ps.cfg = *pc
 		}
@@ -360,7 +363,7 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 			undo()
 			return "", err
 		}
-		ps := &portState{idx: len(r.ports) + len(opened), name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU(), cfg: pc}
+		ps := &portState{idx: len(r.ports) + len(opened), name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU(), offloads: p.Offloads(), cfg: pc}
 		opened = append(opened, ps)
 	}
 	for name, p := range live {

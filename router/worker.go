@@ -30,7 +30,12 @@ type worker struct {
 	scnt     [NumCounters]atomic.Uint64
 	portDrop []uint64
 
-	tx      [][][]byte // per egress port, frames to write at the end of the batch
+	tx [][][]byte // per egress port, frames to write at the end of the batch
+	// txMeta holds the offload metadata of tx's frames, per port; it is
+	// kept (and handed to the port) only once a frame with metadata is
+	// queued in the batch (txOffl), so plain traffic pays nothing for it.
+	txMeta  [][]packet.VnetHdr
+	txOffl  []bool
 	scratch [][]byte
 	nscr    int
 
@@ -104,6 +109,8 @@ func (w *worker) run(p *portState) {
 func (w *worker) growPorts(n int) {
 	for len(w.tx) < n {
 		w.tx = append(w.tx, make([][]byte, 0, 4*w.r.opts.BatchSize))
+		w.txMeta = append(w.txMeta, make([]packet.VnetHdr, 0, 4*w.r.opts.BatchSize))
+		w.txOffl = append(w.txOffl, false)
 		w.portDrop = append(w.portDrop, 0)
 	}
 }
@@ -170,7 +177,11 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 		if w.tracing {
 			w.startTrace(p, b.Len[i])
 		}
-		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i])
+		var m *packet.VnetHdr
+		if b.Meta[i] != (packet.VnetHdr{}) {
+			m = &b.Meta[i]
+		}
+		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i], m)
 		if w.snap.natOn && w.nat.HasReleased() {
 			w.drainReleased()
 		}
@@ -227,6 +238,25 @@ func (w *worker) getScratch() []byte {
 // queueTx adds a complete frame for port pi.
 func (w *worker) queueTx(pi int, frame []byte) {
 	w.tx[pi] = append(w.tx[pi], frame)
+	if w.txOffl[pi] {
+		w.txMeta[pi] = append(w.txMeta[pi], packet.VnetHdr{})
+	}
+}
+
+// queueTxMeta adds a frame with offload metadata for port pi (a port whose
+// Offloads is true).
+func (w *worker) queueTxMeta(pi int, frame []byte, m packet.VnetHdr) {
+	if !w.txOffl[pi] {
+		// The first one in this batch: the frames before it are plain.
+		w.txOffl[pi] = true
+		meta := w.txMeta[pi][:0]
+		for range w.tx[pi] {
+			meta = append(meta, packet.VnetHdr{})
+		}
+		w.txMeta[pi] = meta
+	}
+	w.tx[pi] = append(w.tx[pi], frame)
+	w.txMeta[pi] = append(w.txMeta[pi], m)
 }
 
 func (w *worker) flushTx() {
@@ -235,7 +265,12 @@ func (w *worker) flushTx() {
 			continue
 		}
 		ps := w.snap.ports[pi]
-		n, _ := ps.p.WriteBatch(frames, nil)
+		var meta []packet.VnetHdr
+		if w.txOffl[pi] {
+			meta = w.txMeta[pi]
+			w.txMeta[pi], w.txOffl[pi] = meta[:0], false
+		}
+		n, _ := ps.p.WriteBatch(frames, meta)
 		if ps.capture.Load() != nil {
 			ps.captureFrames(frames[:n])
 		}
