@@ -315,7 +315,7 @@ func (r *Router) ClearStats() {
 
 func (r *Router) allWorkers() []*worker {
 	r.wmu.Lock()
-	ws := append([]*worker{}, r.workers...)
+	ws := append(append([]*worker{}, r.workers...), r.qworkers...)
 	r.wmu.Unlock()
 	if r.ctl != nil {
 		ws = append(ws, r.ctl)

@@ -34,6 +34,10 @@ type portState struct {
 	// offloads: the port takes GSO super-frames and partial checksums
 	// (port.Port.Offloads); others get them segmented and completed.
 	offloads bool
+	// queues are the port's receive queues (port.Multi), p first; each
+	// has a worker, and a worker sends through the egress port's queue
+	// of its own index.
+	queues []port.Port
 
 	rxPackets, rxBytes atomic.Uint64
 	txPackets, txBytes atomic.Uint64
@@ -70,8 +74,9 @@ type Router struct {
 	Neigh *arp.Cache
 	NAT   *nat.NAT
 
-	wmu      sync.Mutex // guards workers (appended by reloads)
-	workers  []*worker
+	wmu      sync.Mutex // guards workers and qworkers (appended by reloads)
+	workers  []*worker  // the worker of each port's first queue, indexed like ports
+	qworkers []*worker  // the workers of ports' other queues (port.Multi)
 	nworkers atomic.Int32
 	ctl      *worker    // worker used by timers and the control plane
 	ctlMu    sync.Mutex // guards ctl
@@ -102,7 +107,7 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	}
 	r := &Router{opts: opts, clock: opts.Clock, log: opts.Logger, FIB: fib.New(), stop: make(chan struct{})}
 	for i, p := range ports {
-		ps := &portState{idx: i, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU(), offloads: p.Offloads()}
+		ps := newPortState(i, p)
 		if pc := portConfig(cfg, p.Name()); pc != nil {
 			ps.cfg = *pc
 		}
@@ -117,11 +122,14 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 		return nil, err
 	}
 	r.publish(pl)
-	r.ctl = r.newWorker(-1)
+	r.ctl = r.newWorker(-1, 0)
 	for i := range r.ports {
-		r.workers = append(r.workers, r.newWorker(i))
+		r.workers = append(r.workers, r.newWorker(i, 0))
 	}
-	r.nworkers.Store(int32(len(r.workers)))
+	for _, p := range r.ports {
+		r.addQueueWorkers(p)
+	}
+	r.nworkers.Store(int32(len(r.workers) + len(r.qworkers)))
 	if cfg.Router.Workers > 0 {
 		runtime.GOMAXPROCS(cfg.Router.Workers)
 	}
@@ -178,6 +186,9 @@ func (r *Router) Start() {
 	r.started = time.Now()
 	for i, w := range r.workers {
 		r.startWorker(w, r.ports[i])
+	}
+	for _, w := range r.qworkers {
+		r.startWorker(w, r.ports[w.id])
 	}
 	r.wg.Add(1)
 	go func() {
@@ -281,6 +292,30 @@ func samePort(a, b config.Port) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// newPortState wraps an opened port (index idx in Router.ports).
+func newPortState(idx int, p port.Port) *portState {
+	ps := &portState{idx: idx, name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU(), offloads: p.Offloads(),
+		queues: []port.Port{p}}
+	if m, ok := p.(port.Multi); ok {
+		if qs := m.Queues(); len(qs) > 0 {
+			ps.queues = qs
+		}
+	}
+	return ps
+}
+
+// addQueueWorkers makes the workers of p's queues after the first.
+func (r *Router) addQueueWorkers(p *portState) []*worker {
+	var ws []*worker
+	for q := 1; q < len(p.queues); q++ {
+		ws = append(ws, r.newWorker(p.idx, q))
+	}
+	r.wmu.Lock()
+	r.qworkers = append(r.qworkers, ws...)
+	r.wmu.Unlock()
+	return ws
+}
+
 func (r *Router) startWorker(w *worker, p *portState) {
 	r.wg.Add(1)
 	go func() {
@@ -363,7 +398,8 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 			undo()
 			return "", err
 		}
-		ps := &portState{idx: len(r.ports) + len(opened), name: p.Name(), p: p, mac: p.MAC(), mtu: p.MTU(), offloads: p.Offloads(), cfg: pc}
+		ps := newPortState(len(r.ports)+len(opened), p)
+		ps.cfg = pc
 		opened = append(opened, ps)
 	}
 	for name, p := range live {
@@ -381,13 +417,17 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 	r.ports = all
 	natMsg := r.publish(pl)
 	for _, p := range opened {
-		w := r.newWorker(p.idx)
+		w := r.newWorker(p.idx, 0)
 		r.wmu.Lock()
 		r.workers = append(r.workers, w)
-		r.nworkers.Store(int32(len(r.workers)))
 		r.wmu.Unlock()
+		qws := r.addQueueWorkers(p)
+		r.nworkers.Store(int32(len(r.workers) + len(r.qworkers)))
 		if !r.started.IsZero() {
 			r.startWorker(w, p)
+			for _, qw := range qws {
+				r.startWorker(qw, p)
+			}
 		}
 	}
 	var names []string

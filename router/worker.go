@@ -17,7 +17,8 @@ const scratchBufs = 128
 // Router.ctlMu.
 type worker struct {
 	r    *Router
-	id   int
+	id   int // port index (-1: control worker)
+	q    int // queue of the port this worker reads (port.Multi)
 	rx   *port.Batch
 	snap *snapshot
 	now  int64
@@ -60,8 +61,10 @@ type worker struct {
 	nat *nat.Worker
 }
 
-func (r *Router) newWorker(id int) *worker {
-	w := &worker{r: r, id: id, rx: port.NewBatch(r.opts.BatchSize)}
+// newWorker makes the worker of queue q of port id (-1: the control
+// worker, used by timers and the control plane).
+func (r *Router) newWorker(id, q int) *worker {
+	w := &worker{r: r, id: id, q: q, rx: port.NewBatch(r.opts.BatchSize)}
 	w.growPorts(len(r.ports))
 	mem := make([]byte, scratchBufs*port.SlotSize)
 	for i := 0; i < scratchBufs; i++ {
@@ -69,7 +72,7 @@ func (r *Router) newWorker(id int) *worker {
 	}
 	w.flushFn = w.flushQueued
 	w.nat = r.NAT.NewWorker()
-	w.ipID = uint16(id * 7919)
+	w.ipID = uint16(id*7919 + q*104729)
 	return w
 }
 
@@ -78,8 +81,9 @@ func (r *Router) newWorker(id int) *worker {
 func (w *worker) run(p *portState) {
 	var lastLog time.Time
 	backoff := 10 * time.Millisecond
+	rxq := p.queues[w.q]
 	for {
-		n, err := p.p.ReadBatch(w.rx)
+		n, err := rxq.ReadBatch(w.rx)
 		if err != nil {
 			if errors.Is(err, port.ErrClosed) || w.r.stopped.Load() {
 				return
@@ -270,7 +274,7 @@ func (w *worker) flushTx() {
 			meta = w.txMeta[pi]
 			w.txMeta[pi], w.txOffl[pi] = meta[:0], false
 		}
-		n, _ := ps.p.WriteBatch(frames, meta)
+		n, _ := ps.queues[w.q%len(ps.queues)].WriteBatch(frames, meta)
 		if ps.capture.Load() != nil {
 			ps.captureFrames(frames[:n])
 		}

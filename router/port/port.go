@@ -110,5 +110,16 @@ type Port interface {
 	Close() error
 }
 
+// Multi is a Port that receives on several queues (AF_PACKET fanout
+// sockets, AF_XDP queues), each read by a router worker of its own so that
+// the workers share the port with every flow on one worker. Queues returns
+// them all, the port itself first; the worker of queue i sends through
+// queue i of the egress port (modulo its queue count). Closing the port
+// closes every queue.
+type Multi interface {
+	Port
+	Queues() []Port
+}
+
 // ErrClosed is returned by ReadBatch after Close.
 var ErrClosed = errors.New("port closed")
