@@ -44,31 +44,44 @@ const (
 //	|                    Options                    |    Padding    | 20
 type IPv4 []byte
 
-func (p IPv4) Version() uint8        { return p[IPv4VerIHLOff] >> 4 }
-func (p IPv4) IHL() int              { return int(p[IPv4VerIHLOff]&0x0f) * 4 }
-func (p IPv4) TOS() uint8            { return p[IPv4TOSOff] }
-func (p IPv4) TotalLen() int         { return int(binary.BigEndian.Uint16(p[IPv4TotalLenOff:])) }
-func (p IPv4) ID() uint16            { return binary.BigEndian.Uint16(p[IPv4IDOff:]) }
-func (p IPv4) FlagsFrag() uint16     { return binary.BigEndian.Uint16(p[IPv4FlagsFragOff:]) }
-func (p IPv4) DF() bool              { return p.FlagsFrag()&IPv4DF != 0 }
-func (p IPv4) MF() bool              { return p.FlagsFrag()&IPv4MF != 0 }
-func (p IPv4) FragOff() int          { return int(p.FlagsFrag()&IPv4FragOffMask) * 8 }
-func (p IPv4) IsFragment() bool      { return p.FlagsFrag()&(IPv4MF|IPv4FragOffMask) != 0 }
-func (p IPv4) TTL() uint8            { return p[IPv4TTLOff] }
-func (p IPv4) Proto() uint8          { return p[IPv4ProtoOff] }
-func (p IPv4) Checksum() uint16      { return binary.BigEndian.Uint16(p[IPv4ChecksumOff:]) }
-func (p IPv4) Src() uint32           { return binary.BigEndian.Uint32(p[IPv4SrcOff:]) }
-func (p IPv4) Dst() uint32           { return binary.BigEndian.Uint32(p[IPv4DstOff:]) }
-func (p IPv4) Options() []byte       { return p[IPv4OptionsOff:p.IHL()] }
-func (p IPv4) Payload() []byte       { return p[p.IHL():p.TotalLen()] }
-func (p IPv4) SetTotalLen(n int)     { binary.BigEndian.PutUint16(p[IPv4TotalLenOff:], uint16(n)) }
-func (p IPv4) SetID(v uint16)        { binary.BigEndian.PutUint16(p[IPv4IDOff:], v) }
-func (p IPv4) SetFlagsFrag(v uint16) { binary.BigEndian.PutUint16(p[IPv4FlagsFragOff:], v) }
-func (p IPv4) SetTTL(v uint8)        { p[IPv4TTLOff] = v }
-func (p IPv4) SetProto(v uint8)      { p[IPv4ProtoOff] = v }
-func (p IPv4) SetChecksum(v uint16)  { binary.BigEndian.PutUint16(p[IPv4ChecksumOff:], v) }
-func (p IPv4) SetSrc(a uint32)       { binary.BigEndian.PutUint32(p[IPv4SrcOff:], a) }
-func (p IPv4) SetDst(a uint32)       { binary.BigEndian.PutUint32(p[IPv4DstOff:], a) }
+func (p IPv4) Version() uint8 { return p[IPv4VerIHLOff] >> 4 }
+func (p IPv4) IHL() int       { return int(p[IPv4VerIHLOff]&0x0f) * 4 }
+func (p IPv4) TOS() uint8     { return p[IPv4TOSOff] }
+func (p IPv4) TotalLen() int {
+	return int(binary.BigEndian.Uint16(p[IPv4TotalLenOff : IPv4TotalLenOff+2]))
+}
+func (p IPv4) ID() uint16 { return binary.BigEndian.Uint16(p[IPv4IDOff : IPv4IDOff+2]) }
+func (p IPv4) FlagsFrag() uint16 {
+	return binary.BigEndian.Uint16(p[IPv4FlagsFragOff : IPv4FlagsFragOff+2])
+}
+func (p IPv4) DF() bool         { return p[IPv4FlagsFragOff]&(IPv4DF>>8) != 0 }
+func (p IPv4) MF() bool         { return p[IPv4FlagsFragOff]&(IPv4MF>>8) != 0 }
+func (p IPv4) FragOff() int     { return int(p.FlagsFrag()&IPv4FragOffMask) * 8 }
+func (p IPv4) IsFragment() bool { return p.FlagsFrag()&(IPv4MF|IPv4FragOffMask) != 0 }
+func (p IPv4) TTL() uint8       { return p[IPv4TTLOff] }
+func (p IPv4) Proto() uint8     { return p[IPv4ProtoOff] }
+func (p IPv4) Checksum() uint16 {
+	return binary.BigEndian.Uint16(p[IPv4ChecksumOff : IPv4ChecksumOff+2])
+}
+func (p IPv4) Src() uint32     { return binary.BigEndian.Uint32(p[IPv4SrcOff : IPv4SrcOff+4]) }
+func (p IPv4) Dst() uint32     { return binary.BigEndian.Uint32(p[IPv4DstOff : IPv4DstOff+4]) }
+func (p IPv4) Options() []byte { return p[IPv4OptionsOff:p.IHL()] }
+func (p IPv4) Payload() []byte { return p[p.IHL():p.TotalLen()] }
+
+func (p IPv4) SetTotalLen(n int) {
+	binary.BigEndian.PutUint16(p[IPv4TotalLenOff:IPv4TotalLenOff+2], uint16(n))
+}
+func (p IPv4) SetID(v uint16) { binary.BigEndian.PutUint16(p[IPv4IDOff:IPv4IDOff+2], v) }
+func (p IPv4) SetFlagsFrag(v uint16) {
+	binary.BigEndian.PutUint16(p[IPv4FlagsFragOff:IPv4FlagsFragOff+2], v)
+}
+func (p IPv4) SetTTL(v uint8)   { p[IPv4TTLOff] = v }
+func (p IPv4) SetProto(v uint8) { p[IPv4ProtoOff] = v }
+func (p IPv4) SetChecksum(v uint16) {
+	binary.BigEndian.PutUint16(p[IPv4ChecksumOff:IPv4ChecksumOff+2], v)
+}
+func (p IPv4) SetSrc(a uint32) { binary.BigEndian.PutUint32(p[IPv4SrcOff:IPv4SrcOff+4], a) }
+func (p IPv4) SetDst(a uint32) { binary.BigEndian.PutUint32(p[IPv4DstOff:IPv4DstOff+4], a) }
 
 // IsFirstFragment reports a first fragment of several (MF set, offset 0).
 func (p IPv4) IsFirstFragment() bool { return p.FlagsFrag()&(IPv4MF|IPv4FragOffMask) == IPv4MF }
@@ -79,15 +92,15 @@ func (p IPv4) HeaderChecksumOK() bool { return Fold(Sum(p[:p.IHL()], 0)) == 0xff
 
 // ComputeChecksum recomputes and stores the header checksum.
 func (p IPv4) ComputeChecksum() {
-	p.SetChecksum(0)
+	p[IPv4ChecksumOff], p[IPv4ChecksumOff+1] = 0, 0
 	p.SetChecksum(Checksum(p[:p.IHL()]))
 }
 
 // DecTTL decrements the TTL and updates the checksum incrementally (RFC 1624).
 func (p IPv4) DecTTL() {
-	old := binary.BigEndian.Uint16(p[IPv4TTLOff:]) // TTL and protocol
+	old := binary.BigEndian.Uint16(p[IPv4TTLOff : IPv4TTLOff+2]) // TTL and protocol
 	p[IPv4TTLOff]--
-	p.SetChecksum(Update16(p.Checksum(), old, binary.BigEndian.Uint16(p[IPv4TTLOff:])))
+	p.SetChecksum(Update16(p.Checksum(), old, binary.BigEndian.Uint16(p[IPv4TTLOff:IPv4TTLOff+2])))
 }
 
 // IPv4Error says why an IPv4 header is invalid.

@@ -61,13 +61,17 @@ const (
 // eight bytes of what followed.
 type ICMP []byte
 
-func (m ICMP) Type() uint8          { return m[ICMPTypeOff] }
-func (m ICMP) Code() uint8          { return m[ICMPCodeOff] }
-func (m ICMP) Checksum() uint16     { return binary.BigEndian.Uint16(m[ICMPChecksumOff:]) }
-func (m ICMP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(m[ICMPChecksumOff:], v) }
-func (m ICMP) ID() uint16           { return binary.BigEndian.Uint16(m[ICMPIDOff:]) }
-func (m ICMP) SetID(v uint16)       { binary.BigEndian.PutUint16(m[ICMPIDOff:], v) }
-func (m ICMP) Seq() uint16          { return binary.BigEndian.Uint16(m[ICMPSeqOff:]) }
+func (m ICMP) Type() uint8 { return m[ICMPTypeOff] }
+func (m ICMP) Code() uint8 { return m[ICMPCodeOff] }
+func (m ICMP) Checksum() uint16 {
+	return binary.BigEndian.Uint16(m[ICMPChecksumOff : ICMPChecksumOff+2])
+}
+func (m ICMP) SetChecksum(v uint16) {
+	binary.BigEndian.PutUint16(m[ICMPChecksumOff:ICMPChecksumOff+2], v)
+}
+func (m ICMP) ID() uint16     { return binary.BigEndian.Uint16(m[ICMPIDOff : ICMPIDOff+2]) }
+func (m ICMP) SetID(v uint16) { binary.BigEndian.PutUint16(m[ICMPIDOff:ICMPIDOff+2], v) }
+func (m ICMP) Seq() uint16    { return binary.BigEndian.Uint16(m[ICMPSeqOff : ICMPSeqOff+2]) }
 
 // Quote is the quoted packet of an ICMP error (from its IP header on; the
 // caller checks the length).
@@ -75,7 +79,7 @@ func (m ICMP) Quote() IPv4 { return IPv4(m[ICMPQuoteOff:]) }
 
 // ComputeChecksum recomputes and stores the checksum over the whole message.
 func (m ICMP) ComputeChecksum() {
-	m.SetChecksum(0)
+	m[ICMPChecksumOff], m[ICMPChecksumOff+1] = 0, 0
 	m.SetChecksum(Checksum(m))
 }
 
@@ -101,21 +105,21 @@ func IsICMPQuery(t uint8) bool {
 // Ports returns the source and destination ports of a TCP or UDP header
 // (both begin with them).
 func Ports(l4 []byte) (src, dst uint16) {
-	return binary.BigEndian.Uint16(l4[L4SrcPortOff:]), binary.BigEndian.Uint16(l4[L4DstPortOff:])
+	return binary.BigEndian.Uint16(l4[L4SrcPortOff : L4SrcPortOff+2]), binary.BigEndian.Uint16(l4[L4DstPortOff : L4DstPortOff+2])
 }
 
 // UDP is a view of a UDP header: | sport | dport | length | checksum |.
 // A checksum of 0 means none (RFC 768).
 type UDP []byte
 
-func (u UDP) SrcPort() uint16      { return binary.BigEndian.Uint16(u[L4SrcPortOff:]) }
-func (u UDP) DstPort() uint16      { return binary.BigEndian.Uint16(u[L4DstPortOff:]) }
-func (u UDP) Length() int          { return int(binary.BigEndian.Uint16(u[UDPLengthOff:])) }
-func (u UDP) Checksum() uint16     { return binary.BigEndian.Uint16(u[UDPChecksumOff:]) }
-func (u UDP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(u[L4SrcPortOff:], v) }
-func (u UDP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(u[L4DstPortOff:], v) }
-func (u UDP) SetLength(v int)      { binary.BigEndian.PutUint16(u[UDPLengthOff:], uint16(v)) }
-func (u UDP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(u[UDPChecksumOff:], v) }
+func (u UDP) SrcPort() uint16      { return binary.BigEndian.Uint16(u[L4SrcPortOff : L4SrcPortOff+2]) }
+func (u UDP) DstPort() uint16      { return binary.BigEndian.Uint16(u[L4DstPortOff : L4DstPortOff+2]) }
+func (u UDP) Length() int          { return int(binary.BigEndian.Uint16(u[UDPLengthOff : UDPLengthOff+2])) }
+func (u UDP) Checksum() uint16     { return binary.BigEndian.Uint16(u[UDPChecksumOff : UDPChecksumOff+2]) }
+func (u UDP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(u[L4SrcPortOff:L4SrcPortOff+2], v) }
+func (u UDP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(u[L4DstPortOff:L4DstPortOff+2], v) }
+func (u UDP) SetLength(v int)      { binary.BigEndian.PutUint16(u[UDPLengthOff:UDPLengthOff+2], uint16(v)) }
+func (u UDP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(u[UDPChecksumOff:UDPChecksumOff+2], v) }
 
 // TCP flags.
 const (
@@ -138,19 +142,19 @@ const (
 //	|                           Options                             | 20
 type TCP []byte
 
-func (t TCP) SrcPort() uint16      { return binary.BigEndian.Uint16(t[L4SrcPortOff:]) }
-func (t TCP) DstPort() uint16      { return binary.BigEndian.Uint16(t[L4DstPortOff:]) }
-func (t TCP) Seq() uint32          { return binary.BigEndian.Uint32(t[TCPSeqOff:]) }
-func (t TCP) Ack() uint32          { return binary.BigEndian.Uint32(t[TCPAckOff:]) }
+func (t TCP) SrcPort() uint16      { return binary.BigEndian.Uint16(t[L4SrcPortOff : L4SrcPortOff+2]) }
+func (t TCP) DstPort() uint16      { return binary.BigEndian.Uint16(t[L4DstPortOff : L4DstPortOff+2]) }
+func (t TCP) Seq() uint32          { return binary.BigEndian.Uint32(t[TCPSeqOff : TCPSeqOff+4]) }
+func (t TCP) Ack() uint32          { return binary.BigEndian.Uint32(t[TCPAckOff : TCPAckOff+4]) }
 func (t TCP) DataOff() int         { return int(t[TCPDataOffOff]>>4) * 4 }
 func (t TCP) Flags() uint8         { return t[TCPFlagsOff] }
-func (t TCP) Window() uint16       { return binary.BigEndian.Uint16(t[TCPWindowOff:]) }
-func (t TCP) Checksum() uint16     { return binary.BigEndian.Uint16(t[TCPChecksumOff:]) }
-func (t TCP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(t[L4SrcPortOff:], v) }
-func (t TCP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(t[L4DstPortOff:], v) }
-func (t TCP) SetSeq(v uint32)      { binary.BigEndian.PutUint32(t[TCPSeqOff:], v) }
+func (t TCP) Window() uint16       { return binary.BigEndian.Uint16(t[TCPWindowOff : TCPWindowOff+2]) }
+func (t TCP) Checksum() uint16     { return binary.BigEndian.Uint16(t[TCPChecksumOff : TCPChecksumOff+2]) }
+func (t TCP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(t[L4SrcPortOff:L4SrcPortOff+2], v) }
+func (t TCP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(t[L4DstPortOff:L4DstPortOff+2], v) }
+func (t TCP) SetSeq(v uint32)      { binary.BigEndian.PutUint32(t[TCPSeqOff:TCPSeqOff+4], v) }
 func (t TCP) SetFlags(v uint8)     { t[TCPFlagsOff] = v }
-func (t TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(t[TCPChecksumOff:], v) }
+func (t TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(t[TCPChecksumOff:TCPChecksumOff+2], v) }
 
 // OptionIter walks the options of t: those the data offset covers, cut at
 // the end of t.
