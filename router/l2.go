@@ -35,7 +35,9 @@ func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uin
 	lc := &w.linkCnt[l.id]
 	lc.txPackets++
 	lc.txBytes += uint64(h + n)
-	w.trTx(l.port, l.vid, h+n)
+	if w.tp != nil {
+		w.trTx(l.port, l.vid, h+n)
+	}
 }
 
 // txTo sends the payload buf[off:off+n] (EtherType et) to dst on network

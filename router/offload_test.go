@@ -168,7 +168,7 @@ func TestZeroAllocSuperFrames(t *testing.T) {
 			b.Len[i] = copy(b.Bufs[i][64:], f)
 			b.Meta[i] = m
 		}
-		b.N = 8
+		b.N, b.HasMeta = 8, true
 		w.processBatch(l.r.ports[0], b)
 	})
 	if allocs != 0 {

@@ -51,7 +51,7 @@ func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) 
 		}
 		m.CsumStart -= uint16(l2.HdrLen)
 	}
-	ingress := int(mb.link)
+	ingress := mb.link()
 	lc := &w.linkCnt[nw.links[ingress].id]
 	lc.rxPackets++
 	lc.rxBytes += uint64(n)
@@ -508,7 +508,9 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 	if !ok {
 		mac, ok, sendReq, queued = w.r.Neigh.Resolve(out.idx, hop, ip, w.now)
 	}
-	w.trNeigh(out.idx, hop, mac, ok, queued, sendReq)
+	if w.tp != nil {
+		w.trNeigh(out.idx, hop, mac, ok, queued, sendReq)
+	}
 	if !ok {
 		if queued {
 			w.drop(DropARPQueued)

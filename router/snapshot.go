@@ -34,16 +34,15 @@ type linkCount struct {
 }
 
 // member says where the frames of one (port, VID) belong: a network slot
-// and the index of the link in that network. The zero value is "none".
-type member struct {
-	slotPlus1 uint16 // network slot + 1; 0 = not a member
-	link      uint16
-}
+// and the index of the link in that network, in one word (read for every
+// frame). The zero value is "none".
+type member uint32
 
-func memberOf(slot uint16, link int) member { return member{slotPlus1: slot + 1, link: uint16(link)} }
+func memberOf(slot uint16, link int) member { return member(uint32(link)<<16 | uint32(slot) + 1) }
 
-func (m member) ok() bool     { return m.slotPlus1 != 0 }
-func (m member) slot() uint16 { return m.slotPlus1 - 1 }
+func (m member) ok() bool     { return m != 0 }
+func (m member) slot() uint16 { return uint16(m) - 1 }
+func (m member) link() int    { return int(m >> 16) }
 
 // ifAddr is one of the router's addresses on a network.
 type ifAddr struct {

@@ -32,11 +32,11 @@ type worker struct {
 	portDrop []uint64
 
 	tx [][][]byte // per egress port, frames to write at the end of the batch
-	// txMeta holds the offload metadata of tx's frames, per port; it is
-	// kept (and handed to the port) only once a frame with metadata is
-	// queued in the batch (txOffl), so plain traffic pays nothing for it.
-	txMeta  [][]packet.VnetHdr
-	txOffl  []bool
+	// txMeta holds the offload metadata of the frames in tx that have some,
+	// per port, with their index in tx; flushTx expands it for the port.
+	// Plain frames pay nothing for it.
+	txMeta  [][]txMeta
+	txDense []packet.VnetHdr // flushTx's expansion (reused)
 	scratch [][]byte
 	nscr    int
 
@@ -113,8 +113,7 @@ func (w *worker) run(p *portState) {
 func (w *worker) growPorts(n int) {
 	for len(w.tx) < n {
 		w.tx = append(w.tx, make([][]byte, 0, 4*w.r.opts.BatchSize))
-		w.txMeta = append(w.txMeta, make([]packet.VnetHdr, 0, 4*w.r.opts.BatchSize))
-		w.txOffl = append(w.txOffl, false)
+		w.txMeta = append(w.txMeta, nil)
 		w.portDrop = append(w.portDrop, 0)
 	}
 }
@@ -182,8 +181,10 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 			w.startTrace(p, b.Len[i])
 		}
 		var m *packet.VnetHdr
-		if b.Meta[i] != (packet.VnetHdr{}) {
-			m = &b.Meta[i]
+		if b.HasMeta {
+			if mt := &b.Meta[i]; mt.Flags|mt.GSOType != 0 {
+				m = mt // a super-frame or a partial checksum (DataValid alone needs nothing)
+			}
 		}
 		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i], m)
 		if w.snap.natOn && w.nat.HasReleased() {
@@ -239,28 +240,22 @@ func (w *worker) getScratch() []byte {
 	return b
 }
 
+// txMeta is the offload metadata of frame i of a port's tx queue.
+type txMeta struct {
+	i int
+	m packet.VnetHdr
+}
+
 // queueTx adds a complete frame for port pi.
 func (w *worker) queueTx(pi int, frame []byte) {
 	w.tx[pi] = append(w.tx[pi], frame)
-	if w.txOffl[pi] {
-		w.txMeta[pi] = append(w.txMeta[pi], packet.VnetHdr{})
-	}
 }
 
 // queueTxMeta adds a frame with offload metadata for port pi (a port whose
 // Offloads is true).
 func (w *worker) queueTxMeta(pi int, frame []byte, m packet.VnetHdr) {
-	if !w.txOffl[pi] {
-		// The first one in this batch: the frames before it are plain.
-		w.txOffl[pi] = true
-		meta := w.txMeta[pi][:0]
-		for range w.tx[pi] {
-			meta = append(meta, packet.VnetHdr{})
-		}
-		w.txMeta[pi] = meta
-	}
+	w.txMeta[pi] = append(w.txMeta[pi], txMeta{len(w.tx[pi]), m})
 	w.tx[pi] = append(w.tx[pi], frame)
-	w.txMeta[pi] = append(w.txMeta[pi], m)
 }
 
 func (w *worker) flushTx() {
@@ -270,9 +265,15 @@ func (w *worker) flushTx() {
 		}
 		ps := w.snap.ports[pi]
 		var meta []packet.VnetHdr
-		if w.txOffl[pi] {
-			meta = w.txMeta[pi]
-			w.txMeta[pi], w.txOffl[pi] = meta[:0], false
+		if tm := w.txMeta[pi]; len(tm) > 0 {
+			meta = w.txDense[:0]
+			for range frames {
+				meta = append(meta, packet.VnetHdr{})
+			}
+			for _, e := range tm {
+				meta[e.i] = e.m
+			}
+			w.txDense, w.txMeta[pi] = meta, tm[:0]
 		}
 		n, _ := ps.queues[w.q%len(ps.queues)].WriteBatch(frames, meta)
 		if ps.capture.Load() != nil {

@@ -43,7 +43,10 @@ type Batch struct {
 	Off  []int
 	Len  []int
 	Meta []packet.VnetHdr
-	N    int // frames filled by the last ReadBatch
+	// HasMeta: some frame of the batch has metadata (set by ReadBatch; when
+	// false Meta is not read).
+	HasMeta bool
+	N       int // frames filled by the last ReadBatch
 }
 
 // NewBatch allocates a batch of n slots of SlotSize bytes.

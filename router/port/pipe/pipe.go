@@ -115,10 +115,9 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 			}
 			b.Off[n] = port.Headroom
 			b.Len[n] = copy(b.Bufs[n][port.Headroom:], f)
-			b.Meta[n] = packet.VnetHdr{}
 			n++
 		}
-		b.N = n
+		b.N, b.HasMeta = n, false
 		p.st.RxPackets += uint64(n)
 		return n, nil
 	}
@@ -132,12 +131,14 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 		return 0, port.ErrClosed
 	}
 	n := 0
+	b.HasMeta = false
 	for n < len(b.Bufs) && len(p.in) > 0 {
 		f, m := p.in[0], p.inMeta[0]
 		p.in, p.inMeta = p.in[1:], p.inMeta[1:]
 		b.Off[n] = port.Headroom
 		b.Len[n] = copy(b.Bufs[n][port.Headroom:], f)
 		b.Meta[n] = m
+		b.HasMeta = b.HasMeta || m != (packet.VnetHdr{})
 		p.st.RxPackets++
 		p.st.RxBytes += uint64(len(f))
 		n++
