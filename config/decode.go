@@ -434,7 +434,7 @@ func (d *decoder) router(t *table) {
 	d.routerT = t
 	r := &d.c.Router
 	r.Pos = t.pos
-	d.each(t, "router", []string{"name", "console", "metrics", "workers"}, func(e *entry, p string) {
+	d.each(t, "router", []string{"name", "console", "metrics", "workers", "pin_workers"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "name":
@@ -474,6 +474,10 @@ func (d *decoder) router(t *table) {
 				default:
 					r.Workers = int(n)
 				}
+			}
+		case "pin_workers":
+			if b, ok := d.boolean(v, p); ok {
+				r.PinWorkers = b
 			}
 		}
 	})

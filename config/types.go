@@ -36,7 +36,10 @@ type Router struct {
 	Console string // control socket path; default /run/vrouter/NAME.sock
 	Metrics string // host:port for Prometheus /metrics; empty = off
 	Workers int    // 0 = one per CPU
-	Pos     Pos
+	// PinWorkers locks each data-path worker to one CPU (round robin over
+	// the CPUs the process may use).
+	PinWorkers bool
+	Pos        Pos
 }
 
 // Port is one [[port]].

@@ -88,7 +88,9 @@ type Router struct {
 	reloads    atomic.Uint64
 	lastReload atomic.Pointer[string]
 	started    time.Time
-	trace      tracer
+	// workersStarted numbers the workers for pin_workers' round robin.
+	workersStarted atomic.Int64
+	trace          tracer
 
 	kernelResync atomic.Pointer[func()]
 }
@@ -317,9 +319,19 @@ func (r *Router) addQueueWorkers(p *portState) []*worker {
 }
 
 func (r *Router) startWorker(w *worker, p *portState) {
+	pin := r.snap.Load().cfg.Router.PinWorkers
+	n := int(r.workersStarted.Add(1) - 1)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		if pin {
+			// [router] pin_workers: one CPU per worker, round robin.
+			if cpu := pinToCPU(n); cpu >= 0 {
+				r.log.Debug("worker pinned", "port", p.name, "queue", w.q, "cpu", cpu)
+			} else {
+				r.log.Warn("worker could not be pinned to a CPU; running unpinned", "port", p.name, "queue", w.q)
+			}
+		}
 		w.run(p)
 	}()
 }
