@@ -31,7 +31,7 @@ var descs = [numCounters]counter.Desc{
 	cTxTooBig:       desc("tx-too-big", counter.Drop, "frames not sent: larger than a UMEM frame"),
 	cTxRingFull:     desc("tx-ring-full", counter.Drop, "frames not sent: every UMEM tx frame was still waiting for the kernel"),
 	cFillRingEmpty:  desc("fill-ring-empty", counter.Event, "times the kernel found the fill ring empty (rx frames starved)"),
-	cTxRingEmpty:    desc("tx-ring-empty", counter.Event, "times the kernel was woken and found the tx ring empty"),
+	cTxRingEmpty:    desc("tx-ring-empty", counter.Event, "times the kernel found the tx ring empty (normally once at the end of each wakeup that drained it)"),
 	cCsum:           desc("csum-completed", counter.Event, "partial TCP/UDP checksums (a local sender's offload) completed in software"),
 	cTxKicks:        desc("tx-kicks", counter.Event, "sendto wakeups for the tx ring"),
 	cTxKickErrors:   desc("tx-kick-errors", counter.Event, "sendto wakeups that failed with an error other than busy"),
