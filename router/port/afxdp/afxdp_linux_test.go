@@ -333,3 +333,54 @@ func TestSteadyStateNoAlloc(t *testing.T) {
 		t.Fatalf("%.1f allocations per batch", allocs)
 	}
 }
+
+// TestVLANTagged: 802.1Q frames move both ways with their tag in the bytes.
+func TestVLANTagged(t *testing.T) {
+	l := newLab(t)
+	x := openIn(t, l.a, "fast", "va", Options{})
+	peer := openAFP(t, l.b, "peer", "vb")
+	l.waitUp(t)
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, 1, 0, 1}, DstIP: net.IP{10, 1, 0, 2}}
+	u := &layers.UDP{SrcPort: 1000, DstPort: 2000}
+	u.SetNetworkLayerForChecksum(ip)
+	f := serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, EthernetType: layers.EthernetTypeDot1Q},
+		&layers.Dot1Q{VLANIdentifier: 1234, Type: layers.EthernetTypeIPv4}, ip, u, gopacket.Payload("tagged"))
+	tagged := func(b []byte) bool { return len(b) > 14 && b[12] == 0x81 && b[13] == 0x00 }
+	go peer.WriteBatch([][]byte{f}, nil)
+	if got := readUntil(t, x, 1, 3*time.Second, tagged); !bytes.Equal(got[0], f) {
+		t.Fatalf("received %x\nwant     %x", got[0], f)
+	}
+	go x.WriteBatch([][]byte{f}, nil)
+	if got := readUntil(t, peer, 1, 3*time.Second, tagged); !bytes.Equal(got[0], f) {
+		t.Fatalf("peer received %x\nwant          %x", got[0], f)
+	}
+}
+
+// TestJumboFallsBackToGeneric: native XDP on a veth refuses a peer MTU
+// above about 3.5 KB, so Open falls back to generic mode and says why;
+// frames larger than a UMEM frame are then dropped and counted.
+func TestJumboFallsBackToGeneric(t *testing.T) {
+	l := newLab(t, "mtu", "9000")
+	x := openIn(t, l.a, "fast", "va", Options{})
+	if x.Mode() != ModeGeneric || x.NativeError() == nil || xdpAttached(t, l.nameA, "va") != ModeGeneric {
+		t.Fatalf("mode %s, native error %v", x.Mode(), x.NativeError())
+	}
+	t.Logf("native refused: %v", x.NativeError())
+	var err error
+	inNS(t, l.a, func() { _, err = Open("strict", "va", Options{Mode: ModeNative}) })
+	if err == nil || !strings.Contains(err.Error(), "native mode") {
+		t.Fatalf("forced native mode: %v", err)
+	}
+	peer := openAFP(t, l.b, "peer", "vb")
+	l.waitUp(t)
+	big := udpFrame(t, strings.Repeat("j", 5000))
+	small := udpFrame(t, "after the jumbo")
+	go peer.WriteBatch([][]byte{big, small}, nil)
+	got := readUntil(t, x, 1, 3*time.Second, func(f []byte) bool { return len(f) > 14 && f[12] == 0x08 })
+	if !bytes.Equal(got[0], small) {
+		t.Fatalf("got %d bytes", len(got[0]))
+	}
+	if d := counterValue(x, "rx-dropped"); d != 1 {
+		t.Fatalf("rx-dropped %d", d)
+	}
+}

@@ -77,7 +77,7 @@ func (x *xdpProgram) attach(ifindex int, mode string) (nativeErr error, err erro
 		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) || mode == ModeNative {
 			return nil, attachError(ModeNative, err)
 		}
-		nativeErr = err
+		nativeErr = attachError(ModeNative, err)
 	}
 	l, err := link.AttachXDP(link.XDPOptions{Program: x.prog, Interface: ifindex, Flags: link.XDPGenericMode})
 	if err != nil {
@@ -91,6 +91,10 @@ func attachError(mode string, err error) error {
 	switch {
 	case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
 		return fmt.Errorf("attaching the XDP program (%s mode): another XDP program is attached to the device (see `ip link show`; remove it with `ip link set dev DEV xdp off`): %w", mode, err)
+	case errors.Is(err, unix.ERANGE):
+		return fmt.Errorf("attaching the XDP program (%s mode): the MTU is too large for it (a veth, or its peer, allows about 3.5 KB in native mode): %w", mode, err)
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return fmt.Errorf("attaching the XDP program (%s mode): the driver does not support it: %w", mode, err)
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("attaching the XDP program (%s mode) needs CAP_NET_ADMIN and CAP_BPF (run as root): %w", mode, err)
 	}
