@@ -62,11 +62,10 @@ type Port struct {
 	wakeFd int // eventfd: Close wakes a reader blocked in poll
 
 	// Receive state, guarded by rxMu (held by the one reader).
-	rxMu     sync.Mutex
-	rxNext   int // queue to look at first
-	pollFds  []unix.PollFd
-	rxPolls  atomic.Uint64
-	fillBack []uint64
+	rxMu    sync.Mutex
+	rxNext  int // queue to look at first
+	pollFds []unix.PollFd
+	rxPolls atomic.Uint64
 
 	// Transmit state, guarded by txMu.
 	txMu sync.Mutex
@@ -176,7 +175,6 @@ func Open(name, device string, opts Options) (*Port, error) {
 		p.pollFds[i] = unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN}
 	}
 	p.pollFds[len(p.xsks)] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
-	p.fillBack = make([]uint64, 0, port.DefaultBatch)
 
 	copy(p.mac[:], a.HardwareAddr)
 	if opts.MAC != ([6]byte{}) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -214,8 +215,12 @@ func counterValue(p *Port, name string) uint64 {
 func TestBusyAndReopen(t *testing.T) {
 	l := newLab(t)
 	x := openIn(t, l.a, "fast", "va", Options{})
+	fds := openFDs(t)
 	var err error
 	inNS(t, l.a, func() { _, err = Open("again", "va", Options{}) })
+	if n := openFDs(t); n != fds {
+		t.Fatalf("the failed Open leaked %d descriptors", n-fds)
+	}
 	if err == nil || !strings.Contains(err.Error(), `port "again"`) || !strings.Contains(err.Error(), "another XDP program is attached") {
 		t.Fatalf("second Open: %v", err)
 	}
@@ -225,6 +230,9 @@ func TestBusyAndReopen(t *testing.T) {
 	x.Close()
 	if got := xdpAttached(t, l.nameA, "va"); got != "" {
 		t.Fatalf("still attached after Close: %s", got)
+	}
+	if n := openFDs(t); n >= fds {
+		t.Fatalf("Close left descriptors open: %d before, %d after", fds, n)
 	}
 	y := openIn(t, l.a, "again", "va", Options{})
 	if y.Mode() != ModeNative {
@@ -383,4 +391,13 @@ func TestJumboFallsBackToGeneric(t *testing.T) {
 	if d := counterValue(x, "rx-dropped"); d != 1 {
 		t.Fatalf("rx-dropped %d", d)
 	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

@@ -84,7 +84,6 @@ type xsk struct {
 	txProd   uint32 // our producer index on tx
 	compCons uint32 // our consumer index on completion
 	txFree   []uint64
-	pending  bool // descriptors produced since the last successful kick
 }
 
 // socketOpts are the sizes of one socket's UMEM and rings.
