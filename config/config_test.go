@@ -377,9 +377,11 @@ func TestBad(t *testing.T) {
 		{"mtu out of range", "[[port]]\nname = \"p3\"\ndriver = \"pipe\"\nmtu = 10000\n", false,
 			`t.toml:16:7: port.mtu 10000 out of range 68..9198`},
 		{"bad driver", "[[port]]\nname = \"p3\"\ndriver = \"xdp\"\n", false,
-			`t.toml:15:10: port.driver "xdp" is not one of afpacket, tap, pipe`},
+			`t.toml:15:10: port.driver "xdp" is not one of afpacket, afxdp, tap, pipe`},
 		{"afpacket without device", "[[port]]\nname = \"p3\"\ndriver = \"afpacket\"\n", false,
 			`t.toml:13:1: missing required key "device" in [[port]] (driver afpacket needs an existing interface)`},
+		{"afxdp without device", "[[port]]\nname = \"p3\"\ndriver = \"afxdp\"\n", false,
+			`t.toml:13:1: missing required key "device" in [[port]] (driver afxdp needs an existing interface)`},
 		{"device too long", "[[port]]\nname = \"p3\"\ndriver = \"afpacket\"\ndevice = \"averyveryverylong\"\n", false,
 			`t.toml:16:10: port.device: device name "averyveryverylong" is longer than 15 characters (IFNAMSIZ)`},
 		{"no router", "[[port]]\nname = \"p\"\ndriver = \"pipe\"\n", true,
@@ -641,5 +643,16 @@ func TestApplyDefaults(t *testing.T) {
 	want.ICMP.RatePerSec, want.File, want.Router.Pos = 1000, "min.toml", p.Router.Pos
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("parsed\n%+v\nwant\n%+v", p, want)
+	}
+}
+
+// The afxdp port of CONFIG.md's example is accepted.
+func TestAfxdpDriver(t *testing.T) {
+	c, err := Parse("x.toml", []byte("[router]\nname = \"r\"\n\n[[port]]\nname = \"fast0\"\ndriver = \"afxdp\"\ndevice = \"eth2\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.PortByName("fast0"); p == nil || p.Driver != "afxdp" || p.Device != "eth2" {
+		t.Fatalf("port %+v", p)
 	}
 }

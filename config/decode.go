@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -503,7 +504,7 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-var drivers = []string{"afpacket", "tap", "pipe"}
+var drivers = []string{"afpacket", "afxdp", "tap", "pipe"}
 
 func (d *decoder) port(t *table) {
 	var pt Port
@@ -526,7 +527,7 @@ func (d *decoder) port(t *table) {
 			}
 		case "driver":
 			if s, ok := d.str(v, p); ok {
-				if s != "afpacket" && s != "tap" && s != "pipe" {
+				if !slices.Contains(drivers, s) {
 					d.errf(v.pos, "port.driver %q is not one of %s", s, strings.Join(drivers, ", "))
 				} else {
 					pt.Driver = s
@@ -555,8 +556,8 @@ func (d *decoder) port(t *table) {
 		}
 	})
 	d.required(t, "[[port]]", "name", "driver")
-	if pt.Driver == "afpacket" && t.get("device") == nil {
-		d.errf(t.pos, "missing required key \"device\" in [[port]] (driver afpacket needs an existing interface)")
+	if (pt.Driver == "afpacket" || pt.Driver == "afxdp") && t.get("device") == nil {
+		d.errf(t.pos, "missing required key \"device\" in [[port]] (driver %s needs an existing interface)", pt.Driver)
 	}
 	if pt.Device == "" && pt.Driver == "tap" && pt.Name != "" {
 		if err := validIfName(pt.Name); err != nil {

@@ -45,7 +45,7 @@ type Router struct {
 // Port is one [[port]].
 type Port struct {
 	Name    string
-	Driver  string // "afpacket" | "tap" | "pipe" (pipe: tests only)
+	Driver  string // "afpacket" | "afxdp" | "tap" | "pipe" (pipe: tests only)
 	Device  string
 	Persist bool             // tap: keep the device after exit
 	MAC     net.HardwareAddr // nil = device's own (tap: generated, stable per name)

@@ -10,6 +10,7 @@ import (
 	"vrouter/router"
 	"vrouter/router/port"
 	"vrouter/router/port/afpacket"
+	"vrouter/router/port/afxdp"
 	"vrouter/router/port/tap"
 )
 
@@ -33,6 +34,21 @@ func openPort(pc config.Port) (port.Port, error) {
 	switch pc.Driver {
 	case "afpacket":
 		return afpacket.Open(pc.Name, pc.Device, afpacket.Options{MAC: mac, MTU: pc.MTU})
+	case "afxdp":
+		p, err := afxdp.Open(pc.Name, pc.Device, afxdp.Options{MAC: mac, MTU: pc.MTU})
+		if err != nil {
+			return nil, err
+		}
+		bind := "copy"
+		if p.ZeroCopy() {
+			bind = "zero-copy"
+		}
+		if err := p.NativeError(); err != nil {
+			slog.Warn("afxdp: native XDP unavailable on the device, using generic (skb) mode: slower, and frames larger than a UMEM frame (GSO super-frames) are dropped",
+				"port", pc.Name, "device", pc.Device, "native-error", err)
+		}
+		slog.Info("afxdp port open", "port", pc.Name, "device", pc.Device, "xdp-mode", p.Mode(), "bind", bind, "queues", p.Queues())
+		return p, nil
 	case "tap":
 		return tap.Open(pc.Name, pc.Device, tap.Options{MAC: mac, MTU: pc.MTU, Persist: pc.Persist})
 	case "pipe":

@@ -68,6 +68,12 @@ via    = "198.51.100.254"
 // Standard builds the standard lab and starts vrouter with StandardConfig
 // plus extra (appended TOML). On error everything made so far is removed.
 func Standard(tag, extra string) (t *Topo, err error) {
+	return StandardDriver(tag, "afpacket", extra)
+}
+
+// StandardDriver is Standard with the two veth ports (p1, p2) opened by
+// driver ("afpacket" or "afxdp").
+func StandardDriver(tag, driver, extra string) (t *Topo, err error) {
 	l, err := New(tag)
 	if err != nil {
 		return nil, err
@@ -109,7 +115,8 @@ func Standard(tag, extra string) (t *Topo, err error) {
 			return nil, err
 		}
 	}
-	cfg := strings.ReplaceAll(StandardConfig, "TAPDEV", t.TapDev) + extra
+	cfg := strings.ReplaceAll(StandardConfig, "TAPDEV", t.TapDev)
+	cfg = strings.ReplaceAll(cfg, `driver = "afpacket"`, `driver = "`+driver+`"`) + extra
 	if t.Router, err = l.StartRouter(t.R, "lab", cfg); err != nil {
 		return nil, err
 	}
