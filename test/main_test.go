@@ -29,10 +29,33 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// drivers are the port drivers the data-path tests run with (the test
+// matrix of the fast-path issue): VROUTER_TEST_DRIVERS, comma-separated;
+// default afpacket and afxdp.
+func drivers() []string {
+	if v := os.Getenv("VROUTER_TEST_DRIVERS"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"afpacket", "afxdp"}
+}
+
+// forDrivers runs f as a subtest per driver.
+func forDrivers(t *testing.T, f func(t *testing.T, driver string)) {
+	for _, d := range drivers() {
+		t.Run(d, func(t *testing.T) { f(t, d) })
+	}
+}
+
 func standard(t *testing.T, extra string) *lab.Topo {
 	t.Helper()
+	return standardDriver(t, "afpacket", extra)
+}
+
+// standardDriver is the standard lab with its two veth ports on driver.
+func standardDriver(t *testing.T, driver, extra string) *lab.Topo {
+	t.Helper()
 	needRoot(t)
-	topo, err := lab.Standard("e", extra)
+	topo, err := lab.StandardDriver("e", driver, extra)
 	if err != nil {
 		t.Fatal(err)
 	}

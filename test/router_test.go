@@ -12,92 +12,102 @@ import (
 )
 
 func TestPingBothWays(t *testing.T) {
-	l := standard(t, "")
-	contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.10"), " 0% packet loss")
-	contains(t, run(t, l, l.H2, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.10"), " 0% packet loss")
-	// Through the TAP port, both ways.
-	contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.10.0.10"), " 0% packet loss")
-	contains(t, run(t, l, l.VM, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.10"), " 0% packet loss")
-	// The router's own addresses answer.
-	contains(t, run(t, l, l.H1, "ping", "-c", "2", "-i", "0.2", "-W", "2", "192.0.2.1"), " 0% packet loss")
-	contains(t, run(t, l, l.VM, "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.0.1"), " 0% packet loss")
-	s := stats(t, l.Router)
-	if s.Counters["forwarded"] < 12 || s.Counters["echo-replies"] < 4 {
-		t.Fatalf("counters: %v", s.Counters)
-	}
-	out, err := l.Router.Console("show", "arp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ip := range []string{"192.0.2.10", "198.51.100.10", "10.10.0.10"} {
-		contains(t, out, ip)
-	}
-	contains(t, out, "reachable")
+	forDrivers(t, func(t *testing.T, driver string) {
+		l := standardDriver(t, driver, "")
+		contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.10"), " 0% packet loss")
+		contains(t, run(t, l, l.H2, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.10"), " 0% packet loss")
+		// Through the TAP port, both ways.
+		contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.10.0.10"), " 0% packet loss")
+		contains(t, run(t, l, l.VM, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.10"), " 0% packet loss")
+		// The router's own addresses answer.
+		contains(t, run(t, l, l.H1, "ping", "-c", "2", "-i", "0.2", "-W", "2", "192.0.2.1"), " 0% packet loss")
+		contains(t, run(t, l, l.VM, "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.0.1"), " 0% packet loss")
+		s := stats(t, l.Router)
+		if s.Counters["forwarded"] < 12 || s.Counters["echo-replies"] < 4 {
+			t.Fatalf("counters: %v", s.Counters)
+		}
+		out, err := l.Router.Console("show", "arp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ip := range []string{"192.0.2.10", "198.51.100.10", "10.10.0.10"} {
+			contains(t, out, ip)
+		}
+		contains(t, out, "reachable")
+	})
 }
 
 func TestTraceroute(t *testing.T) {
-	l := standard(t, "")
-	out := run(t, l, l.H1, "traceroute", "-n", "-q", "1", "-w", "2", "198.51.100.10")
-	lines := lab.Lines(out)
-	if len(lines) < 3 {
-		t.Fatalf("traceroute:\n%s", out)
-	}
-	if f := strings.Fields(lines[1]); len(f) < 2 || f[0] != "1" || f[1] != "192.0.2.1" {
-		t.Fatalf("hop 1 is not the router:\n%s", out)
-	}
-	if f := strings.Fields(lines[2]); len(f) < 2 || f[0] != "2" || f[1] != "198.51.100.10" {
-		t.Fatalf("hop 2 is not h2:\n%s", out)
-	}
-	if stats(t, l.Router).Drops["ttl-exceeded"] == 0 {
-		t.Fatal("ttl-exceeded not counted")
-	}
+	forDrivers(t, func(t *testing.T, driver string) {
+		l := standardDriver(t, driver, "")
+		out := run(t, l, l.H1, "traceroute", "-n", "-q", "1", "-w", "2", "198.51.100.10")
+		lines := lab.Lines(out)
+		if len(lines) < 3 {
+			t.Fatalf("traceroute:\n%s", out)
+		}
+		if f := strings.Fields(lines[1]); len(f) < 2 || f[0] != "1" || f[1] != "192.0.2.1" {
+			t.Fatalf("hop 1 is not the router:\n%s", out)
+		}
+		if f := strings.Fields(lines[2]); len(f) < 2 || f[0] != "2" || f[1] != "198.51.100.10" {
+			t.Fatalf("hop 2 is not h2:\n%s", out)
+		}
+		if stats(t, l.Router).Drops["ttl-exceeded"] == 0 {
+			t.Fatal("ttl-exceeded not counted")
+		}
+	})
 }
 
 func TestUnreachables(t *testing.T) {
-	l := standard(t, "")
-	out, _ := l.Exec(l.H1, "ping", "-c", "1", "-W", "2", "10.99.0.1")
-	contains(t, out, "Destination Net Unreachable")
-	out, _ = l.ExecTimeout(l.H1, 20*time.Second, "ping", "-c", "5", "-i", "1", "-W", "6", "203.0.113.5")
-	contains(t, out, "Destination Host Unreachable")
-	s := stats(t, l.Router)
-	if s.Drops["no-route"] == 0 || s.Drops["arp-failed"] == 0 {
-		t.Fatalf("drops: %v", s.Drops)
-	}
+	forDrivers(t, func(t *testing.T, driver string) {
+		l := standardDriver(t, driver, "")
+		out, _ := l.Exec(l.H1, "ping", "-c", "1", "-W", "2", "10.99.0.1")
+		contains(t, out, "Destination Net Unreachable")
+		out, _ = l.ExecTimeout(l.H1, 20*time.Second, "ping", "-c", "5", "-i", "1", "-W", "6", "203.0.113.5")
+		contains(t, out, "Destination Host Unreachable")
+		s := stats(t, l.Router)
+		if s.Drops["no-route"] == 0 || s.Drops["arp-failed"] == 0 {
+			t.Fatalf("drops: %v", s.Drops)
+		}
+	})
 }
 
 func TestPathMTU(t *testing.T) {
-	l := standard(t, "")
-	// Without DF the router fragments (h1 has no path MTU yet) and h2 answers.
-	contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-M", "dont", "-s", "1450", "198.51.100.10"), " 0% packet loss")
-	out, _ := l.Exec(l.H1, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1450", "198.51.100.10")
-	if !strings.Contains(out, "mtu = 1400") && !strings.Contains(out, "mtu=1400") {
-		t.Fatalf("no frag-needed with mtu 1400:\n%s", out)
-	}
-	s := stats(t, l.Router)
-	if s.Drops["frag-needed"] == 0 || s.Counters["fragments-created"] < 6 {
-		t.Fatalf("stats: drops %v counters %v", s.Drops, s.Counters)
-	}
-	// tracepath from h1 discovers the 1400 MTU of p2 (after h1 forgets the cached one).
-	run(t, l, l.H1, "ip", "route", "flush", "cache")
-	out, _ = l.Exec(l.H1, "tracepath", "-n", "198.51.100.10")
-	contains(t, out, "pmtu 1400")
+	forDrivers(t, func(t *testing.T, driver string) {
+		l := standardDriver(t, driver, "")
+		// Without DF the router fragments (h1 has no path MTU yet) and h2 answers.
+		contains(t, run(t, l, l.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-M", "dont", "-s", "1450", "198.51.100.10"), " 0% packet loss")
+		out, _ := l.Exec(l.H1, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1450", "198.51.100.10")
+		if !strings.Contains(out, "mtu = 1400") && !strings.Contains(out, "mtu=1400") {
+			t.Fatalf("no frag-needed with mtu 1400:\n%s", out)
+		}
+		s := stats(t, l.Router)
+		if s.Drops["frag-needed"] == 0 || s.Counters["fragments-created"] < 6 {
+			t.Fatalf("stats: drops %v counters %v", s.Drops, s.Counters)
+		}
+		// tracepath from h1 discovers the 1400 MTU of p2 (after h1 forgets the cached one).
+		run(t, l, l.H1, "ip", "route", "flush", "cache")
+		out, _ = l.Exec(l.H1, "tracepath", "-n", "198.51.100.10")
+		contains(t, out, "pmtu 1400")
+	})
 }
 
 func TestIperfOffloads(t *testing.T) {
-	l := standard(t, "")
-	on := iperf(t, l)
-	for _, ns := range []string{l.H1, l.H2} {
-		run(t, l, ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
-	}
-	run(t, l, l.R, "ethtool", "-K", "r-h1", "gro", "off", "tx", "off", "rx", "off")
-	run(t, l, l.R, "ethtool", "-K", "r-h2", "gro", "off", "tx", "off", "rx", "off")
-	off := iperf(t, l)
-	t.Logf("iperf3 TCP h1->h2 through vrouter: offloads on %.0f Mbit/s, offloads off %.0f Mbit/s", on, off)
-	if on <= 0 || off <= 0 {
-		t.Fatal("no throughput")
-	}
-	out, _ := l.Router.Console("-j", "show", "interfaces")
-	t.Logf("interfaces after iperf3: %s", out)
+	forDrivers(t, func(t *testing.T, driver string) {
+		l := standardDriver(t, driver, "")
+		on := iperf(t, l)
+		for _, ns := range []string{l.H1, l.H2} {
+			run(t, l, ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
+		}
+		run(t, l, l.R, "ethtool", "-K", "r-h1", "gro", "off", "tx", "off", "rx", "off")
+		run(t, l, l.R, "ethtool", "-K", "r-h2", "gro", "off", "tx", "off", "rx", "off")
+		off := iperf(t, l)
+		t.Logf("iperf3 TCP h1->h2 through vrouter: offloads on %.0f Mbit/s, offloads off %.0f Mbit/s", on, off)
+		if on <= 0 || off <= 0 {
+			t.Fatal("no throughput")
+		}
+		out, _ := l.Router.Console("-j", "show", "interfaces")
+		t.Logf("interfaces after iperf3: %s", out)
+	})
 }
 
 // scapy sends crafted frames from h1 to the router's MAC.

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,19 +141,20 @@ links = ["vm3", "vm4"]
 // routed to a VM on that VLAN. A second vrouter instance is the switch that
 // puts the VM on the VLAN.
 func TestTrunkProxyARP(t *testing.T) {
-	l := newLab(t, "c")
-	ns := mustNS(t, l, "r1", "r2", "up", "vm")
-	r1, r2, up, vm := ns[0], ns[1], ns[2], ns[3]
-	must(t, l.Veth(up, "eth0", r1, "r-up"))
-	must(t, l.Veth(r1, "t1", r2, "t2"))
-	must(t, l.Veth(r2, "r-vm", vm, "eth0"))
-	execAll(t, l, [][2]string{
-		{up, "ip addr add 203.0.113.254/24 dev eth0"},
-		{vm, "ip addr add 10.1.1.11/24 dev eth0"}, {vm, "ip addr add 203.0.113.10/32 dev eth0"},
-		{vm, "ip route add default via 10.1.1.10 src 203.0.113.10"},
-		{r2, "ethtool -K t2 rxvlan off txvlan off"},
-	})
-	r1cfg := `
+	forDrivers(t, func(t *testing.T, driver string) {
+		l := newLab(t, "c")
+		ns := mustNS(t, l, "r1", "r2", "up", "vm")
+		r1, r2, up, vm := ns[0], ns[1], ns[2], ns[3]
+		must(t, l.Veth(up, "eth0", r1, "r-up"))
+		must(t, l.Veth(r1, "t1", r2, "t2"))
+		must(t, l.Veth(r2, "r-vm", vm, "eth0"))
+		execAll(t, l, [][2]string{
+			{up, "ip addr add 203.0.113.254/24 dev eth0"},
+			{vm, "ip addr add 10.1.1.11/24 dev eth0"}, {vm, "ip addr add 203.0.113.10/32 dev eth0"},
+			{vm, "ip route add default via 10.1.1.10 src 203.0.113.10"},
+			{r2, "ethtool -K t2 rxvlan off txvlan off"},
+		})
+		r1cfg := `
 [router]
 name = "edge"
 console = "SOCKET"
@@ -181,7 +183,7 @@ addresses = ["10.1.2.10/24"]
 prefix = "203.0.113.10/32"
 network = "guest1234"
 `
-	r2cfg := `
+		r2cfg := `
 [router]
 name = "switch"
 console = "SOCKET"
@@ -197,37 +199,49 @@ device = "r-vm"
 name = "sw1234"
 links = ["trunk.1234", "vmp"]
 `
-	edge := startRouter(t, l, r1, "edge", r1cfg)
-	sw := startRouter(t, l, r2, "switch", r2cfg)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, rt := range []*lab.Router{edge, sw} {
-				for _, c := range [][]string{{"show", "arp"}, {"show", "bridge"}, {"show", "stats"}} {
-					out, _ := rt.Console(c...)
-					t.Logf("%s %v:\n%s", rt.Config, c, out)
+		r1cfg = strings.ReplaceAll(r1cfg, `driver = "afpacket"`, `driver = "`+driver+`"`)
+		// The switch stays on afpacket: scapy crafts and sniffs on its trunk
+		// port, which an XDP program would take every frame from.
+		edge := startRouter(t, l, r1, "edge", r1cfg)
+		sw := startRouter(t, l, r2, "switch", r2cfg)
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, rt := range []*lab.Router{edge, sw} {
+					for _, c := range [][]string{{"show", "arp"}, {"show", "bridge"}, {"show", "stats"}} {
+						out, _ := rt.Console(c...)
+						t.Logf("%s %v:\n%s", rt.Config, c, out)
+					}
 				}
 			}
+		})
+
+		// The router's own capture sees the trunk's frames with either driver
+		// (a tcpdump on an AF_XDP port sees neither what XDP redirects nor
+		// what the socket sends).
+		pcap := filepath.Join(l.Dir, "trunk.pcap")
+		if _, err := edge.Console("capture", "trunk", pcap, "1000"); err != nil {
+			t.Fatal(err)
 		}
-	})
+		ping(t, l, up, "203.0.113.10")
+		if _, err := edge.Console("capture", "trunk", "stop"); err != nil {
+			t.Fatal(err)
+		}
+		dump, err := l.Exec(r1, "tcpdump", "-e", "-n", "-r", pcap, "vlan and icmp")
+		must(t, err)
+		if !strings.Contains(dump, "vlan 1234") {
+			t.Fatalf("no 802.1Q tag 1234 on the trunk:\n%s", dump)
+		}
+		// The upstream host learned the VM's public IP at the router's MAC.
+		rmac, err := l.MAC(r1, "r-up")
+		must(t, err)
+		neigh, err := l.Exec(up, "ip", "neigh", "show", "203.0.113.10")
+		must(t, err)
+		contains(t, neigh, rmac)
+		ping(t, l, vm, "10.1.1.10")
 
-	wait, err := l.Tcpdump(r1, "t1", 4, "icmp")
-	must(t, err)
-	ping(t, l, up, "203.0.113.10")
-	dump := wait()
-	if !strings.Contains(dump, "vlan 1234") {
-		t.Fatalf("no 802.1Q tag 1234 on the trunk:\n%s", dump)
-	}
-	// The upstream host learned the VM's public IP at the router's MAC.
-	rmac, err := l.MAC(r1, "r-up")
-	must(t, err)
-	neigh, err := l.Exec(up, "ip", "neigh", "show", "203.0.113.10")
-	must(t, err)
-	contains(t, neigh, rmac)
-	ping(t, l, vm, "10.1.1.10")
-
-	// Tagged ARP on the trunk: VLAN 1234 is answered (tagged), VLAN 300 is not;
-	// proxy ARP never answers probes or targets on the asking segment.
-	scapy(t, &lab.Topo{Lab: l}, r2, `
+		// Tagged ARP on the trunk: VLAN 1234 is answered (tagged), VLAN 300 is not;
+		// proxy ARP never answers probes or targets on the asking segment.
+		scapy(t, &lab.Topo{Lab: l}, r2, `
 import logging, sys
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.all import *
@@ -242,7 +256,7 @@ if ask(300, "10.1.1.10") is not None:
     print("reply on VLAN 300"); sys.exit(1)
 print("ok")
 `)
-	scapy(t, &lab.Topo{Lab: l}, up, `
+		scapy(t, &lab.Topo{Lab: l}, up, `
 import logging, sys
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.all import *
@@ -257,13 +271,14 @@ if ask("203.0.113.77", "203.0.113.254") is not None:
     print("proxy ARP answered for an address on the asking segment"); sys.exit(1)
 print("ok")
 `)
-	s := stats(t, edge)
-	if s.Drops["unknown-vlan"] == 0 || s.Counters["arp-proxy-replies"] == 0 {
-		t.Fatalf("stats: %v %v", s.Drops, s.Counters)
-	}
-	out, err := edge.Console("show", "proxy-arp")
-	must(t, err)
-	contains(t, out, "proxy_arp")
+		s := stats(t, edge)
+		if s.Drops["unknown-vlan"] == 0 || s.Counters["arp-proxy-replies"] == 0 {
+			t.Fatalf("stats: %v %v", s.Drops, s.Counters)
+		}
+		out, err := edge.Console("show", "proxy-arp")
+		must(t, err)
+		contains(t, out, "proxy_arp")
+	})
 }
 
 // Virtuozzo host-routed (venet) mode: guests own /32s, use 169.254.0.1 as

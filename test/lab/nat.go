@@ -79,7 +79,10 @@ max = 65536
 
 // NAT builds the NAT lab and starts vrouter (console name "nat") with
 // NATConfig. On error everything made so far is removed.
-func NAT(tag string) (n *NATTopo, err error) {
+func NAT(tag string) (n *NATTopo, err error) { return NATDriver(tag, "afpacket") }
+
+// NATDriver is NAT with the router's ports on driver (afpacket or afxdp).
+func NATDriver(tag, driver string) (n *NATTopo, err error) {
 	l, err := New(tag)
 	if err != nil {
 		return nil, err
@@ -118,7 +121,8 @@ func NAT(tag string) (n *NATTopo, err error) {
 			return nil, err
 		}
 	}
-	if n.Router, err = l.StartRouter(n.R, "nat", NATConfig); err != nil {
+	cfg := strings.ReplaceAll(NATConfig, `driver = "afpacket"`, `driver = "`+driver+`"`)
+	if n.Router, err = l.StartRouter(n.R, "nat", cfg); err != nil {
 		return nil, err
 	}
 	return n, nil
