@@ -5,15 +5,36 @@ import "vrouter/internal/counter"
 // CounterStage is the Desc.Stage of a TAP port's counters.
 const CounterStage = "tap"
 
-// The receive drop reasons of a TAP port (one today).
+// The receive drop reasons of a TAP port. All but bad-length can only
+// happen with Options.Offloads (frames with a virtio-net header).
 const (
 	dropBadLength = iota
+	dropGSOUnsupported
+	dropBadCsumOffsets
+	nDropReasons
+)
+
+// The port's events follow the drop reasons.
+const (
+	cGSOIntact = nDropReasons + iota
+	cGSOSegmented
+	cCsumPartial
 	numCounters
 )
 
 var descs = [numCounters]counter.Desc{
-	dropBadLength: {Stage: CounterStage, Name: "bad-length", Kind: counter.Drop,
-		Help: "reads that returned no frame or filled a whole batch slot (a frame larger than a slot, cut short)"},
+	dropBadLength: desc("bad-length", counter.Drop,
+		"reads that returned no frame or filled a whole batch slot (a frame larger than a slot, cut short)"),
+	dropGSOUnsupported: desc("gso-unsupported", counter.Drop,
+		"super-frames of a GSO type neither passed on nor segmented here (TCPv6, UFO) or malformed"),
+	dropBadCsumOffsets: desc("bad-csum-offsets", counter.Drop, "partial-checksum offsets outside the frame"),
+	cGSOIntact:         desc("gso-intact", counter.Event, "IPv4 TCP/UDP super-frames handed to the router intact"),
+	cGSOSegmented:      desc("gso-segmented", counter.Event, "IPv6 UDP super-frames segmented in software"),
+	cCsumPartial:       desc("csum-partial", counter.Event, "frames handed to the router with a partial checksum (super-frames included)"),
+}
+
+func desc(name string, k counter.Kind, help string) counter.Desc {
+	return counter.Desc{Stage: CounterStage, Name: name, Help: help, Kind: k}
 }
 
 // Descs lists a TAP port's counters, in Port.Counters order.
