@@ -509,7 +509,7 @@ var drivers = []string{"afpacket", "afxdp", "tap", "pipe"}
 func (d *decoder) port(t *table) {
 	var pt Port
 	pt.Pos = t.pos
-	d.each(t, "port", []string{"name", "driver", "device", "persist", "mac", "mtu"}, func(e *entry, p string) {
+	d.each(t, "port", []string{"name", "driver", "device", "persist", "mac", "mtu", "offloads"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "name":
@@ -543,6 +543,10 @@ func (d *decoder) port(t *table) {
 			}
 		case "persist":
 			pt.Persist, _ = d.boolean(v, p)
+		case "offloads":
+			if b, ok := d.boolean(v, p); ok {
+				pt.NoOffloads = !b
+			}
 		case "mac":
 			if s, ok := d.str(v, p); ok {
 				if m, err := parseMAC(s); err != nil {

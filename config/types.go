@@ -50,7 +50,11 @@ type Port struct {
 	Persist bool             // tap: keep the device after exit
 	MAC     net.HardwareAddr // nil = device's own (tap: generated, stable per name)
 	MTU     int              // 0 = the device's MTU
-	Pos     Pos
+	// NoOffloads is `offloads = false`: GSO super-frames and partial
+	// checksums are segmented/completed at the port (afpacket, tap) instead
+	// of passing through the router intact.
+	NoOffloads bool
+	Pos        Pos
 }
 
 // Link is one element of a network's links: a port, untagged (VID 0) or one

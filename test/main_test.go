@@ -99,11 +99,14 @@ func stats(t *testing.T, r *lab.Router) statsJSON {
 var iperfRate = regexp.MustCompile(`([\d.]+) ([MG])bits/sec\s+\d*\s*receiver`)
 
 // iperf runs a 3 s iperf3 TCP test from h1 to h2 and returns Mbit/s.
-func iperf(t *testing.T, l *lab.Topo) float64 {
+func iperf(t *testing.T, l *lab.Topo) float64 { return iperfFrom(t, l, l.H1) }
+
+// iperfFrom runs a 3 s iperf3 TCP test from namespace from to h2.
+func iperfFrom(t *testing.T, l *lab.Topo, from string) float64 {
 	t.Helper()
 	run(t, l, l.H2, "iperf3", "-s", "-D", "-1", "-p", "5201")
 	time.Sleep(300 * time.Millisecond)
-	out, err := l.ExecTimeout(l.H1, 30*time.Second, "iperf3", "-c", "198.51.100.10", "-p", "5201", "-t", "3", "-f", "m")
+	out, err := l.ExecTimeout(from, 30*time.Second, "iperf3", "-c", "198.51.100.10", "-p", "5201", "-t", "3", "-f", "m")
 	if err != nil {
 		t.Fatalf("iperf3: %v", err)
 	}

@@ -95,6 +95,12 @@ func TestIperfOffloads(t *testing.T) {
 	forDrivers(t, func(t *testing.T, driver string) {
 		l := standardDriver(t, driver, "")
 		on := iperf(t, l)
+		// From the VM over the TAP (super-frames from the VM's stack).
+		vm := iperfFrom(t, l, l.VM)
+		t.Logf("iperf3 TCP vm->h2 (TAP in, %s out): %.0f Mbit/s", driver, vm)
+		if vm <= 0 {
+			t.Fatal("no throughput from the VM")
+		}
 		for _, ns := range []string{l.H1, l.H2} {
 			run(t, l, ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
 		}

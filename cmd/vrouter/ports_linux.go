@@ -50,7 +50,7 @@ func openPort(pc config.Port) (port.Port, error) {
 		slog.Info("afxdp port open", "port", pc.Name, "device", pc.Device, "xdp-mode", p.Mode(), "bind", bind, "queues", p.Queues())
 		return p, nil
 	case "tap":
-		return tap.Open(pc.Name, pc.Device, tap.Options{MAC: mac, MTU: pc.MTU, Persist: pc.Persist})
+		return tap.Open(pc.Name, pc.Device, tap.Options{MAC: mac, MTU: pc.MTU, Persist: pc.Persist, Offloads: !pc.NoOffloads})
 	case "pipe":
 		return nil, fmt.Errorf("port %q: driver \"pipe\" exists only in tests and benchmarks", pc.Name)
 	default:

@@ -144,6 +144,9 @@ func TestOffloadTCPFromVM(t *testing.T) {
 			mu.Lock()
 			for i := 0; i < n; i++ {
 				f, m := b.Frame(i), b.Meta[i]
+				if m.Flags|m.GSOType != 0 && !b.HasMeta {
+					t.Errorf("frame %d has metadata but the batch says none (HasMeta)", i)
+				}
 				c := completed(t, f, m)
 				pkt := gopacket.NewPacket(c, layers.LayerTypeEthernet, gopacket.Default)
 				eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)

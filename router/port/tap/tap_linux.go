@@ -440,8 +440,12 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 		p.flush()
 		if p.rn > 0 {
 			var bytes uint64
+			b.HasMeta = false
 			for i := 0; i < p.rn; i++ {
 				bytes += uint64(b.Len[i])
+				if p.vnet && b.Meta[i].Flags|b.Meta[i].GSOType != 0 {
+					b.HasMeta = true
+				}
 			}
 			p.rxPackets.Add(uint64(p.rn))
 			p.rxBytes.Add(bytes)
