@@ -23,12 +23,18 @@
 //     accept/close server in the server namespace);
 //   - the VM case: TCP iperf3 and 64-byte UDP from the VM namespace.
 //
+// Every router is set up at once and each test runs on each router in
+// turn (a vrouter not being measured is stopped with SIGSTOP), -reps rounds
+// with the order reversed every other round; a figure is the best round.
+// The machine is shared, so this keeps a ratio from comparing two moments.
+//
 // It prints the absolute figures and the ratios vrouter/kernel per driver,
-// the issue 10 targets, the vrouter cost per packet and a CPU profile per
-// driver, and writes DIR/latest.json, DIR/latest.txt, DIR/latest.png and
+// the issue 10 targets, and per driver vrouter's cost per packet and the
+// top of a CPU profile (one more 64-byte UDP run, after the rounds); it
+// writes DIR/latest.json, DIR/latest.txt, DIR/latest.png and
 // DIR/profile-<driver>.pprof (DIR = -results, default bench/results).
 //
-//	go run ./bench [-t 4] [-drivers afpacket,afxdp] [-results DIR]
+//	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-results DIR]
 //	go run ./bench -table [-json FILE]      # the README's Markdown table
 //	go run ./bench -soak 10m [-drivers afpacket]
 //
