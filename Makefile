@@ -8,7 +8,7 @@ PKGS      := ./...
 TOOLS := ip:iproute2 ping:iputils-ping arping:iputils-arping traceroute:traceroute \
          tracepath:iputils-tracepath iperf3:iperf3 tcpdump:tcpdump socat:socat nft:nftables \
          ethtool:ethtool netsniff-ng:netsniff-ng tmux:tmux curl:curl
-.PHONY: all build test unit e2e demo bench fuzz lint deps clean
+.PHONY: all build test unit e2e demo bench soak fuzz lint deps clean
 
 all: build
 
@@ -46,9 +46,20 @@ e2e: deps build
 demo: deps build
 	$(GO) run ./test/demo
 
-bench: build
+# Micro-benchmarks, then the system benchmark (root): the Linux kernel against vrouter with
+# each driver in BENCH_DRIVERS (a driver whose ports do not open is skipped), about 2-4 min;
+# writes bench/results/latest.{json,txt,png} and profile-<driver>.pprof. The README's table:
+# go run ./bench -table.
+BENCH_DRIVERS ?= afpacket,afxdp
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./router/... ./fib/... ./arp/... ./nat/... ./packet/...
-	$(GO) run ./bench -out bench/results.txt
+	$(GO) run ./bench -drivers $(BENCH_DRIVERS)
+
+# The 64-byte UDP load through vrouter (first driver of BENCH_DRIVERS) for SOAK, RSS and
+# goroutines/threads sampled every 10 s; writes bench/results/soak.json.
+SOAK ?= 10m
+soak: deps build
+	$(GO) run ./bench -soak $(SOAK) -drivers $(BENCH_DRIVERS)
 
 FUZZTIME ?= 20s
 fuzz:

@@ -1,11 +1,46 @@
-// Command bench is the system benchmark: the same two-host topology in
-// network namespaces, forwarded once by the Linux kernel (ip_forward) and
-// once by vrouter, measured with iperf3 (TCP throughput and small-packet
-// UDP rate) with the hosts' offloads on (default) and off. It prints the
-// figures side by side with the ratio vrouter/kernel. Absolute numbers on a
-// shared 2-core machine are noisy; the ratio from one run is the result.
+// Command bench is the system benchmark: the comparison of vrouter with the
+// Linux kernel doing the same job on the same machine, in one run.
 //
-//	go run ./bench [-t 3] [-out bench/results.txt]
+// One network-namespace topology is built once per router under test:
+//
+//	client ns (10.10.1.10) --veth-- router ns --veth-- server ns (203.0.113.10)
+//	VM ns     (10.10.2.10) --TAP (vrouter) or veth (kernel)-- router ns
+//
+// The router SNATs 10.10.0.0/16 to 203.0.113.1 on the server side: the
+// kernel with ip_forward and an nftables masquerade rule, vrouter with the
+// same [[nat.snat]] for each port driver asked for (-drivers; a driver whose
+// ports do not open is skipped with a line saying why). The server has no
+// route back to 10.10.0.0/16, so everything it receives went through SNAT.
+//
+// Tests, each bounded in time (-t seconds of measurement):
+//   - 64-byte UDP frames over 10,000 flows (UDP source ports) from trafgen
+//     pinned to CPU 0; delivered pps counted (and dropped) by an nftables
+//     counter at the server's ingress;
+//   - ping p50/p99 client -> server every 10 ms under that load;
+//   - TCP iperf3 client -> server, the hosts' offloads on (default), then off;
+//   - new TCP connections per second through SNAT (this binary re-executed
+//     as a connect/close loop in the client namespace against a tiny
+//     accept/close server in the server namespace);
+//   - the VM case: TCP iperf3 and 64-byte UDP from the VM namespace.
+//
+// Every router is set up at once and each test runs on each router in
+// turn (a vrouter not being measured is stopped with SIGSTOP), -reps rounds
+// with the order reversed every other round; a figure is the best round.
+// The machine is shared, so this keeps a ratio from comparing two moments.
+//
+// It prints the absolute figures and the ratios vrouter/kernel per driver,
+// the issue 10 targets, and per driver vrouter's cost per packet and the
+// top of a CPU profile (one more 64-byte UDP run, after the rounds); it
+// writes DIR/latest.json, DIR/latest.txt, DIR/latest.png and
+// DIR/profile-<driver>.pprof (DIR = -results, default bench/results).
+//
+//	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-results DIR]
+//	go run ./bench -table [-json FILE]      # the README's Markdown table
+//	go run ./bench -soak 10m [-drivers afpacket]
+//
+// Everything it creates (namespaces, veths, TAPs, processes) is removed on
+// exit and on Ctrl-C; only documentation and private addresses are used and
+// nothing outside its own namespaces is touched. Needs root.
 package main
 
 import (
@@ -13,177 +48,213 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"strconv"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"vrouter/test/lab"
 )
 
-const routerCfg = `
-[router]
-name    = "bench"
-console = "SOCKET"
-
-[[port]]
-name   = "p1"
-driver = "afpacket"
-device = "r-h1"
-
-[[port]]
-name   = "p2"
-driver = "afpacket"
-device = "r-h2"
-
-[[network]]
-name      = "net1"
-links     = ["p1"]
-addresses = ["192.0.2.1/24"]
-
-[[network]]
-name      = "net2"
-links     = ["p2"]
-addresses = ["198.51.100.1/24"]
-`
-
-type result struct {
-	tcpMbps, udpPps float64
-}
-
 func main() {
-	secs := flag.Int("t", 3, "seconds per iperf3 run")
-	outFile := flag.String("out", "", "also write the results to this file")
-	flag.Parse()
-	if os.Getuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench: needs root")
-		os.Exit(1)
+	// Hidden subcommands: this binary re-executed inside a namespace.
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "_") {
+		os.Exit(subcommand(os.Args[1], os.Args[2:]))
 	}
-	var w io.Writer = os.Stdout
+	secs := flag.Int("t", 3, "seconds of measurement per test run")
+	reps := flag.Int("reps", 2, "rounds: every test runs this many times on every router, interleaved; a figure is the best")
+	drivers := flag.String("drivers", "afpacket,afxdp", `vrouter port drivers to measure, comma separated ("none": the kernel only)`)
+	resultsDir := flag.String("results", defaultResultsDir(), "directory for latest.json, latest.txt, latest.png and the profiles")
+	outFile := flag.String("out", "", "also write the text report to this file (besides DIR/latest.txt)")
+	table := flag.Bool("table", false, "print the README's Markdown table from -json and exit")
+	jsonFile := flag.String("json", "", "results file for -table (default DIR/latest.json)")
+	chartOnly := flag.Bool("chart", false, "redraw DIR/latest.png from -json and exit")
+	soak := flag.Duration("soak", 0, "soak mode: run the UDP load through vrouter (first driver of -drivers) this long, sampling RSS and goroutines/threads every 10 s")
+	flag.Parse()
+
+	if *jsonFile == "" {
+		*jsonFile = filepath.Join(*resultsDir, "latest.json")
+	}
+	if *table || *chartOnly {
+		rep, err := readReport(*jsonFile)
+		if err != nil {
+			fatal(err)
+		}
+		if *table {
+			fmt.Print(markdownTable(rep))
+			return
+		}
+		if err := drawChart(rep, filepath.Join(*resultsDir, "latest.png")); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	if *secs < 1 || *secs > 30 {
+		fatal(fmt.Errorf("-t %d: want 1..30 seconds", *secs))
+	}
+	if err := preflight(); err != nil {
+		fatal(err)
+	}
+	handleSignals()
+	var drv []string
+	for _, d := range strings.Split(*drivers, ",") {
+		if d = strings.TrimSpace(d); d != "" && d != "none" {
+			drv = append(drv, d)
+		}
+	}
+	if len(drv) == 0 && *soak > 0 {
+		fatal(fmt.Errorf("-soak needs a driver (-drivers)"))
+	}
+	if err := os.MkdirAll(*resultsDir, 0o755); err != nil {
+		fatal(err)
+	}
+	if *soak > 0 {
+		// Bounded: the soak itself plus a margin for setup and cleanup.
+		watchdog(*soak + 3*time.Minute)
+		if err := runSoak(drv[0], *soak, *resultsDir); err != nil {
+			cleanupAll()
+			fatal(err)
+		}
+		return
+	}
+	if *reps < 1 || *reps > 5 {
+		fatal(fmt.Errorf("-reps %d: want 1..5", *reps))
+	}
+	// The whole run is bounded: about (6 tests x (t + 2) s) per router and
+	// round, plus set-up and the profiles.
+	watchdog(time.Duration(len(drv)+1)*time.Duration(*reps*6*(*secs+5)+30)*time.Second + 2*time.Minute)
+
+	txt, err := os.Create(filepath.Join(*resultsDir, "latest.txt"))
+	if err != nil {
+		fatal(err)
+	}
+	defer txt.Close()
+	writers := []io.Writer{os.Stdout, txt}
 	if *outFile != "" {
 		f, err := os.Create(*outFile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			fatal(err)
 		}
 		defer f.Close()
-		w = io.MultiWriter(os.Stdout, f)
+		writers = append(writers, f)
 	}
-	fmt.Fprintf(w, "system benchmark %s, %d s per run, h1 -> router -> h2 over veth\n", time.Now().UTC().Format(time.RFC3339), *secs)
-	fmt.Fprintf(w, "%-14s %-10s %14s %14s\n", "offloads", "router", "TCP Mbit/s", "UDP64 pkt/s")
-	for _, offl := range []bool{true, false} {
-		k, err := measure(false, offl, *secs)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench kernel:", err)
-			os.Exit(1)
+	w := io.MultiWriter(writers...)
+	rep := run(w, drv, *secs, *reps, *resultsDir)
+	if err := writeReport(rep, filepath.Join(*resultsDir, "latest.json")); err != nil {
+		fatal(err)
+	}
+	if err := drawChart(rep, filepath.Join(*resultsDir, "latest.png")); err != nil {
+		fmt.Fprintln(w, "chart:", err)
+	}
+	fmt.Fprintf(w, "\nwrote %s, %s, %s\n", filepath.Join(*resultsDir, "latest.json"),
+		filepath.Join(*resultsDir, "latest.txt"), filepath.Join(*resultsDir, "latest.png"))
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+// defaultResultsDir is bench/results of the source tree this was built
+// from (go run), else bench/results under the working directory.
+func defaultResultsDir() string {
+	_, file, _, ok := runtime.Caller(0)
+	if ok {
+		d := filepath.Join(filepath.Dir(file), "results")
+		if st, err := os.Stat(filepath.Dir(d)); err == nil && st.IsDir() {
+			return d
 		}
-		v, err := measure(true, offl, *secs)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench vrouter:", err)
-			os.Exit(1)
+	}
+	return filepath.Join("bench", "results")
+}
+
+// preflight checks root, the vrouter binary and the tools the tests run.
+func preflight() error {
+	if os.Getuid() != 0 {
+		return fmt.Errorf("needs root (network namespaces)")
+	}
+	if _, err := lab.Binary(); err != nil {
+		return err
+	}
+	var missing []string
+	for _, t := range []string{"ip", "nft", "trafgen", "iperf3", "ethtool", "ping", "taskset", "timeout", "ss"} {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
 		}
-		name := map[bool]string{true: "on (default)", false: "off"}[offl]
-		fmt.Fprintf(w, "%-14s %-10s %14.0f %14.0f\n", name, "kernel", k.tcpMbps, k.udpPps)
-		fmt.Fprintf(w, "%-14s %-10s %14.0f %14.0f\n", name, "vrouter", v.tcpMbps, v.udpPps)
-		fmt.Fprintf(w, "%-14s %-10s %14.2f %14.2f\n", name, "ratio", v.tcpMbps/k.tcpMbps, v.udpPps/k.udpPps)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing tools: %s (make deps installs them)", strings.Join(missing, " "))
+	}
+	return nil
+}
+
+// Every lab in use, so that Ctrl-C and the watchdog can remove them.
+var active = struct {
+	sync.Mutex
+	labs   map[*lab.Lab]bool
+	paused map[int]bool // vrouter PIDs stopped with SIGSTOP
+}{labs: map[*lab.Lab]bool{}, paused: map[int]bool{}}
+
+func setPaused(pid int, p bool) {
+	active.Lock()
+	if p {
+		active.paused[pid] = true
+	} else {
+		delete(active.paused, pid)
+	}
+	active.Unlock()
+}
+
+func track(l *lab.Lab) {
+	active.Lock()
+	active.labs[l] = true
+	active.Unlock()
+}
+
+func closeLab(l *lab.Lab) {
+	active.Lock()
+	delete(active.labs, l)
+	active.Unlock()
+	l.Close()
+}
+
+func cleanupAll() {
+	active.Lock()
+	ls := make([]*lab.Lab, 0, len(active.labs))
+	for l := range active.labs {
+		ls = append(ls, l)
+	}
+	active.labs = map[*lab.Lab]bool{}
+	for pid := range active.paused {
+		syscall.Kill(pid, syscall.SIGCONT) // so that it can stop cleanly
+	}
+	active.paused = map[int]bool{}
+	active.Unlock()
+	for _, l := range ls {
+		l.Close()
 	}
 }
 
-func measure(vrouter, offloads bool, secs int) (res result, err error) {
-	l, err := lab.New("b")
-	if err != nil {
-		return res, err
-	}
-	defer l.Close()
-	var r, h1, h2 string
-	if r, err = l.NS("r"); err != nil {
-		return
-	}
-	if h1, err = l.NS("h1"); err != nil {
-		return
-	}
-	if h2, err = l.NS("h2"); err != nil {
-		return
-	}
-	if err = l.Veth(h1, "eth0", r, "r-h1"); err != nil {
-		return
-	}
-	if err = l.Veth(h2, "eth0", r, "r-h2"); err != nil {
-		return
-	}
-	cmds := [][]string{
-		{h1, "ip addr add 192.0.2.10/24 dev eth0"}, {h1, "ip route add default via 192.0.2.1"},
-		{h2, "ip addr add 198.51.100.10/24 dev eth0"}, {h2, "ip route add default via 198.51.100.1"},
-	}
-	if !vrouter {
-		cmds = append(cmds, []string{r, "ip addr add 192.0.2.1/24 dev r-h1"}, []string{r, "ip addr add 198.51.100.1/24 dev r-h2"},
-			[]string{r, "sysctl -qw net.ipv4.ip_forward=1"})
-	}
-	if !offloads {
-		for _, ns := range []string{h1, h2} {
-			cmds = append(cmds, []string{ns, "ethtool -K eth0 tso off gso off gro off tx off rx off"})
-		}
-		for _, d := range []string{"r-h1", "r-h2"} {
-			cmds = append(cmds, []string{r, "ethtool -K " + d + " tso off gso off gro off tx off rx off"})
-		}
-	}
-	for _, c := range cmds {
-		if _, err = l.Exec(c[0], strings.Fields(c[1])...); err != nil {
-			return
-		}
-	}
-	if vrouter {
-		if _, err = l.StartRouter(r, "bench", routerCfg); err != nil {
-			return
-		}
-	}
-	if _, err = l.Exec(h1, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.51.100.10"); err != nil {
-		return
-	}
-	if res.tcpMbps, err = iperf(l, h1, h2, secs, false); err != nil {
-		return
-	}
-	res.udpPps, err = iperf(l, h1, h2, secs, true)
-	return
+func handleSignals() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-ch
+		fmt.Fprintf(os.Stderr, "\nbench: %v: removing the namespaces and processes it made\n", s)
+		cleanupAll()
+		os.Exit(130)
+	}()
 }
 
-var (
-	tcpRe = regexp.MustCompile(`([\d.]+) ([KMG])bits/sec\s+\d*\s*receiver`)
-	udpRe = regexp.MustCompile(`(\d+)/(\d+) \([\d.e+-]+%\)\s+receiver`)
-)
-
-func iperf(l *lab.Lab, h1, h2 string, secs int, udp bool) (float64, error) {
-	if _, err := l.Exec(h2, "iperf3", "-s", "-D", "-1"); err != nil {
-		return 0, err
-	}
-	time.Sleep(300 * time.Millisecond)
-	args := []string{"iperf3", "-c", "198.51.100.10", "-t", strconv.Itoa(secs), "-f", "m"}
-	if udp {
-		args = append(args, "-u", "-b", "0", "-l", "64")
-	}
-	out, err := l.ExecTimeout(h1, time.Duration(secs+20)*time.Second, args...)
-	if err != nil {
-		return 0, err
-	}
-	if udp {
-		m := udpRe.FindStringSubmatch(out)
-		if m == nil {
-			return 0, fmt.Errorf("no UDP result:\n%s", out)
-		}
-		total, _ := strconv.ParseFloat(m[2], 64)
-		lost, _ := strconv.ParseFloat(m[1], 64)
-		return (total - lost) / float64(secs), nil
-	}
-	m := tcpRe.FindStringSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("no TCP result:\n%s", out)
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	switch m[2] {
-	case "G":
-		v *= 1000
-	case "K":
-		v /= 1000
-	}
-	return v, nil
+// watchdog ends a run that overstays d (something hung), cleaning up first.
+func watchdog(d time.Duration) {
+	time.AfterFunc(d, func() {
+		fmt.Fprintf(os.Stderr, "bench: still running after %v: giving up, removing the namespaces\n", d)
+		cleanupAll()
+		os.Exit(1)
+	})
 }

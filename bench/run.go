@@ -1,0 +1,324 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// bench is one run: every router under test is set up at once, and each
+// test runs on every router in turn (kernel and vrouter measured seconds
+// apart, the order reversed in every other round), reps rounds; a figure
+// is the best of its rounds. The machine is shared and small, so this is
+// what keeps a ratio from being a comparison of two different moments.
+type bench struct {
+	w          io.Writer
+	secs, reps int
+	dir        string
+	targets    []*state
+}
+
+// state is one router under test and its samples.
+type state struct {
+	tp      *topo
+	tg      *Target
+	samples map[string][]float64
+	udp     map[string]*udpResult // best UDP run per test
+}
+
+// The tests in the order of a round; udp64 also gives ping_p50/p99.
+var roundTests = []string{"udp64", "tcp_on", "conn", "vm_tcp", "vm_udp64", "tcp_off"}
+
+func targetName(driver string) string {
+	if driver == "" {
+		return "kernel"
+	}
+	return "vrouter " + driver
+}
+
+// run measures the kernel and vrouter with each driver, printing as it
+// goes, and returns the report.
+func run(w io.Writer, drivers []string, secs, reps int, dir string) *Report {
+	start := time.Now()
+	rep := newReport(secs, reps)
+	fmt.Fprintf(w, "system benchmark %s, %s\n", rep.Date, rep.Host.summary())
+	for _, s := range rep.Setup {
+		fmt.Fprintln(w, s)
+	}
+	b := &bench{w: w, secs: secs, reps: reps, dir: dir}
+	defer b.close()
+
+	fmt.Fprintln(w, "\nsetting up:")
+	for _, d := range append([]string{""}, drivers...) {
+		s, err := b.setup(d)
+		if err != nil {
+			fmt.Fprintf(w, "  skip %s: %v\n", targetName(d), err)
+			rep.Skipped = append(rep.Skipped, Skip{Driver: d, Reason: err.Error()})
+			continue
+		}
+		fmt.Fprintf(w, "  %s: ready\n", targetName(d))
+		b.targets = append(b.targets, s)
+	}
+	for r := 1; r <= reps; r++ {
+		fmt.Fprintf(w, "\nround %d of %d:\n", r, reps)
+		order := append([]*state{}, b.targets...)
+		if r%2 == 0 {
+			for i, j := 0, len(order)-1; i < j; i, j = i+1, j-1 {
+				order[i], order[j] = order[j], order[i]
+			}
+		}
+		for _, test := range roundTests {
+			for _, s := range order {
+				b.measure(s, test, r == 1)
+			}
+		}
+	}
+	for _, s := range b.targets {
+		if s.tp.driver != "" {
+			b.profile(s)
+		}
+	}
+	for _, s := range b.targets {
+		s.finish()
+		rep.Targets = append(rep.Targets, s.tg)
+	}
+	rep.RunSeconds = time.Since(start).Seconds()
+	rep.compute()
+	fmt.Fprintln(w)
+	fmt.Fprint(w, textTable(rep))
+	fmt.Fprintln(w)
+	fmt.Fprint(w, goalsText(rep))
+	fmt.Fprintf(w, "\ntotal time %s\n", time.Duration(rep.RunSeconds*float64(time.Second)).Round(time.Second))
+	return rep
+}
+
+func (b *bench) close() {
+	for _, s := range b.targets {
+		s.tp.close()
+	}
+}
+
+// setup builds one router's topology, starts it (vrouter: ports, then the
+// VM's TAP moved into the VM namespace) and checks both paths; vrouter is
+// then paused until its turn.
+func (b *bench) setup(driver string) (*state, error) {
+	tp, err := newTopo(driver)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tp.close()
+		}
+	}()
+	if err := tp.startRouter(""); err != nil {
+		return nil, err
+	}
+	if err := tp.attachVM(); err != nil {
+		return nil, err
+	}
+	if err := tp.warm(false); err != nil {
+		return nil, err
+	}
+	if err := tp.warm(true); err != nil {
+		return nil, err
+	}
+	tp.pause()
+	ok = true
+	return &state{tp: tp, samples: map[string][]float64{}, udp: map[string]*udpResult{},
+		tg: &Target{Name: targetName(driver), Driver: driver, Results: map[string]float64{}, Errors: map[string]string{}}}, nil
+}
+
+// measure runs one test on one router and records the sample.
+func (b *bench) measure(s *state, test string, first bool) {
+	tp := s.tp
+	tp.resume()
+	defer tp.pause()
+	label := fmt.Sprintf("  %-17s %-28s", targetName(tp.driver), testByID(test).Name)
+	fail := func(err error) {
+		if _, seen := s.tg.Errors[test]; !seen {
+			s.tg.Errors[test] = err.Error()
+		}
+		fmt.Fprintf(b.w, "%s error: %v\n", label, err)
+	}
+	switch test {
+	case "udp64", "vm_udp64":
+		ns, dev, src, gw := tp.C, "eth0", clientIP, clientGW
+		if test == "vm_udp64" {
+			ns, dev, src, gw = tp.VM, tp.vmDev, vmIP, vmGW
+		}
+		if err := tp.warm(test == "vm_udp64"); err != nil {
+			fail(err)
+			return
+		}
+		if first && test == "udp64" {
+			idle := parsePingOut(tp.l.ExecTimeout(tp.C, 10*time.Second, "ping", "-n", "-i", "0.01", "-c", "100", "-W", "1", serverIP))
+			s.tg.PingIdle = &idle
+		}
+		r, err := tp.udpLoad(ns, dev, src, gw, b.secs, test == "udp64", false)
+		if err != nil {
+			fail(err)
+			return
+		}
+		s.add(test, r.DeliveredKpps)
+		if best := s.udp[test]; best == nil || r.DeliveredKpps > best.DeliveredKpps {
+			s.udp[test] = r
+		}
+		fmt.Fprintf(b.w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
+		if p := r.Ping; p != nil {
+			if p.Received > 0 {
+				s.add("ping_p50", p.P50Ms)
+				s.add("ping_p99", p.P99Ms)
+			}
+			fmt.Fprintf(b.w, "; ping p50 %.3f ms, p99 %.3f ms, %d/%d replies", p.P50Ms, p.P99Ms, p.Received, p.Sent)
+		}
+		fmt.Fprintln(b.w)
+	case "tcp_on", "tcp_off", "vm_tcp":
+		ns := tp.C
+		if test == "vm_tcp" {
+			ns = tp.VM
+			if err := tp.warm(true); err != nil {
+				fail(err)
+				return
+			}
+		}
+		if test == "tcp_off" {
+			if err := tp.offloads(false); err != nil {
+				fail(err)
+				return
+			}
+			defer tp.offloads(true)
+		}
+		v, err := tp.iperfTCP(ns, b.secs)
+		if err != nil {
+			fail(err)
+			return
+		}
+		s.add(test, v)
+		fmt.Fprintf(b.w, "%s %.2f Gbit/s\n", label, v)
+	case "conn":
+		c, err := tp.connRate(b.secs)
+		if err != nil {
+			fail(err)
+			return
+		}
+		s.add(test, c.PerSecond)
+		if s.tg.Conn == nil || c.PerSecond > s.tg.Conn.PerSecond {
+			s.tg.Conn = c
+		}
+		e := ""
+		if c.Errors > 0 {
+			e = ", first: " + c.FirstError
+		}
+		fmt.Fprintf(b.w, "%s %.0f /s (%d errors%s)\n", label, c.PerSecond, c.Errors, e)
+	}
+}
+
+func (s *state) add(test string, v float64) { s.samples[test] = append(s.samples[test], v) }
+
+// finish turns the samples into results: the best of the rounds (the
+// highest, or the lowest where lower is better).
+func (s *state) finish() {
+	s.tg.Samples = map[string][]float64{}
+	for id, vs := range s.samples {
+		if len(vs) == 0 {
+			continue
+		}
+		def := testByID(id)
+		best := vs[0]
+		for _, v := range vs[1:] {
+			if (def.Higher && v > best) || (!def.Higher && v < best) {
+				best = v
+			}
+		}
+		s.tg.Results[id] = round(best, 4)
+		rv := make([]float64, len(vs))
+		for i, v := range vs {
+			rv[i] = round(v, 4)
+		}
+		s.tg.Samples[id] = rv
+		delete(s.tg.Errors, id) // an error in one round only
+	}
+	s.tg.UDP = s.udp["udp64"]
+	s.tg.VMUDP = s.udp["vm_udp64"]
+}
+
+// profile restarts vrouter with -cpuprofile, runs the 64-byte UDP load
+// once more measuring vrouter's cost per packet (perf stat), stops it and
+// prints the top functions of the profile.
+func (b *bench) profile(s *state) {
+	tp := s.tp
+	prof := filepath.Join(b.dir, "profile-"+tp.driver+".pprof")
+	os.Remove(prof)
+	fmt.Fprintf(b.w, "\nvrouter %s under the 64 B UDP load, profiled:\n", tp.driver)
+	tp.resume()
+	if err := tp.stopRouter(); err != nil {
+		fmt.Fprintln(b.w, "  stop:", err)
+	}
+	if err := tp.startRouter(prof); err != nil {
+		fmt.Fprintln(b.w, "  restart with -cpuprofile:", err)
+		return
+	}
+	if err := tp.warm(false); err != nil {
+		fmt.Fprintln(b.w, " ", err)
+		tp.stopRouter()
+		return
+	}
+	r, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, b.secs, false, true)
+	if err != nil {
+		fmt.Fprintln(b.w, "  UDP load:", err)
+	}
+	if err := tp.stopRouter(); err != nil {
+		fmt.Fprintln(b.w, "  stop:", err)
+	}
+	if r != nil && r.Cost != nil {
+		c := r.Cost
+		s.tg.Cost = c
+		if c.Note != "" && c.CPUNsPerPacket == 0 {
+			fmt.Fprintf(b.w, "  cost per packet: %s\n", c.Note)
+		} else {
+			fmt.Fprintf(b.w, "  cost per forwarded packet (%.1f kpps delivered): %.0f ns CPU (%.2f CPUs busy), %.0f cycles (%s), %.3f syscalls, %.2f context switches per 1k packets\n",
+				r.DeliveredKpps, c.CPUNsPerPacket, c.CPUUtilization, c.CyclesPerPacket, c.CyclesSource, c.SyscallsPerPacket, c.CtxSwitchesPerKPacket)
+		}
+	}
+	s.tg.Profile = prof
+	s.tg.ProfileTop = profileTop(prof)
+	if s.tg.ProfileTop != "" {
+		fmt.Fprintf(b.w, "  CPU profile %s (go tool pprof -top), top 15:\n", prof)
+		for _, l := range strings.Split(strings.TrimRight(s.tg.ProfileTop, "\n"), "\n") {
+			fmt.Fprintln(b.w, "    "+l)
+		}
+	}
+}
+
+func parsePingOut(out string, _ error) pingResult { return parsePing(out) }
+
+// profileTop is `go tool pprof -top` of a profile, 15 functions.
+func profileTop(path string) string {
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		return ""
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-nodecount=15", path).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("go tool pprof: %v\n%s", err, out)
+	}
+	// Drop pprof's header lines about the file and the binary.
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
+}

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"vrouter/test/lab"
+)
+
+// Addresses: the inside (client and VM) is private space, the outside
+// (server, SNAT address) a documentation prefix.
+const (
+	clientIP  = "10.10.1.10"
+	clientGW  = "10.10.1.1"
+	vmIP      = "10.10.2.10"
+	vmGW      = "10.10.2.1"
+	serverIP  = "203.0.113.10"
+	snatIP    = "203.0.113.1"
+	udpPort   = 9    // discard; counted and dropped at the server's ingress
+	connPort  = 8080 // the connection-rate server
+	tapDevice = "tap-vm"
+)
+
+// The kernel router's NAT: one masquerade rule, as an operator would write it.
+const kernelNAT = `table ip bench_nat {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "r-s" ip saddr 10.10.0.0/16 masquerade
+	}
+}
+`
+
+// The server counts (and drops) the benchmark's UDP at its ingress: only
+// packets with the SNAT source, so a packet that was not translated does
+// not count.
+const serverCounter = `table netdev bench_count {
+	counter delivered {
+	}
+	chain ingress {
+		type filter hook ingress device "eth0" priority 0; policy accept;
+		ip saddr 203.0.113.1 udp dport 9 counter name "delivered" drop
+	}
+}
+`
+
+// The same job for vrouter; DRIVER is the driver of the client and server
+// ports, the VM is on a TAP that vrouter creates.
+const vrouterCfg = `[router]
+name    = "bench"
+console = "SOCKET"
+METRICS
+
+[[port]]
+name   = "pc"
+driver = "DRIVER"
+device = "r-c"
+
+[[port]]
+name   = "ps"
+driver = "DRIVER"
+device = "r-s"
+
+[[port]]
+name   = "vm"
+driver = "tap"
+device = "` + tapDevice + `"
+
+[[network]]
+name      = "inside"
+links     = ["pc"]
+addresses = ["10.10.1.1/24"]
+
+[[network]]
+name      = "vms"
+links     = ["vm"]
+addresses = ["10.10.2.1/24"]
+
+[[network]]
+name      = "public"
+links     = ["ps"]
+addresses = ["203.0.113.1/24"]
+
+[[nat.snat]]
+source = "10.10.0.0/16"
+out    = "public"
+to     = "203.0.113.1"
+
+[conntrack]
+max = 262144
+`
+
+// topo is the benchmark topology for one router under test.
+type topo struct {
+	l             *lab.Lab
+	C, R, S, VM   string // namespaces
+	driver        string // "" = the Linux kernel
+	vmDev         string // the VM's interface (in VM)
+	vr            *vrouter
+	metrics       bool
+	profile       string
+	vmAttached    bool
+	paused        bool
+	serverStarted bool
+}
+
+func (t *topo) name() string {
+	if t.driver == "" {
+		return "kernel"
+	}
+	return "vrouter " + t.driver
+}
+
+// newTopo builds the namespaces and links; for the kernel it also
+// configures the forwarding and NAT. vrouter is started by startRouter.
+func newTopo(driver string) (t *topo, err error) {
+	l, err := lab.New("vb")
+	if err != nil {
+		return nil, err
+	}
+	track(l)
+	t = &topo{l: l, driver: driver}
+	defer func() {
+		if err != nil {
+			closeLab(l)
+			t = nil
+		}
+	}()
+	for _, p := range []struct {
+		dst  *string
+		name string
+	}{{&t.C, "c"}, {&t.R, "r"}, {&t.S, "s"}, {&t.VM, "vm"}} {
+		if *p.dst, err = l.NS(p.name); err != nil {
+			return
+		}
+	}
+	if err = l.Veth(t.C, "eth0", t.R, "r-c"); err != nil {
+		return
+	}
+	if err = l.Veth(t.S, "eth0", t.R, "r-s"); err != nil {
+		return
+	}
+	cmds := [][2]string{
+		{t.C, "ip addr add " + clientIP + "/24 dev eth0"},
+		{t.C, "ip route add default via " + clientGW},
+		{t.S, "ip addr add " + serverIP + "/24 dev eth0"},
+	}
+	if driver == "" {
+		// The kernel has no userspace side to serve a TAP: its VM is on a veth.
+		if err = l.Veth(t.VM, "eth0", t.R, "r-vm"); err != nil {
+			return
+		}
+		t.vmDev = "eth0"
+		t.vmAttached = true
+		cmds = append(cmds,
+			[2]string{t.R, "ip addr add " + clientGW + "/24 dev r-c"},
+			[2]string{t.R, "ip addr add " + vmGW + "/24 dev r-vm"},
+			[2]string{t.R, "ip addr add " + snatIP + "/24 dev r-s"},
+			[2]string{t.R, "sysctl -qw net.ipv4.ip_forward=1"},
+			[2]string{t.VM, "ip addr add " + vmIP + "/24 dev eth0"},
+			[2]string{t.VM, "ip route add default via " + vmGW},
+		)
+	} else {
+		t.vmDev = tapDevice
+	}
+	for _, c := range cmds {
+		if _, err = l.Exec(c[0], strings.Fields(c[1])...); err != nil {
+			return
+		}
+	}
+	// A wide ephemeral port range for the connection-rate test.
+	if _, err = l.Exec(t.C, "sysctl", "-qw", "net.ipv4.ip_local_port_range=10240 65000"); err != nil {
+		return
+	}
+	if err = t.nftFile(t.S, "server.nft", serverCounter); err != nil {
+		return
+	}
+	if driver == "" {
+		err = t.nftFile(t.R, "nat.nft", kernelNAT)
+	}
+	return
+}
+
+func (t *topo) nftFile(ns, name, rules string) error {
+	path := filepath.Join(t.l.Dir, name)
+	if err := os.WriteFile(path, []byte(rules), 0o644); err != nil {
+		return err
+	}
+	_, err := t.l.Exec(ns, "nft", "-f", path)
+	return err
+}
+
+func (t *topo) close() { closeLab(t.l) }
+
+// vrouter is a running vrouter process.
+type vrouter struct {
+	*lab.Router
+	pid    int
+	exited chan struct{}
+}
+
+// startRouter starts vrouter (no-op for the kernel); profile, when set, is
+// where it writes a CPU profile until it stops.
+func (t *topo) startRouter(profile string) error {
+	if t.driver == "" {
+		return nil
+	}
+	bin, err := lab.Binary()
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("vrouter-%d", time.Now().UnixNano())
+	sock := filepath.Join(t.l.Dir, name+".sock")
+	cfgPath := filepath.Join(t.l.Dir, name+".toml")
+	metrics := ""
+	if t.metrics {
+		metrics = `metrics = "127.0.0.1:9469"`
+	}
+	cfg := strings.NewReplacer("SOCKET", sock, "DRIVER", t.driver, "METRICS", metrics).Replace(vrouterCfg)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	args := []string{bin, "run", "-c", cfgPath}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
+	}
+	cmd, err := t.l.Start(t.R, name+".log", args...)
+	if err != nil {
+		return err
+	}
+	r := &vrouter{Router: &lab.Router{NS: t.R, Config: cfgPath, Socket: sock, Cmd: cmd, LogFile: filepath.Join(t.l.Dir, name+".log")},
+		pid: cmd.Process.Pid, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(r.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-r.exited:
+			return fmt.Errorf("vrouter exited at start: %s", strings.ReplaceAll(firstError(r.Log()), cfgPath, "bench config"))
+		default:
+		}
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			t.vr = r
+			t.vmAttached = false
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	return fmt.Errorf("vrouter did not open its console in 10 s: %s", firstError(r.Log()))
+}
+
+// firstError is the line of a vrouter log that says what went wrong.
+func firstError(log string) string {
+	lines := lab.Lines(log)
+	for _, l := range lines {
+		if strings.HasPrefix(l, "vrouter:") || strings.Contains(l, "level=ERROR") || strings.Contains(l, ":") && strings.Contains(l, "error") {
+			return l
+		}
+	}
+	if len(lines) > 0 {
+		return lines[len(lines)-1]
+	}
+	return "(no output)"
+}
+
+// stopRouter stops vrouter (SIGTERM; the CPU profile, if any, is written
+// on the way out) and waits for it.
+func (t *topo) stopRouter() error {
+	if t.vr == nil {
+		return nil
+	}
+	t.resume()
+	r := t.vr
+	t.vr = nil
+	t.vmAttached = false
+	r.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		r.Cmd.Process.Kill()
+		<-r.exited
+		return fmt.Errorf("vrouter did not stop in 10 s after SIGTERM")
+	}
+}
+
+// pause stops vrouter (SIGSTOP) while the other routers are measured, so
+// that nothing it might do while idle counts against them; resume wakes it.
+func (t *topo) pause() {
+	if t.vr != nil && !t.paused {
+		setPaused(t.vr.pid, true)
+		syscall.Kill(t.vr.pid, syscall.SIGSTOP)
+		t.paused = true
+	}
+}
+
+func (t *topo) resume() {
+	if t.vr != nil && t.paused {
+		syscall.Kill(t.vr.pid, syscall.SIGCONT)
+		setPaused(t.vr.pid, false)
+		t.paused = false
+	}
+}
+
+// attachVM moves vrouter's TAP into the VM namespace (the VM's NIC) and
+// configures it; the kernel's VM is attached by newTopo.
+func (t *topo) attachVM() error {
+	if t.vmAttached {
+		return nil
+	}
+	if err := t.l.MoveTAP(t.R, tapDevice, t.VM, vmIP+"/24", vmGW); err != nil {
+		return err
+	}
+	t.vmAttached = true
+	return nil
+}
+
+// warm resolves the neighbours on every path (ARP on both sides of the
+// router) so that the first measured packets are not ARP-bound.
+func (t *topo) warm(fromVM bool) error {
+	from := t.C
+	if fromVM {
+		from = t.VM
+	}
+	var out string
+	var err error
+	for range 3 {
+		out, err = t.l.ExecTimeout(from, 10*time.Second, "ping", "-c", "3", "-i", "0.1", "-W", "1", serverIP)
+		if err == nil && !strings.Contains(out, " 0 received") {
+			return nil
+		}
+	}
+	return fmt.Errorf("no ping %s -> %s through the %s: %v", from, serverIP, t.name(), err)
+}
+
+var lladdrRe = regexp.MustCompile(`lladdr ([0-9a-f:]{17})`)
+
+// gatewayMAC is the router's MAC as ns has resolved it for gw.
+func (t *topo) gatewayMAC(ns, gw string) (string, error) {
+	out, err := t.l.Exec(ns, "ip", "neigh", "show", gw)
+	if err != nil {
+		return "", err
+	}
+	m := lladdrRe.FindStringSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("%s has no neighbour entry for %s: %q", ns, gw, out)
+	}
+	return m[1], nil
+}
+
+// offloads turns the hosts' offloads (client's and server's veth ends)
+// on or off; the router's own interfaces are left as they are.
+func (t *topo) offloads(on bool) error {
+	v := "off"
+	if on {
+		v = "on"
+	}
+	for _, ns := range []string{t.C, t.S} {
+		if _, err := t.l.Exec(ns, "ethtool", "-K", "eth0", "tso", v, "gso", v, "gro", v, "tx", v, "rx", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// self is this binary, re-executed in namespaces for the helpers.
+func self() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if _, err := exec.LookPath(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
