@@ -1,6 +1,9 @@
 package filter
 
-// hash mixes a masked key into 64 bits; tables use the low bits.
+import "math/bits"
+
+// hash mixes a masked key into 64 bits: the low bits choose the line, the
+// top 16 are the tag.
 func hash(a uint64, b uint32, p uint8) uint64 {
 	h := a*0x9e3779b97f4a7c15 ^ (uint64(b)<<8|uint64(p))*0xc2b2ae3d27d4eb4f
 	h ^= h >> 32
@@ -10,6 +13,19 @@ func hash(a uint64, b uint32, p uint8) uint64 {
 }
 
 const none = ^uint32(0)
+
+// Tag words: four 16-bit lanes.
+const (
+	lanes = 0x0001_0001_0001_0001
+	low15 = 0x7fff_7fff_7fff_7fff
+	high1 = 0x8000_8000_8000_8000
+)
+
+// tagOf is the tag of a hash: its top 16 bits, never 0 (a free slot).
+func tagOf(h uint64) uint64 { return h>>48 | 1 }
+
+// zeroLanes has the top bit of each lane of w that is zero.
+func zeroLanes(w uint64) uint64 { return ^((w&low15 + low15) | w) & high1 }
 
 // Classify gives the first rule (in file order) that matches k, or the
 // default. It reads only the compiled tables: no allocation, no lock, no
@@ -25,7 +41,7 @@ func (rs *Ruleset) Classify(k Key) Verdict {
 			ports = uint32(k.ICMPType)
 		}
 	}
-	slots := rs.slots
+	slots, tags := rs.slots, rs.tags
 	for ti := range rs.tables {
 		t := &rs.tables[ti]
 		if t.min >= best {
@@ -37,22 +53,35 @@ func (rs *Ruleset) Classify(k Key) Verdict {
 		a := uint64(k.Src&t.smask)<<32 | uint64(k.Dst&t.dmask)
 		b := ports & t.pmask
 		p := k.Proto & t.proto
-		h := uint32(hash(a, b, p))
-		for n := uint32(0); n < t.probe; n++ {
-			s := &slots[t.off+(h+n)&t.mask]
-			if s.val == 0 {
+		h := hash(a, b, p)
+		// The lines of the probe sequence up to one with a free slot (no
+		// key went past it). The tag word gives the slots whose tag is
+		// the key's: nearly always none when the key is not there.
+		tag := tagOf(h) * lanes
+		var hit uint32
+	probe:
+		for n := uint32(0); ; n++ {
+			li := t.off + (uint32(h)+n)&t.mask
+			w := tags[li]
+			for m := zeroLanes(w ^ tag); m != 0; m &= m - 1 {
+				s := &slots[li*lineSlots+uint32(bits.TrailingZeros64(m)>>4)]
+				if s.ka == a && s.kb == b && uint8(s.val>>24) == p {
+					hit = s.val
+					break probe
+				}
+			}
+			if zeroLanes(w) != 0 || n+1 >= t.probe {
 				break
 			}
-			if s.ka != a || s.kb != b || uint8(s.val>>24) != p {
-				continue
-			}
-			ref := s.val&refMask - 1
-			if s.val&rangeFlag == 0 {
-				best = min(best, ref)
-			} else {
-				best = rs.scan(&rs.buckets[ref], k.SPort, k.DPort, best)
-			}
-			break
+		}
+		if hit == 0 {
+			continue
+		}
+		ref := hit&refMask - 1
+		if hit&rangeFlag == 0 {
+			best = min(best, ref)
+		} else {
+			best = rs.scan(&rs.buckets[ref], k.SPort, k.DPort, best)
 		}
 	}
 	if best == none {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 
@@ -38,8 +39,8 @@ type table struct {
 	smask, dmask uint32
 	pmask        uint32 // port bits in kb
 	min          uint32 // lowest rule index in this table
-	off, mask    uint32 // slots[off : off+mask+1]
-	probe        uint32 // longest probe sequence of a stored key
+	off, mask    uint32 // lines: tags[off : off+mask+1], slots from off*lineSlots
+	probe        uint32 // the longest probe sequence of a stored key, in lines
 	proto        uint8  // 0xff: protocol in the key, 0: any protocol
 	needPorts    bool
 }
@@ -69,6 +70,11 @@ const (
 	sizeofBucket     = 20
 	sizeofRangeEntry = 12
 	sizeofSpan       = 8
+
+	// lineSlots: slots per hash line. A key hashes to a line and is stored
+	// in its first free slot, or in the next line's when full. A line has a
+	// tag word: 16 bits of the key's hash per slot (0 = free).
+	lineSlots = 4
 
 	// linearMax: buckets up to this many entries are scanned; longer ones
 	// get an interval index when it fits in ivBudget.
@@ -280,14 +286,15 @@ func (rs *Ruleset) build(b *builder) {
 			keys++
 		}
 	}
-	size := uint32(4)
-	for size < uint32(2*keys) {
-		size <<= 1
+	// lines of lineSlots slots, at most half full
+	lines := uint32(1)
+	for lines*lineSlots < uint32(2*keys) {
+		lines <<= 1
 	}
-	t.off = uint32(len(rs.slots))
-	t.mask = size - 1
-	rs.slots = append(rs.slots, make([]slot, size)...)
-	run := rs.slots[t.off:]
+	t.off = uint32(len(rs.tags))
+	t.mask = lines - 1
+	rs.tags = append(rs.tags, make([]uint64, lines)...)
+	rs.slots = append(rs.slots, make([]slot, lines*lineSlots)...)
 	for i := 0; i < len(ents); {
 		j := i + 1
 		for j < len(ents) && sameKey(&ents[j], &ents[i]) {
@@ -305,12 +312,16 @@ func (rs *Ruleset) build(b *builder) {
 		val |= uint32(g[0].p) << 24
 		h := hash(g[0].ka, g[0].kb, g[0].p)
 		for n := uint32(0); ; n++ {
-			s := &run[(uint32(h)+n)&t.mask]
-			if s.val == 0 {
-				*s = slot{ka: g[0].ka, kb: g[0].kb, val: val}
-				t.probe = max(t.probe, n+1)
-				break
+			li := t.off + (uint32(h)+n)&t.mask
+			free := zeroLanes(rs.tags[li])
+			if free == 0 {
+				continue
 			}
+			lane := uint32(bits.TrailingZeros64(free) >> 4)
+			rs.tags[li] |= tagOf(h) << (16 * lane)
+			rs.slots[li*lineSlots+lane] = slot{ka: g[0].ka, kb: g[0].kb, val: val}
+			t.probe = max(t.probe, n+1)
+			break
 		}
 		i = j
 	}

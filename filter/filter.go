@@ -125,7 +125,8 @@ func (s *Set) Lookup(name string) *Ruleset {
 type Ruleset struct {
 	// lookup path
 	tables  []table      // sorted by min (lowest rule index first)
-	slots   []slot       // the hash tables, one run per table
+	tags    []uint64     // hash lines: a tag word per line, a run per table
+	slots   []slot       // lineSlots per line
 	buckets []bucket     // range buckets (val with rangeFlag)
 	rents   []rangeEntry // bucket entries, by rule index
 	bounds  []uint16     // interval starts of indexed buckets
@@ -171,6 +172,7 @@ type Info struct {
 	Entries int // (source, destination, sport item, dport item) combinations
 	Tables  int // distinct shapes: hash tables a packet may probe
 	Slots   int // hash slots over all tables
+	Probe   int // most hash lines a lookup may read in one table
 	Ranged  int // range buckets (keys whose rules have port ranges)
 	Indexed int // of them, with an interval index
 	Scanned int // of them, longer than linearMax without one (scanned)
@@ -180,6 +182,9 @@ type Info struct {
 // Info describes the compiled ruleset.
 func (rs *Ruleset) Info() Info {
 	in := Info{Rules: len(rs.actions), Entries: rs.entries, Tables: len(rs.tables), Slots: len(rs.slots), Ranged: len(rs.buckets)}
+	for _, t := range rs.tables {
+		in.Probe = max(in.Probe, int(t.probe))
+	}
 	for _, b := range rs.buckets {
 		if b.ivN > 0 {
 			in.Indexed++
@@ -187,7 +192,7 @@ func (rs *Ruleset) Info() Info {
 			in.Scanned++
 		}
 	}
-	in.Bytes = len(rs.tables)*sizeofTable + len(rs.slots)*sizeofSlot + len(rs.buckets)*sizeofBucket +
+	in.Bytes = len(rs.tables)*sizeofTable + len(rs.slots)*sizeofSlot + len(rs.tags)*8 + len(rs.buckets)*sizeofBucket +
 		(len(rs.rents)+len(rs.ivEnts))*sizeofRangeEntry + len(rs.bounds)*2 + len(rs.ivs)*sizeofSpan + len(rs.actions)
 	return in
 }

@@ -275,7 +275,7 @@ func TestAgainstNaive(t *testing.T) {
 			runs[i].keys /= 10
 		}
 	}
-	cases, ranged, indexed := 0, 0, 0
+	cases, ranged, indexed, probe := 0, 0, 0, 0
 	for ri, rn := range runs {
 		for si := range rn.sets {
 			g := newGen(uint64(ri*1000+si), rn.ranged)
@@ -284,6 +284,7 @@ func TestAgainstNaive(t *testing.T) {
 			in := rs.Info()
 			ranged += in.Ranged
 			indexed += in.Indexed
+			probe = max(probe, in.Probe)
 			for range rn.keys {
 				k := g.key(&f)
 				got, want := rs.Classify(k), naive(&f, k)
@@ -300,7 +301,10 @@ func TestAgainstNaive(t *testing.T) {
 	if indexed == 0 {
 		t.Errorf("no interval index built (%d range buckets): the ranged runs do not cover it", ranged)
 	}
-	t.Logf("%d cases, %d range buckets, %d with an interval index", cases, ranged, indexed)
+	if probe < 2 {
+		t.Errorf("no key was stored past its first hash line: the overflow path is not covered")
+	}
+	t.Logf("%d cases, %d range buckets, %d with an interval index, longest probe %d lines", cases, ranged, indexed, probe)
 }
 
 func ruleAt(f *config.Filter, i int32) any {
