@@ -11,8 +11,9 @@ import (
 	"vrouter/config"
 )
 
-// threadCPU is the CPU time of the calling OS thread. The benchmark machine
-// is shared: waiting for a core inflates wall-clock ns/op, not this.
+// threadCPU is the CPU time of the calling OS thread (ns). The benchmark
+// machine is shared: waiting for a core inflates wall-clock ns/op, not
+// this.
 func threadCPU() int64 {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {

@@ -4,57 +4,93 @@ import "sync/atomic"
 
 // Counters is one worker's counters for the rules of one Set: a slot per
 // rule and one per ruleset default, each with hits (classifications),
-// packets and bytes. Only its worker writes it (a load and a store, no
-// locked instruction is needed for a single writer); the control plane
-// reads every worker's and sums them (Set.Stats). A Set's counters start at
-// zero: the router makes one per worker when it compiles a Set.
+// packets and bytes. As with the router's other counters, the worker counts
+// into plain fields during a batch and Flush, at the end of the batch, adds
+// what it counted to the shared atomic fields, once per touched slot. Only
+// its worker calls Hit, Add and Flush; the control plane reads every
+// worker's shared fields and sums them (Set.Stats). A Set's counters start
+// at zero: the router makes one block per worker when it compiles a Set.
 type Counters struct {
-	set *Set
-	c   []count
+	set     *Set
+	pend    []pending // this batch, worker only
+	touched []uint32  // slots with pending counts
+	c       []count   // published
 }
+
+type pending struct{ hits, packets, bytes uint64 }
 
 type count struct {
 	hits, packets, bytes atomic.Uint64
 }
 
-func add(x *atomic.Uint64, n uint64) { x.Store(x.Load() + n) }
+// maxTouched bounds the slots one batch may touch before Hit or Add
+// flushes on its own (so counting never allocates).
+const maxTouched = 256
 
 // NewCounters returns a zeroed counter block for one worker.
 func (s *Set) NewCounters() *Counters {
-	return &Counters{set: s, c: make([]count, s.nslots)}
+	return &Counters{set: s, pend: make([]pending, s.nslots), touched: make([]uint32, 0, maxTouched), c: make([]count, s.nslots)}
 }
 
 // Set is the Set these counters count for.
 func (c *Counters) Set() *Set { return c.set }
 
-func (c *Counters) slot(rs *Ruleset, rule int32) *count {
+// slot is the pending counts of rule (or Default) of rs, nil when rs is not
+// of this block's Set.
+func (c *Counters) slot(rs *Ruleset, rule int32) *pending {
 	if c == nil || rs == nil || c.set == nil || c.set.Ruleset(int(rs.id)) != rs {
 		return nil // a ruleset of another Set: not counted here
 	}
-	i := int(rs.base) + len(rs.actions) // the default's slot
+	i := rs.base + uint32(len(rs.actions)) // the default's slot
 	if rule >= 0 && int(rule) < len(rs.actions) {
-		i = int(rs.base) + int(rule)
+		i = rs.base + uint32(rule)
 	}
-	return &c.c[i]
+	p := &c.pend[i]
+	if p.packets == 0 && p.hits == 0 {
+		if len(c.touched) == cap(c.touched) {
+			c.Flush()
+		}
+		c.touched = append(c.touched, i)
+	}
+	return p
 }
 
 // Hit counts a classification by ruleset rs with verdict v of a packet of
 // the given size: one hit, one packet, its bytes.
 func (c *Counters) Hit(rs *Ruleset, v Verdict, bytes int) {
-	if x := c.slot(rs, v.Rule); x != nil {
-		add(&x.hits, 1)
-		add(&x.packets, 1)
-		add(&x.bytes, uint64(bytes))
+	if p := c.slot(rs, v.Rule); p != nil {
+		p.hits++
+		p.packets++
+		p.bytes += uint64(bytes)
 	}
 }
 
 // Add counts packets that a rule decided without a new classification (the
 // later packets of a flow it accepted): packets and bytes, no hit.
 func (c *Counters) Add(rs *Ruleset, rule int32, packets, bytes int) {
-	if x := c.slot(rs, rule); x != nil {
-		add(&x.packets, uint64(packets))
-		add(&x.bytes, uint64(bytes))
+	if packets <= 0 {
+		return
 	}
+	if p := c.slot(rs, rule); p != nil {
+		p.packets += uint64(packets)
+		p.bytes += uint64(bytes)
+	}
+}
+
+// Flush publishes what was counted since the last Flush. The worker calls
+// it at the end of each batch.
+func (c *Counters) Flush() {
+	if c == nil {
+		return
+	}
+	for _, i := range c.touched {
+		p, x := &c.pend[i], &c.c[i]
+		x.hits.Add(p.hits)
+		x.packets.Add(p.packets)
+		x.bytes.Add(p.bytes)
+		*p = pending{}
+	}
+	c.touched = c.touched[:0]
 }
 
 // Count is one counter slot's value, summed over the workers.
@@ -70,8 +106,8 @@ type Stats struct {
 	Other   Count // packets no rule matched (the default action)
 }
 
-// Stats sums the counters of every worker (blocks of other Sets are
-// skipped) per ruleset, in Set order.
+// Stats sums the published counters of every worker (blocks of other Sets
+// are skipped) per ruleset, in Set order.
 func (s *Set) Stats(workers []*Counters) []Stats {
 	out := make([]Stats, len(s.rulesets))
 	for i, rs := range s.rulesets {

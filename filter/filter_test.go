@@ -275,11 +275,15 @@ func TestCounters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			c := w[i]
-			for range 1000 {
+			for j := range 1000 {
 				c.Hit(a, a.Classify(tcp("1.1.1.1", "2.2.2.2", 1, 2)), 60)
 				c.Hit(a, a.Classify(Key{Proto: 47}), 100)
 				c.Hit(b, b.Classify(icmp("1.1.1.1", "2.2.2.2", 8)), 84)
 				c.Add(a, 0, 3, 3000)
+				c.Add(a, 1, 0, 0) // nothing
+				if j%10 == 9 {
+					c.Flush() // end of a batch
+				}
 			}
 		}()
 	}
@@ -291,8 +295,12 @@ func TestCounters(t *testing.T) {
 	oc.Hit(other.Ruleset(0), Verdict{Rule: Default}, 1)
 	oc.Hit(a, Verdict{Rule: 0}, 1) // a ruleset of another Set: ignored
 	w[0].Hit(other.Ruleset(0), Verdict{Rule: Default}, 1)
+	oc.Flush()
+	w[0].Flush()
 	var nilc *Counters
 	nilc.Hit(a, Verdict{Rule: 0}, 1)
+	nilc.Flush()
+	w[1].Hit(a, Verdict{Rule: 0}, 1) // not flushed: not in the stats yet
 	st := s.Stats(append(w, oc, nil))
 	want := []Stats{
 		{Name: "a", Default: Drop, Rules: []Count{{2000, 2000 + 6000, 2000*60 + 6000000}, {}}, Other: Count{2000, 2000, 200000}},
@@ -317,6 +325,39 @@ func TestCounters(t *testing.T) {
 	}
 }
 
+// A batch that touches more slots than the pending list holds publishes
+// early, without allocating.
+func TestCountersManySlots(t *testing.T) {
+	f := config.Filter{Name: "m", Default: config.FilterDrop}
+	for i := range 600 {
+		f.Rules = append(f.Rules, config.FilterRule{Action: config.FilterAccept, Proto: config.ProtoUDP, DPort: []config.PortRange{{Lo: uint16(i), Hi: uint16(i)}}})
+	}
+	s := mustCompile(t, f)
+	rs, c := s.Ruleset(0), s.NewCounters()
+	allocs := testing.AllocsPerRun(1, func() {
+		for i := range 600 {
+			c.Hit(rs, rs.Classify(udp("1.1.1.1", "2.2.2.2", 9, uint16(i))), 10)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations", allocs)
+	}
+	published := func() (n uint64) {
+		for _, r := range s.Stats([]*Counters{c})[0].Rules {
+			n += r.Hits
+		}
+		return n
+	}
+	// AllocsPerRun ran the function twice (a warm-up and the run).
+	if n := published(); n < 2*600-maxTouched || n >= 2*600 {
+		t.Errorf("%d hits published before Flush", n)
+	}
+	c.Flush()
+	if n := published(); n != 2*600 {
+		t.Errorf("%d hits after Flush", n)
+	}
+}
+
 func TestZeroAlloc(t *testing.T) {
 	g := newGen(3, false)
 	f := g.filter(500)
@@ -337,6 +378,9 @@ func TestZeroAlloc(t *testing.T) {
 		v := rs.Classify(k)
 		c.Hit(rs, v, 64)
 		c.Add(rs, v.Rule, 1, 64)
+		if i%64 == 0 {
+			c.Flush()
+		}
 		rr.Classify(k)
 	}); n != 0 {
 		t.Errorf("%v allocations per Classify+count", n)
