@@ -38,26 +38,31 @@ func TestExample(t *testing.T) {
 			{Name: "public", Links: []Link{{Port: "uplink"}},
 				Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")}, Pos: Pos{39, 1}},
 			{Name: "guest1234", Links: []Link{{"trunk", 1234}, {Port: "vm1"}, {Port: "vm2"}},
-				Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.1.10/24")}, Pos: Pos{45, 1}},
+				Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.1.10/24")}, FilterOut: "guest-ingress", Pos: Pos{45, 1}},
 		},
 		HostRoutes: []HostRoute{{Link: Link{Port: "ct101"},
 			Addresses: []netip.Addr{netip.MustParseAddr("192.168.200.101")},
-			Gateway:   netip.MustParseAddr("169.254.0.1"), Publish: []string{"public"}, Pos: Pos{50, 1}}},
+			Gateway:   netip.MustParseAddr("169.254.0.1"), Publish: []string{"public"}, Pos: Pos{51, 1}}},
 		FIB: FIB{KernelTable: 100},
 		Routes: []Route{{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("203.0.113.254"),
-			Type: RouteUnicast, Pos: Pos{59, 1}}},
+			Type: RouteUnicast, Pos: Pos{60, 1}}},
 		ARP: []ARPEntry{{Network: "public", IP: netip.MustParseAddr("203.0.113.77"),
-			MAC: mac("02:00:00:00:00:77"), Pos: Pos{63, 1}}},
+			MAC: mac("02:00:00:00:00:77"), Pos: Pos{64, 1}}},
 		NAT: NAT{
 			Filtering: "address-dependent",
 			SNAT: []SNAT{{Source: netip.MustParsePrefix("10.1.1.0/24"), Out: "public",
 				To:    AddrRange{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.1")},
-				Ports: PortRange{1024, 65535}, Pos: Pos{69, 1}}},
+				Ports: PortRange{1024, 65535}, Pos: Pos{70, 1}}},
 			Floating: []Floating{{External: netip.MustParseAddr("203.0.113.50"),
-				Internal: netip.MustParseAddr("10.1.1.5"), Pos: Pos{75, 1}}},
+				Internal: netip.MustParseAddr("10.1.1.5"), Pos: Pos{76, 1}}},
 			Forward: []Forward{{Proto: "tcp", External: netip.MustParseAddrPort("203.0.113.1:8080"),
-				Internal: []netip.AddrPort{netip.MustParseAddrPort("10.1.1.5:80")}, Pos: Pos{79, 1}}},
+				Internal: []netip.AddrPort{netip.MustParseAddrPort("10.1.1.5:80")}, Pos: Pos{80, 1}}},
 		},
+		Filters: []Filter{{Name: "guest-ingress", Default: FilterDrop, Pos: Pos{95, 1},
+			Rules: []FilterRule{{Action: FilterAccept, Proto: ProtoTCP,
+				Source:      []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+				Destination: []netip.Prefix{netip.MustParsePrefix("10.1.1.5/32")},
+				DPort:       []PortRange{{22, 22}, {80, 80}, {443, 443}, {8000, 8100}}, Pos: Pos{99, 1}}}}},
 		Conntrack: Conntrack{Max: 1048576, TCPEstablished: 2*time.Hour + 4*time.Minute,
 			TCPTransitory: 4 * time.Minute, UDP: 5 * time.Minute, ICMP: time.Minute},
 		ICMP: ICMP{RatePerSec: 1000, Burst: 50},
@@ -94,7 +99,8 @@ func TestExampleMatchesConfigMD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"[nat]", "[[nat.forward]]", "[[hostroute]]", "kernel_table", "proxy_arp", "tcp_transitory"} {
+	for _, key := range []string{"[nat]", "[[nat.forward]]", "[[hostroute]]", "kernel_table", "proxy_arp", "tcp_transitory",
+		"[[filter]]", "[[filter.rule]]", "filter_out", "icmp_type"} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("example lacks %s", key)
 		}

@@ -23,6 +23,8 @@ type decoder struct {
 	portT, netT, hrT    []*table
 	routeT, arpT        []*table
 	snatT, floatT, fwdT []*table
+	filterT             []*table   // [[filter]]
+	ruleT               [][]*table // [[filter.rule]] per [[filter]]
 }
 
 func (d *decoder) errf(p Pos, format string, args ...any) {
@@ -372,7 +374,7 @@ func validIfName(s string) error {
 
 // ---- sections ----------------------------------------------------------------
 
-var rootKeys = []string{"router", "port", "network", "hostroute", "fib", "route", "arp", "nat", "conntrack", "icmp", "neighbor"}
+var rootKeys = []string{"router", "port", "network", "hostroute", "fib", "route", "arp", "nat", "conntrack", "icmp", "neighbor", "filter"}
 
 func (d *decoder) decode(root *table) *Config {
 	d.c = defaults()
@@ -402,6 +404,8 @@ func (d *decoder) decode(root *table) *Config {
 			if t, ok := d.table(e.val, p); ok {
 				d.neighbor(t)
 			}
+		case "filter":
+			d.filters(e.val, p)
 		default:
 			ts, ok := d.tableList(e.val, p)
 			if !ok {
@@ -592,7 +596,7 @@ func (d *decoder) link(v *value, p string) (Link, bool) {
 func (d *decoder) network(t *table) {
 	var n Network
 	n.Pos = t.pos
-	d.each(t, "network", []string{"name", "links", "addresses", "proxy_arp", "mac"}, func(e *entry, p string) {
+	d.each(t, "network", []string{"name", "links", "addresses", "proxy_arp", "mac", "filter_in", "filter_out"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "name":
@@ -641,6 +645,16 @@ func (d *decoder) network(t *table) {
 					d.errf(v.pos, "network.mac: %v", err)
 				} else {
 					n.MAC = m
+				}
+			}
+		case "filter_in", "filter_out":
+			if s, ok := d.str(v, p); ok {
+				if s == "" {
+					d.errf(v.pos, "%s must not be empty (leave it out for no filter)", p)
+				} else if e.key == "filter_in" {
+					n.FilterIn = s
+				} else {
+					n.FilterOut = s
 				}
 			}
 		}

@@ -48,8 +48,9 @@ func defaults() *Config {
 
 // ApplyDefaults sets every unset (zero) setting of c that has a default to
 // that default: [router] console (when the name is set), [nat] filtering,
-// the ports of each [[nat.snat]], the gateway of each [[hostroute]],
-// [conntrack], [icmp] burst and [neighbor]. [icmp] rate_per_sec is left
+// the ports of each [[nat.snat]], the gateway of each [[hostroute]], the
+// proto of each [[filter.rule]] (any), [conntrack], [icmp] burst and
+// [neighbor]. [icmp] rate_per_sec is left
 // alone (0 means unlimited). Parse and Load call it; code that builds a
 // Config by hand (tests) calls it too.
 func (c *Config) ApplyDefaults() {
@@ -67,6 +68,13 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.HostRoutes {
 		if h := &c.HostRoutes[i]; !h.Gateway.IsValid() {
 			h.Gateway = DefaultHostRouteGateway
+		}
+	}
+	for i := range c.Filters {
+		for j := range c.Filters[i].Rules {
+			if r := &c.Filters[i].Rules[j]; r.Proto == "" {
+				r.Proto = ProtoAny
+			}
 		}
 	}
 	setInt(&c.Conntrack.Max, DefaultConntrackMax)

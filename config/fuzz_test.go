@@ -20,6 +20,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[a.b]\n[a]\nb.c = 1\n[[a.d]]\n[a.d.e]\nx = [[1], {y = 2}]\n"))
 	f.Add([]byte("x = {a.b = 1}\n[x.a]\n"))
 	f.Add([]byte("[router]\nname = \"r\"\nworkers = 0x7fffffffffffffff\n"))
+	f.Add([]byte(base + "filter_in = \"f\"\n[[filter]]\nname = \"f\"\ndefault = \"drop\"\n[[filter.rule]]\naction = \"accept\"\nproto = \"tcp\"\nsource = [\"10.0.0.0/8\", \"192.0.2.7\"]\ndport = \"22,80-90\"\n[[filter.rule]]\naction = \"reject\"\nproto = \"icmp\"\nicmp_type = 8\n"))
 	f.Add([]byte("[[network]]\nlinks = [\"a.1\", \"a.0\", \".\", \"a..4\"]\naddresses = [\"0.0.0.0/0\", \"1.2.3.4/32\"]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.toml", data)
@@ -57,6 +58,26 @@ func FuzzParse(f *testing.F) {
 				if c.PortByName(l.Port) == nil || l.VID > 4094 {
 					t.Fatalf("bad link %v", l)
 				}
+			}
+		}
+		for _, n := range c.Networks {
+			for _, name := range []string{n.FilterIn, n.FilterOut} {
+				if name != "" && c.FilterByName(name) == nil {
+					t.Fatalf("network %q names unknown filter %q", n.Name, name)
+				}
+			}
+		}
+		for _, f := range c.Filters {
+			total := 0
+			for i := range f.Rules {
+				r := &f.Rules[i]
+				total += r.Entries()
+				if (len(r.SPort) > 0 || len(r.DPort) > 0) && r.Proto != ProtoTCP && r.Proto != ProtoUDP || r.HasICMPType && r.Proto != ProtoICMP {
+					t.Fatalf("filter %q rule %d: fields do not fit proto %q", f.Name, i, r.Proto)
+				}
+			}
+			if total > MaxFilterEntries {
+				t.Fatalf("filter %q has %d entries", f.Name, total)
 			}
 		}
 		// parsing is deterministic

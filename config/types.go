@@ -22,6 +22,7 @@ type Config struct {
 	Routes     []Route
 	ARP        []ARPEntry
 	NAT        NAT
+	Filters    []Filter // [[filter]] rulesets, in file order (filter.go)
 	Conntrack  Conntrack
 	ICMP       ICMP
 	Neighbor   Neighbor
@@ -79,6 +80,8 @@ type Network struct {
 	Addresses []netip.Prefix // router's own addresses (address + prefix length)
 	ProxyARP  bool
 	MAC       net.HardwareAddr // optional; default: the first link's port MAC
+	FilterIn  string           // [[filter]] name for packets received from it; "" = none
+	FilterOut string           // [[filter]] name for packets sent into it; "" = none
 	Pos       Pos
 }
 

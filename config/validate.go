@@ -288,4 +288,5 @@ func (d *decoder) validate() {
 			fwdAt[k] = i
 		}
 	}
+	d.validateFilters()
 }
