@@ -23,10 +23,16 @@ type KernelOptions struct {
 	// is on. A route whose gateway is on no network is skipped and counted.
 	// Called from the watcher's goroutine only.
 	Resolve func(gw uint32) (network uint16, ok bool)
-	// Device, if set, gives the vrouter network of a kernel interface (by
-	// index) for routes without a gateway, which are then installed as
-	// connected routes; if nil such routes are skipped and counted.
-	Device func(ifindex int) (network uint16, ok bool)
+	// Device, if set, gives the vrouter network a kernel interface stands
+	// for (a network's host interface), by index and name (the name is ""
+	// if the interface is gone). A route through such an interface goes to
+	// that network: without a gateway (dev NAME) as a connected route, with
+	// one (via GW dev NAME) through that gateway, whatever Resolve says of
+	// it. Routes through other interfaces are resolved by gateway with
+	// Resolve; without a gateway they are skipped and counted. Called from
+	// the watcher's goroutine only; names are looked up once per interface
+	// and dump (Resync looks them up again).
+	Device func(ifindex int, name string) (network uint16, ok bool)
 	// FlushInterval is the longest time events wait before they are
 	// published as one batch (default 5 ms). Under a flood of events the
 	// FIB is updated at most once per interval.
@@ -38,19 +44,37 @@ type KernelOptions struct {
 	OnError func(error)
 }
 
-// KernelStats counts what the kernel import did.
+// KernelStats counts what the kernel import did. The counters count routes
+// as they are received, in dumps and events: a resync counts the routes of
+// its dump again.
 type KernelStats struct {
-	Imported   uint64 `json:"imported"`   // routes installed or replaced (dump and events)
+	Imported   uint64 `json:"imported"`   // usable routes received (dump and events)
 	Deleted    uint64 `json:"deleted"`    // delete events received
-	Skipped    uint64 `json:"skipped"`    // routes not installed (all reasons below)
+	Skipped    uint64 `json:"skipped"`    // routes not usable (all reasons below)
 	NoGateway  uint64 `json:"no_gateway"` // unicast route without gateway (and no Device mapping)
-	Unresolved uint64 `json:"unresolved"` // gateway on no vrouter network
+	Unresolved uint64 `json:"unresolved"` // gateway on no vrouter network (or IPv6 gateway, encapsulation, dead next hop)
 	OtherType  uint64 `json:"other_type"` // local, broadcast, multicast, ... routes
 	Events     uint64 `json:"events"`     // route messages of the table received after the dump
 	Errors     uint64 `json:"errors"`     // netlink errors (a lost subscription is resynced)
 	Resyncs    uint64 `json:"resyncs"`    // full re-dumps (lost subscription, or Resync)
 	Batches    uint64 `json:"batches"`    // publishes to the FIB
-	Routes     int    `json:"routes"`     // kernel routes in the FIB now
+	Routes     int    `json:"routes"`     // kernel routes in the FIB now (one per prefix)
+
+	// Alternates is a gauge: usable routes held but not in the FIB because
+	// a route of the same prefix comes first in the kernel's order (lower
+	// metric); one of them takes over when that route goes.
+	Alternates int64 `json:"alternates"`
+	// TOS counts routes with a TOS selector, which apply to some packets
+	// only (vrouter routes without regard to TOS): skipped.
+	TOS uint64 `json:"tos"`
+	// ViaDevice counts usable routes resolved through Device (a host
+	// interface), with or without a gateway.
+	ViaDevice uint64 `json:"via_device"`
+	// Multipath counts usable multipath routes (ip route ... nexthop via A
+	// nexthop via B): vrouter uses only the first next hop that resolves
+	// (no ECMP); MultipathUnused counts their other next hops, unused.
+	Multipath       uint64 `json:"multipath"`
+	MultipathUnused uint64 `json:"multipath_unused"`
 }
 
 // KernelWatcher follows one kernel routing table. Create it with WatchKernel.
@@ -60,8 +84,13 @@ type KernelWatcher struct {
 	ns  netns.NsHandle
 	h   *netlink.Handle
 
+	ks    *kstate
+	names map[int]string  // interface names for Device, per dump
+	lh    *netlink.Handle // for the names (h may be in the middle of a dump)
+
 	imported, deleted, noGW, unresolved, otherType atomic.Uint64
 	events, errs, resyncs, batches                 atomic.Uint64
+	tos, viaDev, multipath, mpUnused               atomic.Uint64
 
 	done   chan struct{}
 	resync chan struct{}
@@ -77,11 +106,23 @@ type KernelWatcher struct {
 // events in batches on its own goroutine. If the subscription is lost (for
 // example the socket buffer overflowed) it subscribes and dumps again.
 //
-// Next hops: unicast routes through a gateway get the network Resolve gives
-// (KindGateway); blackhole, unreachable and prohibit routes become
-// KindDrop, KindUnreachable and KindProhibit. For a multipath route the
-// first next hop that resolves is used. One route per prefix is kept: the
-// last one added or replaced; deleting a route of the prefix removes it.
+// Next hops: a unicast route through a host interface (Device) goes to that
+// interface's network, as a connected route without a gateway, KindGateway
+// with one; other unicast routes through a gateway get the network Resolve
+// gives (KindGateway); blackhole, unreachable and prohibit routes become
+// KindDrop, KindUnreachable and KindProhibit. Other routes are not usable
+// (skipped and counted).
+//
+// Several routes per prefix (two daemons, a daemon and an operator's route
+// at another metric): the import follows the kernel's choice. The kernel
+// orders the routes of a prefix by metric, and routes of equal metric as
+// ip route prepend/append/replace placed them, and uses the first; the
+// import installs the first usable one and holds the others (counted as
+// alternates): deleting or replacing the installed route falls back to the
+// next one. Routes with a TOS selector are skipped and counted.
+//
+// Multipath routes (no ECMP): only the first next hop that resolves is
+// used; the others are counted (multipath_unused).
 func WatchKernel(ctx context.Context, t *Table, opt KernelOptions) (*KernelWatcher, error) {
 	if opt.Resolve == nil {
 		return nil, errors.New("fib: WatchKernel needs a Resolve function")
@@ -104,9 +145,10 @@ func WatchKernel(ctx context.Context, t *Table, opt KernelOptions) (*KernelWatch
 		ns.Close()
 		return nil, fmt.Errorf("fib: netlink: %w", err)
 	}
-	w := &KernelWatcher{t: t, opt: opt, ns: ns, h: h, done: make(chan struct{}), resync: make(chan struct{}, 1)}
+	w := &KernelWatcher{t: t, opt: opt, ns: ns, h: h, ks: newKState(t), done: make(chan struct{}), resync: make(chan struct{}, 1)}
 	ch, stop, err := w.sync(ctx)
 	if err != nil {
+		w.closeLinks()
 		h.Close()
 		ns.Close()
 		return nil, err
@@ -143,8 +185,11 @@ func (w *KernelWatcher) Stats() KernelStats {
 		NoGateway: w.noGW.Load(), Unresolved: w.unresolved.Load(), OtherType: w.otherType.Load(),
 		Events: w.events.Load(), Errors: w.errs.Load(), Resyncs: w.resyncs.Load(), Batches: w.batches.Load(),
 	}
-	s.Skipped = s.NoGateway + s.Unresolved + s.OtherType
+	s.TOS, s.ViaDevice = w.tos.Load(), w.viaDev.Load()
+	s.Multipath, s.MultipathUnused = w.multipath.Load(), w.mpUnused.Load()
+	s.Skipped = s.NoGateway + s.Unresolved + s.OtherType + s.TOS
 	s.Routes = w.t.Stats().Routes[Kernel]
+	s.Alternates = w.ks.alternates.Load()
 	return s
 }
 
@@ -152,6 +197,17 @@ func (w *KernelWatcher) Stats() KernelStats {
 func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, chan struct{}, error) {
 	ch := make(chan netlink.RouteUpdate, 8192)
 	stop := make(chan struct{})
+	onErr := func(err error) {
+		select {
+		case <-stop:
+			return // the socket was closed on purpose (drop)
+		default:
+		}
+		w.errs.Add(1)
+		if w.opt.OnError != nil {
+			w.opt.OnError(err)
+		}
+	}
 	ns := w.ns
 	err := netlink.RouteSubscribeWithOptions(ch, stop, netlink.RouteSubscribeOptions{
 		Namespace:         &ns,
@@ -159,12 +215,7 @@ func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, cha
 		// needs CAP_NET_ADMIN; without it the kernel caps the size and a
 		// flood can overflow sooner (then we resync)
 		ReceiveBufferForceSize: true,
-		ErrorCallback: func(err error) {
-			w.errs.Add(1)
-			if w.opt.OnError != nil {
-				w.opt.OnError(err)
-			}
-		},
+		ErrorCallback:          onErr,
 	})
 	if err != nil {
 		// retry without forcing the buffer size (no CAP_NET_ADMIN)
@@ -172,27 +223,38 @@ func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, cha
 		err = netlink.RouteSubscribeWithOptions(ch, stop, netlink.RouteSubscribeOptions{
 			Namespace:         &ns,
 			ReceiveBufferSize: 32 << 20,
-			ErrorCallback: func(err error) {
-				w.errs.Add(1)
-				if w.opt.OnError != nil {
-					w.opt.OnError(err)
-				}
-			},
+			ErrorCallback:     onErr,
 		})
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("fib: subscribe to route events: %w", err)
 	}
-	var routes []Route
+	var d *kdump
+	byMap := false
 	for try := 0; ; try++ {
-		routes = routes[:0]
+		w.names = nil
+		d = newKDump(w.ks, byMap)
+		grouped := true
 		err = w.h.RouteListFilteredIter(netlink.FAMILY_V4, &netlink.Route{Table: w.opt.Table}, netlink.RT_FILTER_TABLE,
 			func(r netlink.Route) bool {
-				if rt, ok := w.convert(&r); ok {
-					routes = append(routes, rt)
+				p, ok := routePrefix(&r)
+				if !ok {
+					return true
 				}
-				return true
+				if r.Tos != 0 {
+					w.tos.Add(1)
+					return true
+				}
+				e := w.convert(&r, true)
+				grouped = d.add(kkey(p), e)
+				return grouped
 			})
+		if err == nil && !grouped {
+			// the routes of a prefix did not come one after the other:
+			// dump again, grouping them by a map
+			byMap = true
+			continue
+		}
 		if err == nil || !errors.Is(err, netlink.ErrDumpInterrupted) || try == 5 || ctx.Err() != nil {
 			break
 		}
@@ -201,72 +263,161 @@ func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, cha
 		drop(ch, stop)
 		return nil, nil, fmt.Errorf("fib: dump of kernel table %d: %w", w.opt.Table, err)
 	}
-	w.t.ReplaceSource(Kernel, routes)
-	w.imported.Add(uint64(len(routes)))
+	w.t.ReplaceSource(Kernel, d.end())
 	w.batches.Add(1)
 	return ch, stop, nil
 }
 
-// convert turns a kernel route into a FIB route; false if it is skipped
-// (and counted).
-func (w *KernelWatcher) convert(r *netlink.Route) (Route, bool) {
-	p, ok := routePrefix(r)
-	if !ok {
-		return Route{}, false
-	}
-	rt := Route{Prefix: p, Source: Kernel}
+// convert turns a kernel route into the import's form; count: add what it
+// is to the counters (a route received, not one deleted).
+func (w *KernelWatcher) convert(r *netlink.Route, count bool) kroute {
+	e := kroute{prio: uint32(r.Priority), id: routeID(r)}
 	switch r.Type {
 	case unix.RTN_BLACKHOLE:
-		rt.NH = NextHop{Kind: KindDrop}
+		e.nh, e.ok = NextHop{Kind: KindDrop}, true
 	case unix.RTN_UNREACHABLE:
-		rt.NH = NextHop{Kind: KindUnreachable}
+		e.nh, e.ok = NextHop{Kind: KindUnreachable}, true
 	case unix.RTN_PROHIBIT:
-		rt.NH = NextHop{Kind: KindProhibit}
+		e.nh, e.ok = NextHop{Kind: KindProhibit}, true
 	case unix.RTN_UNICAST:
-		gws := make([]net.IP, 0, 1+len(r.MultiPath))
-		links := []int{r.LinkIndex}
-		if r.Gw != nil {
-			gws = append(gws, r.Gw)
-		}
-		for _, m := range r.MultiPath {
-			if m.Gw != nil {
-				gws = append(gws, m.Gw)
+		n, gws := 0, 0
+		try := func(gw net.IP, link int, other bool) {
+			n++
+			if gw != nil || other {
+				gws++
 			}
-			links = append(links, m.LinkIndex)
-		}
-		if len(gws) == 0 {
-			if w.opt.Device != nil {
-				for _, l := range links {
-					if l == 0 {
-						continue
-					}
-					if n, ok := w.opt.Device(l); ok {
-						rt.NH = NextHop{Kind: KindConnected, Network: n}
-						return rt, true
-					}
+			if e.ok || other {
+				return
+			}
+			if nh, ok, dev := w.nextHop(gw, link); ok {
+				e.nh, e.ok = nh, true
+				if dev && count {
+					w.viaDev.Add(1)
 				}
 			}
+		}
+		// a next hop of another family (RTA_VIA) or with an encapsulation
+		// is not for vrouter; a dead one (its link is down) the kernel
+		// does not use
+		if len(r.MultiPath) == 0 {
+			try(r.Gw, r.LinkIndex, r.Via != nil || r.Encap != nil || r.Flags&unix.RTNH_F_DEAD != 0)
+		}
+		for _, m := range r.MultiPath {
+			try(m.Gw, m.LinkIndex, m.Via != nil || m.Encap != nil || m.Flags&unix.RTNH_F_DEAD != 0)
+		}
+		if !count {
+			break
+		}
+		switch {
+		case !e.ok && gws == 0:
 			w.noGW.Add(1)
-			return Route{}, false
+		case !e.ok:
+			w.unresolved.Add(1)
+		case n > 1:
+			w.multipath.Add(1)
+			w.mpUnused.Add(uint64(n - 1))
 		}
-		for _, g := range gws {
-			g4 := g.To4()
-			if g4 == nil {
-				continue
-			}
-			a := uint32(g4[0])<<24 | uint32(g4[1])<<16 | uint32(g4[2])<<8 | uint32(g4[3])
-			if n, ok := w.opt.Resolve(a); ok {
-				rt.NH = NextHop{Kind: KindGateway, Network: n, Gateway: a}
-				return rt, true
-			}
-		}
-		w.unresolved.Add(1)
-		return Route{}, false
 	default:
-		w.otherType.Add(1)
-		return Route{}, false
+		if count {
+			w.otherType.Add(1)
+		}
+		return e
 	}
-	return rt, true
+	if e.ok && count {
+		w.imported.Add(1)
+	}
+	return e
+}
+
+// nextHop resolves one next hop of a unicast route: through the network
+// of its device (Device), else through its gateway (Resolve).
+func (w *KernelWatcher) nextHop(gw net.IP, link int) (nh NextHop, ok, viaDev bool) {
+	var a uint32
+	g4 := gw.To4()
+	if gw != nil && g4 == nil {
+		return NextHop{}, false, false // an IPv6 gateway (RFC 5549): not for vrouter
+	}
+	if g4 != nil {
+		a = uint32(g4[0])<<24 | uint32(g4[1])<<16 | uint32(g4[2])<<8 | uint32(g4[3])
+	}
+	if w.opt.Device != nil && link > 0 {
+		if n, ok := w.opt.Device(link, w.linkName(link)); ok {
+			if g4 == nil {
+				return NextHop{Kind: KindConnected, Network: n}, true, true
+			}
+			return NextHop{Kind: KindGateway, Network: n, Gateway: a}, true, true
+		}
+	}
+	if g4 == nil {
+		return NextHop{}, false, false
+	}
+	if n, ok := w.opt.Resolve(a); ok {
+		return NextHop{Kind: KindGateway, Network: n, Gateway: a}, true, false
+	}
+	return NextHop{}, false, false
+}
+
+// linkName returns the name of interface index (cached per dump; "" if it
+// is gone).
+func (w *KernelWatcher) linkName(index int) string {
+	if name, ok := w.names[index]; ok {
+		return name
+	}
+	name := ""
+	if w.lh == nil {
+		if h, err := netlink.NewHandleAt(w.ns, unix.NETLINK_ROUTE); err == nil {
+			w.lh = h
+		}
+	}
+	if w.lh != nil {
+		if l, err := w.lh.LinkByIndex(index); err == nil {
+			name = l.Attrs().Name
+		}
+	}
+	if w.names == nil {
+		w.names = map[int]string{}
+	}
+	w.names[index] = name
+	return name
+}
+
+func (w *KernelWatcher) closeLinks() {
+	if w.lh != nil {
+		w.lh.Close()
+		w.lh = nil
+	}
+}
+
+// routeID identifies a route among the routes of its prefix and metric by
+// the attributes that tell two such routes apart (never 0).
+func routeID(r *netlink.Route) uint64 {
+	h := uint64(0x9e3779b97f4a7c15)
+	mix := func(v uint64) {
+		h = (h ^ v) * 0xbf58476d1ce4e5b9
+		h ^= h >> 31
+	}
+	ipv := func(a net.IP) uint64 {
+		if a4 := a.To4(); a4 != nil {
+			return 1<<32 | uint64(a4[0])<<24 | uint64(a4[1])<<16 | uint64(a4[2])<<8 | uint64(a4[3])
+		}
+		v := uint64(len(a)) << 56
+		for _, b := range a {
+			v = v*31 + uint64(b)
+		}
+		return v
+	}
+	mix(uint64(r.Type)<<32 | uint64(r.Protocol)<<8 | uint64(r.Scope))
+	mix(ipv(r.Src))
+	mix(ipv(r.Gw))
+	mix(uint64(r.LinkIndex))
+	for _, m := range r.MultiPath {
+		mix(ipv(m.Gw))
+		mix(uint64(m.LinkIndex)<<8 | uint64(m.Hops))
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 // routePrefix returns the IPv4 destination of r (nil Dst: the default route).
@@ -287,9 +438,10 @@ func routePrefix(r *netlink.Route) (netip.Prefix, bool) {
 
 func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, stop chan struct{}) {
 	defer close(w.done)
+	defer w.closeLinks()
 	defer w.h.Close()
 	defer w.ns.Close()
-	var pending []Update
+	ks := w.ks
 	last := time.Now()
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -298,12 +450,11 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 			timer.Stop()
 			timerC = nil
 		}
-		if len(pending) > 0 {
-			w.t.Apply(pending)
+		if len(ks.pending) > 0 {
+			w.t.Apply(ks.pending)
 			w.batches.Add(1)
-			clear(pending)
-			pending = pending[:0]
 		}
+		ks.applied()
 		last = time.Now()
 	}
 	// handle queues one event; it reports false when the channel closed.
@@ -321,16 +472,25 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 		w.events.Add(1)
 		switch u.Type {
 		case unix.RTM_NEWROUTE:
-			if rt, ok := w.convert(&u.Route); ok {
-				pending = append(pending, Update{Route: rt})
-				w.imported.Add(1)
-			} else {
-				// a replace by a route we cannot use removes the old one
-				pending = append(pending, Update{Route: Route{Prefix: p, Source: Kernel}, Delete: true})
+			if u.Tos != 0 {
+				w.tos.Add(1)
+				break
 			}
+			place := kFirst
+			switch {
+			case u.NlFlags&unix.NLM_F_REPLACE != 0:
+				place = kReplace
+			case u.NlFlags&unix.NLM_F_EXCL != 0:
+				place = kOnly
+			case u.NlFlags&unix.NLM_F_APPEND != 0:
+				place = kLast
+			}
+			ks.add(kkey(p), w.convert(&u.Route, true), place)
 		case unix.RTM_DELROUTE:
-			pending = append(pending, Update{Route: Route{Prefix: p, Source: Kernel}, Delete: true})
 			w.deleted.Add(1)
+			if u.Tos == 0 {
+				ks.del(kkey(p), w.convert(&u.Route, false))
+			}
 		}
 		return true
 	}
@@ -354,7 +514,7 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 		case u, ok := <-ch:
 			alive := handle(u, ok)
 		drain:
-			for alive && len(pending) < w.opt.MaxBatch {
+			for alive && len(ks.pending) < w.opt.MaxBatch {
 				select {
 				case u, ok := <-ch:
 					alive = handle(u, ok)
@@ -372,7 +532,7 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 				last = time.Now()
 				continue
 			}
-			if since := time.Since(last); since >= w.opt.FlushInterval || len(pending) >= w.opt.MaxBatch {
+			if since := time.Since(last); since >= w.opt.FlushInterval || len(ks.pending) >= w.opt.MaxBatch {
 				flush()
 			} else if timerC == nil {
 				if timer == nil {

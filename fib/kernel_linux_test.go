@@ -357,3 +357,262 @@ func TestKernelRSSChild(t *testing.T) {
 		t.Fatalf("routes %d", w.Stats().Routes)
 	}
 }
+
+// kernelVia asks the kernel of namespace ns which gateway it uses for addr
+// (table 100 is looked up first, see kernelRule); "" for none.
+func kernelVia(t *testing.T, ns, addr string) string {
+	t.Helper()
+	out, _ := exec.Command("ip", "-n", ns, "route", "get", addr).CombinedOutput()
+	f := strings.Fields(string(out))
+	for i := range f {
+		if f[i] == "via" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// kernelRule makes the kernel of ns look table 100 up first, so that
+// ip route get shows its choice among the routes of that table.
+func kernelRule(t *testing.T, ns string) {
+	ipCmd(t, "-n", ns, "rule", "add", "pref", "100", "lookup", "100")
+}
+
+// waitVia waits until the FIB sends addr through gateway via of network 1
+// ("" for no route) and checks that the kernel made the same choice.
+func waitVia(t *testing.T, tb *Table, ns, addr, via, what string, kernelToo bool) {
+	t.Helper()
+	want, wok := NextHop{}, false
+	if via != "" {
+		want, wok = gw(1, via), true
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		nh, ok := tb.Lookup(ip(addr))
+		if nh == want && ok == wok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: Lookup(%s) = %+v,%v; want via %q", what, addr, nh, ok, via)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if kernelToo {
+		if k := kernelVia(t, ns, addr); k != via {
+			t.Fatalf("%s: the kernel sends %s via %q, the FIB via %q", what, addr, k, via)
+		}
+	}
+}
+
+// TestKernelMetrics: several routes of a prefix in the imported table (at
+// different metrics, and at equal metrics put first or last): the FIB
+// follows the kernel's choice; deleting the chosen one falls back to the
+// next; a dump and a resync make the same choice.
+func TestKernelMetrics(t *testing.T) {
+	needRoot(t)
+	ns := testNS(t)
+	kernelRule(t, ns)
+	// before the watcher starts (the dump): both orders
+	ipBatch(t, ns, []string{
+		"route add 192.0.2.0/25 via 10.99.0.2 metric 10 table 100",
+		"route add 192.0.2.0/25 via 10.99.0.3 metric 20 table 100",
+		"route add 192.0.2.128/25 via 10.99.0.3 metric 20 table 100",
+		"route add 192.0.2.128/25 via 10.99.0.2 metric 10 table 100",
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tb := New()
+	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve10_99,
+		OnError: func(err error) { t.Logf("watcher error: %v", err) }})
+	waitVia(t, tb, ns, "192.0.2.1", "10.99.0.2", "dump, 10 then 20", true)
+	waitVia(t, tb, ns, "192.0.2.129", "10.99.0.2", "dump, 20 then 10", true)
+	if st := w.Stats(); st.Routes != 2 || st.Alternates != 2 || st.Imported != 4 {
+		t.Fatalf("after the dump: %+v", st)
+	}
+
+	// events: metric 10 and 20, in both orders
+	const P, A = "198.51.100.0/24", "198.51.100.1"
+	steps := []struct {
+		cmd, via string
+		kernel   bool // the kernel makes the same choice (all gateways resolve)
+	}{
+		{"route add " + P + " via 10.99.0.2 metric 10 table 100", "10.99.0.2", true},
+		{"route add " + P + " via 10.99.0.3 metric 20 table 100", "10.99.0.2", true},
+		{"route del " + P + " via 10.99.0.2 metric 10 table 100", "10.99.0.3", true},
+		{"route del " + P + " metric 20 table 100", "", true},
+		{"route add " + P + " via 10.99.0.3 metric 20 table 100", "10.99.0.3", true},
+		{"route add " + P + " via 10.99.0.2 metric 10 table 100", "10.99.0.2", true},
+		{"route del " + P + " table 100", "10.99.0.3", true}, // no metric: the kernel deletes the first (10)
+		{"route add " + P + " via 10.99.0.2 metric 10 table 100", "10.99.0.2", true},
+		{"route del " + P + " metric 20 table 100", "10.99.0.2", true}, // the alternate goes
+		{"route add " + P + " via 10.99.0.3 metric 20 table 100", "10.99.0.2", true},
+		// replace
+		{"route replace " + P + " via 10.99.0.4 metric 20 table 100", "10.99.0.2", true},
+		{"route replace " + P + " via 10.99.0.5 metric 10 table 100", "10.99.0.5", true},
+		{"route del " + P + " metric 10 table 100", "10.99.0.4", true},
+		{"route add " + P + " via 10.99.0.2 metric 10 table 100", "10.99.0.2", true},
+		// a route vrouter cannot use (gateway on no network) counts as dead
+		{"route replace " + P + " via 10.77.0.1 dev d0 onlink metric 10 table 100", "10.99.0.4", false},
+		{"route replace " + P + " via 10.99.0.6 metric 10 table 100", "10.99.0.6", true},
+		// equal metrics: prepend and append
+		{"route append " + P + " via 10.99.0.7 metric 10 table 100", "10.99.0.6", true},
+		{"route prepend " + P + " via 10.99.0.8 metric 10 table 100", "10.99.0.8", true},
+		{"route del " + P + " via 10.99.0.8 metric 10 table 100", "10.99.0.6", true},
+		{"route del " + P + " via 10.99.0.6 metric 10 table 100", "10.99.0.7", true},
+		{"route del " + P + " via 10.99.0.7 metric 10 table 100", "10.99.0.4", true},
+	}
+	for _, s := range steps {
+		ipBatch(t, ns, []string{s.cmd})
+		waitVia(t, tb, ns, A, s.via, s.cmd, s.kernel)
+	}
+	// a route with a TOS selector applies to some packets only: skipped
+	ipBatch(t, ns, []string{"route add 203.0.113.0/24 tos 0x20 via 10.99.0.2 table 100"})
+	waitFor(t, "tos route", 30*time.Second, func() bool { return w.Stats().TOS == 1 })
+	checkProbes(t, tb, []probe{{"203.0.113.1", false, NextHop{}}})
+	// three metrics, several alternates
+	ipBatch(t, ns, []string{
+		"route add " + P + " via 10.99.0.2 metric 5 table 100",
+		"route add " + P + " via 10.99.0.3 metric 10 table 100",
+	})
+	waitVia(t, tb, ns, A, "10.99.0.2", "three metrics", true)
+	waitFor(t, "alternates", 30*time.Second, func() bool { return w.Stats().Alternates == 4 })
+
+	// a resync, and a new watcher's dump, make the same choices
+	w.Resync()
+	waitFor(t, "resync", 30*time.Second, func() bool { return w.Stats().Resyncs == 1 })
+	time.Sleep(50 * time.Millisecond)
+	for _, tbl := range []*Table{tb, nil} {
+		if tbl == nil {
+			tbl = New()
+			w2 := startWatcher(t, ctx, ns, tbl, KernelOptions{Table: 100, Resolve: resolve10_99})
+			if st := w2.Stats(); st.Alternates != 4 || st.Routes != 3 {
+				t.Fatalf("new watcher: %+v", st)
+			}
+		}
+		waitVia(t, tbl, ns, A, "10.99.0.2", "after the dump", true)
+		waitVia(t, tbl, ns, "192.0.2.1", "10.99.0.2", "after the dump", true)
+		waitVia(t, tbl, ns, "192.0.2.129", "10.99.0.2", "after the dump", true)
+		ipBatch(t, ns, []string{"route del " + P + " metric 5 table 100"})
+		waitVia(t, tbl, ns, A, "10.99.0.3", "after the dump, metric 5 deleted", true)
+		ipBatch(t, ns, []string{"route add " + P + " via 10.99.0.2 metric 5 table 100"})
+		waitVia(t, tbl, ns, A, "10.99.0.2", "after the dump, metric 5 back", true)
+	}
+	st := w.Stats()
+	// (the resync dumped the TOS route again)
+	if st.Errors != 0 || st.Unresolved != 1 || st.TOS != 2 || st.Skipped != 3 || st.Routes != 3 || st.Alternates != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	t.Logf("stats %+v", st)
+}
+
+// TestKernelMultipath: a multipath route uses its first next hop that
+// resolves (no ECMP); the others are counted.
+func TestKernelMultipath(t *testing.T) {
+	needRoot(t)
+	ns := testNS(t)
+	ipBatch(t, ns, []string{
+		"route add 203.0.113.0/25 table 100 nexthop via 10.99.0.2 nexthop via 10.99.0.3",
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tb := New()
+	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve10_99})
+	ipBatch(t, ns, []string{
+		"route add 203.0.113.128/25 table 100 nexthop via 10.77.0.1 dev d0 onlink nexthop via 10.99.0.3 nexthop via 10.99.0.4",
+		"route add 198.51.100.0/24 table 100 nexthop via 10.77.0.1 dev d0 onlink nexthop via 10.77.0.2 dev d0 onlink",
+	})
+	waitFor(t, "multipath routes", 30*time.Second, func() bool { return w.Stats().Routes == 2 && w.Stats().Unresolved == 1 })
+	checkProbes(t, tb, []probe{
+		{"203.0.113.1", true, gw(1, "10.99.0.2")},
+		{"203.0.113.129", true, gw(1, "10.99.0.3")},
+		{"198.51.100.1", false, NextHop{}},
+	})
+	st := w.Stats()
+	if st.Multipath != 2 || st.MultipathUnused != 3 || st.Unresolved != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// a multipath route beside a single one of another metric
+	ipBatch(t, ns, []string{
+		"route add 203.0.113.0/25 via 10.99.0.9 metric 10 table 100",
+		"route del 203.0.113.0/25 metric 0 table 100",
+	})
+	waitFor(t, "fallback", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == gw(1, "10.99.0.9") })
+	// a next hop whose link is down is dead: the kernel marks it so
+	// (without a notification) and a resync sees it
+	ipCmd(t, "-n", ns, "link", "add", "e0", "type", "veth", "peer", "name", "e1")
+	ipCmd(t, "-n", ns, "link", "set", "e1", "up")
+	ipCmd(t, "-n", ns, "link", "set", "e0", "up")
+	ipBatch(t, ns, []string{"route add 192.0.2.0/24 table 100 nexthop via 10.99.0.5 dev e0 onlink nexthop via 10.99.0.6 dev d0"})
+	waitFor(t, "route via e0", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.5") })
+	ipCmd(t, "-n", ns, "link", "set", "e0", "down")
+	w.Resync()
+	waitFor(t, "dead next hop skipped", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.6") })
+	t.Logf("stats %+v", w.Stats())
+}
+
+// TestKernelDevice: routes through a host interface (h0 stands for one)
+// resolve to its network through Device, with or without a gateway; routes
+// through other interfaces resolve by gateway.
+func TestKernelDevice(t *testing.T) {
+	needRoot(t)
+	ns := testNS(t)
+	ipCmd(t, "-n", ns, "link", "add", "h0", "type", "veth", "peer", "name", "h1")
+	ipCmd(t, "-n", ns, "link", "set", "h1", "up")
+	ipCmd(t, "-n", ns, "link", "set", "h0", "up")
+	ipCmd(t, "-n", ns, "addr", "add", "10.98.0.1/24", "dev", "h0")
+	out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "h0").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h0 int
+	fmt.Sscanf(string(out), "%d:", &h0)
+	ipBatch(t, ns, []string{
+		"route add 192.0.2.0/25 dev h0 table 100",
+		"route add 198.51.100.0/25 via 10.98.0.2 dev h0 table 100",
+	})
+	var bad atomic.Value
+	device := func(ifindex int, name string) (uint16, bool) {
+		if (name == "h0") != (ifindex == h0) {
+			bad.Store(fmt.Sprintf("Device(%d, %q), h0 is %d", ifindex, name, h0))
+		}
+		if name == "h0" {
+			return 7, true
+		}
+		return 0, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tb := New()
+	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve10_99, Device: device})
+	ipBatch(t, ns, []string{
+		"route add 192.0.2.128/25 dev h0 table 100",
+		"route add 198.51.100.128/25 via 10.99.0.9 dev h0 onlink table 100", // Resolve would say network 1
+		"route add 203.0.113.0/25 via 10.99.0.2 dev d0 table 100",           // d0: not a host interface
+		"route add 203.0.113.128/25 dev d0 table 100",                       // skipped: no gateway
+	})
+	waitFor(t, "routes", 30*time.Second, func() bool { return w.Stats().Routes == 5 && w.Stats().NoGateway == 1 })
+	conn7 := NextHop{Kind: KindConnected, Network: 7}
+	checkProbes(t, tb, []probe{
+		{"192.0.2.1", true, conn7},
+		{"192.0.2.129", true, conn7},
+		{"198.51.100.1", true, gw(7, "10.98.0.2")},
+		{"198.51.100.129", true, gw(7, "10.99.0.9")},
+		{"203.0.113.1", true, gw(1, "10.99.0.2")},
+		{"203.0.113.129", false, NextHop{}},
+	})
+	if st := w.Stats(); st.ViaDevice != 4 || st.Skipped != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if b := bad.Load(); b != nil {
+		t.Fatal(b)
+	}
+	// a route through the host interface beside one through a gateway
+	ipBatch(t, ns, []string{"route add 203.0.113.0/25 dev h0 metric 5 table 100"})
+	time.Sleep(20 * time.Millisecond)
+	checkProbes(t, tb, []probe{{"203.0.113.1", true, gw(1, "10.99.0.2")}}) // metric 0 stays
+	ipBatch(t, ns, []string{"route del 203.0.113.0/25 via 10.99.0.2 dev d0 table 100"})
+	waitFor(t, "metric 5 via h0", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == conn7 })
+	ipBatch(t, ns, []string{"route add 203.0.113.0/25 via 10.99.0.2 dev d0 table 100"})
+	waitFor(t, "back to the gateway", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == gw(1, "10.99.0.2") })
+	t.Logf("stats %+v", w.Stats())
+}

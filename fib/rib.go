@@ -203,6 +203,18 @@ func (r *rib) set(addr uint32, plen int, src Source, nh uint32) uint32 {
 	return 0
 }
 
+// get returns the next hop of src's route for the prefix (0: none).
+func (r *rib) get(addr uint32, plen int, src Source) uint32 {
+	if plen <= shortMax {
+		return r.short[shortKey(addr, plen)][src]
+	}
+	l := r.list(addr >> (32 - dirBits))
+	if i, ok := search(l, pkeyOf(addr, plen)<<2|uint64(src)); ok {
+		return l[i].nh()
+	}
+	return 0
+}
+
 // del removes the route of src; it returns its next hop (0: there was none).
 func (r *rib) del(addr uint32, plen int, src Source) uint32 {
 	if plen <= shortMax {
