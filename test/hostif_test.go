@@ -135,6 +135,7 @@ func TestHostInterfaceBasics(t *testing.T) {
 	if after.PuntedPackets <= before.PuntedPackets || after.InjectedPackets <= before.InjectedPackets {
 		t.Fatalf("host interface counters did not move: before %+v after %+v", before, after)
 	}
+	hostLatency(t, l)
 	// UDP to the router with nobody listening: the kernel's port
 	// unreachable, not vrouter's (which would have come without a punt).
 	st := stats(t, l.Router)
@@ -442,6 +443,7 @@ func TestHostInterfaceBGP(t *testing.T) {
 		t.Fatalf("vrouter has %d kernel routes, want %d (skipped %d); table 100:\n%.1500s", s.Kernel.Routes, n, s.Kernel.Skipped, out)
 	}
 	t.Logf("%d prefixes in the FIB %v after the session came up", n, time.Since(start).Round(time.Millisecond))
+	keepaliveLatency(t, l)
 	out, err := l.Router.Console("show", "ip", "route", "10.201.7.9")
 	if err != nil || !strings.Contains(out, "198.51.100.10") || !strings.Contains(out, "kernel") {
 		t.Fatalf("show ip route 10.201.7.9: %v\n%s", err, out)
@@ -541,4 +543,117 @@ func waitEstablished(t *testing.T, l *hostTopo, ns, sock string) {
 		}
 	}
 	t.Fatalf("BGP session not established:\n%s", out)
+}
+
+var rttLine = regexp.MustCompile(`rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)`)
+
+// hostLatency logs what the punt and inject paths cost: ping RTTs of the
+// router's own echo, of the kernel pinging through its host interface, and
+// of a forwarded ping; and the round trip of one byte over an established
+// TCP connection to a server in the router's namespace (ssh-like).
+func hostLatency(t *testing.T, l *hostTopo) {
+	t.Helper()
+	rtt := func(ns string, args ...string) string {
+		out := run(t, l.Topo, ns, append([]string{"ping", "-q", "-c", "50", "-i", "0.01"}, args...)...)
+		m := rttLine.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no rtt in %s", out)
+		}
+		return "min " + m[1] + " avg " + m[2] + " ms"
+	}
+	own := rtt(l.H1, "192.0.2.1")
+	kernel := rtt(l.R, "-I", l.N1, "192.0.2.10")
+	fwd := rtt(l.H1, "198.51.100.10")
+	srv := filepath.Join(l.Dir, "echo.py")
+	os.WriteFile(srv, []byte(`import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.0.2.1", 2223))
+s.listen(1)
+c, _ = s.accept()
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+while True:
+    d = c.recv(64)
+    if not d:
+        break
+    c.sendall(d)
+`), 0o644)
+	cli := filepath.Join(l.Dir, "rtt.py")
+	os.WriteFile(cli, []byte(`import socket, time
+for i in range(50):
+    try:
+        c = socket.create_connection(("192.0.2.1", 2223), timeout=5)
+        break
+    except OSError:
+        time.sleep(0.1)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+ts = []
+for i in range(500):
+    t = time.perf_counter()
+    c.sendall(b"x")
+    c.recv(64)
+    ts.append(time.perf_counter() - t)
+ts.sort()
+print("median %d us, p99 %d us" % (ts[250] * 1e6, ts[495] * 1e6))
+`), 0o644)
+	if _, err := l.Start(l.R, "echo.log", "/usr/bin/python3", srv); err != nil {
+		t.Fatal(err)
+	}
+	tcp := strings.TrimSpace(run(t, l.Topo, l.H1, "/usr/bin/python3", cli))
+	t.Logf("latency: ping h1 -> router (vrouter answers): %s; router kernel -> h1 through its host interface (inject, punt): %s; h1 -> h2 forwarded: %s; 1-byte TCP round trip h1 <-> a server on the router's address (punt, inject): %s",
+		own, kernel, fwd, tcp)
+}
+
+var tcpdumpSeq = regexp.MustCompile(`^(\d+\.\d+) IP (\S+) > (\S+): Flags \[[^]]*\], seq (\d+:\d+)`)
+
+// keepaliveLatency captures the BGP session on h2's wire and on the
+// router's host interface for two keepalive intervals and logs how long a
+// segment takes from one to the other: upstream -> kernel is the punt path
+// (veth, vrouter, TAP), kernel -> upstream the inject path.
+func keepaliveLatency(t *testing.T, l *hostTopo) {
+	t.Helper()
+	capture := func(ns, dev string) (*exec.Cmd, string) {
+		f := filepath.Join(l.Dir, "bgp-"+dev+".txt")
+		cmd, err := l.Start(ns, "bgp-"+dev+".txt", "tcpdump", "--immediate-mode", "-l", "-tt", "-S", "-n", "-i", dev, "tcp port 179")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cmd, f
+	}
+	c1, wire := capture(l.H2, "eth0")
+	c2, host := capture(l.R, l.N2)
+	time.Sleep(7 * time.Second)
+	for _, c := range []*exec.Cmd{c1, c2} {
+		c.Process.Signal(os.Interrupt)
+		c.Wait()
+	}
+	seen := func(f string) map[string]float64 {
+		b, _ := os.ReadFile(f)
+		m := map[string]float64{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if g := tcpdumpSeq.FindStringSubmatch(line); g != nil {
+				v, _ := strconv.ParseFloat(g[1], 64)
+				m[g[2]+">"+g[3]+" "+g[4]] = v
+			}
+		}
+		return m
+	}
+	w, h := seen(wire), seen(host)
+	var punt, inject []time.Duration
+	for k, tw := range w {
+		th, ok := h[k]
+		if !ok {
+			continue
+		}
+		d := time.Duration((th - tw) * 1e9)
+		if strings.HasPrefix(k, "198.51.100.10.") {
+			punt = append(punt, d)
+		} else {
+			inject = append(inject, -d)
+		}
+	}
+	if len(punt) == 0 || len(inject) == 0 {
+		t.Fatalf("no keepalive seen both on the wire and on the host interface (punt %d, inject %d)", len(punt), len(inject))
+	}
+	t.Logf("BGP keepalives: upstream wire -> router's host interface (punt) %v; host interface -> upstream wire (inject) %v", punt, inject)
 }
