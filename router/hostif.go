@@ -376,6 +376,24 @@ func (hc *hostCompile) addrs(n *network, nc *config.Network) []netip.Prefix {
 	return out
 }
 
+// natConfig is the configuration the NAT compiles: cfg, with the
+// kernel-added addresses taken added to their networks' (so that the NAT
+// knows them as the router's own).
+func (hc *hostCompile) natConfig() *config.Config {
+	if len(hc.taken) == 0 {
+		return hc.cfg
+	}
+	c := *hc.cfg
+	c.Networks = slices.Clone(c.Networks)
+	for _, t := range hc.taken {
+		if i := c.NetworkIndex(t.name); i >= 0 {
+			n := &c.Networks[i]
+			n.Addresses = append(slices.Clip(n.Addresses), t.p)
+		}
+	}
+	return &c
+}
+
 // check says why a kernel-added address p of network name cannot be used
 // ("" when it can): it is already an address of the router, or its subnet
 // overlaps another network's.
@@ -676,11 +694,13 @@ func (r *Router) hostAddrEvents(evs []AddrEvent) {
 		r.log.Error("host interface addresses not applied", "err", err)
 		return
 	}
-	// The file did not change: the NAT keeps its rules, runtime routes and
-	// neighbours stay.
-	pl.snap.nat, pl.snap.natOn = old.nat, old.natOn
+	// The file did not change: runtime routes and neighbours stay; the NAT
+	// takes the same rules with the router's new addresses.
 	r.snap.Store(pl.snap)
 	r.FIB.ReplaceSources(map[fib.Source][]fib.Route{fib.Connected: pl.routes[fib.Connected], fib.Static: pl.routes[fib.Static]})
+	if _, why := r.NAT.Commit(pl.snap.nat); why != "" {
+		r.log.Info("host interface addresses: NAT", "changes", why)
+	}
 	for i, p := range added {
 		slot, ok := pl.snap.slotOf(addedOn[i])
 		if !ok {

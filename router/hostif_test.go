@@ -522,3 +522,56 @@ func TestHostZeroAlloc(t *testing.T) {
 		}
 	}
 }
+
+// With SNAT to the router's own address, a packet to that address that no
+// mapping takes (BGP to the router) is the host interface's; without a host
+// interface the NAT keeps dropping it as unsolicited.
+func TestHostSNATAddress(t *testing.T) {
+	snat := func(c *config.Config) *config.Config {
+		c.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("198.51.100.0/24"), Out: "a",
+			To: config.AddrRange{First: netip.MustParseAddr("192.0.2.1"), Last: netip.MustParseAddr("192.0.2.1")}}}
+		c.ApplyDefaults()
+		return c
+	}
+	l := newHostLab(t, 0)
+	if _, err := l.r.Reconfigure(snat(hostConfig(0))); err != nil {
+		t.Fatal(err)
+	}
+	l.resolveA()
+	l.pa.Inject(tcpTo(t, ipRA, 179))
+	l.run()
+	if h := l.host.Take(); len(h) != 1 {
+		t.Fatalf("BGP SYN to the SNAT address: %d punted, nat drops %d", len(h), l.r.Drops()[DropNAT])
+	}
+	// A kernel-added address (a VIP) that SNAT uses is the router's own for
+	// the NAT too.
+	cfg := snat(hostConfig(0))
+	cfg.NAT.SNAT[0].To = config.AddrRange{First: netip.MustParseAddr("192.0.2.50"), Last: netip.MustParseAddr("192.0.2.50")}
+	if _, err := l.r.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	vipSYN := tcpTo(t, net.IPv4(192, 0, 2, 50).To4(), 179)
+	l.pa.Inject(vipSYN)
+	l.run()
+	if h := l.host.Take(); len(h) != 0 {
+		t.Fatal("SYN to a NAT address that is not the router's punted")
+	}
+	l.fh.watch([]AddrEvent{{Ifindex: 101, Prefix: netip.MustParsePrefix("192.0.2.50/32"), Added: true}})
+	l.pa.Take()
+	l.pa.Inject(vipSYN)
+	l.run()
+	if h := l.host.Take(); len(h) != 1 {
+		t.Fatalf("SYN to the VIP SNAT uses: %d punted", len(h))
+	}
+
+	l2 := newLab(t)
+	if _, err := l2.r.Reconfigure(snat(testConfig())); err != nil {
+		t.Fatal(err)
+	}
+	l2.resolveA()
+	l2.pa.Inject(tcpTo(t, ipRA, 179))
+	l2.run()
+	if d := l2.r.Drops()[DropNAT]; d != 1 {
+		t.Fatalf("without host: nat drops %d, want 1", d)
+	}
+}

@@ -362,7 +362,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 		}
 		pl.routes[fib.Static] = append(pl.routes[fib.Static], fib.Route{Prefix: r.Prefix.Masked(), Source: fib.Static, NH: nh})
 	}
-	rules, err := nat.Compile(cfg, s.slotOf)
+	rules, err := nat.Compile(hc.natConfig(), s.slotOf) // with the kernel-added addresses
 	if err != nil {
 		return nil, err
 	}
