@@ -657,3 +657,70 @@ func keepaliveLatency(t *testing.T, l *hostTopo) {
 	}
 	t.Logf("BGP keepalives: upstream wire -> router's host interface (punt) %v; host interface -> upstream wire (inject) %v", punt, inject)
 }
+
+// keepalived runs VRRP on a host interface: its advertisements go out
+// through vrouter, and the VIP it adds as master is answered by vrouter's
+// ARP and ping; stopped, the VIP goes away.
+func TestHostInterfaceKeepalived(t *testing.T) {
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Fatal("keepalived missing (make deps)")
+	}
+	l := hostLab(t, "", nil)
+	conf := filepath.Join(l.Dir, "keepalived.conf")
+	os.WriteFile(conf, []byte(`global_defs {
+	router_id lab
+	enable_script_security
+}
+vrrp_instance public {
+	state MASTER
+	interface `+l.N1+`
+	virtual_router_id 51
+	priority 150
+	advert_int 1
+	virtual_ipaddress {
+		192.0.2.60/32 dev `+l.N1+`
+	}
+}
+`), 0o644)
+	// VRRP advertisements on h1's wire.
+	adv, err := l.Start(l.H1, "vrrp.txt", "tcpdump", "--immediate-mode", "-l", "-n", "-i", "eth0", "ip proto 112")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := l.Start(l.R, "keepalived.log", "keepalived", "-n", "-l", "-D", "-P", "-f", conf,
+		"-p", filepath.Join(l.Dir, "keepalived.pid"), "-r", filepath.Join(l.Dir, "vrrp.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if out, _ = l.Exec(l.H1, "arping", "-c", "1", "-w", "1", "-I", "eth0", "192.0.2.60"); arpingReply.MatchString(out) {
+			break
+		}
+	}
+	if !arpingReply.MatchString(out) {
+		b, _ := os.ReadFile(filepath.Join(l.Dir, "keepalived.log"))
+		t.Fatalf("VIP not answered:\n%s\nkeepalived:\n%s", out, b)
+	}
+	ping(t, l.Lab, l.H1, "192.0.2.60")
+	time.Sleep(1500 * time.Millisecond)
+	adv.Process.Signal(os.Interrupt)
+	adv.Wait()
+	if b, _ := os.ReadFile(filepath.Join(l.Dir, "vrrp.txt")); !strings.Contains(string(b), "VRRPv2, Advertisement, vrid 51") {
+		t.Fatalf("no VRRP advertisement on h1's wire:\n%s", b)
+	}
+	hi := hostIfs(t, l.Router)["net1"]
+	found := false
+	for _, a := range hi.Addresses {
+		found = found || (a.Address == "192.0.2.60/32" && a.Origin == "kernel")
+	}
+	if !found {
+		t.Fatalf("show host-interfaces: %+v", hi)
+	}
+	ka.Process.Signal(os.Interrupt)
+	ka.Wait()
+	time.Sleep(300 * time.Millisecond)
+	if out, err := l.Exec(l.H1, "arping", "-c", "2", "-w", "2", "-I", "eth0", "192.0.2.60"); err == nil || arpingReply.MatchString(out) {
+		t.Fatalf("VIP still answered after keepalived stopped:\n%s", out)
+	}
+}
