@@ -38,7 +38,8 @@ func TestExample(t *testing.T) {
 			{Name: "public", Links: []Link{{Port: "uplink"}},
 				Addresses: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")}, Pos: Pos{39, 1}},
 			{Name: "guest1234", Links: []Link{{"trunk", 1234}, {Port: "vm1"}, {Port: "vm2"}},
-				Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.1.10/24")}, FilterOut: "guest-ingress", Pos: Pos{45, 1}},
+				Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.1.10/24")}, FilterOut: "guest-ingress",
+				Host: "vr-guest", HostPuntRate: DefaultHostPuntRate, Pos: Pos{45, 1}},
 		},
 		HostRoutes: []HostRoute{{Link: Link{Port: "ct101"},
 			Addresses: []netip.Addr{netip.MustParseAddr("192.168.200.101")},
@@ -100,7 +101,7 @@ func TestExampleMatchesConfigMD(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"[nat]", "[[nat.forward]]", "[[hostroute]]", "kernel_table", "proxy_arp", "tcp_transitory",
-		"[[filter]]", "[[filter.rule]]", "filter_out", "icmp_type"} {
+		"[[filter]]", "[[filter.rule]]", "filter_out", "icmp_type", "host "} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("example lacks %s", key)
 		}

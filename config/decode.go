@@ -596,7 +596,7 @@ func (d *decoder) link(v *value, p string) (Link, bool) {
 func (d *decoder) network(t *table) {
 	var n Network
 	n.Pos = t.pos
-	d.each(t, "network", []string{"name", "links", "addresses", "proxy_arp", "mac", "filter_in", "filter_out"}, func(e *entry, p string) {
+	d.each(t, "network", []string{"name", "links", "addresses", "proxy_arp", "mac", "filter_in", "filter_out", "host", "host_punt_rate"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "name":
@@ -647,6 +647,8 @@ func (d *decoder) network(t *table) {
 					n.MAC = m
 				}
 			}
+		case "host", "host_punt_rate":
+			d.hostKey(&n, e.key, v, p)
 		case "filter_in", "filter_out":
 			if s, ok := d.str(v, p); ok {
 				if s == "" {

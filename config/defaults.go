@@ -77,6 +77,7 @@ func (c *Config) ApplyDefaults() {
 			}
 		}
 	}
+	c.applyHostDefaults()
 	setInt(&c.Conntrack.Max, DefaultConntrackMax)
 	setDur(&c.Conntrack.TCPEstablished, DefaultTCPEstablished)
 	setDur(&c.Conntrack.TCPTransitory, DefaultTCPTransitory)

@@ -82,7 +82,11 @@ type Network struct {
 	MAC       net.HardwareAddr // optional; default: the first link's port MAC
 	FilterIn  string           // [[filter]] name for packets received from it; "" = none
 	FilterOut string           // [[filter]] name for packets sent into it; "" = none
-	Pos       Pos
+	// Host is the kernel name of the network's host interface ("" = none);
+	// HostPuntRate its punt limit in packets/s (config/host.go).
+	Host         string
+	HostPuntRate int
+	Pos          Pos
 }
 
 // HostRoute is one [[hostroute]] (host-routed guest, Virtuozzo venet style).

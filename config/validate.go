@@ -289,4 +289,5 @@ func (d *decoder) validate() {
 		}
 	}
 	d.validateFilters()
+	d.validateHosts()
 }

@@ -40,6 +40,7 @@ var commands = []Command{
 	{Words: []string{"show", "arp"}, Help: "neighbour cache", run: (*Console).cmdARP},
 	{Words: []string{"show", "proxy-arp"}, Help: "addresses answered on behalf of others", run: (*Console).cmdProxyARP},
 	{Words: []string{"show", "bridge"}, Args: "[NETWORK]", Names: NetworkNames, Help: "MAC addresses learned on multi-link networks", run: (*Console).cmdBridge},
+	{Words: []string{"show", "host-interfaces"}, Help: "each network's host interface: kernel name, addresses (static and kernel-added), punted/injected packets", run: (*Console).cmdHostInterfaces},
 	{Words: []string{"show", "stats"}, Help: "global counters and drop reasons", run: (*Console).cmdStats},
 	{Words: []string{"clear", "stats"}, Help: "zero the counters", run: (*Console).cmdClearStats},
 	{Words: []string{"clear", "arp"}, Help: "forget learned neighbours (static entries stay)", run: (*Console).cmdClearARP},

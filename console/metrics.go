@@ -31,6 +31,8 @@ type collector struct {
 	reloads, lastReloadOK, uptime *prometheus.Desc
 
 	natPoolUsed, natPoolSize *prometheus.Desc
+
+	host hostMetrics // hostif.go
 }
 
 // portMetric is one per-port counter.
@@ -69,6 +71,7 @@ func newCollector(r *router.Router) *collector {
 		natPoolSize:  d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
 	}
 	c.counters.learn(r)
+	c.host = newHostMetrics()
 	return c
 }
 
@@ -82,6 +85,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.counters.describe(ch)
+	c.host.describe(ch)
 }
 
 // Collect reads the router's counters.
@@ -101,6 +105,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	c.counters.collect(r, ch)
+	c.host.collect(r, ch)
 	ns := r.Neigh.Stats()
 	counter(c.arpRequests, ns.Requests)
 	counter(c.arpFailed, ns.Failed)

@@ -81,6 +81,10 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *Rul
 			break
 		}
 	}
+	if (!found || !r.eif && !addrOK) && r.hostOwn[f.dst] {
+		n.mu.Unlock()
+		return Pass, 0 // the router's address: for its host interface
+	}
 	if !found {
 		n.mu.Unlock()
 		return w.drop(NoSession)

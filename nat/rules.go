@@ -67,8 +67,11 @@ type Rules struct {
 	backends   map[uint32]bool
 	addrs      map[uint32]uint8 // every NAT external address
 	own        map[uint32]bool  // the router's own addresses
-	ext        []ExternalAddr
-	max        int // cfg.Conntrack.Max (only New uses it; Commit notes a change)
+	// hostOwn: the router's addresses on networks with a host interface;
+	// a packet to one of them that no mapping takes is the kernel's (Pass).
+	hostOwn map[uint32]bool
+	ext     []ExternalAddr
+	max     int // cfg.Conntrack.Max (only New uses it; Commit notes a change)
 
 	tcpEst, tcpTrans, udp, icmp int64
 }
@@ -161,6 +164,7 @@ func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Ru
 		backends:   map[uint32]bool{},
 		addrs:      map[uint32]uint8{},
 		own:        map[uint32]bool{},
+		hostOwn:    map[uint32]bool{},
 		max:        cfg.Conntrack.Max,
 	}
 	ct := cfg.Conntrack
@@ -173,6 +177,9 @@ func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Ru
 		for _, p := range nw.Addresses {
 			if p.Addr().Is4() {
 				r.own[packet.U32(p.Addr())] = true
+				if nw.Host != "" {
+					r.hostOwn[packet.U32(p.Addr())] = true
+				}
 			}
 		}
 	}

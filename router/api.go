@@ -62,7 +62,7 @@ type PortStats struct {
 func (r *Router) Ports() []PortStats {
 	var out []PortStats
 	for _, p := range r.snap.Load().ports {
-		if p.closed.Load() {
+		if p.closed.Load() || p.host != nil { // host interfaces: HostInterfaces
 			continue
 		}
 		out = append(out, PortStats{Name: p.name, Driver: p.p.Driver(), Device: p.p.Device(), MAC: p.mac, MTU: p.mtu,
@@ -282,7 +282,7 @@ func (r *Router) AllCounters() []counter.Value {
 	out = append(out, r.NAT.Counters()...)
 	out = append(out, r.Neigh.Counters()...)
 	for _, p := range r.snap.Load().ports {
-		if p.closed.Load() {
+		if p.closed.Load() || p.host != nil {
 			continue
 		}
 		for _, v := range p.p.Counters() {

@@ -32,6 +32,8 @@ const (
 	CntGSOForwarded
 	CntGSOSegmented
 	CntCsumCompleted
+	CntHostPunted
+	CntHostInjected
 	NumCounters
 )
 
@@ -56,6 +58,8 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntGSOForwarded:    eventDesc("gso-forwarded", "GSO super-frames routed and sent on intact to a port that takes offloads"),
 	CntGSOSegmented:    eventDesc("gso-segmented", "GSO super-frames cut into segments in software (egress without offloads, a switched network, ARP or fragmentation)"),
 	CntCsumCompleted:   eventDesc("csum-completed", "partial L4 checksums completed in software (egress without offloads, a switched network, ARP or fragmentation)"),
+	CntHostPunted:      eventDesc("host-punted", "packets handed to a network's host interface (the kernel's control plane)"),
+	CntHostInjected:    eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
 	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
 }
 

@@ -48,6 +48,9 @@ const (
 	DropSpoofed
 	DropL2SameLink
 	DropOffloadBad
+	DropHostPuntLimit
+	DropHostTagged
+	DropHostStale
 	NumDropReasons
 )
 
@@ -92,6 +95,9 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropSpoofed:           dropDesc("spoofed", "source address not owned by the host-routed guest"),
 	DropL2SameLink:        dropDesc("l2-same-link", "switched frame whose destination MAC is on the link it came from"),
 	DropOffloadBad:        dropDesc("offload-bad", "GSO super-frame or partial checksum whose metadata does not fit the packet, or a GSO type the router cannot segment"),
+	DropHostPuntLimit:     dropDesc("host-punt-limit", "packet for a network's host interface over its host_punt_rate"),
+	DropHostTagged:        dropDesc("host-tagged", "802.1Q-tagged frame written by the kernel on a host interface (VLAN subinterfaces of a host interface are not supported)"),
+	DropHostStale:         dropDesc("host-stale", "frame from a host interface whose network a reload has just removed"),
 }
 
 func dropDesc(name, help string) counter.Desc {

@@ -23,6 +23,10 @@ import (
 // frame handles one received frame in buf[off:off+n]; m is its offload
 // metadata (nil for a plain frame; see offload.go).
 func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) {
+	if p.host != nil {
+		w.inject(p, buf, off, n) // the kernel's frame from a host interface
+		return
+	}
 	f := buf[off : off+n]
 	l2, ok := packet.ParseL2(f)
 	if !ok {
@@ -77,6 +81,7 @@ func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) 
 		w.drop(DropNotForUs)
 		return
 	}
+	w.hw.l2len = l2.HdrLen
 	switch l2.Type {
 	case packet.EtherTypeIPv4:
 		w.ipv4(buf, off+l2.HdrLen, n-l2.HdrLen, nw, l2mcast, m)
@@ -139,6 +144,9 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 		w.flushNet, w.flushMAC = nw, sha
 		w.r.Neigh.Update(nw.idx, spa, sha, create, w.now, w.flushFn)
 		w.flushNet = nil
+	}
+	if nw.host != nil {
+		w.puntARP(nw, l2src, b) // replies to the router's MAC, gratuitous ARP
 	}
 	if op != packet.ARPRequest {
 		return
@@ -229,6 +237,9 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool, m *pack
 	}
 	src := ip.Src()
 	w.trIPv4(ip)
+	if src == 0 && nw.host != nil && w.puntUnspecified(buf, off, ip, nw) {
+		return // DHCP from a client without an address
+	}
 	if packet.IsMartianSource(src) {
 		w.drop(DropMartianSource)
 		return
@@ -278,6 +289,9 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 		}
 		w.local(buf, off, ip, nw)
 		return
+	}
+	if nw.host != nil && w.puntGroup(buf, off, ip, nw, m) {
+		return // UDP broadcast, link-local multicast
 	}
 	if dst == 0xffffffff || nw.isBroadcastOn(dst) {
 		w.drop(DropBroadcast)
@@ -364,6 +378,9 @@ var ipErrReason = [...]DropReason{
 // local handles a packet addressed to the router itself.
 func (w *worker) local(buf []byte, off int, ip packet.IPv4, nw *network) {
 	w.cnt[CntLocalIn]++
+	if nw.host != nil && w.puntLocal(buf, off, ip, nw) {
+		return // the kernel's: everything but echo requests
+	}
 	if ip.IsFragment() {
 		w.drop(DropLocalFragment)
 		return
@@ -663,6 +680,7 @@ func (w *worker) drainReleased() {
 			return
 		}
 		w.cnt[CntNATReleased]++
+		w.hw.l2len = 0 // no link header
 		b := w.getScratch()
 		o := port.Headroom + l2hdrMax
 		n := copy(b[o:], pkt)

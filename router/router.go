@@ -48,6 +48,7 @@ type portState struct {
 
 	cfg    config.Port // as configured (to tell unchanged ports on reload)
 	closed atomic.Bool // removed by a reload (or stopped)
+	host   *hostIf     // a network's host interface (hostif.go), nil for a configured port
 }
 
 // Options are the router's dependencies.
@@ -58,6 +59,9 @@ type Options struct {
 	// Open opens a port a reload adds or changes; nil means port changes
 	// need a restart.
 	Open func(config.Port) (port.Port, error)
+	// Host creates the host interfaces of networks with `host` (hostif.go);
+	// nil: such networks are an error.
+	Host HostSystem
 }
 
 // Router is one running router instance.
@@ -93,6 +97,7 @@ type Router struct {
 	trace          tracer
 
 	kernelResync atomic.Pointer[func()]
+	hostState    hostState // under mu
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
@@ -118,6 +123,9 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	r.Neigh = arp.New(neighConfig(cfg))
 	pl, err := compile(cfg, r.ports, nil)
 	if err != nil {
+		return nil, err
+	}
+	if pl, err = r.syncHosts(cfg, &r.ports, new([]*portState), new([]*portState), pl); err != nil {
 		return nil, err
 	}
 	if r.NAT, err = nat.New(cfg, pl.snap.nat); err != nil {
@@ -198,6 +206,7 @@ func (r *Router) Start() {
 		r.timers()
 	}()
 	r.announce()
+	r.startHosts()
 }
 
 // Stop stops the workers and closes the ports.
@@ -206,6 +215,7 @@ func (r *Router) Stop() {
 		return
 	}
 	close(r.stop)
+	r.stopHosts()
 	r.mu.Lock()
 	ports := r.ports
 	r.mu.Unlock()
@@ -357,7 +367,7 @@ func (r *Router) Reconfigure(cfg *config.Config) (string, error) {
 func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 	live := map[string]*portState{}
 	for _, p := range r.ports {
-		if !p.closed.Load() {
+		if !p.closed.Load() && p.host == nil { // host interfaces: syncHosts
 			live[p.name] = p
 		}
 	}
@@ -422,6 +432,9 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 	}
 	all := append(append([]*portState(nil), r.ports...), opened...)
 	pl, err := compile(cfg, all, r.snap.Load())
+	if err == nil {
+		pl, err = r.syncHosts(cfg, &all, &opened, &removed, pl)
+	}
 	if err != nil {
 		undo()
 		return "", err

@@ -64,6 +64,7 @@ type network struct {
 	gateway   uint32 // hostroute: the guest's gateway address
 	owned     map[uint32]struct{}
 	bridge    *macTable // multi-link networks only: MAC learning
+	host      *hostNet  // the network's host interface (hostif.go), nil when none
 }
 
 // switched reports whether the network switches frames between several links.
@@ -101,6 +102,7 @@ type snapshot struct {
 	icmpRate, icmpBurst int
 	nat                 *nat.Rules // compiled NAT rules (never nil)
 	natOn               bool       // any NAT rule: run the NAT stages
+	host                hostTable  // host ports to their networks (hostif.go)
 }
 
 // net returns the live network in slot i, or nil (a FIB next hop may name
@@ -257,7 +259,9 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 		}
 		return nil
 	}
-	for _, nc := range cfg.Networks {
+	hc := newHostCompile(cfg, ports, s)
+	for i := range cfg.Networks {
+		nc := &cfg.Networks[i]
 		n := &s.nets[slots[nc.Name]]
 		*n = network{idx: n.idx, live: true, name: nc.Name, proxyARP: nc.ProxyARP}
 		for _, l := range nc.Links {
@@ -276,7 +280,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 		} else if len(n.links) > 0 {
 			n.mac = ports[n.links[0].port].mac
 		}
-		for _, p := range nc.Addresses {
+		for _, p := range hc.addrs(n, nc) {
 			a := packet.U32(p.Addr())
 			m := prefixMask(p.Bits())
 			n.addrs = append(n.addrs, ifAddr{addr: a, mask: m, bcast: a | ^m, prefix: p})
@@ -358,7 +362,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 		}
 		pl.routes[fib.Static] = append(pl.routes[fib.Static], fib.Route{Prefix: r.Prefix.Masked(), Source: fib.Static, NH: nh})
 	}
-	rules, err := nat.Compile(cfg, s.slotOf)
+	rules, err := nat.Compile(hc.natConfig(), s.slotOf) // with the kernel-added addresses
 	if err != nil {
 		return nil, err
 	}

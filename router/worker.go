@@ -59,6 +59,8 @@ type worker struct {
 	linkCnt []linkCount // per link (snapshot.links), this batch
 
 	nat *nat.Worker
+
+	hw hostWork // host interfaces (hostif.go)
 }
 
 // newWorker makes the worker of queue q of port id (-1: the control

@@ -57,7 +57,8 @@ func cmdRun(args []string) int {
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
 		return 1
 	}
-	r, err := router.New(cfg, ports, router.Options{Logger: log.With("router", cfg.Router.Name), Open: openPort})
+	r, err := router.New(cfg, ports, router.Options{Logger: log.With("router", cfg.Router.Name), Open: openPort,
+		Host: hostSystem(cfg, log)})
 	if err != nil {
 		closePorts(ports)
 		fmt.Fprintln(os.Stderr, "vrouter:", err)

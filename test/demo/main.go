@@ -3,7 +3,9 @@
 // the standard lab: ping, traceroute, fragmentation and iperf3 through the
 // router and the console's view. Part 2, the NAT lab: a tenant VM behind SNAT,
 // a VM reached through its floating IP, and the router's NAT and conntrack
-// tables. `make demo` runs it (as root).
+// tables. Part 3, host interfaces: dnsmasq gives a VM its address through
+// vrouter, BIRD peers over the router's uplink and feeds its FIB.
+// `make demo` runs it (as root).
 package main
 
 import (
@@ -70,6 +72,7 @@ func main() {
 	}()
 	standard()
 	natScenes()
+	hostScenes()
 	mu.Lock()
 	closeAll()
 	mu.Unlock()
@@ -215,7 +218,10 @@ the router's configuration:
 			fmt.Println("error:", err)
 		}
 	}
-	fmt.Println("demo done; removing the NAT lab")
+	fmt.Println("part 2 done; removing the NAT lab")
+	mu.Lock()
+	closeAll()
+	mu.Unlock()
 }
 
 func (n *natDemo) logName(what string) string {

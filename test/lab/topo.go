@@ -74,6 +74,12 @@ func Standard(tag, extra string) (t *Topo, err error) {
 // StandardDriver is Standard with the two veth ports (p1, p2) opened by
 // driver ("afpacket" or "afxdp").
 func StandardDriver(tag, driver, extra string) (t *Topo, err error) {
+	return StandardEdit(tag, driver, func(cfg, _ string) string { return cfg + extra })
+}
+
+// StandardEdit is StandardDriver with the configuration passed through edit
+// (with the lab's name prefix, for names of its own) before it is written.
+func StandardEdit(tag, driver string, edit func(cfg, prefix string) string) (t *Topo, err error) {
 	l, err := New(tag)
 	if err != nil {
 		return nil, err
@@ -116,7 +122,7 @@ func StandardDriver(tag, driver, extra string) (t *Topo, err error) {
 		}
 	}
 	cfg := strings.ReplaceAll(StandardConfig, "TAPDEV", t.TapDev)
-	cfg = strings.ReplaceAll(cfg, `driver = "afpacket"`, `driver = "`+driver+`"`) + extra
+	cfg = edit(strings.ReplaceAll(cfg, `driver = "afpacket"`, `driver = "`+driver+`"`), l.Prefix)
 	if t.Router, err = l.StartRouter(t.R, "lab", cfg); err != nil {
 		return nil, err
 	}
