@@ -72,7 +72,7 @@ func startKernelImport(cfg *config.Config, r *router.Router, log *slog.Logger) (
 		Resolve: r.ResolveGateway,
 		// Routes through a host interface ("dev NAME", no gateway) are
 		// connected routes of its network.
-		Device:  func(ifindex int) (uint16, bool) { return r.ResolveDevice(ifindex, "") },
+		Device:  r.ResolveDevice,
 		OnError: func(err error) { log.Warn("kernel route import", "table", cfg.FIB.KernelTable, "err", err) },
 	})
 	if err != nil {
