@@ -29,7 +29,8 @@ type fakeMsg struct {
 }
 
 func fakePort(ring int) *Port {
-	p := &Port{vnet: true}
+	p := &Port{vnet: true, rxMode: RxMmsg, c: &shared{}}
+	p.c.queues = []*Port{p}
 	p.initBuffers(ring, 1)
 	return p
 }
@@ -144,7 +145,7 @@ func TestDeliverSegmentsAcrossBatches(t *testing.T) {
 	if offs[7] != port.Headroom || !bytes.Equal(got[7], wantUDP) {
 		t.Errorf("UDP frame:\n got %x\nwant %x", got[7], wantUDP)
 	}
-	st := port.Stats{RxPackets: p.rxPackets.Load(), RxGSO: p.rxGSO.Load(), RxCsum: p.rxCsum.Load()}
+	st := port.Stats{RxPackets: p.c.rxPackets.Load(), RxGSO: p.c.c[cGSO].Load(), RxCsum: p.c.c[cCsum].Load()}
 	if st.RxPackets != 8 || st.RxGSO != 1 || st.RxCsum != 1 {
 		t.Errorf("stats %+v", st)
 	}
