@@ -471,4 +471,3 @@ func (p *Port) deliverV3(b *port.Batch) int {
 	p.flush(n, &c)
 	return n
 }
-
