@@ -182,10 +182,11 @@ type Options struct {
 	// off): for tc shaping on the device or tcpdump there.
 	KeepQdisc bool
 
-	// FanoutGroup is the PACKET_FANOUT group id the socket joins (type
-	// hash); 0 means none for Open, and a free id the kernel picks for
-	// OpenQueues with n > 1. Ids are per network namespace: two ports (or
-	// processes) must not share one unless they mean to share the frames.
+	// FanoutGroup is the PACKET_FANOUT group id the sockets join (type
+	// hash); 0 means none for Open and a free id the kernel picks for
+	// OpenQueues with n > 1 (Port.FanoutGroup tells which). Ids are per
+	// network namespace: two ports (or processes) must not share one
+	// unless they mean to share the frames.
 	FanoutGroup uint16
 
 	// NoVnetHdr leaves PACKET_VNET_HDR off: super-frames then arrive
@@ -214,6 +215,7 @@ type Port struct {
 	rxMode       RxMode
 	queue        int
 	fanout       uint16
+	inFanout     bool
 
 	fd     int
 	file   *os.File
@@ -246,6 +248,8 @@ type Port struct {
 	txFail      int    // messages refused
 	txFailBytes uint64
 	txRetried   bool // an ENETDOWN was retried in this sendmmsg round
+	txViaQdisc  int  // super-frames sent through the qdisc in this round
+	bypass      bool // PACKET_QDISC_BYPASS on
 	writeFn     func(fd uintptr) bool
 	txEmpty     [1]byte // iovec base for an empty frame
 
@@ -306,7 +310,10 @@ func open(name, device string, n int, opts Options) ([]*Port, error) {
 	}
 	a := link.Attrs()
 	sh := &shared{}
-	group := opts.FanoutGroup
+	group := int32(-1) // none yet
+	if opts.FanoutGroup != 0 {
+		group = int32(opts.FanoutGroup)
+	}
 	for q := 0; q < n; q++ {
 		p, err := openSocket(name, device, a.Index, q, n, &group, opts)
 		if err != nil {
@@ -342,9 +349,10 @@ func open(name, device string, n int, opts Options) ([]*Port, error) {
 	return sh.queues, nil
 }
 
-// openSocket opens queue q of n. *group is the fanout group id: 0 with n > 1
-// asks the kernel for a free one (on the first queue) and stores it.
-func openSocket(name, device string, ifindex, q, n int, group *uint16, opts Options) (*Port, error) {
+// openSocket opens queue q of n. *group is the fanout group id to join: -1
+// with n > 1 asks the kernel for a free one (on the first queue) and stores
+// it (the kernel's ids start at 0).
+func openSocket(name, device string, ifindex, q, n int, group *int32, opts Options) (*Port, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
@@ -408,6 +416,7 @@ func openSocket(name, device string, ifindex, q, n int, group *uint16, opts Opti
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 			return fail("PACKET_QDISC_BYPASS", err)
 		}
+		p.bypass = true
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
 		return fail("binding AF_PACKET socket", err)
@@ -416,24 +425,24 @@ func openSocket(name, device string, ifindex, q, n int, group *uint16, opts Opti
 	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
 		return fail("promiscuous mode", err)
 	}
-	if *group != 0 || n > 1 {
+	if *group >= 0 || n > 1 {
 		arg := unix.PACKET_FANOUT_HASH << 16
-		if *group == 0 {
+		if *group < 0 {
 			arg |= unix.PACKET_FANOUT_FLAG_UNIQUEID << 16
 		} else {
 			arg |= int(*group)
 		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
-			return fail(fmt.Sprintf("PACKET_FANOUT group %d", *group), err)
+			return fail(fmt.Sprintf("PACKET_FANOUT group %d", max(*group, 0)), err)
 		}
-		if *group == 0 {
+		if *group < 0 {
 			v, err := unix.GetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
 			if err != nil {
 				return fail("reading the PACKET_FANOUT group", err)
 			}
-			*group = uint16(v)
+			*group = int32(uint16(v))
 		}
-		p.fanout = *group
+		p.fanout, p.inFanout = uint16(*group), true
 	}
 
 	p.initBuffers(opts.RxMsgs, opts.TxBatch)
@@ -512,8 +521,9 @@ func (p *Port) Ifindex() int { return p.ifindex }
 // Queue is this socket's index among the port's queues (0 for Open).
 func (p *Port) Queue() int { return p.queue }
 
-// FanoutGroup is the PACKET_FANOUT group id the socket is in, 0 for none.
-func (p *Port) FanoutGroup() uint16 { return p.fanout }
+// FanoutGroup is the PACKET_FANOUT group id the socket is in; ok is false
+// when it is in none.
+func (p *Port) FanoutGroup() (id uint16, ok bool) { return p.fanout, p.inFanout }
 
 // RxMode is the receive path in use.
 func (p *Port) RxMode() RxMode { return p.rxMode }

@@ -26,6 +26,7 @@ const (
 	cCsumIntact
 	cTxGSO
 	cTxCsum
+	cTxGSOQdisc
 	numCounters
 )
 
@@ -44,6 +45,7 @@ var descs = [numCounters]counter.Desc{
 	cCsumIntact:        desc("csum-partial", counter.Event, "frames received and handed on with a partial checksum and its metadata"),
 	cTxGSO:             desc("tx-gso", counter.Event, "super-frames sent with GSO metadata (segmented by the kernel or the peer)"),
 	cTxCsum:            desc("tx-csum-partial", counter.Event, "frames sent with a partial checksum for the kernel or the peer to complete"),
+	cTxGSOQdisc:        desc("tx-gso-via-qdisc", counter.Event, "super-frames the device could not take with the qdisc bypassed, sent through the qdisc to be segmented"),
 }
 
 func desc(name string, k counter.Kind, help string) counter.Desc {

@@ -208,3 +208,52 @@ func TestDeliverNoAlloc(t *testing.T) {
 		t.Fatalf("%v allocations", a)
 	}
 }
+
+// TestDeliverIntact: with Options.Offloads super-frames and partial
+// checksums are handed on with their metadata (CsumStart and HdrLen counted
+// with a re-inserted tag); GSO types the router cannot take and metadata
+// that does not fit the frame are dropped with their reasons.
+func TestDeliverIntact(t *testing.T) {
+	super := tcpSuper(t, make([]byte, 5000), 1)
+	gso := packet.VnetHdr{Flags: packet.VnetNeedsCsum, GSOType: packet.GSOTCPv4, HdrLen: 54, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}
+	badStart := gso
+	badStart.CsumStart = 30
+	v6 := gso
+	v6.GSOType = packet.GSOTCPv6
+	udp := make([]byte, 60)
+	copy(udp, super[:34])
+	udp[14+9] = 17
+	p := fakePort(8)
+	p.offloads = true
+	p.inject(
+		fakeMsg{vh: gso, frame: super, tagged: true, tci: 0x0064, tpid: packet.EtherTypeVLAN},
+		fakeMsg{vh: packet.VnetHdr{Flags: packet.VnetNeedsCsum | packet.VnetDataValid, CsumStart: 34, CsumOffset: 6}, frame: udp},
+		fakeMsg{vh: v6, frame: super},
+		fakeMsg{vh: badStart, frame: super},
+		fakeMsg{vh: packet.VnetHdr{Flags: packet.VnetNeedsCsum, CsumStart: 58, CsumOffset: 6}, frame: udp},
+		fakeMsg{vh: packet.VnetHdr{Flags: packet.VnetDataValid}, frame: udp},
+	)
+	b := port.NewBatch(8)
+	n := p.deliver(b)
+	if n != 3 {
+		t.Fatalf("%d frames", n)
+	}
+	want := gso
+	want.CsumStart, want.HdrLen = 38, 58
+	if b.Meta[0] != want || b.Len[0] != len(super)+4 || b.Off[0] != port.Headroom-4 {
+		t.Fatalf("super-frame: len %d meta %+v", b.Len[0], b.Meta[0])
+	}
+	if b.Meta[1] != (packet.VnetHdr{Flags: packet.VnetNeedsCsum, CsumStart: 34, CsumOffset: 6}) || !bytes.Equal(b.Frame(1), udp) {
+		t.Fatalf("partial checksum: meta %+v", b.Meta[1])
+	}
+	if b.Meta[2] != (packet.VnetHdr{}) {
+		t.Fatalf("a frame with only DATA_VALID: meta %+v", b.Meta[2])
+	}
+	p.closed.Store(true)
+	want2 := map[string]uint64{"gso-unsupported": 1, "bad-csum-offsets": 2, "gso-intact": 1, "csum-partial": 1}
+	for _, v := range p.Counters() {
+		if v.Value != want2[v.Name] {
+			t.Errorf("counter %s = %d, want %d", v.Name, v.Value, want2[v.Name])
+		}
+	}
+}

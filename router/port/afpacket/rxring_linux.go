@@ -393,13 +393,18 @@ func (r *rxRing) growBig(n int) {
 
 // next moves past the V3 frame at fo whose header says next, closing the
 // block after its last frame.
-func (r *rxRing) next(fo int, next uint32) {
+func (r *rxRing) next(fo int, next uint32, c *rxCount) {
 	r.left--
 	if r.left == 0 {
 		r.cur++
 		return
 	}
-	r.off = fo + int(next)
+	off := fo + int(next)
+	if next == 0 || off > r.bs-t3Size {
+		r.badFrame(c) // a broken chain: the rest of the block is lost
+		return
+	}
+	r.off = off
 }
 
 // badFrame skips the rest of V3 block cur.
@@ -422,7 +427,7 @@ func (p *Port) deliverV3(b *port.Batch) int {
 			if n = p.segment(b, n, &c); p.seg.n != 0 {
 				break // batch full; continue this super-frame next time
 			}
-			r.next(r.off, ne.Uint32(mem[r.at(r.cur)+r.off+t3NextOffset:]))
+			r.next(r.off, ne.Uint32(mem[r.at(r.cur)+r.off+t3NextOffset:]), &c)
 			continue
 		}
 		if r.left == 0 {
@@ -452,13 +457,13 @@ func (p *Port) deliverV3(b *port.Batch) int {
 		st := ne.Uint32(h[t3Status:])
 		mac := int(ne.Uint16(h[t3Mac:]))
 		start := fo + mac
-		if mac < port.Headroom+r.vnetLen || start+snap > r.bs || (r.left > 1 && (nextOff == 0 || fo+int(nextOff) > r.bs-t3Size)) {
+		if mac < port.Headroom+r.vnetLen || start+snap > r.bs {
 			r.badFrame(&c)
 			continue
 		}
 		if snap < int(ne.Uint32(h[t3Len:])) {
 			c.ev[dropTruncated]++
-			r.next(fo, nextOff)
+			r.next(fo, nextOff, &c)
 			continue
 		}
 		tci, tpid, tagged := vlan(st, uint16(ne.Uint32(h[t3VlanTCI:])), ne.Uint16(h[t3VlanTPID:]))
@@ -466,7 +471,7 @@ func (p *Port) deliverV3(b *port.Batch) int {
 		if p.seg.n != 0 {
 			break
 		}
-		r.next(fo, nextOff)
+		r.next(fo, nextOff, &c)
 	}
 	p.flush(n, &c)
 	return n

@@ -34,6 +34,21 @@ func (p *Port) doWrite(fd uintptr) bool {
 				p.txRetried = true
 				continue
 			}
+		case unix.ENOBUFS:
+			// With the qdisc bypassed the kernel drops a super-frame it
+			// would have to segment in software (a device without TSO):
+			// send it through the qdisc, which segments.
+			if p.bypass && p.txVnet[p.txDone*packet.VnetHdrLen+1] != packet.GSONone {
+				switch p.sendViaQdisc(fd) {
+				case 0:
+					p.txDone++
+					p.txOK++
+					p.txViaQdisc++
+					continue
+				case unix.EAGAIN:
+					return false
+				}
+			}
 		}
 		// The first pending message was refused (too big, link down, bad
 		// offload metadata, driver queue full with the qdisc bypassed, ...).
@@ -42,6 +57,22 @@ func (p *Port) doWrite(fd uintptr) bool {
 		p.txFail++
 	}
 	return true
+}
+
+// sendViaQdisc sends message txDone with PACKET_QDISC_BYPASS off.
+func (p *Port) sendViaQdisc(fd uintptr) unix.Errno {
+	if unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 0) != nil {
+		return unix.EINVAL
+	}
+	var e unix.Errno
+	for {
+		_, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.txMsgs[p.txDone])), 1, unix.MSG_DONTWAIT, 0, 0)
+		if e != unix.EINTR {
+			break
+		}
+	}
+	_ = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	return e
 }
 
 // WriteBatch sends frames and returns how many the kernel accepted; refused
@@ -58,7 +89,7 @@ func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
 	defer p.txMu.Unlock()
 	sent, failed := 0, 0
 	var bytes uint64
-	var noVnet, gso, csum uint64
+	var noVnet, gso, csum, viaQdisc uint64
 	var err error
 	for off := 0; off < len(frames); {
 		k := 0
@@ -96,9 +127,10 @@ func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
 		if k == 0 {
 			continue
 		}
-		p.txK, p.txDone, p.txOK, p.txFail, p.txFailBytes, p.txRetried = k, 0, 0, 0, 0, false
+		p.txK, p.txDone, p.txOK, p.txFail, p.txFailBytes, p.txRetried, p.txViaQdisc = k, 0, 0, 0, 0, false, 0
 		err = p.rc.Write(p.writeFn)
 		sent += p.txOK
+		viaQdisc += uint64(p.txViaQdisc)
 		failed += p.txFail
 		kBytes -= p.txFailBytes
 		if err != nil {
@@ -129,6 +161,9 @@ func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
 	}
 	if csum != 0 {
 		c.c[cTxCsum].Add(csum)
+	}
+	if viaQdisc != 0 {
+		c.c[cTxGSOQdisc].Add(viaQdisc)
 	}
 	if err != nil {
 		if p.closed.Load() || errors.Is(err, os.ErrClosed) {
