@@ -19,48 +19,72 @@
 //     The price: tc shaping on the device does not apply, a full driver
 //     queue drops the frame (counted in Stats.TxErrors) instead of queueing
 //     it, and tcpdump on this device does not see the router's frames (use
-//     the console's capture, or tcpdump on the peer);
+//     the console's capture, or tcpdump on the peer). The kernel's direct
+//     transmit cannot segment: a super-frame for a device without TSO is
+//     refused (ENOBUFS), and WriteBatch resends it with the bypass off for
+//     that one send, so the qdisc path segments it (tx-gso-via-qdisc). On a
+//     veth (qdisc noqueue) the bypass measured no difference; it is on for
+//     real NICs;
 //   - PACKET_FANOUT (hash) when the port has several queues (OpenQueues) or
 //     Options.FanoutGroup is set, see below.
 //
 // Open sets the interface up if it is down; it changes nothing else on the
 // device (no addresses, no offload settings).
 //
-// # Receive: TPACKET_V3 ring or recvmmsg
+// # Receive: rings, in place
 //
-// The default receive path (RxRing) is a TPACKET_V3 mmap ring: the kernel
-// writes frames into blocks of RingBlockSize bytes shared with the process
-// and hands over a block when it is full or RingTimeout after its first
-// frame. PACKET_RESERVE keeps port.Headroom bytes (plus the virtio_net_hdr)
-// in front of every frame, so ReadBatch points Batch.Bufs[i] into the ring
-// instead of copying: Bufs[i] is the frame with exactly port.Headroom bytes
-// before it (Off is port.Headroom, or 4 less with a re-inserted tag) and no
-// room after it. The router may rewrite the frame and those bytes in place.
-// Blocks go back to the kernel at the start of the next ReadBatch, so the
-// frames of a batch stay valid (and the kernel does not write into them)
-// until the reader asks for the next batch. Consequences for the caller: a
-// Batch read from a ring port must not be given to another port's
-// ReadBatch (its Bufs point into this port's ring; use one Batch per port
-// queue), and nothing may keep a frame past the next ReadBatch (the router
-// copies frames it queues, e.g. behind an ARP resolution).
+// Three receive paths (Options.Rx), measured with this package's benchmarks
+// (bench_linux_test.go, figures there):
 //
-// RxMmsg is the older path: recvmmsg into internal 64 KB buffers, then a
-// copy into the batch slots. It has no hand-over delay (see RingTimeout) and
-// stays available as an option; the package's bench compares both
-// (BenchmarkRx).
+//   - RxRing (the default): a TPACKET_V2 mmap ring of RingFrameSize slots.
+//     The kernel writes each frame into a slot shared with the process and
+//     wakes the reader per frame, so nothing waits; a frame larger than a
+//     slot (a super-frame, a jumbo frame) is read whole with one recvmsg
+//     (PACKET_COPY_THRESH). Small frames cost about what recvmmsg costs
+//     (the per-frame wake-ups dominate); super-frames go 1.8 times as fast
+//     for 60% of the CPU (one copy instead of two).
+//   - RxRingV3: a TPACKET_V3 ring of RingBlockSize blocks, frames packed
+//     back to back and handed over a block at a time: the fewest wake-ups
+//     and the most frames per CPU second (1.3 to 1.7 times recvmmsg's
+//     64-byte frames, 2.5 to 3 times its super-frames), but the kernel hands
+//     a block over only when it is full or RingTimeout (at least 1 ms) after
+//     its first frame: at rates that do not fill a block per millisecond
+//     every frame waits up to that long. For throughput where that latency
+//     does not matter.
+//   - RxMmsg: recvmmsg into internal 64 KB buffers, then a copy into the
+//     batch slots (the driver before the rings; kept as a fallback).
+//
+// In both ring modes PACKET_RESERVE keeps port.Headroom bytes (plus the
+// virtio_net_hdr) in front of every frame, and ReadBatch points
+// Batch.Bufs[i] into the ring instead of copying: Bufs[i] is the frame with
+// exactly port.Headroom bytes before it (Off is port.Headroom, or 4 less
+// with a re-inserted tag) and nothing after it. The router may rewrite the
+// frame and those bytes in place. Slots and blocks go back to the kernel at
+// the start of the next ReadBatch, so the frames of a batch stay valid (and
+// the kernel does not write into them) until the reader asks for the next
+// batch. Consequences for the caller: a Batch read from a ring port must not
+// be given to another port's ReadBatch (its Bufs point into this port's
+// ring, sized to each frame; keep one Batch per port queue), and nothing may
+// keep a frame past the next ReadBatch (the router copies the frames it
+// holds, e.g. behind an ARP resolution). Frames the port segments in
+// software, and V2 frames read with recvmsg, sit in port buffers with the
+// same layout.
 //
 // # Offloads
 //
 // With Options.Offloads (and the virtio_net_hdr on), Offloads() is true and
 // the port passes offload work through in both directions: ReadBatch hands
 // a TCPv4 or UDP (GSO_UDP_L4) super-frame over as ONE frame with its
-// virtio_net_hdr in Batch.Meta (CsumStart and HdrLen counted from the
-// frame's first byte as it is in the slot, i.e. 4 more when the port put a
-// stripped tag back; HdrLen is the length of the headers, Ethernet to the
-// end of the L4 header), and a frame with a partial checksum with its
-// metadata instead of completing it. WriteBatch puts each frame's metadata
-// into the virtio_net_hdr it sends, so the kernel (or the peer of a veth,
-// or a NIC with TSO) segments and checksums only where it must.
+// metadata in Batch.Meta, and a frame with a partial checksum with its
+// metadata instead of completing it. Meta's CsumStart and HdrLen count from
+// the frame's first byte as it is in the slot, i.e. 4 more when the port put
+// a stripped tag back; for a super-frame HdrLen is the length of the
+// headers (Ethernet to the end of the L4 header), CsumStart must point at
+// the L4 header and CsumOffset at its checksum (else bad-csum-offsets);
+// DATA_VALID is not passed on (Meta is zero for a frame with nothing left
+// to do). WriteBatch puts each frame's metadata into the virtio_net_hdr it
+// sends, so the kernel (or the peer of a veth, or a NIC with TSO) segments
+// and checksums only where it must.
 //
 // Without it (the default until the router handles super-frames) TCPv4 and
 // UDP super-frames are segmented in software into consecutive batch slots
@@ -68,30 +92,38 @@
 // csum-completed); a super-frame that does not fit the remaining slots of a
 // batch is continued in the next ReadBatch. Other GSO types (TCPv6, UFO) are
 // dropped and counted (gso-unsupported) either way. Meta is zero for every
-// frame then, and WriteBatch refuses frames with metadata on a socket
-// without the virtio_net_hdr (tx-no-vnet).
+// frame then. A socket without the virtio_net_hdr refuses frames given
+// metadata (tx-no-vnet).
 //
 // # Transmit
 //
 // WriteBatch uses sendmmsg over arrays prepared at Open (a virtio_net_hdr
 // iovec and the frame per message; the kernel copies the frame once into an
-// skb). A TPACKET tx ring was measured against it (BenchmarkTx) and not kept:
-// see the bench file for the figures and the reasons. Several goroutines may
-// write at once; they take turns on the port's arrays (use one queue per
-// worker to avoid that).
+// skb). A TPACKET_V2 tx ring was measured against it (BenchmarkTx: 15 to 40%
+// more 64-byte frames per second, about the same at 1500 bytes) and not
+// kept: the kernel maps the ring's pages into the skb instead of copying
+// and frees the slot when the skb is orphaned, which the TAP driver and the
+// IP receive path do while still holding those pages, so a slot the router
+// reuses could change a frame under a local receiver; and one socket
+// cannot mix ring and sendmsg, so 64 KB super-frames would need 64 KB slots
+// or a second socket. Several goroutines may write at once; they take turns
+// on the port's arrays (give each worker its own queue to avoid that).
 //
 // # Queues and fanout
 //
 // OpenQueues opens n sockets on one device in one PACKET_FANOUT group of
 // type hash: the kernel spreads received frames over the sockets by a
-// symmetric flow hash (addresses, protocol and ports; the fragments of an IP
-// datagram by addresses and protocol), so a flow always lands on the same
-// queue, and each router worker reads its own queue with no lock. Every
-// queue is a complete port.Port (it can also transmit: give each worker its
-// own queue to write through). Stats and Counters of any queue are those of
-// the whole port (all queues; do not add them up); Close closes one queue.
+// symmetric flow hash (addresses, protocol and ports; both directions of a
+// flow hash alike), so a flow always lands on the same queue and each
+// router worker reads its own queue with no lock. IP fragments hash by
+// addresses and protocol only, so they may land on another queue than the
+// unfragmented packets of their flow. Every queue is a complete port.Port
+// (it can also transmit: give each worker its own queue to write through).
+// Stats and Counters of any queue are those of the whole port (all queues;
+// do not add them up); Close closes one queue. Each queue has its own ring.
 //
-// Steady-state reads and writes do not allocate.
+// Every drop has a reason and a counter (counters.go). Steady-state reads
+// and writes do not allocate.
 package afpacket
 
 import (

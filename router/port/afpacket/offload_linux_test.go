@@ -350,6 +350,14 @@ func testTxOffloads(t *testing.T, keepQdisc bool) {
 	if st := pa.Stats(); st.TxPackets != 5 || st.TxErrors != 0 {
 		t.Fatalf("tx stats %+v", st)
 	}
+	// Steady state, the resend through the qdisc included.
+	if a := testing.AllocsPerRun(50, func() {
+		if n, err := pa.WriteBatch(frames[:1], meta[:1]); n != 1 || err != nil {
+			t.Fatalf("WriteBatch %d %v", n, err)
+		}
+	}); a != 0 {
+		t.Fatalf("%v allocations per WriteBatch", a)
+	}
 }
 
 // TestTxGSOToSocket: a UDP super-frame written with GSO metadata crosses
