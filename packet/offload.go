@@ -240,3 +240,15 @@ func SegmentV4(dst, f []byte, l3 int, proto uint8, mss, i int) int {
 	}
 	return n
 }
+
+// GSOHeadersV4 returns the offsets of the L4 header and of the L4 payload
+// of the IPv4 TCP or UDP super-frame f (l3 and proto as for GSOSegmentsV4),
+// or ok false when f is not a valid super-frame. The payload offset is the
+// length of the headers every segment repeats (virtio_net_hdr hdr_len).
+func GSOHeadersV4(f []byte, l3 int, proto uint8) (l4, payload int, ok bool) {
+	g, ok := parseGSOv4(f, l3, proto)
+	if !ok {
+		return 0, 0, false
+	}
+	return g.l3 + g.ihl, g.l3 + g.ihl + g.l4hl, true
+}

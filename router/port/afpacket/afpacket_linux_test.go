@@ -3,6 +3,7 @@ package afpacket
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -25,6 +26,16 @@ var (
 	csumOK    = nstest.ChecksumOK
 	l4OK      = nstest.L4ChecksumOK
 )
+
+// rxModes are the receive paths the root tests run over.
+var rxModes = []RxMode{RxRing, RxRingV3, RxMmsg}
+
+// forModes runs f once per receive path.
+func forModes(t *testing.T, f func(t *testing.T, m RxMode)) {
+	for _, m := range rxModes {
+		t.Run(m.String(), func(t *testing.T) { f(t, m) })
+	}
+}
 
 func TestOpenMissingDevice(t *testing.T) {
 	_, err := Open("uplink", "vr-no-such-dev9", Options{})
@@ -65,10 +76,12 @@ func TestOpenWithoutPrivilege(t *testing.T) {
 // TestPingThroughPort answers ARP and ICMP echo from the port: ping in the
 // peer namespace succeeds only if ReadBatch returned the frames intact and
 // WriteBatch delivered the answers. Close then ends the blocked reader.
-func TestPingThroughPort(t *testing.T) {
+func TestPingThroughPort(t *testing.T) { forModes(t, testPing) }
+
+func testPing(t *testing.T, m RxMode) {
 	l := newLab(t)
 	sh(t, "ip", "-n", l.nameA, "addr", "add", "192.0.2.1/24", "dev", "va")
-	p := openIn(t, l.b, "lan", "vb", Options{})
+	p := openIn(t, l.b, "lan", "vb", Options{Rx: m})
 	if out := sh(t, "ip", "-n", l.nameB, "link", "show", "vb"); !strings.Contains(out, ",UP") && !strings.Contains(out, "<UP") {
 		t.Fatalf("Open did not set vb up: %s", out)
 	}
@@ -197,9 +210,17 @@ func udpFrame(t testing.TB, tags []layers.Dot1Q, outerType layers.EthernetType, 
 // TestVLANTagRoundTrip sends tagged frames from the peer; the kernel strips
 // the outer tag on receive, and ReadBatch must hand back the original bytes.
 func TestVLANTagRoundTrip(t *testing.T) {
+	forModes(t, func(t *testing.T, m RxMode) {
+		for _, off := range []bool{false, true} {
+			t.Run(fmt.Sprintf("offloads=%v", off), func(t *testing.T) { testVLANTagRoundTrip(t, Options{Rx: m, Offloads: off}) })
+		}
+	})
+}
+
+func testVLANTagRoundTrip(t *testing.T, opts Options) {
 	l := newLab(t)
 	pa := openIn(t, l.a, "peer", "va", Options{})
-	pb := openIn(t, l.b, "trunk", "vb", Options{})
+	pb := openIn(t, l.b, "trunk", "vb", opts)
 	l.waitUp(t)
 	frames := [][]byte{
 		udpFrame(t, nil, layers.EthernetTypeIPv4, "untagged"),
@@ -225,16 +246,18 @@ func TestVLANTagRoundTrip(t *testing.T) {
 // offloads the peer hands over super-frames (Stats.RxGSO > 0); with TSO/GSO
 // off on the peer there are none.
 func TestGSOSegmentation(t *testing.T) {
-	for _, offloads := range []bool{true, false} {
-		name := "default-offloads"
-		if !offloads {
-			name = "offloads-off"
+	forModes(t, func(t *testing.T, m RxMode) {
+		for _, offloads := range []bool{true, false} {
+			name := "default-offloads"
+			if !offloads {
+				name = "offloads-off"
+			}
+			t.Run(name, func(t *testing.T) { testTCPTransfer(t, m, offloads) })
 		}
-		t.Run(name, func(t *testing.T) { testTCPTransfer(t, offloads) })
-	}
+	})
 }
 
-func testTCPTransfer(t *testing.T, offloads bool) {
+func testTCPTransfer(t *testing.T, m RxMode, offloads bool) {
 	l := newLab(t)
 	sh(t, "ip", "-n", l.nameA, "addr", "add", "192.0.2.1/24", "dev", "va")
 	sh(t, "ip", "-n", l.nameB, "addr", "add", "192.0.2.2/24", "dev", "vb")
@@ -242,7 +265,7 @@ func testTCPTransfer(t *testing.T, offloads bool) {
 	if !offloads {
 		sh(t, "ip", "netns", "exec", l.nameA, "ethtool", "-K", "va", "tso", "off", "gso", "off")
 	}
-	p := openIn(t, l.b, "lan", "vb", Options{RxRing: 16})
+	p := openIn(t, l.b, "lan", "vb", Options{Rx: m, RxMsgs: 16})
 	const total = 4 << 20
 
 	var seen, bad, big int
@@ -343,9 +366,13 @@ func testTCPTransfer(t *testing.T, offloads bool) {
 
 // TestSteadyStateNoAlloc: WriteBatch on one end, ReadBatch on the other.
 func TestSteadyStateNoAlloc(t *testing.T) {
+	forModes(t, func(t *testing.T, m RxMode) { testSteadyStateNoAlloc(t, m) })
+}
+
+func testSteadyStateNoAlloc(t *testing.T, m RxMode) {
 	l := newLab(t)
 	pa := openIn(t, l.a, "a", "va", Options{})
-	pb := openIn(t, l.b, "b", "vb", Options{})
+	pb := openIn(t, l.b, "b", "vb", Options{Rx: m})
 	l.waitUp(t)
 	frames := make([][]byte, 8)
 	for i := range frames {
@@ -432,10 +459,12 @@ func TestWriteRefusedFrames(t *testing.T) {
 
 // TestUDPGSO: a UDP_SEGMENT send in the peer namespace crosses the veth as
 // one GSO_UDP_L4 super-frame; the port hands out the datagrams.
-func TestUDPGSO(t *testing.T) {
+func TestUDPGSO(t *testing.T) { forModes(t, testUDPGSO) }
+
+func testUDPGSO(t *testing.T, m RxMode) {
 	l := newLab(t)
 	sh(t, "ip", "-n", l.nameA, "addr", "add", "192.0.2.1/24", "dev", "va")
-	p := openIn(t, l.b, "b", "vb", Options{})
+	p := openIn(t, l.b, "b", "vb", Options{Rx: m})
 	l.waitUp(t)
 	mac := p.MAC()
 	sh(t, "ip", "-n", l.nameA, "neigh", "add", "192.0.2.2", "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "va")
@@ -476,10 +505,12 @@ func TestUDPGSO(t *testing.T) {
 
 // TestLinkFlap: a link going down and up again does not end ReadBatch;
 // frames sent after the flap arrive.
-func TestLinkFlap(t *testing.T) {
+func TestLinkFlap(t *testing.T) { forModes(t, testLinkFlap) }
+
+func testLinkFlap(t *testing.T, m RxMode) {
 	l := newLab(t)
 	pa := openIn(t, l.a, "a", "va", Options{})
-	pb := openIn(t, l.b, "b", "vb", Options{})
+	pb := openIn(t, l.b, "b", "vb", Options{Rx: m})
 	l.waitUp(t)
 	type res struct {
 		f   []byte

@@ -5,13 +5,15 @@ import "vrouter/internal/counter"
 // CounterStage is the Desc.Stage of an afpacket port's counters.
 const CounterStage = "afpacket"
 
-// Receive drop reasons, counted per port.
+// Drop reasons, counted per port (all queues of a port together).
 const (
 	dropTruncated = iota
 	dropBadVnetHdr
 	dropGSOUnsupported
 	dropTooBig
 	dropBadCsumOffsets
+	dropRingBadFrame
+	dropTxNoVnet
 	nDropReasons
 )
 
@@ -20,18 +22,30 @@ const (
 	cKernelDrops = nDropReasons + iota
 	cGSO
 	cCsum
+	cGSOIntact
+	cCsumIntact
+	cTxGSO
+	cTxCsum
+	cTxGSOQdisc
 	numCounters
 )
 
 var descs = [numCounters]counter.Desc{
-	dropTruncated:      desc("truncated", counter.Drop, "frames larger than the 64 KB receive buffer (MSG_TRUNC)"),
+	dropTruncated:      desc("truncated", counter.Drop, "frames larger than the receive buffer or ring block"),
 	dropBadVnetHdr:     desc("bad-vnet-header", counter.Drop, "frames shorter than their virtio-net header"),
-	dropGSOUnsupported: desc("gso-unsupported", counter.Drop, "super-frames of a GSO type not segmented here (TCPv6, UFO) or malformed"),
+	dropGSOUnsupported: desc("gso-unsupported", counter.Drop, "super-frames of a GSO type not handled here (TCPv6, UFO) or malformed"),
 	dropTooBig:         desc("too-big", counter.Drop, "frames or GSO segments larger than a batch slot"),
 	dropBadCsumOffsets: desc("bad-csum-offsets", counter.Drop, "partial-checksum offsets outside the frame"),
-	cKernelDrops:       desc("kernel-drops", counter.Drop, "frames the kernel dropped before the socket (receive buffer full)"),
+	dropRingBadFrame:   desc("ring-bad-frame", counter.Drop, "rx ring frames with offsets outside their block (rest of the block skipped)"),
+	dropTxNoVnet:       desc("tx-no-vnet", counter.Drop, "frames given offload metadata to send on a socket without the virtio-net header"),
+	cKernelDrops:       desc("kernel-drops", counter.Drop, "frames the kernel dropped before the socket (receive buffer or ring full)"),
 	cGSO:               desc("gso-segmented", counter.Event, "TCP/UDP super-frames segmented in software"),
 	cCsum:              desc("csum-completed", counter.Event, "partial checksums completed in software"),
+	cGSOIntact:         desc("gso-intact", counter.Event, "super-frames received and handed on intact with their GSO metadata"),
+	cCsumIntact:        desc("csum-partial", counter.Event, "frames received and handed on with a partial checksum and its metadata"),
+	cTxGSO:             desc("tx-gso", counter.Event, "super-frames sent with GSO metadata (segmented by the kernel or the peer)"),
+	cTxCsum:            desc("tx-csum-partial", counter.Event, "frames sent with a partial checksum for the kernel or the peer to complete"),
+	cTxGSOQdisc:        desc("tx-gso-via-qdisc", counter.Event, "super-frames the device could not take with the qdisc bypassed, sent through the qdisc to be segmented"),
 }
 
 func desc(name string, k counter.Kind, help string) counter.Desc {

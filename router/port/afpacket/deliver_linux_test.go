@@ -29,7 +29,8 @@ type fakeMsg struct {
 }
 
 func fakePort(ring int) *Port {
-	p := &Port{vnet: true}
+	p := &Port{vnet: true, rxMode: RxMmsg, c: &shared{}}
+	p.c.queues = []*Port{p}
 	p.initBuffers(ring, 1)
 	return p
 }
@@ -144,7 +145,7 @@ func TestDeliverSegmentsAcrossBatches(t *testing.T) {
 	if offs[7] != port.Headroom || !bytes.Equal(got[7], wantUDP) {
 		t.Errorf("UDP frame:\n got %x\nwant %x", got[7], wantUDP)
 	}
-	st := port.Stats{RxPackets: p.rxPackets.Load(), RxGSO: p.rxGSO.Load(), RxCsum: p.rxCsum.Load()}
+	st := port.Stats{RxPackets: p.c.rxPackets.Load(), RxGSO: p.c.c[cGSO].Load(), RxCsum: p.c.c[cCsum].Load()}
 	if st.RxPackets != 8 || st.RxGSO != 1 || st.RxCsum != 1 {
 		t.Errorf("stats %+v", st)
 	}
@@ -205,5 +206,54 @@ func TestDeliverNoAlloc(t *testing.T) {
 	})
 	if a != 0 {
 		t.Fatalf("%v allocations", a)
+	}
+}
+
+// TestDeliverIntact: with Options.Offloads super-frames and partial
+// checksums are handed on with their metadata (CsumStart and HdrLen counted
+// with a re-inserted tag); GSO types the router cannot take and metadata
+// that does not fit the frame are dropped with their reasons.
+func TestDeliverIntact(t *testing.T) {
+	super := tcpSuper(t, make([]byte, 5000), 1)
+	gso := packet.VnetHdr{Flags: packet.VnetNeedsCsum, GSOType: packet.GSOTCPv4, HdrLen: 54, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}
+	badStart := gso
+	badStart.CsumStart = 30
+	v6 := gso
+	v6.GSOType = packet.GSOTCPv6
+	udp := make([]byte, 60)
+	copy(udp, super[:34])
+	udp[14+9] = 17
+	p := fakePort(8)
+	p.offloads = true
+	p.inject(
+		fakeMsg{vh: gso, frame: super, tagged: true, tci: 0x0064, tpid: packet.EtherTypeVLAN},
+		fakeMsg{vh: packet.VnetHdr{Flags: packet.VnetNeedsCsum | packet.VnetDataValid, CsumStart: 34, CsumOffset: 6}, frame: udp},
+		fakeMsg{vh: v6, frame: super},
+		fakeMsg{vh: badStart, frame: super},
+		fakeMsg{vh: packet.VnetHdr{Flags: packet.VnetNeedsCsum, CsumStart: 58, CsumOffset: 6}, frame: udp},
+		fakeMsg{vh: packet.VnetHdr{Flags: packet.VnetDataValid}, frame: udp},
+	)
+	b := port.NewBatch(8)
+	n := p.deliver(b)
+	if n != 3 {
+		t.Fatalf("%d frames", n)
+	}
+	want := gso
+	want.CsumStart, want.HdrLen = 38, 58
+	if b.Meta[0] != want || b.Len[0] != len(super)+4 || b.Off[0] != port.Headroom-4 {
+		t.Fatalf("super-frame: len %d meta %+v", b.Len[0], b.Meta[0])
+	}
+	if b.Meta[1] != (packet.VnetHdr{Flags: packet.VnetNeedsCsum, CsumStart: 34, CsumOffset: 6}) || !bytes.Equal(b.Frame(1), udp) {
+		t.Fatalf("partial checksum: meta %+v", b.Meta[1])
+	}
+	if b.Meta[2] != (packet.VnetHdr{}) {
+		t.Fatalf("a frame with only DATA_VALID: meta %+v", b.Meta[2])
+	}
+	p.closed.Store(true)
+	want2 := map[string]uint64{"gso-unsupported": 1, "bad-csum-offsets": 2, "gso-intact": 1, "csum-partial": 1}
+	for _, v := range p.Counters() {
+		if v.Value != want2[v.Name] {
+			t.Errorf("counter %s = %d, want %d", v.Name, v.Value, want2[v.Name])
+		}
 	}
 }

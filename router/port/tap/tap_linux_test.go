@@ -140,8 +140,10 @@ func TestFramesBothWays(t *testing.T) {
 		return serialize(t, eth, ip, u, gopacket.Payload(payload))
 	}
 	frames := [][]byte{mk(false, "one"), mk(true, "two"), mk(false, strings.Repeat("x", 1400)), mk(true, "four")}
-	b := port.NewBatch(port.DefaultBatch)
-	readAll := func(pp port.Port, want int) [][]byte {
+	// One batch per port: after an afpacket ring port's ReadBatch the
+	// batch's buffers point into that port's ring.
+	b, vb := port.NewBatch(port.DefaultBatch), port.NewBatch(port.DefaultBatch)
+	readAll := func(pp port.Port, b *port.Batch, want int) [][]byte {
 		var got [][]byte
 		for len(got) < want {
 			n, err := pp.ReadBatch(b)
@@ -157,7 +159,7 @@ func TestFramesBothWays(t *testing.T) {
 	if n, err := vm.WriteBatch(frames, nil); n != len(frames) || err != nil {
 		t.Fatalf("VM write %d %v", n, err)
 	}
-	for i, f := range readAll(p, len(frames)) {
+	for i, f := range readAll(p, b, len(frames)) {
 		if !bytes.Equal(f, frames[i]) {
 			t.Errorf("VM->router frame %d:\n got %x\nwant %x", i, f, frames[i])
 		}
@@ -165,7 +167,7 @@ func TestFramesBothWays(t *testing.T) {
 	if n, err := p.WriteBatch(frames, nil); n != len(frames) || err != nil {
 		t.Fatalf("router write %d %v", n, err)
 	}
-	for i, f := range readAll(vm, len(frames)) {
+	for i, f := range readAll(vm, vb, len(frames)) {
 		if !bytes.Equal(f, frames[i]) {
 			t.Errorf("router->VM frame %d:\n got %x\nwant %x", i, f, frames[i])
 		}
@@ -181,7 +183,7 @@ func TestFramesBothWays(t *testing.T) {
 		}
 		p.WriteBatch(frames, nil)
 		for got := 0; got < len(frames); {
-			n, err := vm.ReadBatch(b)
+			n, err := vm.ReadBatch(vb)
 			if err != nil {
 				t.Fatal(err)
 			}
