@@ -15,10 +15,12 @@ import (
 )
 
 // openPorts opens every [[port]]; on error the ones already open are closed.
+// With [router] workers > 1 an afpacket port gets that many receive queues
+// (PACKET_FANOUT), each read by a worker of its own.
 func openPorts(cfg *config.Config) ([]port.Port, error) {
 	var out []port.Port
 	for _, pc := range cfg.Ports {
-		p, err := openPort(pc)
+		p, err := openPortQueues(pc, cfg.Router.Workers)
 		if err != nil {
 			closePorts(out)
 			return nil, err
@@ -28,12 +30,35 @@ func openPorts(cfg *config.Config) ([]port.Port, error) {
 	return out, nil
 }
 
+// openPortQueues opens a port with n receive queues where the driver has
+// them (afpacket fanout); n <= 1 is one queue.
+func openPortQueues(pc config.Port, n int) (port.Port, error) {
+	if pc.Driver != "afpacket" || n <= 1 {
+		return openPort(pc)
+	}
+	qs, err := afpacket.OpenQueues(pc.Name, pc.Device, n, afpacketOptions(pc))
+	if err != nil {
+		return nil, err
+	}
+	ps := make([]port.Port, len(qs))
+	for i, q := range qs {
+		ps[i] = q
+	}
+	return port.Queues(ps), nil
+}
+
+func afpacketOptions(pc config.Port) afpacket.Options {
+	var mac [6]byte
+	copy(mac[:], pc.MAC)
+	return afpacket.Options{MAC: mac, MTU: pc.MTU, Offloads: !pc.NoOffloads}
+}
+
 func openPort(pc config.Port) (port.Port, error) {
 	var mac [6]byte
 	copy(mac[:], pc.MAC)
 	switch pc.Driver {
 	case "afpacket":
-		return afpacket.Open(pc.Name, pc.Device, afpacket.Options{MAC: mac, MTU: pc.MTU})
+		return afpacket.Open(pc.Name, pc.Device, afpacketOptions(pc))
 	case "afxdp":
 		p, err := afxdp.Open(pc.Name, pc.Device, afxdp.Options{MAC: mac, MTU: pc.MTU})
 		if err != nil {

@@ -57,7 +57,7 @@ func cmdRun(args []string) int {
 		fmt.Fprintln(os.Stderr, "vrouter:", err)
 		return 1
 	}
-	r, err := router.New(cfg, ports, router.Options{Logger: log.With("router", cfg.Router.Name), Open: openPort,
+	r, err := router.New(cfg, ports, router.Options{Logger: log.With("router", cfg.Router.Name), Open: func(pc config.Port) (port.Port, error) { return openPortQueues(pc, cfg.Router.Workers) },
 		Host: hostSystem(cfg, log)})
 	if err != nil {
 		closePorts(ports)

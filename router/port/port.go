@@ -126,3 +126,29 @@ type Multi interface {
 
 // ErrClosed is returned by ReadBatch after Close.
 var ErrClosed = errors.New("port closed")
+
+// Queues makes one Multi of a port's queues (queues[0] answers for the
+// port: name, device, MAC, MTU, counters); closing it closes every queue.
+func Queues(queues []Port) Multi {
+	if len(queues) == 0 {
+		panic("port.Queues: no queue")
+	}
+	return &multi{Port: queues[0], qs: queues}
+}
+
+type multi struct {
+	Port
+	qs []Port
+}
+
+func (m *multi) Queues() []Port { return m.qs }
+
+func (m *multi) Close() error {
+	var first error
+	for _, q := range m.qs {
+		if err := q.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

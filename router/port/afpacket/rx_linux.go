@@ -46,6 +46,9 @@ func place(b *port.Batch, n, l int, tci, tpid uint16, tagged bool) {
 func setMeta(b *port.Batch, n int, m packet.VnetHdr) {
 	if n < len(b.Meta) {
 		b.Meta[n] = m
+		if m.Flags|m.GSOType != 0 {
+			b.HasMeta = true
+		}
 	}
 }
 

@@ -42,7 +42,7 @@ func (p *Port) doRead(fd uintptr) bool {
 }
 
 func (p *Port) readMmsg(b *port.Batch) (int, error) {
-	b.N = 0
+	b.N, b.HasMeta = 0, false
 	for {
 		if p.closed.Load() {
 			return 0, port.ErrClosed

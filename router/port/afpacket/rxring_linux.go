@@ -238,7 +238,7 @@ func (r *rxRing) release() {
 
 func (p *Port) readRing(b *port.Batch) (int, error) {
 	r := p.ring
-	b.N = 0
+	b.N, b.HasMeta = 0, false
 	if r.state.Load() != ringReading && !r.state.CompareAndSwap(ringIdle, ringReading) {
 		return 0, port.ErrClosed // Close unmapped it
 	}

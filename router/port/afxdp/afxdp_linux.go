@@ -233,7 +233,7 @@ func (p *Port) Queues() int { return len(p.xsks) }
 func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 	p.rxMu.Lock()
 	defer p.rxMu.Unlock()
-	b.N = 0
+	b.N, b.HasMeta = 0, false
 	for {
 		if p.closed.Load() {
 			return 0, port.ErrClosed
