@@ -42,7 +42,7 @@ type soakReport struct {
 	MeanKpps        float64      `json:"mean_delivered_kpps"`
 }
 
-var goroutinesRe = regexp.MustCompile(`(?m)^go_goroutines (\d+)`)
+var goroutinesRe = regexp.MustCompile(`(?m)^(?:vrouter|go)_goroutines (\d+)`)
 
 // runSoak runs the 64-byte UDP load through vrouter (driver) for d,
 // sampling vrouter's RSS and thread count (/proc/PID/status) and its
@@ -75,7 +75,7 @@ func runSoak(driver string, d time.Duration, dir string) error {
 		return -1
 	}
 	if goroutines() >= 0 {
-		rep.GoroutineSource = "go_goroutines on vrouter's /metrics"
+		rep.GoroutineSource = "vrouter_goroutines on vrouter's /metrics"
 	} else {
 		rep.GoroutineSource = "not exposed: vrouter's /metrics has no go_goroutines and no console command shows goroutines; Threads from /proc/PID/status stands in"
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,7 @@ type collector struct {
 
 	fibRoutes, fibMemory *prometheus.Desc
 
-	reloads, lastReloadOK, uptime *prometheus.Desc
+	reloads, lastReloadOK, uptime, goroutines *prometheus.Desc
 
 	natPoolUsed, natPoolSize *prometheus.Desc
 
@@ -67,6 +68,7 @@ func newCollector(r *router.Router) *collector {
 		reloads:      d("reloads_total", "Configuration reloads attempted."),
 		lastReloadOK: d("last_reload_success", "1 if the last reload succeeded (or none happened), 0 if it failed."),
 		uptime:       d("uptime_seconds", "Seconds since the router started."),
+		goroutines:   d("goroutines", "Goroutines of the router process (workers, control plane)."),
 		natPoolUsed:  d("nat_pool_ports_used", "Dynamic ports held per external address and protocol.", "address", "proto"),
 		natPoolSize:  d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
 	}
@@ -81,7 +83,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	for _, d := range []*prometheus.Desc{c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
-		c.reloads, c.lastReloadOK, c.uptime, c.natPoolUsed, c.natPoolSize} {
+		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.natPoolUsed, c.natPoolSize} {
 		ch <- d
 	}
 	c.counters.describe(ch)
@@ -122,6 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.lastReloadOK, ok)
 	gauge(c.uptime, float64(int64(r.Uptime()/time.Second)))
+	gauge(c.goroutines, float64(runtime.NumGoroutine()))
 
 	// An address in the `to` range of several SNAT rules has one pool: it
 	// is listed once.
