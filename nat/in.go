@@ -21,6 +21,7 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 		if why != reasonGone {
 			return w.settleFirst(p, stageIn, v, why, now)
 		}
+		w.forget()
 		if try == 3 {
 			return w.drop(NoSession)
 		}
@@ -29,7 +30,6 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 }
 
 func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
-	n := w.n
 	r := w.r
 	ff := p.FlagsFrag()
 	first := ff&packet.IPv4FragOffMask == 0
@@ -52,10 +52,8 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 		return w.drop(Malformed)
 	}
 	f.partial = w.partial
-	a, b := f.key()
-	h := &w.h
-	if n.t.lookup(a, b, 1<<kOrig|1<<kReply, h) {
-		return w.inHit(p, &f, h, ff, now, r)
+	if w.lookupFlow(f.key()) {
+		return w.inHit(p, &f, &w.ct.h, ff, now, r)
 	}
 	return w.newIn(p, &f, kind, ff, now, r)
 }
@@ -73,11 +71,15 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 	if ip == f.dst && port == f.dport {
 		return Pass, 0 // nothing to do here; Out translates the source
 	}
-	if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
+	if why := w.accountOnce(h, f, p, now, r); why != 0 {
 		if why == reasonGone {
 			return Drop, why
 		}
 		return w.drop(why)
+	}
+	if c := &w.ct; c.flags&ctActive != 0 {
+		c.flags |= ctInX // Out translates the source without a lookup (outCT)
+		c.p0 = &p[0]
 	}
 	if ff&packet.IPv4MF != 0 { // first fragment of several
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now) {

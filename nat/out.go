@@ -24,6 +24,7 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 			}
 			return w.settleFirst(p, stageOut, v, why, now)
 		}
+		w.forget()
 		if try == 3 {
 			return w.drop(NoSession)
 		}
@@ -57,16 +58,29 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	}
 	f.partial = w.partial
 	a, b := f.key()
-	h := &w.h
+	c := &w.ct
+	if c.flags&ctFound != 0 && (c.a == a && c.b == b || c.flags&ctInX != 0 && c.p0 == &p[0]) {
+		// Track or In found the session of this packet.
+		return w.outCT(p, &f, ff, now, r)
+	}
+	c.flags &^= ctFound // c.h is about to be overwritten
+	h := &c.h
 	if n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
+		w.noteFound(a, b, false)
 		return w.outHit(p, &f, h, ff, now, r)
+	}
+	if c.flags&(ctActive|ctLooked) == ctActive {
+		// In did not look: the packet is as received.
+		c.a, c.b = a, b
+		c.flags |= ctLooked
 	}
 	if !r.isInside(f.src) {
 		return Pass, 0
 	}
 	// Already translated by In (its reverse is a session key), or a hairpin
 	// reply after In (the reverse of a kHair key).
-	if a, b = f.rkey(); n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
+	if a, b = f.rkey(); n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, &w.h) {
+		h = &w.h
 		if h.typ != kHair {
 			return Pass, 0 // already fully translated by In
 		}
@@ -90,7 +104,7 @@ func (w *Worker) outHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r 
 		return Pass, 0
 	}
 	if h.typ != kHair {
-		if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
+		if why := w.accountOnce(h, f, p, now, r); why != 0 {
 			if why == reasonGone {
 				return Drop, why
 			}
