@@ -233,6 +233,11 @@ func (w *Worker) track(p packet.IPv4, s Side, now int64) (FlowState, Reason) {
 	}
 	if found {
 		h := &c.h
+		if c.flags&ctCreated != 0 && c.cIdx == h.idx && c.cGen == h.st>>32 {
+			// In or Out made this session for this very packet: the
+			// first packet of its flow.
+			return FlowNew, 0
+		}
 		if h.w.origin() == oTrack && h.typ <= kReply {
 			if why := w.accountOnce(h, &f, p, now, w.r); why != 0 {
 				if why == reasonGone {
@@ -281,6 +286,22 @@ func (w *Worker) PassFragments(p packet.IPv4, s Side, now int64) {
 // Tracked reports whether the packet has a session (Track, In or Out found
 // or created one).
 func (w *Worker) Tracked() bool { return w.ct.flags&ctFound != 0 }
+
+// Received gives the packet's addresses and ports as the router received
+// it when a NAT stage translated it with its session (false: no session, p
+// is as received). The router answers a refused first packet (reject) to
+// the sender as the sender addressed it.
+func (w *Worker) Received() (src, dst uint32, sport, dport uint16, ok bool) {
+	c := &w.ct
+	if c.flags&ctFound == 0 {
+		return 0, 0, 0, 0, false
+	}
+	h := &c.h.w
+	if c.h.typ == kReply {
+		return h.rSrc(), h.rDst(), h.rSport(), h.rDport(), true
+	}
+	return h.oSrc(), h.oDst(), h.oSport(), h.oDport(), true
+}
 
 // Create gives p, the first packet of a flow that the filters accepted, as
 // sent on network outNet, a tracking-only session unless it has a session

@@ -32,6 +32,8 @@ const (
 	CntGSOForwarded
 	CntGSOSegmented
 	CntCsumCompleted
+	CntFilterRejects
+	CntFilterResets
 	NumCounters
 )
 
@@ -57,6 +59,8 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntGSOSegmented:    eventDesc("gso-segmented", "GSO super-frames cut into segments in software (egress without offloads, a switched network, ARP or fragmentation)"),
 	CntCsumCompleted:   eventDesc("csum-completed", "partial L4 checksums completed in software (egress without offloads, a switched network, ARP or fragmentation)"),
 	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
+	CntFilterRejects:   eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST or ICMP 3/13 (both rate limited)"),
+	CntFilterResets:    eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
 }
 
 func eventDesc(name, help string) counter.Desc {

@@ -48,6 +48,8 @@ const (
 	DropSpoofed
 	DropL2SameLink
 	DropOffloadBad
+	DropFilter
+	DropFilterInvalid
 	NumDropReasons
 )
 
@@ -92,6 +94,8 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropSpoofed:           dropDesc("spoofed", "source address not owned by the host-routed guest"),
 	DropL2SameLink:        dropDesc("l2-same-link", "switched frame whose destination MAC is on the link it came from"),
 	DropOffloadBad:        dropDesc("offload-bad", "GSO super-frame or partial checksum whose metadata does not fit the packet, or a GSO type the router cannot segment"),
+	DropFilter:            dropDesc("filter", "first packet of a flow refused by a filter ruleset: a rule or the default said drop or reject (show filter; trace names the rule)"),
+	DropFilterInvalid:     dropDesc("filter-invalid", "packet on a filtered network that belongs to no session and cannot start one (TCP other than a SYN, a truncated header), or that its session refuses (an RST outside the window)"),
 }
 
 func dropDesc(name, help string) counter.Desc {

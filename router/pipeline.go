@@ -13,8 +13,8 @@ import (
 //
 //	frame:  L2 parse -> (port, VID) -> network -> destination MAC check -> EtherType
 //	arpIn:  ARP validation -> learning -> answer (own, published, proxy)
-//	ipv4:   header checks -> source checks -> local delivery (echo) or
-//	        FIB -> TTL -> [NAT out] -> output
+//	ipv4:   header checks -> source checks -> [filter_in] -> [NAT in] ->
+//	        local delivery (echo) or FIB -> TTL -> [NAT out] -> [filter_out] -> output
 //	output: MTU (DF -> 3/4) -> neighbour (miss -> queue + request) -> fragment -> L2 rewrite -> tx
 //
 // Each stage ends a packet with a named drop reason, an ICMP error, or by
@@ -239,6 +239,10 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool, m *pack
 			return
 		}
 	}
+	w.nat.Reset()
+	if nw.filt != nil && !w.filterIn(ip, nw) {
+		return
+	}
 	if w.snap.natOn {
 		if m != nil {
 			w.nat.SetPartial(m.Flags&packet.VnetNeedsCsum != 0)
@@ -346,6 +350,14 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 		case nat.Translated:
 			w.trNAT(nat.StageOut, ip)
 		}
+	}
+	if out.filt != nil || nw.filt != nil {
+		if !w.filterOut(ip, nw, out) {
+			return
+		}
+	}
+	if s.filterOn {
+		w.nat.Confirm()
 	}
 	w.cnt[CntForwarded]++
 	w.output(buf, off, ip, nh, out, m)
@@ -667,20 +679,26 @@ func (w *worker) drainReleased() {
 		o := port.Headroom + l2hdrMax
 		n := copy(b[o:], pkt)
 		ip := packet.IPv4(b[o : o+n])
+		w.nat.Reset()
+		w.fst = fstUnknown // filterOut asks about the fragment itself
+		nw := s.net(inNet)
 		switch stage {
 		case nat.StageIn:
-			nw := s.net(inNet)
 			if nw == nil {
 				w.drop(DropNAT) // its network went away in a reload
 				continue
 			}
 			w.route(b, o, ip, nw, false, nil)
 		case nat.StageOut:
-			if nh, out := w.routeBack(ip.Dst()); out != nil {
-				w.output(b, o, ip, nh, out, nil)
-			} else {
+			nh, out := w.routeBack(ip.Dst())
+			if out == nil {
 				w.drop(DropNoRoute)
+				continue
 			}
+			if (out.filt != nil || nw != nil && nw.filt != nil) && !w.filterOut(ip, nw, out) {
+				continue
+			}
+			w.output(b, o, ip, nh, out, nil)
 		}
 	}
 }
