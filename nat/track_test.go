@@ -234,6 +234,9 @@ func TestTrackNATSession(t *testing.T) {
 	if !w.Tracked() || !w.Unconfirmed() {
 		t.Fatal("Out's new session not recorded for the packet")
 	}
+	if st, _ := w.Track(o, AsSent, sec); st != FlowNew {
+		t.Fatal("the packet Out made a session for is the first of its flow:", st)
+	}
 	w.Confirm()
 	if st, _ := w.Track(o, AsSent, sec); st != FlowEstablished {
 		t.Fatal("as sent", st)
