@@ -36,6 +36,12 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	if first && isICMPError(p) {
 		return w.icmpError(p, r, false)
 	}
+	if c := &w.ct; c.flags&(ctFound|ctParsed) == ctFound|ctParsed && c.p0 == pktID(p) && first {
+		// Track found the session: In's part of it, without the lookups.
+		f := &c.f
+		f.partial = w.partial
+		return w.inHit(p, f, &c.h, ff, now, r)
+	}
 	dst := p.Dst()
 	kind, ok := r.addrs[dst]
 	if !ok {
@@ -44,8 +50,9 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	if !first {
 		return w.fragIn(p, r, kind, inNet, now)
 	}
-	var f flow
-	if !parseFlow(p, &f) {
+	var fl flow
+	f, ok := w.parseKeep(p, &fl)
+	if !ok {
 		if r.own[dst] {
 			return Pass, 0
 		}
@@ -53,9 +60,9 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	}
 	f.partial = w.partial
 	if w.lookupFlow(f.key()) {
-		return w.inHit(p, &f, &w.ct.h, ff, now, r)
+		return w.inHit(p, f, &w.ct.h, ff, now, r)
 	}
-	return w.newIn(p, &f, kind, ff, now, r)
+	return w.newIn(p, f, kind, ff, now, r)
 }
 
 // inHit translates the destination of a packet of session h (a reply to
@@ -71,15 +78,11 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 	if ip == f.dst && port == f.dport {
 		return Pass, 0 // nothing to do here; Out translates the source
 	}
-	if why := w.accountOnce(h, f, p, now, r); why != 0 {
+	if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
 		if why == reasonGone {
 			return Drop, why
 		}
 		return w.drop(why)
-	}
-	if c := &w.ct; c.flags&ctActive != 0 {
-		c.flags |= ctInX // Out translates the source without a lookup (outCT)
-		c.p0 = &p[0]
 	}
 	if ff&packet.IPv4MF != 0 { // first fragment of several
 		if !w.n.frags.learn(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now) {
@@ -88,6 +91,18 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 		w.release(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now)
 	}
 	setDst(p, f, ip, port)
+	if c := &w.ct; c.flags&ctActive != 0 {
+		c.flags |= ctInX // Out translates the source without a lookup (outCT)
+		if c.flags&ctParsed != 0 && c.p0 == pktID(p) {
+			c.f.dst = ip // the kept parse stays valid for Out
+			if c.f.pt == ptPorts || c.f.pt == ptICMPRep {
+				c.f.dport = port
+			}
+		} else {
+			c.flags &^= ctParsed
+		}
+		c.p0 = pktID(p)
+	}
 	w.inc(cTranslatedIn)
 	return Translated, 0
 }

@@ -28,6 +28,7 @@ func (w *Worker) newIn(p packet.IPv4, f *flow, kind uint8, ff uint16, now int64,
 		if f.proto == packet.ProtoTCP && !isSYN(f) {
 			// 1:1 without a session: translate the address only.
 			setAddr(p, f.proto, f.l4, packet.IPv4DstOff, fl.int, f.partial)
+			w.ct.flags &^= ctParsed
 			w.inc(cStateless)
 			w.inc(cTranslatedIn)
 			return Translated, 0

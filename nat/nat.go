@@ -135,6 +135,7 @@ type Worker struct {
 	reason  Reason
 	h, h2   hit   // scratch of lookups about other packets (quotes of ICMP errors)
 	ct      pktCT // the packet being processed (track.go)
+	fl      flow  // Track's scratch
 
 	// Held fragments this worker released (see hold.go): a ring of slot
 	// indices and the copy Released hands out.

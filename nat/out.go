@@ -49,8 +49,12 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	if !first {
 		return w.fragOut(p, r, inNet, outNet, now)
 	}
-	var f flow
-	if !parseFlow(p, &f) {
+	c := &w.ct
+	var fl flow
+	f := &fl
+	if c.flags&ctParsed != 0 && c.p0 == pktID(p) {
+		f = &c.f // Track's or In's parse (w.flowOf)
+	} else if !parseFlow(p, f) {
 		if r.isInside(p.Src()) {
 			return w.drop(Malformed)
 		}
@@ -58,16 +62,15 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	}
 	f.partial = w.partial
 	a, b := f.key()
-	c := &w.ct
-	if c.flags&ctFound != 0 && (c.a == a && c.b == b || c.flags&ctInX != 0 && c.p0 == &p[0]) {
+	if c.flags&ctFound != 0 && (c.a == a && c.b == b || c.flags&ctInX != 0 && c.p0 == pktID(p)) {
 		// Track or In found the session of this packet.
-		return w.outCT(p, &f, ff, now, r)
+		return w.outCT(p, f, ff, now, r)
 	}
 	c.flags &^= ctFound // c.h is about to be overwritten
 	h := &c.h
 	if n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
 		w.noteFound(a, b, false)
-		return w.outHit(p, &f, h, ff, now, r)
+		return w.outHit(p, f, h, ff, now, r)
 	}
 	if c.flags&(ctActive|ctLooked) == ctActive {
 		// In did not look: the packet is as received.
@@ -85,9 +88,9 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 			return Pass, 0 // already fully translated by In
 		}
 		// Hairpin reply after In: source becomes the original destination.
-		return w.setSrcOut(p, &f, h.w.oDst(), h.w.oDport(), ff, now)
+		return w.setSrcOut(p, f, h.w.oDst(), h.w.oDport(), ff, now)
 	}
-	return w.newOut(p, &f, inNet, outNet, ff, now, r)
+	return w.newOut(p, f, inNet, outNet, ff, now, r)
 }
 
 // outHit translates the source of a packet of session h and accounts it
@@ -104,7 +107,7 @@ func (w *Worker) outHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r 
 		return Pass, 0
 	}
 	if h.typ != kHair {
-		if why := w.accountOnce(h, f, p, now, r); why != 0 {
+		if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
 			if why == reasonGone {
 				return Drop, why
 			}
@@ -124,6 +127,7 @@ func (w *Worker) setSrcOut(p packet.IPv4, f *flow, ip uint32, port uint16, ff ui
 		w.release(f.src, f.dst, f.proto, p.ID(), stageOut, ip, now)
 	}
 	setSrc(p, f, ip, port)
+	w.ct.flags &^= ctParsed // a kept parse is out of date
 	w.inc(cTranslatedOut)
 	return Translated, 0
 }

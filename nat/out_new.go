@@ -22,6 +22,7 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 	if f.proto == packet.ProtoTCP && !isSYN(f) {
 		if fl != nil {
 			setAddr(p, f.proto, f.l4, packet.IPv4SrcOff, fl.ext, f.partial)
+			w.ct.flags &^= ctParsed
 			w.inc(cStateless)
 			w.inc(cTranslatedOut)
 			return Translated, 0

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"unsafe"
 
 	"vrouter/packet"
 )
@@ -38,7 +39,8 @@ import (
 type pktCT struct {
 	flags uint8
 	a, b  uint64 // the key looked up (ctLooked): the flow as received
-	p0    *byte  // the packet In translated (ctInX)
+	p0    uintptr // the packet f was parsed from (ctParsed), In translated (ctInX): its first byte's address, an identity only
+	f     flow   // the packet's flow as it is now (ctParsed)
 	h     hit    // the packet's session (ctFound)
 	// the session created for the packet (ctCreated)
 	cIdx uint32
@@ -52,7 +54,44 @@ const (
 	ctCreated               // a NAT stage created a session for the packet (cIdx, cGen)
 	ctAccounted             // h was accounted for the packet
 	ctInX                   // In translated the packet (p0) with h
+	ctParsed                // f is the packet p0 as it is now
 )
+
+// flowOf is p's flow: the parse of an earlier stage when p has not changed
+// since, or f filled by parseFlow (ok as parseFlow's). Stages that look at
+// the flow but do not change it (Out reads a parse of Track or In, which
+// keep theirs) do not modify what it returns.
+func (w *Worker) flowOf(p packet.IPv4, f *flow) (*flow, bool) {
+	c := &w.ct
+	if c.flags&ctParsed != 0 && c.p0 == pktID(p) {
+		return &c.f, true
+	}
+	return f, parseFlow(p, f)
+}
+
+// pktID identifies a packet by the address of its first byte (p is never
+// empty here): a pointer compare without a pointer store (no write
+// barrier on the per-packet path). Only packets of the current record are
+// compared, which are all alive.
+func pktID(p packet.IPv4) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(p))) }
+
+// parseKeep is flowOf for the first stages (Track, In): their parse is
+// kept for the next ones.
+func (w *Worker) parseKeep(p packet.IPv4, f *flow) (*flow, bool) {
+	c := &w.ct
+	if c.flags&ctActive == 0 {
+		return f, parseFlow(p, f)
+	}
+	if c.flags&ctParsed != 0 && c.p0 == pktID(p) {
+		return &c.f, true
+	}
+	if !parseFlow(p, &c.f) {
+		return f, false
+	}
+	c.p0 = pktID(p)
+	c.flags |= ctParsed
+	return &c.f, true
+}
 
 // oTrack is the origin of tracking-only sessions (Create): nothing is
 // translated.
@@ -102,20 +141,19 @@ func (w *Worker) noteFound(a, b uint64, created bool) {
 	}
 }
 
-// accountOnce accounts the packet to its session h (w.ct.h) unless a stage
-// already did.
+// accountOnce accounts the packet to its tracking-only session h (w.ct.h)
+// unless Track did already (on the other side). A NAT session is accounted
+// by the one of In and Out that translates (both for a hairpin: In).
 func (w *Worker) accountOnce(h *hit, f *flow, p packet.IPv4, now int64, r *Rules) Reason {
 	c := &w.ct
 	if c.flags&ctAccounted != 0 {
 		return 0
 	}
-	if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
-		return why
-	}
-	if c.flags&ctActive != 0 {
+	why := w.account(h, int(h.typ), f, p, now, r)
+	if why == 0 && c.flags&ctActive != 0 {
 		c.flags |= ctAccounted
 	}
-	return 0
+	return why
 }
 
 // outCT is Out for a packet whose session Track or In found: the source
@@ -132,11 +170,13 @@ func (w *Worker) outCT(p packet.IPv4, f *flow, ff uint16, now int64, r *Rules) (
 	if ip == f.src && port == f.sport {
 		return Pass, 0
 	}
-	if why := w.accountOnce(h, f, p, now, r); why != 0 {
-		if why == reasonGone {
-			return Drop, why
+	if w.ct.flags&ctInX == 0 { // else In accounted it (a hairpin: both translate)
+		if why := w.account(h, int(h.typ), f, p, now, r); why != 0 {
+			if why == reasonGone {
+				return Drop, why
+			}
+			return w.drop(why)
 		}
-		return w.drop(why)
 	}
 	return w.setSrcOut(p, f, ip, port, ff, now)
 }
@@ -190,68 +230,82 @@ func (s FlowState) String() string {
 // on side s, and accounts p to its session when it is a tracking-only one
 // (NAT sessions are accounted by In and Out). It changes nothing in p and
 // counts nothing: the router counts what the filter does. A FlowInvalid
-// comes with its reason.
+// comes with its reason. A worker that was never Reset is Reset by Track.
 func (w *Worker) Track(p packet.IPv4, s Side, now int64) (FlowState, Reason) {
-	for try := 0; ; try++ {
-		st, why := w.track(p, s, now)
-		if why != reasonGone {
-			return st, why
-		}
-		w.forget()
-		if try == 3 {
-			return FlowNew, 0 // it went away: look at p as the first of a flow
-		}
-		runtime.Gosched()
-	}
-}
-
-func (w *Worker) track(p packet.IPv4, s Side, now int64) (FlowState, Reason) {
 	if p.FlagsFrag()&packet.IPv4FragOffMask != 0 {
 		if _, ok := w.n.frags.find(p.Src(), p.Dst(), p.Proto(), p.ID(), fragStage(s), now); ok {
 			return FlowFragment, 0
 		}
 		return FlowNew, 0
 	}
-	if isICMPError(p) {
-		if w.related(p, s) {
-			return FlowRelated, 0
-		}
-		return FlowNew, 0
-	}
-	var f flow
-	if !parseFlow(p, &f) {
-		return FlowInvalid, Malformed
-	}
 	c := &w.ct
-	var found bool
-	if c.flags&(ctActive|ctLooked) == ctActive|ctLooked {
-		// In or Out (or Track on the other side) looked the packet up.
-		found = c.flags&ctFound != 0
-	} else {
-		a, b := f.key()
-		found = w.lookupFlow(a, b)
+	if c.flags&ctActive == 0 {
+		c.flags = ctActive // a caller that never Resets: this is a new packet
 	}
-	if found {
+	for try := 0; ; try++ {
+		var found, ok bool
+		var f *flow
+		if c.flags&ctLooked != 0 && p.Proto() != packet.ProtoICMP {
+			// In or Out (or Track on the other side) looked the packet up.
+			found = c.flags&ctFound != 0
+			if !found || c.h.w.origin() == oTrack {
+				if f, ok = w.flowOf(p, &w.fl); !ok {
+					return FlowInvalid, Malformed
+				}
+			}
+		} else {
+			// The first stage to see the packet: its parse is kept (as
+			// parseKeep does).
+			f = &c.f
+			if c.flags&ctParsed == 0 || c.p0 != pktID(p) {
+				if !parseFlow(p, f) {
+					return FlowInvalid, Malformed
+				}
+				c.p0 = pktID(p)
+				c.flags |= ctParsed
+			}
+			if f.proto == packet.ProtoICMP && f.pt == ptNone && len(f.l4) >= packet.ICMPHdrLen && packet.IsICMPError(f.l4[0]) {
+				if w.related(p, s) {
+					return FlowRelated, 0
+				}
+				return FlowNew, 0
+			}
+			a, b := f.key()
+			c.a, c.b = a, b
+			c.flags = c.flags&^(ctFound|ctAccounted|ctInX) | ctLooked
+			if found = w.n.t.lookup(a, b, 1<<kOrig|1<<kReply, &c.h); found {
+				c.flags |= ctFound
+			}
+		}
+		if !found {
+			if f.proto == packet.ProtoTCP && !isSYN(f) {
+				return FlowInvalid, TCPNoSession
+			}
+			return FlowNew, 0
+		}
 		h := &c.h
 		if c.flags&ctCreated != 0 && c.cIdx == h.idx && c.cGen == h.st>>32 {
 			// In or Out made this session for this very packet: the
 			// first packet of its flow.
 			return FlowNew, 0
 		}
-		if h.w.origin() == oTrack && h.typ <= kReply {
-			if why := w.accountOnce(h, &f, p, now, w.r); why != 0 {
-				if why == reasonGone {
-					return FlowNew, why
-				}
-				return FlowInvalid, why
-			}
+		if h.w.origin() != oTrack || h.typ > kReply || c.flags&ctAccounted != 0 {
+			return FlowEstablished, 0
 		}
-		return FlowEstablished, 0
+		why := w.accountOnce(h, f, p, now, w.r)
+		if why == 0 {
+			return FlowEstablished, 0
+		}
+		if why != reasonGone {
+			return FlowInvalid, why
+		}
+		// The reaper is deleting the session: look again.
+		w.forget()
+		if try == 3 {
+			return FlowNew, 0
+		}
+		runtime.Gosched()
 	}
-	if f.proto == packet.ProtoTCP && !isSYN(&f) {
-		return FlowInvalid, TCPNoSession
-	}
-	return FlowNew, 0
 }
 
 // related reports whether the ICMP error p is about a packet of a session:
@@ -283,6 +337,14 @@ func (w *Worker) PassFragments(p packet.IPv4, s Side, now int64) {
 	w.n.frags.learn(p.Src(), p.Dst(), p.Proto(), p.ID(), fragStage(s), 0, now)
 }
 
+// SessionFound reports whether In or Out translated the packet with an
+// existing NAT session (not one made for it): the packet of an established
+// flow, which the filter lets through without asking Track.
+func (w *Worker) SessionFound() bool {
+	c := &w.ct
+	return c.flags&(ctFound|ctCreated) == ctFound && c.h.w.origin() != oTrack
+}
+
 // Tracked reports whether the packet has a session (Track, In or Out found
 // or created one).
 func (w *Worker) Tracked() bool { return w.ct.flags&ctFound != 0 }
@@ -312,8 +374,9 @@ func (w *Worker) Create(p packet.IPv4, outNet uint16, now int64) Reason {
 	if c.flags&ctFound != 0 {
 		return 0
 	}
-	var f flow
-	if !parseFlow(p, &f) {
+	var fl flow
+	f, ok := w.flowOf(p, &fl)
+	if !ok {
 		_, why := w.drop(Malformed)
 		return why
 	}
@@ -325,7 +388,7 @@ func (w *Worker) Create(p packet.IPv4, outNet uint16, now int64) Reason {
 		n.mu.Unlock()
 		w.noteFound(a, b, false)
 		if c.h.w.origin() == oTrack && c.h.typ <= kReply {
-			if why := w.accountOnce(&c.h, &f, p, now, w.r); why != 0 && why != reasonGone {
+			if why := w.accountOnce(&c.h, f, p, now, w.r); why != 0 && why != reasonGone {
 				_, why = w.drop(why)
 				return why
 			}
@@ -342,7 +405,7 @@ func (w *Worker) Create(p packet.IPv4, outNet uint16, now int64) Reason {
 	}
 	w.inc(cTracking)
 	w.noteFound(a, b, false)
-	if why := w.accountOnce(&c.h, &f, p, now, w.r); why != 0 && why != reasonGone {
+	if why := w.accountOnce(&c.h, f, p, now, w.r); why != 0 && why != reasonGone {
 		_, why = w.drop(why)
 		return why
 	}

@@ -17,7 +17,8 @@ import (
 // the SNAT/forward address, with ICMP errors about earlier packets, go
 // through two NATs: one whose worker is Reset before every packet, one
 // whose worker never is (every stage looks up on its own, as before the
-// record existed). Verdicts, reasons, the packets and the session tables
+// record existed); for half the seeds the first also runs Track before In
+// and after Out, as the filter stages do. Verdicts, reasons, the packets and the session tables
 // must be the same.
 func TestSharedLookupMatchesPlain(t *testing.T) {
 	hosts := []string{"10.1.1.10", "10.1.1.5", "10.1.1.6", "10.1.2.9", "198.51.100.7", "198.51.100.8", "203.0.113.1", "203.0.113.50"}
@@ -52,28 +53,20 @@ func TestSharedLookupMatchesPlain(t *testing.T) {
 				pr := []uint8{tcp, udp, icmp}[rng.Intn(3)]
 				q := pk{src: src, dst: dst, proto: pr, sport: ports[rng.Intn(len(ports))], dport: ports[rng.Intn(len(ports))],
 					flags: flagSets[rng.Intn(len(flagSets))], seq: uint32(rng.Intn(3)), ack: uint32(rng.Intn(3)),
-					icmpType: []uint8{8, 0}[rng.Intn(2)], id: ports[rng.Intn(len(ports))], payload: []byte("x")}
+					icmpType: []uint8{8, 0}[rng.Intn(2)], id: ports[rng.Intn(len(ports))], payload: make([]byte, rng.Intn(40))}
 				p = build(t, q)
 			}
-			inNet, outNet := netOf(src), netOf(dst)
-			p2 := append(packet.IPv4(nil), p...)
-			w1.Reset()
-			v1, r1 := w1.In(p, inNet, now)
-			v2, r2 := w2.In(p2, inNet, now)
-			if v1 != v2 || r1 != r2 || !bytes.Equal(p, p2) {
-				t.Fatalf("seed %d packet %d: In: shared %v %v % x, plain %v %v % x", seed, i, v1, r1, []byte(p), v2, r2, []byte(p2))
+			pkts := []packet.IPv4{p}
+			if len(p) >= 20+24 && rng.Intn(4) == 0 {
+				// As two fragments, in order or not.
+				a, b := split2(p, 16)
+				pkts = []packet.IPv4{a, b}
+				if rng.Intn(2) == 0 {
+					pkts = []packet.IPv4{b, a}
+				}
 			}
-			if v1 == Drop || v1 == Held {
-				continue
-			}
-			v1, r1 = w1.Out(p, inNet, netOf(decode(t, p).dst), now)
-			v2, r2 = w2.Out(p2, inNet, netOf(decode(t, p2).dst), now)
-			_ = outNet
-			if v1 != v2 || r1 != r2 || !bytes.Equal(p, p2) {
-				t.Fatalf("seed %d packet %d: Out: shared %v %v % x, plain %v %v % x", seed, i, v1, r1, []byte(p), v2, r2, []byte(p2))
-			}
-			if v1 != Drop {
-				last = append(last[:0], p...)
+			for _, p := range pkts {
+				diffOne(t, seed, i, p, w1, w2, netOf(src), netOf, now, seed%2 == 0, &last)
 			}
 		}
 		s1, s2 := n1.Sessions(noAddr), n2.Sessions(noAddr)
@@ -85,6 +78,62 @@ func TestSharedLookupMatchesPlain(t *testing.T) {
 			t.Fatalf("seed %d: counters differ:\nshared %v\nplain  %v", seed, c1, c2)
 		}
 	}
+}
+
+// diffOne runs p (and a copy) through both workers and compares; released
+// fragments too.
+func diffOne(t *testing.T, seed int64, i int, p packet.IPv4, w1, w2 *Worker, inNet uint16, netOf func(string) uint16, now int64,
+	withTrack bool, last *[]byte) {
+	t.Helper()
+	p2 := append(packet.IPv4(nil), p...)
+	w1.Reset()
+	if withTrack { // the filter's stages around the NAT's share the lookups too
+		w1.Track(p, AsReceived, now)
+	}
+	v1, r1 := w1.In(p, inNet, now)
+	v2, r2 := w2.In(p2, inNet, now)
+	if v1 != v2 || r1 != r2 || !bytes.Equal(p, p2) {
+		t.Fatalf("seed %d packet %d: In: shared %v %v % x, plain %v %v % x", seed, i, v1, r1, []byte(p), v2, r2, []byte(p2))
+	}
+	if v1 != Drop && v1 != Held {
+		v1, r1 = w1.Out(p, inNet, netOf(decodeAddr(p.Dst())), now)
+		v2, r2 = w2.Out(p2, inNet, netOf(decodeAddr(p2.Dst())), now)
+		if v1 != v2 || r1 != r2 || !bytes.Equal(p, p2) {
+			t.Fatalf("seed %d packet %d: Out: shared %v %v % x, plain %v %v % x", seed, i, v1, r1, []byte(p), v2, r2, []byte(p2))
+		}
+		if v1 != Drop {
+			if p.FlagsFrag()&packet.IPv4FragOffMask == 0 && !p.MF() {
+				*last = append((*last)[:0], p...)
+			}
+			if withTrack {
+				w1.Track(p, AsSent, now)
+			}
+		}
+	}
+	for w1.HasReleased() || w2.HasReleased() {
+		q1, in1, out1, st1, ok1 := w1.Released()
+		q2, in2, out2, st2, ok2 := w2.Released()
+		if ok1 != ok2 || !bytes.Equal(q1, q2) || in1 != in2 || out1 != out2 || st1 != st2 {
+			t.Fatalf("seed %d packet %d: released fragments differ", seed, i)
+		}
+	}
+}
+
+func decodeAddr(a uint32) string { return packet.Addr(a).String() }
+
+// split2 cuts p (no options) into a first fragment with n bytes of payload
+// (a multiple of 8) and the rest.
+func split2(p packet.IPv4, n int) (packet.IPv4, packet.IPv4) {
+	a := append(packet.IPv4(nil), p[:20+n]...)
+	a.SetTotalLen(20 + n)
+	a.SetFlagsFrag(packet.IPv4MF)
+	a.ComputeChecksum()
+	b := append(packet.IPv4(nil), p[:20]...)
+	b = append(b, p[20+n:]...)
+	b.SetTotalLen(len(b))
+	b.SetFlagsFrag(uint16(n / 8))
+	b.ComputeChecksum()
+	return a, b
 }
 
 // trackCase runs Track on p after a Reset.

@@ -73,10 +73,9 @@ func filterKey(ip packet.IPv4) filter.Key {
 }
 
 // filterIn is the filter_in stage of a packet received on the filtered
-// network nw, before NAT In: false when the packet is dropped.
-func (w *worker) filterIn(ip packet.IPv4, nw *network) bool {
-	st, why := w.nat.Track(ip, nat.AsReceived, w.now)
-	w.fst = st
+// network nw, before NAT In, after the conntrack table said st (ipv4 asks
+// it): false when the packet is dropped.
+func (w *worker) filterIn(ip packet.IPv4, nw *network, st nat.FlowState, why nat.Reason) bool {
 	switch st {
 	case nat.FlowNew:
 		if rs := nw.filt.in; rs != nil && !w.classify(rs, ip, sideIn) {

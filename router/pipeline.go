@@ -240,8 +240,14 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool, m *pack
 		}
 	}
 	w.nat.Reset()
-	if nw.filt != nil && !w.filterIn(ip, nw) {
-		return
+	if nw.filt != nil {
+		// filter_in: conntrack first; a packet of a session goes on (the
+		// rest, and everything when tracing, in filterIn).
+		st, why := w.nat.Track(ip, nat.AsReceived, w.now)
+		w.fst = st
+		if (st != nat.FlowEstablished || w.tp != nil || ip.MF()) && !w.filterIn(ip, nw, st, why) {
+			return
+		}
 	}
 	if w.snap.natOn {
 		if m != nil {
@@ -351,12 +357,19 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 			w.trNAT(nat.StageOut, ip)
 		}
 	}
-	if out.filt != nil || nw.filt != nil {
-		if !w.filterOut(ip, nw, out) {
-			return
-		}
-	}
 	if s.filterOn {
+		if out.filt != nil || nw.filt != nil {
+			// A packet of a session (filterIn or the NAT found it) passes
+			// unless it is the first fragment of several (filterOut lets
+			// the others pass).
+			est := w.fst == nat.FlowEstablished
+			if nw.filt == nil {
+				est = w.nat.SessionFound()
+			}
+			if (!est || ip.MF()) && !w.filterOut(ip, nw, out) {
+				return
+			}
+		}
 		w.nat.Confirm()
 	}
 	w.cnt[CntForwarded]++

@@ -199,11 +199,13 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 			}
 		}
 		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i], m)
-		if w.nat.Unconfirmed() {
-			w.unconfirmed()
-		}
-		if w.snap.natOn && w.nat.HasReleased() {
-			w.drainReleased()
+		if w.snap.natOn {
+			if w.nat.Unconfirmed() {
+				w.unconfirmed()
+			}
+			if w.nat.HasReleased() {
+				w.drainReleased()
+			}
 		}
 		if w.tp != nil {
 			w.r.trace.store(w.tp)
@@ -218,7 +220,9 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 
 // unconfirmed settles a session a NAT stage made for a first packet that
 // did not leave the router: with filters it is deleted, so that the flow's
-// next packet is classified again instead of passing as established.
+// next packet is classified again instead of passing as established. (Only
+// the NAT stages leave a session unconfirmed; Reset forgets it with the
+// next packet.)
 func (w *worker) unconfirmed() {
 	if w.snap.filterOn {
 		w.nat.Abort()
