@@ -38,10 +38,10 @@ import (
 // pktCT is what the stages learnt about the packet being processed.
 type pktCT struct {
 	flags uint8
-	a, b  uint64 // the key looked up (ctLooked): the flow as received
+	a, b  uint64  // the key looked up (ctLooked): the flow as received
 	p0    uintptr // the packet f was parsed from (ctParsed), In translated (ctInX): its first byte's address, an identity only
-	f     flow   // the packet's flow as it is now (ctParsed)
-	h     hit    // the packet's session (ctFound)
+	f     flow    // the packet's flow as it is now (ctParsed)
+	h     hit     // the packet's session (ctFound)
 	// the session created for the packet (ctCreated)
 	cIdx uint32
 	cGen uint64
