@@ -245,7 +245,7 @@ func (w *Worker) Track(p packet.IPv4, s Side, now int64) (FlowState, Reason) {
 	for try := 0; ; try++ {
 		var found, ok bool
 		var f *flow
-		if c.flags&ctLooked != 0 && p.Proto() != packet.ProtoICMP {
+		if c.flags&ctLooked != 0 && (p.Proto() != packet.ProtoICMP || !isICMPError(p)) {
 			// In or Out (or Track on the other side) looked the packet up.
 			found = c.flags&ctFound != 0
 			if !found || c.h.w.origin() == oTrack {

@@ -231,6 +231,19 @@ func TestFilterStatefulFloating(t *testing.T) {
 	if c := counterValue(l.r, "nat-sessions-aborted"); c != 2 {
 		t.Fatalf("aborted %d", c)
 	}
+	// Ping through the floating IP (its DNAT session is the flow's).
+	l.pa.Inject(icmpEcho(t, hostA, macA, ipHostA, ipFloat, 64, false, 8))
+	l.run()
+	if p := one(t, l.pb.Take(), "echo request"); checkIPChecksum(t, p).DstIP.String() != "198.51.100.10" {
+		t.Fatal("echo request not translated")
+	}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: ipHostB, DstIP: ipHostA}
+	l.pb.Inject(ser(t, &layers.Ethernet{SrcMAC: hostB, DstMAC: macB[:], EthernetType: layers.EthernetTypeIPv4}, ip,
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(0, 0), Id: 9, Seq: 1}, gopacket.Payload(make([]byte, 8))))
+	l.run()
+	if p := one(t, l.pa.Take(), "echo reply"); !checkIPChecksum(t, p).SrcIP.Equal(ipFloat) {
+		t.Fatal("echo reply not from the floating IP")
+	}
 	// A source restriction: 8080 only from 192.0.2.20.
 	_, onB = l.fromA(seg{src: ipHostA, dst: ipFloat, sport: 40002, dport: 8080, flags: "S"})
 	if len(onB) != 0 {
