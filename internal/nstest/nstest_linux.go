@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -82,4 +83,46 @@ func In(t testing.TB, ns netns.NsHandle, f func()) {
 		} // else the thread stays locked and ends with the goroutine
 	}()
 	<-done
+}
+
+// Veth is two network namespaces of the test's own joined by a veth pair:
+// va in namespace A, vb in namespace B.
+type Veth struct {
+	NameA, NameB string
+	A, B         netns.NsHandle
+}
+
+// NewVeth makes the pair (namespaces named after tag) and sets both ends
+// up; extra are more `ip link add` arguments for both ends (e.g. queue
+// counts).
+func NewVeth(t testing.TB, tag string, extra ...string) *Veth {
+	t.Helper()
+	base := Name(tag)
+	v := &Veth{NameA: base + "a", NameB: base + "b"}
+	v.A, v.B = NS(t, v.NameA), NS(t, v.NameB)
+	args := append([]string{"ip", "-n", v.NameA, "link", "add", "va"}, extra...)
+	args = append(append(args, "type", "veth", "peer", "name", "vb", "netns", v.NameB), extra...)
+	Sh(t, args...)
+	Sh(t, "ip", "-n", v.NameA, "link", "set", "va", "up")
+	Sh(t, "ip", "-n", v.NameB, "link", "set", "vb", "up")
+	return v
+}
+
+// WaitUp waits until both ends are operationally up (the kernel activates
+// a link's qdisc a moment after carrier comes up; frames sent before that
+// are dropped silently).
+func (v *Veth) WaitUp(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		a := Sh(t, "ip", "-n", v.NameA, "-o", "link", "show", "va")
+		b := Sh(t, "ip", "-n", v.NameB, "-o", "link", "show", "vb")
+		if strings.Contains(a, "state UP") && strings.Contains(b, "state UP") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("veth not up:\n%s%s", a, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

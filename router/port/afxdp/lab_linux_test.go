@@ -27,6 +27,7 @@ var (
 type lab struct {
 	nameA, nameB string
 	a, b         netns.NsHandle
+	veth         *nstest.Veth
 }
 
 // newLab makes the lab; extra are more `ip link add` arguments for the
@@ -34,35 +35,12 @@ type lab struct {
 func newLab(t testing.TB, extra ...string) *lab {
 	t.Helper()
 	needRoot(t)
-	base := nstest.Name("vrxdp")
-	l := &lab{nameA: base + "a", nameB: base + "b"}
-	l.a, l.b = nstest.NS(t, l.nameA), nstest.NS(t, l.nameB)
-	args := []string{"ip", "-n", l.nameA, "link", "add", "va"}
-	args = append(args, extra...)
-	args = append(args, "type", "veth", "peer", "name", "vb", "netns", l.nameB)
-	args = append(args, extra...)
-	sh(t, args...)
-	sh(t, "ip", "-n", l.nameA, "link", "set", "va", "up")
-	sh(t, "ip", "-n", l.nameB, "link", "set", "vb", "up")
-	return l
+	v := nstest.NewVeth(t, "vrxdp", extra...)
+	return &lab{nameA: v.NameA, nameB: v.NameB, a: v.A, b: v.B, veth: v}
 }
 
 // waitUp waits until both ends of the veth are operationally up.
-func (l *lab) waitUp(t testing.TB) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		a := sh(t, "ip", "-n", l.nameA, "-o", "link", "show", "va")
-		b := sh(t, "ip", "-n", l.nameB, "-o", "link", "show", "vb")
-		if strings.Contains(a, "state UP") && strings.Contains(b, "state UP") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("veth not up:\n%s%s", a, b)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (l *lab) waitUp(t testing.TB) { l.veth.WaitUp(t) }
 
 func openIn(t testing.TB, ns netns.NsHandle, name, dev string, opts Options) *Port {
 	t.Helper()
