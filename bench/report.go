@@ -324,14 +324,14 @@ func (r *Report) ratioCell(driver, id string) string {
 // textTable is the summary printed at the end of a run.
 func textTable(r *Report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-44s %-7s %9s", "test", "unit", "kernel")
+	fmt.Fprintf(&b, "%-46s %-7s %9s", "test", "unit", "kernel")
 	for _, d := range r.drivers() {
 		fmt.Fprintf(&b, " %9s %6s", d.Driver, "ratio")
 	}
 	b.WriteString("\n")
 	k := r.kernel()
 	for _, def := range r.tests() {
-		fmt.Fprintf(&b, "%-44s %-7s %9s", def.Name, def.Unit, cell(k, def))
+		fmt.Fprintf(&b, "%-46s %-7s %9s", def.Name, def.Unit, cell(k, def))
 		for _, d := range r.drivers() {
 			fmt.Fprintf(&b, " %9s %6s", cell(d, def), r.ratioCell(d.Driver, def.ID))
 		}

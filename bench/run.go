@@ -181,7 +181,7 @@ func (b *bench) measure(s *state, test string, round int) {
 	tp := s.tp
 	tp.resume()
 	defer tp.pause()
-	label := fmt.Sprintf("  %-17s %-28s", targetName(tp.driver), testByID(test).Name)
+	label := fmt.Sprintf("  %-17s %-46s", targetName(tp.driver), testByID(test).Name)
 	fail := func(err error) {
 		if _, seen := s.tg.Errors[test]; !seen {
 			s.tg.Errors[test] = err.Error()
