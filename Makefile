@@ -7,7 +7,7 @@ PKGS      := ./...
 # Debian packages the tests and the demo use, as "command:package".
 TOOLS := ip:iproute2 ping:iputils-ping arping:iputils-arping traceroute:traceroute \
          tracepath:iputils-tracepath iperf3:iperf3 tcpdump:tcpdump socat:socat nft:nftables \
-         ethtool:ethtool netsniff-ng:netsniff-ng tmux:tmux curl:curl \
+         ethtool:ethtool netsniff-ng:netsniff-ng tmux:tmux curl:curl nmap:nmap \
          dnsmasq:dnsmasq-base bird:bird2 birdc:bird2 udhcpc:udhcpc dig:bind9-dnsutils \
          keepalived:keepalived
 .PHONY: all build test unit e2e demo bench soak fuzz lint deps clean

@@ -28,6 +28,7 @@ const (
 	AddressNames          // its addresses and its neighbours'
 	RuntimeNames          // runtime routes (ip route add)
 	CommandNames          // the first words of the commands
+	FilterNames           // filter rulesets
 )
 
 // commands is the command table. Adding a command means adding a line here
@@ -48,6 +49,7 @@ var commands = []Command{
 	{Words: []string{"ip", "route", "del"}, Args: "PREFIX", Names: RuntimeNames, Help: "delete a runtime route", run: (*Console).cmdRouteDel},
 	{Words: []string{"show", "conntrack"}, Args: "[ADDR]", Names: AddressNames, Help: "sessions: tuples, state, NAT, timeout, counters", run: (*Console).cmdConntrack},
 	{Words: []string{"show", "nat"}, Help: "SNAT rules, floating IPs, port forwards, port-pool use", run: (*Console).cmdShowNAT},
+	{Words: []string{"show", "filter"}, Args: "[NAME]", Names: FilterNames, Help: "filter rulesets: rules in order with hit, packet and byte counters, default action", run: (*Console).cmdFilter},
 	{Words: []string{"clear", "conntrack"}, Args: "[ADDR]", Names: AddressNames, Help: "delete sessions (of ADDR)", run: (*Console).cmdClearConntrack},
 	{Words: []string{"trace"}, Args: "N", Help: "record the next N packets as they pass each stage", run: (*Console).cmdTrace},
 	{Words: []string{"show", "trace"}, Help: "the packets recorded by trace", run: (*Console).cmdShowTrace},

@@ -14,11 +14,13 @@ type Names struct {
 	Networks  []string `json:"networks"`
 	Addresses []string `json:"addresses"` // router addresses and neighbours
 	Runtime   []string `json:"runtime_routes"`
+	Filters   []string `json:"filters,omitempty"`
 }
 
 func (c *Console) cmdNames(args []string, js bool) (string, error) {
 	n := c.r.Names()
-	return toJSON(Names{Router: n.Router, Ports: n.Ports, Networks: n.Networks, Addresses: n.Addresses, Runtime: n.RuntimeRoutes})
+	return toJSON(Names{Router: n.Router, Ports: n.Ports, Networks: n.Networks, Addresses: n.Addresses, Runtime: n.RuntimeRoutes,
+		Filters: n.Filters})
 }
 
 // of returns the names of kind k.
@@ -32,6 +34,8 @@ func (n *Names) of(k NameKind) []string {
 		return n.Addresses
 	case RuntimeNames:
 		return n.Runtime
+	case FilterNames:
+		return n.Filters
 	case CommandNames:
 		var out []string
 		for i := range commands {

@@ -52,6 +52,7 @@ name = "a"
 links = ["pa"]
 addresses = ["192.0.2.1/24"]
 proxy_arp = true
+filter_in = "from-a"
 [[network]]
 name = "b"
 links = ["pb"]
@@ -88,6 +89,22 @@ internal = "192.0.2.5"
 proto = "tcp"
 external = "198.51.100.1:8080"
 internal = ["192.0.2.6:80"]
+[[filter]]
+name = "from-a"
+default = "drop"
+[[filter.rule]]
+action = "accept"
+proto = "udp"
+source = ["192.0.2.0/24"]
+dport = "2000,5000-5100"
+[[filter.rule]]
+action = "reject"
+proto = "tcp"
+dport = "23"
+[[filter.rule]]
+action = "accept"
+proto = "icmp"
+icmp_type = 8
 `
 
 type gPorts map[string]*pipe.Port
@@ -160,7 +177,7 @@ func gScenario(t *testing.T, exec func(r *router.Router) func([]string, bool) (s
 	hostB := net.HardwareAddr{2, 0xbb, 0, 0, 0, 1}
 	m1 := net.HardwareAddr{2, 0xcc, 0, 0, 0, 1}
 	m2 := net.HardwareAddr{2, 0xcc, 0, 0, 0, 2}
-	if out, err := ex([]string{"trace", "3"}, false); err != nil {
+	if out, err := ex([]string{"trace", "9"}, false); err != nil {
 		t.Fatal(out, err)
 	}
 	send("pa", gARPReq(t, 0, hostA, "192.0.2.10", "192.0.2.1"))
@@ -174,6 +191,7 @@ func gScenario(t *testing.T, exec func(r *router.Router) func([]string, bool) (s
 	send("v1", gUDP(t, m1, rlan, "10.0.0.11", "198.51.100.10", 40000, 53))
 	send("pa", gUDP(t, hostA, ra, "192.0.2.10", "10.66.0.1", 1000, 2000))
 	send("pa", gUDP(t, hostA, ra, "192.0.2.10", "203.0.113.9", 1000, 2000))
+	send("pa", gUDP(t, hostA, ra, "192.0.2.10", "198.51.100.10", 1000, 3000)) // refused by from-a's default
 	return ex, r
 }
 
@@ -195,6 +213,9 @@ var goldenCommands = [][]string{
 	{"show", "conntrack", "10.0.0.11"},
 	{"show", "conntrack", "bad"},
 	{"show", "nat"},
+	{"show", "filter"},
+	{"show", "filter", "from-a"},
+	{"show", "filter", "nope"},
 	{"show", "trace"},
 	{"_names"},
 	{"ip", "route", "add", "10.77.0.0/16", "via", "198.51.100.10"},

@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"vrouter/filter"
 	"vrouter/router"
 )
 
@@ -33,7 +35,8 @@ type collector struct {
 
 	natPoolUsed, natPoolSize *prometheus.Desc
 
-	host hostMetrics // hostif.go
+	host                                   hostMetrics // hostif.go
+	filterPackets, filterBytes, filterHits *prometheus.Desc
 }
 
 // portMetric is one per-port counter.
@@ -71,6 +74,11 @@ func newCollector(r *router.Router) *collector {
 		goroutines:   d("goroutines", "Goroutines of the router process (workers, control plane)."),
 		natPoolUsed:  d("nat_pool_ports_used", "Dynamic ports held per external address and protocol.", "address", "proto"),
 		natPoolSize:  d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
+		filterPackets: d("filter_packets_total", "Packets a filter rule (rule=N, from 1) or a ruleset's default (rule=\"default\") decided.",
+			"ruleset", "rule", "action"),
+		filterBytes: d("filter_bytes_total", "Bytes of the packets a filter rule or a ruleset's default decided.", "ruleset", "rule", "action"),
+		filterHits: d("filter_hits_total", "Classifications by a filter rule or a ruleset's default (first packets of flows; later ones pass on their session).",
+			"ruleset", "rule", "action"),
 	}
 	c.counters.learn(r)
 	c.host = newHostMetrics()
@@ -83,7 +91,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	for _, d := range []*prometheus.Desc{c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
-		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.natPoolUsed, c.natPoolSize} {
+		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.natPoolUsed, c.natPoolSize, c.filterPackets, c.filterBytes, c.filterHits} {
 		ch <- d
 	}
 	c.counters.describe(ch)
@@ -125,6 +133,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lastReloadOK, ok)
 	gauge(c.uptime, float64(int64(r.Uptime()/time.Second)))
 	gauge(c.goroutines, float64(runtime.NumGoroutine()))
+
+	for _, f := range r.Filters() {
+		one := func(rule, action string, x filter.Count) {
+			counter(c.filterPackets, x.Packets, f.Name, rule, action)
+			counter(c.filterBytes, x.Bytes, f.Name, rule, action)
+			counter(c.filterHits, x.Hits, f.Name, rule, action)
+		}
+		for i, x := range f.Counts {
+			one(strconv.Itoa(i+1), string(f.Rules[i].Action), x)
+		}
+		one("default", f.Default.String(), f.Other)
+	}
 
 	// An address in the `to` range of several SNAT rules has one pool: it
 	// is listed once.

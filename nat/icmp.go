@@ -132,6 +132,9 @@ func (w *Worker) icmpError(p packet.IPv4, r *Rules, local bool) (Verdict, Reason
 	if !local && tgt.dst != q.dst {
 		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, tgt.dst, false)
 	}
+	if !local {
+		w.ct.flags &^= ctParsed // In rewrote the packet a kept parse is of
+	}
 	w.inc(cICMPErrTranslated)
 	return Translated, 0
 }
@@ -220,6 +223,7 @@ func (w *Worker) icmpErrorOut(p packet.IPv4, r *Rules, inNet, outNet uint16) (Ve
 	src := p.Src()
 	if fl := r.floatOut(src, inNet, outNet); fl != nil {
 		setAddr(p, packet.ProtoICMP, nil, packet.IPv4SrcOff, fl.ext, false)
+		w.ct.flags &^= ctParsed
 		w.inc(cStateless)
 		w.inc(cTranslatedOut)
 		return Translated, 0

@@ -21,6 +21,7 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 		if why != reasonGone {
 			return w.settleFirst(p, stageIn, v, why, now)
 		}
+		w.forget()
 		if try == 3 {
 			return w.drop(NoSession)
 		}
@@ -29,12 +30,17 @@ func (w *Worker) In(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 }
 
 func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
-	n := w.n
 	r := w.r
 	ff := p.FlagsFrag()
 	first := ff&packet.IPv4FragOffMask == 0
 	if first && isICMPError(p) {
 		return w.icmpError(p, r, false)
+	}
+	if c := &w.ct; c.flags&(ctFound|ctParsed) == ctFound|ctParsed && c.p0 == pktID(p) && first {
+		// Track found the session: In's part of it, without the lookups.
+		f := &c.f
+		f.partial = w.partial
+		return w.inHit(p, f, &c.h, ff, now, r)
 	}
 	dst := p.Dst()
 	kind, ok := r.addrs[dst]
@@ -44,20 +50,19 @@ func (w *Worker) in(p packet.IPv4, inNet uint16, now int64) (Verdict, Reason) {
 	if !first {
 		return w.fragIn(p, r, kind, inNet, now)
 	}
-	var f flow
-	if !parseFlow(p, &f) {
+	var fl flow
+	f, ok := w.parseKeep(p, &fl)
+	if !ok {
 		if r.own[dst] {
 			return Pass, 0
 		}
 		return w.drop(Malformed)
 	}
 	f.partial = w.partial
-	a, b := f.key()
-	h := &w.h
-	if n.t.lookup(a, b, 1<<kOrig|1<<kReply, h) {
-		return w.inHit(p, &f, h, ff, now, r)
+	if w.lookupFlow(f.key()) {
+		return w.inHit(p, f, &w.ct.h, ff, now, r)
 	}
-	return w.newIn(p, &f, kind, ff, now, r)
+	return w.newIn(p, f, kind, ff, now, r)
 }
 
 // inHit translates the destination of a packet of session h (a reply to
@@ -86,6 +91,18 @@ func (w *Worker) inHit(p packet.IPv4, f *flow, h *hit, ff uint16, now int64, r *
 		w.release(f.src, f.dst, f.proto, p.ID(), stageIn, ip, now)
 	}
 	setDst(p, f, ip, port)
+	if c := &w.ct; c.flags&ctActive != 0 {
+		c.flags |= ctInX // Out translates the source without a lookup (outCT)
+		if c.flags&ctParsed != 0 && c.p0 == pktID(p) {
+			c.f.dst = ip // the kept parse stays valid for Out
+			if c.f.pt == ptPorts || c.f.pt == ptICMPRep {
+				c.f.dport = port
+			}
+		} else {
+			c.flags &^= ctParsed
+		}
+		c.p0 = pktID(p)
+	}
 	w.inc(cTranslatedIn)
 	return Translated, 0
 }

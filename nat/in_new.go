@@ -28,6 +28,7 @@ func (w *Worker) newIn(p packet.IPv4, f *flow, kind uint8, ff uint16, now int64,
 		if f.proto == packet.ProtoTCP && !isSYN(f) {
 			// 1:1 without a session: translate the address only.
 			setAddr(p, f.proto, f.l4, packet.IPv4DstOff, fl.int, f.partial)
+			w.ct.flags &^= ctParsed
 			w.inc(cStateless)
 			w.inc(cTranslatedIn)
 			return Translated, 0
@@ -51,9 +52,11 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *Rul
 	ma, mb := mapExtKey(f.dst, f.dport, f.proto)
 	n.mu.Lock()
 	a, b := f.key()
-	if n.t.lookup(a, b, 1<<kOrig|1<<kReply, &w.h) {
+	h := &w.ct.h
+	if n.t.lookup(a, b, 1<<kOrig|1<<kReply, h) {
 		n.mu.Unlock()
-		return w.inHit(p, f, &w.h, ff, now, r)
+		w.noteFound(a, b, false)
+		return w.inHit(p, f, h, ff, now, r)
 	}
 	// A sender that is itself inside (hairpinning through a mapping, RFC 4787
 	// REQ-9) is seen with its own external address.
@@ -120,7 +123,7 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *Rul
 		ns.outNet = cand.outNet()
 		ns.flags = oSNATIn | fMapped
 	}
-	why := n.create(r, &ns, now, &w.h)
+	why := n.create(r, &ns, now, h)
 	n.mu.Unlock()
 	if why != 0 {
 		return w.drop(why)
@@ -129,8 +132,9 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *Rul
 	if dir == kOrig {
 		w.inc(cHairpin)
 	}
-	w.h.typ = dir // an inbound-created session's packet travels in the reply direction
-	return w.inHit(p, f, &w.h, ff, now, r)
+	h.typ = dir // an inbound-created session's packet travels in the reply direction
+	w.noteFound(a, b, true)
+	return w.inHit(p, f, h, ff, now, r)
 }
 
 // newDNAT creates a session for a new flow to a floating IP or forward,
@@ -139,9 +143,11 @@ func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, ori
 	n := w.n
 	n.mu.Lock()
 	a, b := f.key()
-	if n.t.lookup(a, b, 1<<kOrig|1<<kReply, &w.h) {
+	h := &w.ct.h
+	if n.t.lookup(a, b, 1<<kOrig|1<<kReply, h) {
 		n.mu.Unlock()
-		return w.inHit(p, f, &w.h, ff, now, r)
+		w.noteFound(a, b, false)
+		return w.inHit(p, f, h, ff, now, r)
 	}
 	ns := newSess{o: tup{f.src, f.dst, f.sport, f.dport, f.proto}, flags: origin, outNet: Local}
 	hsrc, hport := f.src, f.sport
@@ -162,7 +168,7 @@ func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, ori
 	if f.pt == ptICMPReq {
 		ns.r.sport = 0
 	}
-	why := n.create(r, &ns, now, &w.h)
+	why := n.create(r, &ns, now, h)
 	n.mu.Unlock()
 	if why != 0 {
 		return w.drop(why)
@@ -171,5 +177,6 @@ func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, ori
 	if ns.flags&fHairpin != 0 {
 		w.inc(cHairpin)
 	}
-	return w.inHit(p, f, &w.h, ff, now, r)
+	w.noteFound(a, b, true)
+	return w.inHit(p, f, h, ff, now, r)
 }

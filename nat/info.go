@@ -25,7 +25,7 @@ type SessionInfo struct {
 	Orig    Tuple // as the initiator's packets arrive
 	Reply   Tuple // as the responder's packets arrive
 	State   string
-	NAT     string // "snat", "dnat" or "snat+dnat"
+	NAT     string // "snat", "dnat", "snat+dnat" or "none" (tracking only: a filter accepted the flow)
 	Timeout time.Duration
 	Packets uint64
 	Bytes   uint64
@@ -95,6 +95,8 @@ func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 		snat := w.oSrc() != w.rDst() || w.oSport() != w.rDport()
 		dnat := w.oDst() != w.rSrc() || w.oDport() != w.rSport()
 		switch {
+		case w.origin() == oTrack:
+			si.NAT = "none"
 		case snat && dnat:
 			si.NAT = "snat+dnat"
 		case dnat:

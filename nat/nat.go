@@ -8,7 +8,8 @@
 // forwards, ICMP errors), and Worker.Out after the FIB chose the egress network
 // (source rewrites: SNAT, replies from floating/forwarded hosts, hairpin
 // sources, and the quoted packet of ICMP errors the router itself generates).
-// Only NATed flows are tracked.
+// NATed flows are tracked by their NAT sessions; flows a filter accepts that
+// no NAT rule translates get tracking-only sessions (track.go).
 //
 // Policies (BEHAVIOUR.md leaves these open):
 //   - Mapping is endpoint-independent; filtering is address-dependent by
@@ -132,7 +133,9 @@ type Worker struct {
 	partial bool
 	cnt     [numCounters]atomic.Uint64
 	reason  Reason
-	h, h2   hit
+	h, h2   hit   // scratch of lookups about other packets (quotes of ICMP errors)
+	ct      pktCT // the packet being processed (track.go)
+	fl      flow  // Track's scratch
 
 	// Held fragments this worker released (see hold.go): a ring of slot
 	// indices and the copy Released hands out.

@@ -24,6 +24,7 @@ func (w *Worker) Out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 			}
 			return w.settleFirst(p, stageOut, v, why, now)
 		}
+		w.forget()
 		if try == 3 {
 			return w.drop(NoSession)
 		}
@@ -48,8 +49,12 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	if !first {
 		return w.fragOut(p, r, inNet, outNet, now)
 	}
-	var f flow
-	if !parseFlow(p, &f) {
+	c := &w.ct
+	var fl flow
+	f := &fl
+	if c.flags&ctParsed != 0 && c.p0 == pktID(p) {
+		f = &c.f // Track's or In's parse (w.flowOf)
+	} else if !parseFlow(p, f) {
 		if r.isInside(p.Src()) {
 			return w.drop(Malformed)
 		}
@@ -57,23 +62,35 @@ func (w *Worker) out(p packet.IPv4, inNet, outNet uint16, now int64) (Verdict, R
 	}
 	f.partial = w.partial
 	a, b := f.key()
-	h := &w.h
+	if c.flags&ctFound != 0 && (c.a == a && c.b == b || c.flags&ctInX != 0 && c.p0 == pktID(p)) {
+		// Track or In found the session of this packet.
+		return w.outCT(p, f, ff, now, r)
+	}
+	c.flags &^= ctFound // c.h is about to be overwritten
+	h := &c.h
 	if n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
-		return w.outHit(p, &f, h, ff, now, r)
+		w.noteFound(a, b, false)
+		return w.outHit(p, f, h, ff, now, r)
+	}
+	if c.flags&(ctActive|ctLooked) == ctActive {
+		// In did not look: the packet is as received.
+		c.a, c.b = a, b
+		c.flags |= ctLooked
 	}
 	if !r.isInside(f.src) {
 		return Pass, 0
 	}
 	// Already translated by In (its reverse is a session key), or a hairpin
 	// reply after In (the reverse of a kHair key).
-	if a, b = f.rkey(); n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
+	if a, b = f.rkey(); n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, &w.h) {
+		h = &w.h
 		if h.typ != kHair {
 			return Pass, 0 // already fully translated by In
 		}
 		// Hairpin reply after In: source becomes the original destination.
-		return w.setSrcOut(p, &f, h.w.oDst(), h.w.oDport(), ff, now)
+		return w.setSrcOut(p, f, h.w.oDst(), h.w.oDport(), ff, now)
 	}
-	return w.newOut(p, &f, inNet, outNet, ff, now, r)
+	return w.newOut(p, f, inNet, outNet, ff, now, r)
 }
 
 // outHit translates the source of a packet of session h and accounts it
@@ -110,6 +127,7 @@ func (w *Worker) setSrcOut(p packet.IPv4, f *flow, ip uint32, port uint16, ff ui
 		w.release(f.src, f.dst, f.proto, p.ID(), stageOut, ip, now)
 	}
 	setSrc(p, f, ip, port)
+	w.ct.flags &^= ctParsed // a kept parse is out of date
 	w.inc(cTranslatedOut)
 	return Translated, 0
 }

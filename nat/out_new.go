@@ -22,6 +22,7 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 	if f.proto == packet.ProtoTCP && !isSYN(f) {
 		if fl != nil {
 			setAddr(p, f.proto, f.l4, packet.IPv4SrcOff, fl.ext, f.partial)
+			w.ct.flags &^= ctParsed
 			w.inc(cStateless)
 			w.inc(cTranslatedOut)
 			return Translated, 0
@@ -33,9 +34,11 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 	}
 	n.mu.Lock()
 	a, b := f.key()
-	if n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, &w.h) {
+	h := &w.ct.h
+	if n.t.lookup(a, b, 1<<kOrig|1<<kReply|1<<kHair, h) {
 		n.mu.Unlock()
-		return w.outHit(p, f, &w.h, ff, now, r)
+		w.noteFound(a, b, false)
+		return w.outHit(p, f, h, ff, now, r)
 	}
 	ns := newSess{o: tup{f.src, f.dst, f.sport, f.dport, f.proto}, outNet: outNet}
 	var xip uint32
@@ -53,7 +56,7 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 		ns.flags = oSNAT | fMapped
 	}
 	ns.r = tup{f.dst, xip, f.dport, xport, f.proto}
-	why := n.create(r, &ns, now, &w.h)
+	why := n.create(r, &ns, now, h)
 	n.mu.Unlock()
 	if why != 0 {
 		return w.drop(why)
@@ -62,5 +65,6 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 		n.hints.note(f.dst, xip, f.proto, f.src, now, r.udp)
 	}
 	w.inc(cSessionsCreated)
-	return w.outHit(p, f, &w.h, ff, now, r)
+	w.noteFound(a, b, true)
+	return w.outHit(p, f, h, ff, now, r)
 }

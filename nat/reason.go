@@ -114,6 +114,8 @@ const (
 	cICMPErrTranslated
 	cFragTranslated
 	cStateless
+	cTracking
+	cAborted
 	numCounters
 )
 
@@ -142,6 +144,8 @@ var workerDescs = [numCounters - int(numReasons)]counter.Desc{
 	cICMPErrTranslated - int(numReasons): natDesc("nat-icmp-errors-translated", counter.Event, "ICMP errors translated together with the packet they quote (RFC 5508)"),
 	cFragTranslated - int(numReasons):    natDesc("nat-fragments-translated", counter.Event, "non-first fragments translated with the ports of their first fragment"),
 	cStateless - int(numReasons):         natDesc("nat-stateless-1to1", counter.Event, "packets of a floating IP translated 1:1 without a session (TCP other than SYN, ICMP errors)"),
+	cTracking - int(numReasons):          natDesc("nat-tracking-sessions", counter.Event, "tracking-only sessions created for flows a filter accepted that no NAT rule translates"),
+	cAborted - int(numReasons):           natDesc("nat-sessions-aborted", counter.Event, "sessions a NAT rule created for a first packet that was then dropped before it left (a filter refused it), removed again"),
 }
 
 var sharedDescs = [numShared]counter.Desc{

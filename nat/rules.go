@@ -343,22 +343,7 @@ func (n *NAT) Commit(nr *Rules) (flushed int, why string) {
 	})
 	n.flushed.Add(uint64(flushed))
 	var b strings.Builder
-	if flushed > 0 {
-		fmt.Fprintf(&b, "%d session", flushed)
-		if flushed > 1 {
-			b.WriteString("s")
-		}
-		b.WriteString(" flushed: ")
-		for i, r := range order {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(r)
-			if len(order) > 1 {
-				fmt.Fprintf(&b, " (%d)", counts[r])
-			}
-		}
-	}
+	b.WriteString(flushSummary(flushed, order, counts))
 	if nr.max > 0 && nr.max != int(n.t.max) {
 		if b.Len() > 0 {
 			b.WriteString("; ")

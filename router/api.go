@@ -17,6 +17,7 @@ import (
 	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/fib"
+	"vrouter/filter"
 	"vrouter/internal/counter"
 	"vrouter/packet"
 	"vrouter/router/port"
@@ -374,9 +375,23 @@ func (r *Router) TraceLines() []string {
 		}
 		return fmt.Sprint(i)
 	}
+	ruleName := func(set uint32, rule int32) string {
+		rs := s.filters.set.Ruleset(int(set))
+		if rs == nil {
+			return fmt.Sprintf("ruleset %d rule %d", set, rule)
+		}
+		if rule == filter.Default {
+			return rs.Name() + " default"
+		}
+		if c := rs.Config(); int(rule) >= 0 && int(rule) < len(c.Rules) {
+			return fmt.Sprintf("%s rule %d (line %d)", rs.Name(), rule+1, c.Rules[rule].Pos.Line)
+		}
+		return fmt.Sprintf("%s rule %d", rs.Name(), rule+1)
+	}
+	names := traceNames{net: netName, port: portName, rule: ruleName}
 	var out []string
 	for _, p := range r.trace.packets() {
-		out = p.appendLines(out, netName, portName)
+		out = p.appendLines(out, names)
 	}
 	return out
 }
@@ -420,13 +435,14 @@ func (r *Router) StopCapture(portName string) (path string, err error) {
 
 // Names are what the console completes: the router's name, its open ports,
 // its networks, the addresses it knows (its own and its neighbours', sorted
-// as text) and the runtime routes.
+// as text), the runtime routes and the filter rulesets.
 type Names struct {
 	Router        string
 	Ports         []string
 	Networks      []string
 	Addresses     []string
 	RuntimeRoutes []string
+	Filters       []string
 }
 
 // Names returns the names for completion.
@@ -456,6 +472,9 @@ func (r *Router) Names() Names {
 		if rt.Source == fib.Runtime {
 			n.RuntimeRoutes = append(n.RuntimeRoutes, rt.Prefix.String())
 		}
+	}
+	for i := 0; i < s.filters.set.Len(); i++ {
+		n.Filters = append(n.Filters, s.filters.set.Ruleset(i).Name())
 	}
 	return n
 }

@@ -34,6 +34,8 @@ const (
 	CntCsumCompleted
 	CntHostPunted
 	CntHostInjected
+	CntFilterRejects
+	CntFilterResets
 	NumCounters
 )
 
@@ -61,6 +63,8 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntHostPunted:      eventDesc("host-punted", "packets handed to a network's host interface (the kernel's control plane)"),
 	CntHostInjected:    eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
 	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
+	CntFilterRejects:   eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST or ICMP 3/13 (both rate limited)"),
+	CntFilterResets:    eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
 }
 
 func eventDesc(name, help string) counter.Desc {

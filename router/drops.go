@@ -51,6 +51,8 @@ const (
 	DropHostPuntLimit
 	DropHostTagged
 	DropHostStale
+	DropFilter
+	DropFilterInvalid
 	NumDropReasons
 )
 
@@ -98,6 +100,8 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropHostPuntLimit:     dropDesc("host-punt-limit", "packet for a network's host interface over its host_punt_rate"),
 	DropHostTagged:        dropDesc("host-tagged", "802.1Q-tagged frame written by the kernel on a host interface (VLAN subinterfaces of a host interface are not supported)"),
 	DropHostStale:         dropDesc("host-stale", "frame from a host interface whose network a reload has just removed"),
+	DropFilter:            dropDesc("filter", "first packet of a flow refused by a filter ruleset: a rule or the default said drop or reject (show filter; trace names the rule)"),
+	DropFilterInvalid:     dropDesc("filter-invalid", "packet on a filtered network that belongs to no session and cannot start one (TCP other than a SYN, a truncated header), or that its session refuses (an RST outside the window)"),
 }
 
 func dropDesc(name, help string) counter.Desc {

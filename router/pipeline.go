@@ -13,8 +13,8 @@ import (
 //
 //	frame:  L2 parse -> (port, VID) -> network -> destination MAC check -> EtherType
 //	arpIn:  ARP validation -> learning -> answer (own, published, proxy)
-//	ipv4:   header checks -> source checks -> local delivery (echo) or
-//	        FIB -> TTL -> [NAT out] -> output
+//	ipv4:   header checks -> source checks -> [filter_in] -> [NAT in] ->
+//	        local delivery (echo) or FIB -> TTL -> [NAT out] -> [filter_out] -> output
 //	output: MTU (DF -> 3/4) -> neighbour (miss -> queue + request) -> fragment -> L2 rewrite -> tx
 //
 // Each stage ends a packet with a named drop reason, an ICMP error, or by
@@ -250,6 +250,16 @@ func (w *worker) ipv4(buf []byte, off, n int, nw *network, l2mcast bool, m *pack
 			return
 		}
 	}
+	w.nat.Reset()
+	if nw.filt != nil {
+		// filter_in: conntrack first; a packet of a session goes on (the
+		// rest, and everything when tracing, in filterIn).
+		st, why := w.nat.Track(ip, nat.AsReceived, w.now)
+		w.fst = st
+		if (st != nat.FlowEstablished || w.tp != nil || ip.MF()) && !w.filterIn(ip, nw, st, why) {
+			return
+		}
+	}
 	if w.snap.natOn {
 		if m != nil {
 			w.nat.SetPartial(m.Flags&packet.VnetNeedsCsum != 0)
@@ -360,6 +370,21 @@ func (w *worker) route(buf []byte, off int, ip packet.IPv4, nw *network, l2mcast
 		case nat.Translated:
 			w.trNAT(nat.StageOut, ip)
 		}
+	}
+	if s.filterOn {
+		if out.filt != nil || nw.filt != nil {
+			// A packet of a session (filterIn or the NAT found it) passes
+			// unless it is the first fragment of several (filterOut lets
+			// the others pass).
+			est := w.fst == nat.FlowEstablished
+			if nw.filt == nil {
+				est = w.nat.SessionFound()
+			}
+			if (!est || ip.MF()) && !w.filterOut(ip, nw, out) {
+				return
+			}
+		}
+		w.nat.Confirm()
 	}
 	w.cnt[CntForwarded]++
 	w.output(buf, off, ip, nh, out, m)
@@ -685,20 +710,26 @@ func (w *worker) drainReleased() {
 		o := port.Headroom + l2hdrMax
 		n := copy(b[o:], pkt)
 		ip := packet.IPv4(b[o : o+n])
+		w.nat.Reset()
+		w.fst = fstUnknown // filterOut asks about the fragment itself
+		nw := s.net(inNet)
 		switch stage {
 		case nat.StageIn:
-			nw := s.net(inNet)
 			if nw == nil {
 				w.drop(DropNAT) // its network went away in a reload
 				continue
 			}
 			w.route(b, o, ip, nw, false, nil)
 		case nat.StageOut:
-			if nh, out := w.routeBack(ip.Dst()); out != nil {
-				w.output(b, o, ip, nh, out, nil)
-			} else {
+			nh, out := w.routeBack(ip.Dst())
+			if out == nil {
 				w.drop(DropNoRoute)
+				continue
 			}
+			if (out.filt != nil || nw != nil && nw.filt != nil) && !w.filterOut(ip, nw, out) {
+				continue
+			}
+			w.output(b, o, ip, nh, out, nil)
 		}
 	}
 }

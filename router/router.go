@@ -162,8 +162,10 @@ func neighConfig(cfg *config.Config) arp.Config {
 // rules no longer allow. Networks keep their slots (see snapshot), so a
 // packet that meets the new snapshot and a route of the old FIB, or the
 // reverse, still reaches the network the route was made for (or is dropped
-// as route-stale when that network is gone). It returns what the NAT
-// flushed ("" when nothing).
+// as route-stale when that network is gone). The filter rulesets travel in
+// the snapshot; the counters of unchanged rulesets carry over. It returns
+// what the NAT flushed and the sessions the new filters no longer accept
+// ("" when nothing).
 func (r *Router) publish(pl *plan) string {
 	old := r.snap.Load()
 	r.snap.Store(pl.snap)
@@ -179,7 +181,14 @@ func (r *Router) publish(pl *plan) string {
 	if old == nil {
 		return ""
 	}
+	pl.snap.filters.link(old.filters)
 	_, why := r.NAT.Commit(pl.snap.nat)
+	if fw := r.flushFiltered(pl.snap); fw != "" {
+		if why != "" {
+			why += "; "
+		}
+		why += fw
+	}
 	return why
 }
 

@@ -63,8 +63,9 @@ type network struct {
 	hostRoute bool   // a [[hostroute]] link: answer every ARP, guest owns `owned`
 	gateway   uint32 // hostroute: the guest's gateway address
 	owned     map[uint32]struct{}
-	bridge    *macTable // multi-link networks only: MAC learning
-	host      *hostNet  // the network's host interface (hostif.go), nil when none
+	bridge    *macTable  // multi-link networks only: MAC learning
+	host      *hostNet   // the network's host interface (hostif.go), nil when none
+	filt      *netFilter // filter_in / filter_out; nil: none (filter.go)
 }
 
 // switched reports whether the network switches frames between several links.
@@ -74,8 +75,8 @@ func (n *network) switched() bool { return len(n.links) > 1 }
 func (n *network) pureL2() bool { return n.switched() && len(n.addrs) == 0 && !n.hostRoute }
 
 // snapshot is everything the data path reads from the configuration: the
-// networks, the ports' memberships, the router's addresses and the compiled
-// NAT rules. A reload builds a new one off the data path and publishes it
+// networks, the ports' memberships, the router's addresses, the compiled
+// NAT rules and filter rulesets. A reload builds a new one off the data path and publishes it
 // with one atomic store; workers load it once per batch.
 //
 // Networks are numbered by slot, not by their position in the file: a
@@ -100,9 +101,11 @@ type snapshot struct {
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
 	anyAddr             uint32
 	icmpRate, icmpBurst int
-	nat                 *nat.Rules // compiled NAT rules (never nil)
-	natOn               bool       // any NAT rule: run the NAT stages
-	host                hostTable  // host ports to their networks (hostif.go)
+	nat                 *nat.Rules   // compiled NAT rules (never nil)
+	natOn               bool         // any NAT rule: run the NAT stages
+	host                hostTable    // host ports to their networks (hostif.go)
+	filters             *filterState // compiled filter rulesets and their counters (never nil)
+	filterOn            bool         // a network has a filter: some packets are tracked
 }
 
 // net returns the live network in slot i, or nil (a FIB next hop may name
@@ -368,6 +371,27 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	}
 	s.nat = rules
 	s.natOn = rules.Active()
+	var oldFilters *filterState
+	if old != nil {
+		oldFilters = old.filters
+	}
+	if s.filters, err = newFilterState(cfg, oldFilters); err != nil {
+		return nil, err
+	}
+	for _, nc := range cfg.Networks {
+		if nc.FilterIn == "" && nc.FilterOut == "" {
+			continue
+		}
+		f := &netFilter{in: s.filters.set.Lookup(nc.FilterIn), out: s.filters.set.Lookup(nc.FilterOut)}
+		if nc.FilterIn != "" && f.in == nil {
+			return nil, fmt.Errorf("network %q: filter_in: no filter ruleset %q", nc.Name, nc.FilterIn)
+		}
+		if nc.FilterOut != "" && f.out == nil {
+			return nil, fmt.Errorf("network %q: filter_out: no filter ruleset %q", nc.Name, nc.FilterOut)
+		}
+		s.nets[slots[nc.Name]].filt = f
+		s.filterOn = true
+	}
 	for _, e := range rules.ExternalAddrs() {
 		if s.net(e.Net) != nil {
 			if _, mine := s.local.get(packet.U32(e.Addr)); !mine {

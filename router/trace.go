@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"vrouter/fib"
+	"vrouter/filter"
 	"vrouter/nat"
 	"vrouter/packet"
 )
@@ -37,10 +38,11 @@ const (
 	tsICMP
 	tsTx
 	tsDrop
+	tsFilter
 	numTraceStages
 )
 
-var traceStageNames = [numTraceStages]string{"rx", "l2", "arp", "ipv4", "local", "nat", "fib", "neigh", "icmp", "tx", "drop"}
+var traceStageNames = [numTraceStages]string{"rx", "l2", "arp", "ipv4", "local", "nat", "fib", "neigh", "icmp", "tx", "drop", "filter"}
 
 func (s traceStage) String() string {
 	if s < numTraceStages {
@@ -64,6 +66,7 @@ type traceEvent struct {
 	icmp  icmpRecord
 	tx    txRecord
 	drop  dropRecord
+	filt  filterRecord
 }
 
 const maxTraceEvents = 24
@@ -153,9 +156,11 @@ func (t *tracer) packets() []tracePkt {
 	return append(out, t.buf[:t.next]...)
 }
 
-// traceNames gives the names of the port and network indices in records.
+// traceNames gives the names of the port and network indices in records,
+// and of a filter rule (ruleset index, rule index or filter.Default).
 type traceNames struct {
 	net, port func(uint32) string
+	rule      func(set uint32, rule int32) string
 }
 
 // --- the stages: record, recorder, formatter ---
@@ -415,6 +420,67 @@ func (r *dropRecord) format(traceNames) string {
 	return fmt.Sprintf("%s (%s)", r.reason, r.reason.Description())
 }
 
+// filter: a filter stage's view of the packet: the rule (or default) that
+// decided a first packet, or what the conntrack table said of a packet that
+// was not classified (established, related, fragment, invalid), or the RST
+// a reject sent.
+type filterRecord struct {
+	side   uint8 // sideIn, sideOut
+	kind   uint8 // frClassified, frState, frReset
+	state  nat.FlowState
+	why    nat.Reason // frState, invalid
+	action filter.Action
+	set    uint16 // frClassified: the ruleset's index in its Set
+	rule   int32  // frClassified: rule index or filter.Default
+	to     uint32 // frReset: the RST's destination and port
+	port   uint16
+}
+
+const (
+	frClassified = iota
+	frState
+	frReset
+)
+
+var sideNames = [2]string{"in", "out"}
+
+func (w *worker) trFilter(side uint8, rs *filter.Ruleset, v filter.Verdict) {
+	if p := w.tp; p != nil {
+		if e := p.add(tsFilter); e != nil {
+			e.filt = filterRecord{side: side, kind: frClassified, action: v.Action, set: uint16(rs.Index()), rule: v.Rule}
+		}
+	}
+}
+
+func (w *worker) trFilterState(side uint8, st nat.FlowState, why nat.Reason) {
+	if p := w.tp; p != nil {
+		if e := p.add(tsFilter); e != nil {
+			e.filt = filterRecord{side: side, kind: frState, state: st, why: why}
+		}
+	}
+}
+
+func (w *worker) trFilterReset(to uint32, port uint16) {
+	if p := w.tp; p != nil {
+		if e := p.add(tsFilter); e != nil {
+			e.filt = filterRecord{kind: frReset, to: to, port: port}
+		}
+	}
+}
+
+func (r *filterRecord) format(n traceNames) string {
+	switch r.kind {
+	case frClassified:
+		return fmt.Sprintf("%s %s: %s", sideNames[r.side&1], n.rule(uint32(r.set), r.rule), r.action)
+	case frReset:
+		return fmt.Sprintf("reject: sent tcp reset to %s:%d", packet.Addr(r.to), r.port)
+	}
+	if r.state == nat.FlowInvalid {
+		return fmt.Sprintf("%s invalid: %s (%s)", sideNames[r.side&1], r.why, r.why.Description())
+	}
+	return fmt.Sprintf("%s %s", sideNames[r.side&1], r.state)
+}
+
 // format renders the event as its stage's name and its record.
 func (e *traceEvent) format(n traceNames) string {
 	var s string
@@ -441,6 +507,8 @@ func (e *traceEvent) format(n traceNames) string {
 		s = e.tx.format(n)
 	case tsDrop:
 		s = e.drop.format(n)
+	case tsFilter:
+		s = e.filt.format(n)
 	}
 	return fmt.Sprintf("%-7s %s", e.stage, s)
 }
@@ -618,10 +686,8 @@ func icmpName(typ, code uint8) string {
 // --- rendering ---
 
 // appendLines renders the packet: a line for the packet, then an indented
-// line per stage event. netName and portName give the names of network and
-// port indices.
-func (p *tracePkt) appendLines(out []string, netName, portName func(uint32) string) []string {
-	n := traceNames{net: netName, port: portName}
+// line per stage event. n names networks, ports and filter rules.
+func (p *tracePkt) appendLines(out []string, n traceNames) []string {
 	out = append(out, fmt.Sprintf("packet %d at %s: %d bytes", p.seq, time.Unix(0, p.at).Format("15:04:05.000000"), p.len))
 	for i := range p.ev[:p.nev] {
 		out = append(out, "  "+p.ev[i].format(n))

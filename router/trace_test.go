@@ -76,7 +76,7 @@ func TestTraceFull(t *testing.T) {
 			e.tx = txRecord{bytes: uint32(i)}
 		}
 	}
-	lines := p.appendLines(nil, func(uint32) string { return "n" }, func(uint32) string { return "p" })
+	lines := p.appendLines(nil, traceNames{net: func(uint32) string { return "n" }, port: func(uint32) string { return "p" }})
 	if len(lines) != 1+maxTraceEvents+1 || lines[len(lines)-1] != "  ... 3 more events not recorded" {
 		t.Fatalf("%q", lines)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"vrouter/filter"
 	"vrouter/nat"
 	"vrouter/packet"
 	"vrouter/router/port"
@@ -61,6 +62,12 @@ type worker struct {
 	nat *nat.Worker
 
 	hw hostWork // host interfaces (hostif.go)
+	// filter: this worker's counter block for the snapshot's filter
+	// rulesets (made when a batch first runs on a new filterState), and
+	// what filterIn learnt of the packet (read by filterOut).
+	fc      *filter.Counters
+	fcState *filterState
+	fst     nat.FlowState
 }
 
 // newWorker makes the worker of queue q of port id (-1: the control
@@ -130,6 +137,9 @@ func (w *worker) begin() {
 		w.linkCnt = append(w.linkCnt, linkCount{})
 	}
 	w.nat.Use(w.snap.nat)
+	if fs := w.snap.filters; fs != w.fcState {
+		w.fc, w.fcState = fs.block(), fs
+	}
 	w.now = w.r.clock.Now()
 	w.nscr = 0
 	w.refillTokens()
@@ -139,6 +149,7 @@ func (w *worker) begin() {
 // end writes the pending frames and publishes the counters.
 func (w *worker) end() {
 	w.flushTx()
+	w.fc.Flush()
 	for i := range w.drops {
 		if v := w.drops[i]; v != 0 {
 			w.sdrops[i].Add(v)
@@ -189,8 +200,13 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 			}
 		}
 		w.frame(p, b.Bufs[i], b.Off[i], b.Len[i], m)
-		if w.snap.natOn && w.nat.HasReleased() {
-			w.drainReleased()
+		if w.snap.natOn {
+			if w.nat.Unconfirmed() {
+				w.unconfirmed()
+			}
+			if w.nat.HasReleased() {
+				w.drainReleased()
+			}
 		}
 		if w.tp != nil {
 			w.r.trace.store(w.tp)
@@ -201,6 +217,19 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 	p.rxBytes.Add(bytes)
 	w.cnt[CntRxFrames] += uint64(b.N)
 	w.end()
+}
+
+// unconfirmed settles a session a NAT stage made for a first packet that
+// did not leave the router: with filters it is deleted, so that the flow's
+// next packet is classified again instead of passing as established. (Only
+// the NAT stages leave a session unconfirmed; Reset forgets it with the
+// next packet.)
+func (w *worker) unconfirmed() {
+	if w.snap.filterOn {
+		w.nat.Abort()
+		return
+	}
+	w.nat.Confirm()
 }
 
 // captureRx hands the received frames to the port's capture (before the

@@ -4,8 +4,9 @@
 // router and the console's view. Part 2, the NAT lab: a tenant VM behind SNAT,
 // a VM reached through its floating IP, and the router's NAT and conntrack
 // tables. Part 3, host interfaces: dnsmasq gives a VM its address through
-// vrouter, BIRD peers over the router's uplink and feeds its FIB.
-// `make demo` runs it (as root).
+// vrouter, BIRD peers over the router's uplink and feeds its FIB. Part 4,
+// the NAT lab with a stateful filter: the floating-IP VM with only ssh and
+// http open, scanned with nmap from outside. `make demo` runs it (as root).
 package main
 
 import (
@@ -73,6 +74,7 @@ func main() {
 	standard()
 	natScenes()
 	hostScenes()
+	filterScene()
 	mu.Lock()
 	closeAll()
 	mu.Unlock()
@@ -222,6 +224,67 @@ the router's configuration:
 	mu.Lock()
 	closeAll()
 	mu.Unlock()
+}
+
+// filterScene: the floating-IP VM behind a stateful filter, scanned from
+// outside.
+func filterScene() {
+	n := build(func() (*lab.NATTopo, *lab.Lab, error) {
+		n, err := lab.NATConfigured("demo", lab.FilterConfig)
+		if err != nil {
+			return nil, nil, err
+		}
+		return n, n.Lab, nil
+	})
+	fmt.Printf(`
+========================================================================
+Part 4: a stateful filter (CloudStack firewall rules, OpenStack FWaaS). The
+same lab; the VM in1 (floating IP 203.0.113.50) gets a ruleset on what the
+router sends into its network:
+
+[[network]]
+name       = "inside1"
+...
+filter_out = "vm-in"
+%s
+The VM listens on 22, 80 and 3306 (a tiny server on each); the scan comes
+from srv (198.51.100.10), outside. Replies to the VM's own connections need
+no rule: the filter is stateful.
+`, lab.FilterRules)
+	for _, port := range []string{"22", "80", "3306"} {
+		if err := start(n.Lab, n.In1, "listen-"+port+".log", "-Hltn sport = :"+port, "socat",
+			"TCP-LISTEN:"+port+",bind=10.1.1.5,fork,reuseaddr", "SYSTEM:echo hello from port "+port); err != nil {
+			fail(err)
+		}
+	}
+	stopping()
+	if _, err := exec.LookPath("nmap"); err != nil {
+		fmt.Println("\n(nmap is not installed: make deps installs it; the scan is skipped)")
+	} else {
+		args := []string{"nmap", "-n", "-Pn", "-sS", "-T4", "--max-retries", "1", "-p", "22,80,443,3306,8080", "203.0.113.50"}
+		fmt.Printf("\n### srv scans the floating IP: ssh and http open, https rejected (closed), the rest filtered\n$ %s\n",
+			strings.Join(args, " "))
+		c, done := context.WithTimeout(ctx, time.Minute)
+		out, err := n.ExecContext(c, n.Srv, args...)
+		done()
+		for _, l := range lab.Lines(out) {
+			if strings.HasPrefix(l, "PORT") || strings.Contains(l, "/tcp") {
+				fmt.Println(l)
+			}
+		}
+		if err != nil && !strings.Contains(err.Error(), "exit status") {
+			fmt.Println("error:", err)
+		}
+	}
+	for _, c := range [][]string{{"show", "filter"}} {
+		stopping()
+		out, err := n.Router.Console(c...)
+		fmt.Printf("\n$ vrouter console %s\n%s", strings.Join(c, " "), out)
+		if err != nil {
+			fmt.Println("error:", err)
+		}
+	}
+	fmt.Println("\ndemo done; removing the filter lab")
 }
 
 func (n *natDemo) logName(what string) string {

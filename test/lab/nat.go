@@ -77,12 +77,57 @@ internal = ["10.1.2.6:80", "10.1.2.7:80"]
 max = 65536
 `
 
+// FilterRules is the stateful filter of the NAT lab's VM in1 behind its
+// floating IP (FilterConfig): ssh and http open, https rejected, the admin
+// port 8080 from 198.51.100.20 only, ping; everything else dropped.
+const FilterRules = `
+[[filter]]
+name    = "vm-in"
+default = "drop"
+
+[[filter.rule]]
+action      = "accept"
+proto       = "tcp"
+destination = ["10.1.1.5"]
+dport       = "22,80"
+
+[[filter.rule]]
+action = "reject"
+proto  = "tcp"
+dport  = "443"
+
+[[filter.rule]]
+action = "accept"
+proto  = "tcp"
+source = ["198.51.100.20"]
+dport  = "8080"
+
+[[filter.rule]]
+action    = "accept"
+proto     = "icmp"
+icmp_type = 8
+`
+
+// FilterConfig is NATConfig with FilterRules as the filter_out of in1's
+// network (what the router sends to the VM) and metrics on
+// 127.0.0.1:9469 in the router's namespace.
+var FilterConfig = strings.Replace(strings.Replace(NATConfig, `addresses = ["10.1.1.1/24"]`,
+	`addresses = ["10.1.1.1/24"]
+filter_out = "vm-in"`, 1), `console = "SOCKET"`, `console = "SOCKET"
+metrics = "127.0.0.1:9469"`, 1) + FilterRules
+
 // NAT builds the NAT lab and starts vrouter (console name "nat") with
 // NATConfig. On error everything made so far is removed.
 func NAT(tag string) (n *NATTopo, err error) { return NATDriver(tag, "afpacket") }
 
 // NATDriver is NAT with the router's ports on driver (afpacket or afxdp).
 func NATDriver(tag, driver string) (n *NATTopo, err error) {
+	return NATConfigured(tag, strings.ReplaceAll(NATConfig, `driver = "afpacket"`, `driver = "`+driver+`"`))
+}
+
+// NATConfigured is the NAT lab with vrouter running cfg (NATConfig or a
+// variant of it: the same ports, devices and addresses).
+func NATConfigured(tag, cfg string) (n *NATTopo, err error) {
 	l, err := New(tag)
 	if err != nil {
 		return nil, err
@@ -121,7 +166,6 @@ func NATDriver(tag, driver string) (n *NATTopo, err error) {
 			return nil, err
 		}
 	}
-	cfg := strings.ReplaceAll(NATConfig, `driver = "afpacket"`, `driver = "`+driver+`"`)
 	if n.Router, err = l.StartRouter(n.R, "nat", cfg); err != nil {
 		return nil, err
 	}

@@ -683,6 +683,7 @@ func TestOffloadSteadyStateNoAlloc(t *testing.T) {
 	watchdog := time.AfterFunc(20*time.Second, func() { vm.Close(); p.Close() })
 	defer watchdog.Stop()
 	b := port.NewBatch(port.DefaultBatch)
+	vb := port.NewBatch(port.DefaultBatch) // one batch per port: an afpacket ring port points its batch into its ring
 	var got [][]byte
 	round := func(keep bool) {
 		if n, err := vm.WriteBatch(in, nil); n != len(in) || err != nil {
@@ -704,13 +705,13 @@ func TestOffloadSteadyStateNoAlloc(t *testing.T) {
 			t.Fatalf("router write %d %v", n, err)
 		}
 		for k := 0; k < outFrames; {
-			n, err := vm.ReadBatch(b)
+			n, err := vm.ReadBatch(vb)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if keep {
 				for i := 0; i < n; i++ {
-					got = append(got, append([]byte(nil), b.Frame(i)...))
+					got = append(got, append([]byte(nil), vb.Frame(i)...))
 				}
 			}
 			k += n
