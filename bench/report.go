@@ -164,7 +164,7 @@ func newReport(secs, reps int, fs *filterSetup) *Report {
 	}
 	if fs != nil {
 		r.Setup = append(r.Setup,
-			fmt.Sprintf("filter case: the UDP load (new flows each round) with %d rules on the client network (%s); the benchmark's flows accepted by rule %d", fs.Rules, fs.Shapes, fs.BenchRule),
+			fmt.Sprintf("filter case: the UDP load and ping (new flows each round) with %d rules on the client network (%s); the benchmark's flows accepted by rule %d", fs.Rules, fs.Shapes, fs.BenchRule),
 			"  vrouter: [[filter]] default drop, filter_in on the client network, applied by reload; first packets classified, then the flows tracked",
 			fmt.Sprintf("  kernel: the same rules as nftables sets (%s): forward chain ct state established,related accept, then for iifname r-c the set lookups, counter drop; the benchmark's key is in @%s; unreplied UDP stays ct state new, so every packet is looked up", fs.NftSets, fs.NftSet),
 		)

@@ -235,7 +235,9 @@ func (b *bench) measure(s *state, test string, round int) {
 			}
 		}()
 		h0, p0, d0, cerr := tp.filterCounters()
-		r, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, filterSport(round), b.secs, false, false)
+		// With the ping of the unfiltered case, so that the two differ
+		// by the filter only (its times are printed, not kept).
+		r, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, filterSport(round), b.secs, true, false)
 		if err != nil {
 			fail(err)
 			return
@@ -259,6 +261,9 @@ func (b *bench) measure(s *state, test string, round int) {
 			s.fcheck = c
 		}
 		fmt.Fprintf(b.w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
+		if p := r.Ping; p != nil {
+			fmt.Fprintf(b.w, "; ping p50 %.3f ms, %d/%d replies", p.P50Ms, p.Received, p.Sent)
+		}
 		if c.Active {
 			if tp.driver == "" {
 				fmt.Fprintf(b.w, "; @%s counted %d packets, %d dropped at the end of the chain\n", tp.benchSet, c.RulePackets, c.Dropped)
