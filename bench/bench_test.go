@@ -284,3 +284,30 @@ func TestJudgeSoak(t *testing.T) {
 		t.Fatalf("leaking soak judged flat: %+v", r)
 	}
 }
+
+func TestParseOffloads(t *testing.T) {
+	out := `Features for eth0:
+rx-checksumming: on
+tx-checksumming: on
+	tx-checksum-ipv4: off [fixed]
+tcp-segmentation-offload: on
+	tx-tcp-segmentation: on
+generic-segmentation-offload: on
+generic-receive-offload: off
+large-receive-offload: off [fixed]
+rx-gro-hw: off [fixed]
+`
+	got := strings.Join(parseOffloads(out), " ")
+	if got != "rx on tx on tso on gso on gro off" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestTestsOfRound(t *testing.T) {
+	if r1, r2 := testsOfRound(1), testsOfRound(2); r1[0] != "udp64" || r1[1] != "udp64_filter" || r2[0] != "udp64_filter" || r2[1] != "udp64" || len(r2) != len(roundTests) {
+		t.Fatalf("round 1 %v, round 2 %v", r1, r2)
+	}
+	if roundTests[0] != "udp64" {
+		t.Fatal("testsOfRound changed roundTests")
+	}
+}

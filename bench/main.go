@@ -28,9 +28,11 @@
 //     kernel the same rules as a set-based nftables ruleset (filter.go);
 //     each router's filter counters show that it filtered.
 //
-// Every router is set up at once and each test runs on each router in
+// Every router is set up at once (and given one unmeasured UDP load, so
+// that no measured test is its first) and each test runs on each router in
 // turn (a vrouter not being measured is stopped with SIGSTOP), -reps rounds
-// with the order reversed every other round; a figure is the best round.
+// with the order reversed every other round (and the two UDP loads
+// swapped); a figure is the best round.
 // The machine is shared, so this keeps a ratio from comparing two moments.
 //
 // It prints the absolute figures and the ratios vrouter/kernel per driver,

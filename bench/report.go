@@ -159,7 +159,7 @@ func newReport(secs, reps int, fs *filterSetup) *Report {
 			fmt.Sprintf("UDP: trafgen on CPU 0, 64 B frames over 10k source ports, %d s after 1 s warm-up, delivered = nft counter at the server's ingress; ping -i 0.01 meanwhile", secs),
 			fmt.Sprintf("TCP: one iperf3 stream, %d s after 1 s omitted; offloads off = ethtool -K tso gso gro tx rx off on the client's and server's veth", secs),
 			fmt.Sprintf("connections: 8 connect/close loops for %d s against an accept/close server", secs),
-			fmt.Sprintf("every router set up at once; each test runs on each router in turn (order reversed every other round), %d rounds; a figure is the best round", reps),
+			fmt.Sprintf("every router set up at once and given one unmeasured UDP load; each test runs on each router in turn (order reversed every other round, the two UDP loads swapped), %d rounds; a figure is the best round", reps),
 		},
 	}
 	if fs != nil {

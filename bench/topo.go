@@ -110,10 +110,11 @@ type topo struct {
 	paused        bool
 	serverStarted bool
 	metricsLine   string
-	rules         *ruleset // the filter case's ruleset; nil: no filter case
-	nftRules      string   // the same as an nft -f file (the kernel)
-	benchSet      string   // its set that holds the benchmark's key
-	filtered      bool     // the ruleset is applied now
+	savedOffloads map[string][]string // per namespace, while a test has them off
+	rules         *ruleset            // the filter case's ruleset; nil: no filter case
+	nftRules      string              // the same as an nft -f file (the kernel)
+	benchSet      string              // its set that holds the benchmark's key
+	filtered      bool                // the ruleset is applied now
 }
 
 func (t *topo) name() string {
@@ -427,18 +428,62 @@ func (t *topo) gatewayMAC(ns, gw string) (string, error) {
 }
 
 // offloads turns the hosts' offloads (client's and server's veth ends)
-// on or off; the router's own interfaces are left as they are.
+// off, or back to what they were before (a veth starts with GRO off: "on"
+// for every feature would leave the later tests with GRO, and the veth's
+// NAPI mode that comes with it, which the earlier ones did not have); the
+// router's own interfaces are left as they are.
 func (t *topo) offloads(on bool) error {
-	v := "off"
-	if on {
-		v = "on"
-	}
 	for _, ns := range []string{t.C, t.S} {
-		if _, err := t.l.Exec(ns, "ethtool", "-K", "eth0", "tso", v, "gso", v, "gro", v, "tx", v, "rx", v); err != nil {
+		args := []string{"ethtool", "-K", "eth0"}
+		if on {
+			saved := t.savedOffloads[ns]
+			if len(saved) == 0 {
+				continue
+			}
+			args = append(args, saved...)
+			delete(t.savedOffloads, ns)
+		} else {
+			out, err := t.l.Exec(ns, "ethtool", "-k", "eth0")
+			if err != nil {
+				return err
+			}
+			if t.savedOffloads == nil {
+				t.savedOffloads = map[string][]string{}
+			}
+			t.savedOffloads[ns] = parseOffloads(out)
+			args = append(args, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
+		}
+		if _, err := t.l.Exec(ns, args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// parseOffloads turns `ethtool -k` output into the -K arguments that set
+// tso, gso, gro, tx and rx as they are.
+func parseOffloads(out string) []string {
+	names := map[string]string{
+		"tcp-segmentation-offload":     "tso",
+		"generic-segmentation-offload": "gso",
+		"generic-receive-offload":      "gro",
+		"tx-checksumming":              "tx",
+		"rx-checksumming":              "rx",
+	}
+	var args []string
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		if short, ok := names[k]; ok {
+			f := strings.Fields(v)
+			if len(f) > 0 && (f[0] == "on" || f[0] == "off") {
+				args = append(args, short, f[0])
+			}
+		}
+	}
+	return args
 }
 
 // self is this binary, re-executed in namespaces for the helpers.
