@@ -84,7 +84,7 @@ func TestParseIperf(t *testing.T) {
 }
 
 func TestTrafgenConf(t *testing.T) {
-	c := trafgenConf("02:00:00:00:00:01", "02:00:00:00:00:02", clientIP)
+	c := trafgenConf("02:00:00:00:00:01", "02:00:00:00:00:02", clientIP, udpSport)
 	for _, want := range []string{"da=02:00:00:00:00:01", "sa=10.10.1.10", "da=203.0.113.10", "sp=dinc(10000, 19999)", "dp=9", "fill(0x00, 18)"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("trafgen config lacks %q:\n%s", want, c)
@@ -95,13 +95,15 @@ func TestTrafgenConf(t *testing.T) {
 // sampleReport is a run with the kernel, two drivers and a skipped one.
 func sampleReport() *Report {
 	r := &Report{Date: "2026-01-02T03:04:05Z", Seconds: 3, Reps: 2, Tests: testDefs,
-		Host: hostInfo{CPUs: 2, CPU: "Test CPU", Kernel: "6.1.0", Vrouter: "abc123"}}
+		Host:   hostInfo{CPUs: 2, CPU: "Test CPU", Kernel: "6.1.0", Vrouter: "abc123"},
+		Filter: &filterSetup{Rules: 1000, BenchRule: 900, NftSets: "src_svc 437 (interval)", NftSet: "src_svc"}}
 	r.Targets = []*Target{
-		{Name: "kernel", Results: map[string]float64{"udp64": 300, "ping_p50": 0.05, "ping_p99": 0.1, "tcp_on": 14, "tcp_off": 4, "conn": 20000, "vm_tcp": 20, "vm_udp64": 300}},
-		{Name: "vrouter afpacket", Driver: "afpacket", Results: map[string]float64{"udp64": 330, "ping_p50": 0.06, "ping_p99": 0.3, "tcp_on": 7, "tcp_off": 4.4, "conn": 15000, "vm_tcp": 2, "vm_udp64": 150},
-			Errors: map[string]string{}},
-		{Name: "vrouter afxdp", Driver: "afxdp", Results: map[string]float64{"udp64": 600, "ping_p50": 0.05, "tcp_on": 15, "conn": 21000},
-			Errors: map[string]string{"tcp_off": "iperf3: boom"}},
+		{Name: "kernel", Results: map[string]float64{"udp64": 300, "ping_p50": 0.05, "ping_p99": 0.1, "udp64_filter": 250, "tcp_on": 14, "tcp_off": 4, "conn": 20000, "vm_tcp": 20, "vm_udp64": 300},
+			Filter: &filterCheck{Active: true, RuleHits: 900000, RulePackets: 900000}},
+		{Name: "vrouter afpacket", Driver: "afpacket", Results: map[string]float64{"udp64": 330, "ping_p50": 0.06, "ping_p99": 0.3, "udp64_filter": 325, "tcp_on": 7, "tcp_off": 4.4, "conn": 15000, "vm_tcp": 2, "vm_udp64": 150},
+			Errors: map[string]string{}, Filter: &filterCheck{Active: true, RuleHits: 10000, RulePackets: 10000}},
+		{Name: "vrouter afxdp", Driver: "afxdp", Results: map[string]float64{"udp64": 600, "ping_p50": 0.05, "udp64_filter": 590, "tcp_on": 15, "conn": 21000},
+			Errors: map[string]string{"tcp_off": "iperf3: boom"}, Filter: &filterCheck{Note: "round 1: vrouter show filter: unknown command"}},
 	}
 	r.Skipped = []Skip{{Driver: "dpdk", Reason: "port.driver \"dpdk\" is not one of afpacket, tap, pipe"}}
 	r.compute()
@@ -151,6 +153,9 @@ func TestMarkdownTable(t *testing.T) {
 		"| 64 B UDP, 10k flows, SNAT (kpps, higher is better) | 300 | 330 | 1.10 | 600 | 2.00 |",
 		"| ping p50 under that load (ms, lower is better) | 0.050 | 0.060 | 1.20 | 0.050 | 1.00 |",
 		"| TCP, offloads off (Gbit/s, higher is better) | 4.00 | 4.40 | 1.10 | error | - |",
+		"| 64 B UDP, 10k flows, SNAT + 1,000-rule filter (kpps, higher is better) | 250 | 325 | 1.30 | 590 (not filtered) | 2.36 |",
+		"Filter row: 1,000 rules",
+		"vrouter afxdp did not show that it filtered: round 1: vrouter show filter: unknown command",
 		"vrouter dpdk was not measured",
 		"2026-01-02",
 	} {
@@ -170,6 +175,51 @@ func TestMarkdownTable(t *testing.T) {
 		} else if n != cols {
 			t.Errorf("row with %d bars, header %d: %s", n, cols, l)
 		}
+	}
+}
+
+func TestFilterText(t *testing.T) {
+	txt := filterText(sampleReport())
+	for _, want := range []string{
+		"1,000-rule filter",
+		"kernel             250.0 kpps (83% of its 300.0 without the filter); @src_svc counted 900000 packets, 0 dropped",
+		"vrouter afpacket   325.0 kpps (98% of its 330.0 without the filter), ratio to the kernel 1.30; rule 900 classified 10000 flows, 0 dropped by the default",
+		"vrouter afxdp      590.0 kpps (98% of its 600.0 without the filter), ratio to the kernel 2.36; NOT FILTERED: round 1",
+	} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("filter note lacks %q:\n%s", want, txt)
+		}
+	}
+	// Without the filter case (an older report, or -filter 0): no row, no note.
+	r := sampleReport()
+	r.Filter = nil
+	var tests []testDef
+	for _, d := range r.Tests {
+		if d.ID != "udp64_filter" {
+			tests = append(tests, d)
+		}
+	}
+	r.Tests = tests
+	if filterText(r) != "" || strings.Contains(markdownTable(r), "filter") || strings.Contains(textTable(r), "filter") {
+		t.Error("a report without the filter case shows it")
+	}
+}
+
+func TestSetFilterRules(t *testing.T) {
+	saved := testDefs
+	defer func() { testDefs = saved }()
+	setFilterRules(10000)
+	if d := testByID("udp64_filter"); d.Name != "64 B UDP, 10k flows, SNAT + 10,000-rule filter" {
+		t.Errorf("name %q", d.Name)
+	}
+	setFilterRules(0)
+	for _, d := range testDefs {
+		if d.ID == "udp64_filter" {
+			t.Error("-filter 0 keeps the test")
+		}
+	}
+	if thousands(999) != "999" || thousands(1000) != "1,000" || thousands(1234567) != "1,234,567" {
+		t.Error("thousands")
 	}
 }
 
@@ -232,5 +282,32 @@ func TestJudgeSoak(t *testing.T) {
 	judgeSoak(r)
 	if r.RSSFlat || r.RSSSlopeKiBMin < 500 {
 		t.Fatalf("leaking soak judged flat: %+v", r)
+	}
+}
+
+func TestParseOffloads(t *testing.T) {
+	out := `Features for eth0:
+rx-checksumming: on
+tx-checksumming: on
+	tx-checksum-ipv4: off [fixed]
+tcp-segmentation-offload: on
+	tx-tcp-segmentation: on
+generic-segmentation-offload: on
+generic-receive-offload: off
+large-receive-offload: off [fixed]
+rx-gro-hw: off [fixed]
+`
+	got := strings.Join(parseOffloads(out), " ")
+	if got != "rx on tx on tso on gso on gro off" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestTestsOfRound(t *testing.T) {
+	if r1, r2 := testsOfRound(1), testsOfRound(2); r1[0] != "udp64" || r1[1] != "udp64_filter" || r2[0] != "udp64_filter" || r2[1] != "udp64" || len(r2) != len(roundTests) {
+		t.Fatalf("round 1 %v, round 2 %v", r1, r2)
+	}
+	if roundTests[0] != "udp64" {
+		t.Fatal("testsOfRound changed roundTests")
 	}
 }

@@ -27,10 +27,9 @@ var barColors = []color.Color{
 // one per measured driver, each labelled with its value (and, for a
 // driver, its ratio to the kernel).
 func drawChart(r *Report, path string) error {
-	const cols, rows = 4, 2
-	if len(testDefs) > cols*rows {
-		return fmt.Errorf("chart: %d tests for %d panels", len(testDefs), cols*rows)
-	}
+	tests := r.tests()
+	const rows = 2
+	cols := (len(tests) + rows - 1) / rows
 	targets := append([]*Target{}, r.Targets...)
 	names := make([]string, len(targets))
 	for i, t := range targets {
@@ -44,18 +43,18 @@ func drawChart(r *Report, path string) error {
 		grid[y] = make([]*plot.Plot, cols)
 		for x := range grid[y] {
 			i := y*cols + x
-			if i >= len(testDefs) {
+			if i >= len(tests) {
 				grid[y][x] = nil
 				continue
 			}
-			p, err := panel(r, testDefs[i], targets, names)
+			p, err := panel(r, tests[i], targets, names)
 			if err != nil {
 				return err
 			}
 			grid[y][x] = p
 		}
 	}
-	const w, h = 16 * vg.Inch, 9 * vg.Inch
+	w, h := vg.Length(4*cols)*vg.Inch, 9*vg.Inch
 	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96))
 	dc := draw.New(img)
 	dc.SetColor(color.White)
@@ -69,8 +68,12 @@ func drawChart(r *Report, path string) error {
 	if t, err := time.Parse(time.RFC3339, r.Date); err == nil {
 		date = t.Format("2006-01-02 15:04 UTC")
 	}
+	kernel := "ip_forward + nftables masquerade"
+	if r.Filter != nil {
+		kernel += "; filter: nftables sets"
+	}
 	dc.FillText(title, vg.Point{X: w / 2, Y: h - vg.Points(26)},
-		"vrouter vs the Linux kernel (ip_forward + nftables masquerade), same netns topology, one run")
+		"vrouter vs the Linux kernel ("+kernel+"), same netns topology, one run")
 	sub := title
 	sub.Font.Size = vg.Points(12)
 	dc.FillText(sub, vg.Point{X: w / 2, Y: h - vg.Points(46)},
@@ -123,6 +126,9 @@ func panel(r *Report, def testDef, targets []*Target, names []string) (*plot.Plo
 				if q, ok := r.Ratios[t.Driver][def.ID]; ok {
 					label += fmt.Sprintf("\nx %.2f", q)
 				}
+			}
+			if def.ID == "udp64_filter" && t.Filter != nil && !t.Filter.Active {
+				label += "\nNOT filtered"
 			}
 			bars, err := plotter.NewBarChart(plotter.Values{v}, vg.Points(44))
 			if err != nil {

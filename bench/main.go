@@ -21,11 +21,18 @@
 //   - new TCP connections per second through SNAT (this binary re-executed
 //     as a connect/close loop in the client namespace against a tiny
 //     accept/close server in the server namespace);
-//   - the VM case: TCP iperf3 and 64-byte UDP from the VM namespace.
+//   - the VM case: TCP iperf3 and 64-byte UDP from the VM namespace;
+//   - the filter case (issue 12): the 64-byte UDP load again with a
+//     generated ruleset of -filter rules (default 1,000; 0 leaves the case
+//     out) on the client network: vrouter's [[filter]] as filter_in, the
+//     kernel the same rules as a set-based nftables ruleset (filter.go);
+//     each router's filter counters show that it filtered.
 //
-// Every router is set up at once and each test runs on each router in
+// Every router is set up at once (and given one unmeasured UDP load, so
+// that no measured test is its first) and each test runs on each router in
 // turn (a vrouter not being measured is stopped with SIGSTOP), -reps rounds
-// with the order reversed every other round; a figure is the best round.
+// with the order reversed every other round (and the two UDP loads
+// swapped); a figure is the best round.
 // The machine is shared, so this keeps a ratio from comparing two moments.
 //
 // It prints the absolute figures and the ratios vrouter/kernel per driver,
@@ -34,7 +41,7 @@
 // writes DIR/latest.json, DIR/latest.txt, DIR/latest.png and
 // DIR/profile-<driver>.pprof (DIR = -results, default bench/results).
 //
-//	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-results DIR]
+//	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-filter 1000] [-results DIR]
 //	go run ./bench -table [-json FILE]      # the README's Markdown table
 //	go run ./bench -soak 10m [-drivers afpacket]
 //
@@ -73,6 +80,7 @@ func main() {
 	table := flag.Bool("table", false, "print the README's Markdown table from -json and exit")
 	jsonFile := flag.String("json", "", "results file for -table (default DIR/latest.json)")
 	chartOnly := flag.Bool("chart", false, "redraw DIR/latest.png from -json and exit")
+	filterRules := flag.Int("filter", filterDefault, "rules of the filter case (64 B UDP through SNAT and a ruleset on the client network; 0: leave it out)")
 	soak := flag.Duration("soak", 0, "soak mode: run the UDP load through vrouter (first driver of -drivers) this long, sampling RSS and goroutines/threads every 10 s")
 	flag.Parse()
 
@@ -93,6 +101,10 @@ func main() {
 		}
 		return
 	}
+	if *filterRules != 0 && (*filterRules < 20 || *filterRules > 20000) {
+		fatal(fmt.Errorf("-filter %d: want 0 or 20..20000 rules", *filterRules))
+	}
+	setFilterRules(*filterRules)
 	if *secs < 1 || *secs > 30 {
 		fatal(fmt.Errorf("-t %d: want 1..30 seconds", *secs))
 	}
@@ -124,9 +136,9 @@ func main() {
 	if *reps < 1 || *reps > 5 {
 		fatal(fmt.Errorf("-reps %d: want 1..5", *reps))
 	}
-	// The whole run is bounded: about (6 tests x (t + 2) s) per router and
+	// The whole run is bounded: about (7 tests x (t + 5) s) per router and
 	// round, plus set-up and the profiles.
-	watchdog(time.Duration(len(drv)+1)*time.Duration(*reps*6*(*secs+5)+30)*time.Second + 2*time.Minute)
+	watchdog(time.Duration(len(drv)+1)*time.Duration(*reps*len(roundTests)*(*secs+5)+30)*time.Second + 2*time.Minute)
 
 	txt, err := os.Create(filepath.Join(*resultsDir, "latest.txt"))
 	if err != nil {
@@ -143,7 +155,10 @@ func main() {
 		writers = append(writers, f)
 	}
 	w := io.MultiWriter(writers...)
-	rep := run(w, drv, *secs, *reps, *resultsDir)
+	rep, err := run(w, drv, *secs, *reps, *resultsDir, *filterRules)
+	if err != nil {
+		fatal(err)
+	}
 	if err := writeReport(rep, filepath.Join(*resultsDir, "latest.json")); err != nil {
 		fatal(err)
 	}

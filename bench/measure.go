@@ -17,17 +17,24 @@ import (
 
 // trafgenConf is one 64-byte frame (60 bytes + the FCS a wire would add):
 // Ethernet, IPv4, UDP to the discard port with 18 bytes of payload; the
-// source port runs over 10,000 values, so 10,000 flows (and 10,000 SNAT
-// sessions). trafgen fills in the lengths and checksums.
-func trafgenConf(dstMAC, srcMAC, srcIP string) string {
+// source port runs over 10,000 values from sport, so 10,000 flows (and
+// 10,000 SNAT sessions). trafgen fills in the lengths and checksums.
+func trafgenConf(dstMAC, srcMAC, srcIP string, sport int) string {
 	return fmt.Sprintf(`{
   eth(da=%s, sa=%s),
   ipv4(sa=%s, da=%s, ttl=64),
-  udp(sp=dinc(10000, 19999), dp=%d),
+  udp(sp=dinc(%d, %d), dp=%d),
   fill(0x00, 18)
 }
-`, dstMAC, srcMAC, srcIP, serverIP, udpPort)
+`, dstMAC, srcMAC, srcIP, serverIP, sport, sport+udpFlows-1, udpPort)
 }
+
+// The benchmark's UDP flows: udpFlows source ports from udpSport; the
+// filter case uses ranges of its own (filterSport), new in every round.
+const (
+	udpFlows = 10000
+	udpSport = 10000
+)
 
 // udpResult is one 64-byte UDP load.
 type udpResult struct {
@@ -63,7 +70,7 @@ type costResult struct {
 // measures vrouter's CPU, syscalls and context switches per packet in a
 // window of its own after the measured one (so the tracing does not touch
 // the figure).
-func (t *topo) udpLoad(ns, dev, srcIP, gw string, secs int, withPing, withCost bool) (*udpResult, error) {
+func (t *topo) udpLoad(ns, dev, srcIP, gw string, sport, secs int, withPing, withCost bool) (*udpResult, error) {
 	gwMAC, err := t.gatewayMAC(ns, gw)
 	if err != nil {
 		return nil, err
@@ -73,7 +80,7 @@ func (t *topo) udpLoad(ns, dev, srcIP, gw string, secs int, withPing, withCost b
 		return nil, err
 	}
 	conf := filepath.Join(t.l.Dir, "udp64-"+filepath.Base(ns)+".trafgen")
-	if err := os.WriteFile(conf, []byte(trafgenConf(gwMAC, strings.TrimSpace(myMAC), srcIP)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(trafgenConf(gwMAC, strings.TrimSpace(myMAC), srcIP, sport)), 0o644); err != nil {
 		return nil, err
 	}
 	const warmup = time.Second

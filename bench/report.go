@@ -26,11 +26,41 @@ var testDefs = []testDef{
 	{"udp64", "64 B UDP, 10k flows, SNAT", "kpps", true},
 	{"ping_p50", "ping p50 under that load", "ms", false},
 	{"ping_p99", "ping p99 under that load", "ms", false},
+	{"udp64_filter", filterTestName(filterDefault), "kpps", true},
 	{"tcp_on", "TCP, offloads on", "Gbit/s", true},
 	{"tcp_off", "TCP, offloads off", "Gbit/s", true},
 	{"conn", "new TCP connections, SNAT", "conn/s", true},
 	{"vm_tcp", "VM: TCP, offloads on", "Gbit/s", true},
 	{"vm_udp64", "VM: 64 B UDP, 10k flows", "kpps", true},
+}
+
+func filterTestName(rules int) string {
+	return fmt.Sprintf("64 B UDP, 10k flows, SNAT + %s-rule filter", thousands(rules))
+}
+
+// setFilterRules names the filter case after its rule count, or leaves it
+// out (0).
+func setFilterRules(n int) {
+	var out []testDef
+	for _, t := range testDefs {
+		if t.ID == "udp64_filter" {
+			if n == 0 {
+				continue
+			}
+			t.Name = filterTestName(n)
+		}
+		out = append(out, t)
+	}
+	testDefs = out
+}
+
+// thousands is n with commas: 1,000.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func testByID(id string) testDef {
@@ -55,6 +85,16 @@ type Report struct {
 	Skipped    []Skip                        `json:"skipped,omitempty"`
 	Ratios     map[string]map[string]float64 `json:"ratios"` // driver -> test -> vrouter/kernel
 	Goals      []goal                        `json:"issue10_goals"`
+	Filter     *filterSetup                  `json:"filter,omitempty"` // the filter case (issue 12)
+}
+
+// tests is the report's tests (what the run measured; the current list for
+// a report that does not say).
+func (r *Report) tests() []testDef {
+	if len(r.Tests) > 0 {
+		return r.Tests
+	}
+	return testDefs
 }
 
 type hostInfo struct {
@@ -79,6 +119,8 @@ type Target struct {
 	Errors     map[string]string    `json:"errors,omitempty"`
 	UDP        *udpResult           `json:"udp64_detail,omitempty"`
 	VMUDP      *udpResult           `json:"vm_udp64_detail,omitempty"`
+	FilterUDP  *udpResult           `json:"udp64_filter_detail,omitempty"`
+	Filter     *filterCheck         `json:"filter_check,omitempty"` // what the filter counted in the best filtered run
 	PingIdle   *pingResult          `json:"ping_idle,omitempty"`
 	Conn       *connResult          `json:"conn_detail,omitempty"`
 	Cost       *costResult          `json:"vrouter_cost,omitempty"` // under the 64 B UDP load, profiled run
@@ -104,20 +146,28 @@ type goal struct {
 	Met      bool    `json:"met"`
 }
 
-func newReport(secs, reps int) *Report {
+func newReport(secs, reps int, fs *filterSetup) *Report {
 	r := &Report{
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Seconds: secs,
 		Reps:    reps,
 		Tests:   testDefs,
+		Filter:  fs,
 		Setup: []string{
 			"topology: client ns 10.10.1.10 --veth-- router ns --veth-- server ns 203.0.113.10; VM ns 10.10.2.10 --TAP (vrouter) / veth (kernel)-- router ns",
 			"SNAT 10.10.0.0/16 -> 203.0.113.1: kernel = ip_forward + nftables masquerade, vrouter = [[nat.snat]] (the server has no route back: all it gets went through SNAT)",
 			fmt.Sprintf("UDP: trafgen on CPU 0, 64 B frames over 10k source ports, %d s after 1 s warm-up, delivered = nft counter at the server's ingress; ping -i 0.01 meanwhile", secs),
 			fmt.Sprintf("TCP: one iperf3 stream, %d s after 1 s omitted; offloads off = ethtool -K tso gso gro tx rx off on the client's and server's veth", secs),
 			fmt.Sprintf("connections: 8 connect/close loops for %d s against an accept/close server", secs),
-			fmt.Sprintf("every router set up at once; each test runs on each router in turn (order reversed every other round), %d rounds; a figure is the best round", reps),
+			fmt.Sprintf("every router set up at once and given one unmeasured UDP load; each test runs on each router in turn (order reversed every other round, the two UDP loads swapped), %d rounds; a figure is the best round", reps),
 		},
+	}
+	if fs != nil {
+		r.Setup = append(r.Setup,
+			fmt.Sprintf("filter case: the UDP load and ping (new flows each round) with %d rules on the client network (%s); the benchmark's flows accepted by rule %d", fs.Rules, fs.Shapes, fs.BenchRule),
+			"  vrouter: [[filter]] default drop, filter_in on the client network, applied by reload; first packets classified, then the flows tracked",
+			fmt.Sprintf("  kernel: the same rules as nftables sets (%s): forward chain ct state established,related accept, then for iifname r-c the set lookups, counter drop; the benchmark's key is in @%s; unreplied UDP stays ct state new, so every packet is looked up", fs.NftSets, fs.NftSet),
+		)
 	}
 	r.Host.CPUs = runtime.NumCPU()
 	r.Host.Go = runtime.Version()
@@ -253,6 +303,9 @@ func cell(t *Target, def testDef) string {
 		return "-"
 	}
 	if v, ok := t.Results[def.ID]; ok {
+		if def.ID == "udp64_filter" && t.Filter != nil && !t.Filter.Active {
+			return format(def.Unit, v) + " (not filtered)"
+		}
 		return format(def.Unit, v)
 	}
 	if _, bad := t.Errors[def.ID]; bad {
@@ -271,14 +324,14 @@ func (r *Report) ratioCell(driver, id string) string {
 // textTable is the summary printed at the end of a run.
 func textTable(r *Report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-30s %-7s %9s", "test", "unit", "kernel")
+	fmt.Fprintf(&b, "%-46s %-7s %9s", "test", "unit", "kernel")
 	for _, d := range r.drivers() {
 		fmt.Fprintf(&b, " %9s %6s", d.Driver, "ratio")
 	}
 	b.WriteString("\n")
 	k := r.kernel()
-	for _, def := range testDefs {
-		fmt.Fprintf(&b, "%-30s %-7s %9s", def.Name, def.Unit, cell(k, def))
+	for _, def := range r.tests() {
+		fmt.Fprintf(&b, "%-46s %-7s %9s", def.Name, def.Unit, cell(k, def))
 		for _, d := range r.drivers() {
 			fmt.Fprintf(&b, " %9s %6s", cell(d, def), r.ratioCell(d.Driver, def.ID))
 		}
@@ -329,7 +382,7 @@ func markdownTable(r *Report) string {
 	}
 	b.WriteString("\n")
 	k := r.kernel()
-	for _, def := range testDefs {
+	for _, def := range r.tests() {
 		better := "higher is better"
 		if !def.Higher {
 			better = "lower is better"
@@ -342,6 +395,64 @@ func markdownTable(r *Report) string {
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(&b, "\n%s was not measured: %s\n", targetName(s.Driver), s.Reason)
+	}
+	if f := r.Filter; f != nil && r.hasTest("udp64_filter") {
+		fmt.Fprintf(&b, "\nFilter row: %s rules of CloudStack egress/ACL shape on the client network, the benchmark's flows accepted by rule %d; vrouter `filter_in`, the kernel the same rules as a set-based nftables ruleset (%s) after `ct state established,related accept`.\n",
+			thousands(f.Rules), f.BenchRule, f.NftSets)
+		for _, t := range r.Targets {
+			if t.Filter != nil && !t.Filter.Active {
+				fmt.Fprintf(&b, "%s did not show that it filtered: %s\n", t.Name, t.Filter.Note)
+			}
+		}
+	}
+	return b.String()
+}
+
+func (r *Report) hasTest(id string) bool {
+	for _, t := range r.tests() {
+		if t.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// filterText is the filter case's note: each router's figure against its
+// own unfiltered one, and the ratio vrouter/kernel.
+func filterText(r *Report) string {
+	f := r.Filter
+	if f == nil || !r.hasTest("udp64_filter") {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "issue 12, 64 B UDP through SNAT with the %s-rule filter (kernel: the same rules as nftables sets):\n", thousands(f.Rules))
+	k := r.kernel()
+	for _, t := range r.Targets {
+		v, ok := t.Results["udp64_filter"]
+		if !ok {
+			fmt.Fprintf(&b, "  %-17s not measured: %s\n", t.Name, t.Errors["udp64_filter"])
+			continue
+		}
+		fmt.Fprintf(&b, "  %-17s %6.1f kpps", t.Name, v)
+		if u, ok := t.Results["udp64"]; ok && u > 0 {
+			fmt.Fprintf(&b, " (%.0f%% of its %.1f without the filter)", 100*v/u, u)
+		}
+		if t.Driver != "" && k != nil {
+			if q, ok := r.Ratios[t.Driver]["udp64_filter"]; ok {
+				fmt.Fprintf(&b, ", ratio to the kernel %.2f", q)
+			}
+		}
+		if c := t.Filter; c != nil {
+			switch {
+			case !c.Active:
+				fmt.Fprintf(&b, "; NOT FILTERED: %s", c.Note)
+			case t.Driver == "":
+				fmt.Fprintf(&b, "; @%s counted %d packets, %d dropped", f.NftSet, c.RulePackets, c.Dropped)
+			default:
+				fmt.Fprintf(&b, "; rule %d classified %d flows, %d dropped by the default", f.BenchRule, c.RuleHits, c.Dropped)
+			}
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

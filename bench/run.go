@@ -21,6 +21,9 @@ type bench struct {
 	secs, reps int
 	dir        string
 	targets    []*state
+	rules      *ruleset   // the filter case's ruleset (nil: no filter case)
+	nft        *nftPolicy // the same as nftables sets
+	benchSet   string     // the set that holds the benchmark's key
 }
 
 // state is one router under test and its samples.
@@ -29,10 +32,24 @@ type state struct {
 	tg      *Target
 	samples map[string][]float64
 	udp     map[string]*udpResult // best UDP run per test
+	fcheck  *filterCheck          // the filter's counters in the best filtered run
+	fnotes  []string              // filtered runs the router did not prove filtered
 }
 
-// The tests in the order of a round; udp64 also gives ping_p50/p99.
-var roundTests = []string{"udp64", "tcp_on", "conn", "vm_tcp", "vm_udp64", "tcp_off"}
+// The tests in the order of a round; udp64 also gives ping_p50/p99;
+// udp64_filter is left out without the filter case (-filter 0).
+var roundTests = []string{"udp64", "udp64_filter", "tcp_on", "conn", "vm_tcp", "vm_udp64", "tcp_off"}
+
+// testsOfRound is the order of the tests in round r: the filter case and
+// the unfiltered UDP load change places every other round, so that neither
+// is always the first UDP load after the previous round's tests.
+func testsOfRound(r int) []string {
+	out := append([]string{}, roundTests...)
+	if r%2 == 0 {
+		out[0], out[1] = out[1], out[0]
+	}
+	return out
+}
 
 func targetName(driver string) string {
 	if driver == "" {
@@ -43,14 +60,21 @@ func targetName(driver string) string {
 
 // run measures the kernel and vrouter with each driver, printing as it
 // goes, and returns the report.
-func run(w io.Writer, drivers []string, secs, reps int, dir string) *Report {
+func run(w io.Writer, drivers []string, secs, reps int, dir string, filterRules int) (*Report, error) {
 	start := time.Now()
-	rep := newReport(secs, reps)
+	b := &bench{w: w, secs: secs, reps: reps, dir: dir}
+	var fs *filterSetup
+	if filterRules > 0 {
+		var err error
+		if fs, err = b.filterCase(filterRules); err != nil {
+			return nil, err
+		}
+	}
+	rep := newReport(secs, reps, fs)
 	fmt.Fprintf(w, "system benchmark %s, %s\n", rep.Date, rep.Host.summary())
 	for _, s := range rep.Setup {
 		fmt.Fprintln(w, s)
 	}
-	b := &bench{w: w, secs: secs, reps: reps, dir: dir}
 	defer b.close()
 
 	fmt.Fprintln(w, "\nsetting up:")
@@ -72,9 +96,12 @@ func run(w io.Writer, drivers []string, secs, reps int, dir string) *Report {
 				order[i], order[j] = order[j], order[i]
 			}
 		}
-		for _, test := range roundTests {
+		for _, test := range testsOfRound(r) {
+			if test == "udp64_filter" && b.rules == nil {
+				continue
+			}
 			for _, s := range order {
-				b.measure(s, test, r == 1)
+				b.measure(s, test, r)
 			}
 		}
 	}
@@ -93,8 +120,28 @@ func run(w io.Writer, drivers []string, secs, reps int, dir string) *Report {
 	fmt.Fprint(w, textTable(rep))
 	fmt.Fprintln(w)
 	fmt.Fprint(w, goalsText(rep))
+	if t := filterText(rep); t != "" {
+		fmt.Fprintln(w)
+		fmt.Fprint(w, t)
+	}
 	fmt.Fprintf(w, "\ntotal time %s\n", time.Duration(rep.RunSeconds*float64(time.Second)).Round(time.Second))
-	return rep
+	return rep, nil
+}
+
+// filterCase generates the filter case's ruleset and its nftables form
+// and checks that the two agree on the benchmark's flows.
+func (b *bench) filterCase(n int) (*filterSetup, error) {
+	rs := genRuleset(n)
+	pol, err := rs.nft()
+	if err != nil {
+		return nil, err
+	}
+	p := benchPacket()
+	if i := rs.firstMatch(p); i != rs.Bench || !pol.accepts(p) {
+		return nil, fmt.Errorf("filter case: the benchmark's flows are taken by rule %d, want %d (nft accepts: %v)", i+1, rs.Bench+1, pol.accepts(p))
+	}
+	b.rules, b.nft, b.benchSet = rs, pol, pol.setOf(p)
+	return &filterSetup{Rules: n, BenchRule: rs.Bench + 1, Shapes: rs.shapes(), NftSets: pol.summary(), NftSet: b.benchSet}, nil
 }
 
 func (b *bench) close() {
@@ -110,6 +157,9 @@ func (b *bench) setup(driver string) (*state, error) {
 	tp, err := newTopo(driver)
 	if err != nil {
 		return nil, err
+	}
+	if b.rules != nil {
+		tp.rules, tp.nftRules, tp.benchSet = b.rules, b.nft.render("r-c"), b.benchSet
 	}
 	ok := false
 	defer func() {
@@ -129,18 +179,26 @@ func (b *bench) setup(driver string) (*state, error) {
 	if err := tp.warm(true); err != nil {
 		return nil, err
 	}
+	// One UDP load before the measured ones, so that no measured test is
+	// the router's first (sessions, rings and heap grown; the first load
+	// after setup measured lower than the later ones).
+	if _, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, udpSport, 1, false, false); err != nil {
+		return nil, fmt.Errorf("warm-up UDP load: %v", err)
+	}
 	tp.pause()
 	ok = true
 	return &state{tp: tp, samples: map[string][]float64{}, udp: map[string]*udpResult{},
 		tg: &Target{Name: targetName(driver), Driver: driver, Results: map[string]float64{}, Errors: map[string]string{}}}, nil
 }
 
-// measure runs one test on one router and records the sample.
-func (b *bench) measure(s *state, test string, first bool) {
+// measure runs one test on one router in round (from 1) and records the
+// sample.
+func (b *bench) measure(s *state, test string, round int) {
+	first := round == 1
 	tp := s.tp
 	tp.resume()
 	defer tp.pause()
-	label := fmt.Sprintf("  %-17s %-28s", targetName(tp.driver), testByID(test).Name)
+	label := fmt.Sprintf("  %-17s %-46s", targetName(tp.driver), testByID(test).Name)
 	fail := func(err error) {
 		if _, seen := s.tg.Errors[test]; !seen {
 			s.tg.Errors[test] = err.Error()
@@ -161,7 +219,7 @@ func (b *bench) measure(s *state, test string, first bool) {
 			idle := parsePingOut(tp.l.ExecTimeout(tp.C, 10*time.Second, "ping", "-n", "-i", "0.01", "-c", "100", "-W", "1", serverIP))
 			s.tg.PingIdle = &idle
 		}
-		r, err := tp.udpLoad(ns, dev, src, gw, b.secs, test == "udp64", false)
+		r, err := tp.udpLoad(ns, dev, src, gw, udpSport, b.secs, test == "udp64", false)
 		if err != nil {
 			fail(err)
 			return
@@ -179,6 +237,60 @@ func (b *bench) measure(s *state, test string, first bool) {
 			fmt.Fprintf(b.w, "; ping p50 %.3f ms, p99 %.3f ms, %d/%d replies", p.P50Ms, p.P99Ms, p.Received, p.Sent)
 		}
 		fmt.Fprintln(b.w)
+	case "udp64_filter":
+		if err := tp.warm(false); err != nil {
+			fail(err)
+			return
+		}
+		if err := tp.setFilter(true); err != nil {
+			fail(err)
+			return
+		}
+		defer func() {
+			if err := tp.setFilter(false); err != nil {
+				fmt.Fprintf(b.w, "%s %v\n", label, err)
+			}
+		}()
+		h0, p0, d0, cerr := tp.filterCounters()
+		// With the ping of the unfiltered case, so that the two differ
+		// by the filter only (its times are printed, not kept).
+		r, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, filterSport(round), b.secs, true, false)
+		if err != nil {
+			fail(err)
+			return
+		}
+		h1, p1, d1, cerr2 := tp.filterCounters()
+		if cerr == nil {
+			cerr = cerr2
+		}
+		c := &filterCheck{RuleHits: h1 - h0, RulePackets: p1 - p0, Dropped: d1 - d0}
+		switch {
+		case cerr != nil:
+			c.Note = cerr.Error()
+		case c.RuleHits == 0 && (tp.driver == "" || round <= filterSportSlots):
+			c.Note = "the rule of the benchmark's flows counted nothing"
+		default:
+			c.Active = true
+		}
+		s.add(test, r.DeliveredKpps)
+		if best := s.udp[test]; best == nil || r.DeliveredKpps > best.DeliveredKpps {
+			s.udp[test] = r
+			s.fcheck = c
+		}
+		fmt.Fprintf(b.w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
+		if p := r.Ping; p != nil {
+			fmt.Fprintf(b.w, "; ping p50 %.3f ms, %d/%d replies", p.P50Ms, p.Received, p.Sent)
+		}
+		if c.Active {
+			if tp.driver == "" {
+				fmt.Fprintf(b.w, "; @%s counted %d packets, %d dropped at the end of the chain\n", tp.benchSet, c.RulePackets, c.Dropped)
+			} else {
+				fmt.Fprintf(b.w, "; rule %d classified %d flows, %d dropped by the default\n", tp.rules.Bench+1, c.RuleHits, c.Dropped)
+			}
+		} else {
+			s.fnotes = append(s.fnotes, fmt.Sprintf("round %d: %s", round, c.Note))
+			fmt.Fprintf(b.w, "; NOT FILTERED: %s\n", c.Note)
+		}
 	case "tcp_on", "tcp_off", "vm_tcp":
 		ns := tp.C
 		if test == "vm_tcp" {
@@ -247,6 +359,16 @@ func (s *state) finish() {
 	}
 	s.tg.UDP = s.udp["udp64"]
 	s.tg.VMUDP = s.udp["vm_udp64"]
+	s.tg.FilterUDP = s.udp["udp64_filter"]
+	if c := s.fcheck; c != nil {
+		s.tg.Filter = c
+		if len(s.fnotes) > 0 {
+			// Any round the router did not prove filtered makes the
+			// figure suspect.
+			c.Active = false
+			c.Note = strings.Join(s.fnotes, "; ")
+		}
+	}
 }
 
 // profile restarts vrouter with -cpuprofile, runs the 64-byte UDP load
@@ -270,7 +392,7 @@ func (b *bench) profile(s *state) {
 		tp.stopRouter()
 		return
 	}
-	r, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, b.secs, false, true)
+	r, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, udpSport, b.secs, false, true)
 	if err != nil {
 		fmt.Fprintln(b.w, "  UDP load:", err)
 	}

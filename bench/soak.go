@@ -91,7 +91,7 @@ func runSoak(driver string, d time.Duration, dir string) error {
 		return err
 	}
 	conf := filepath.Join(tp.l.Dir, "soak.trafgen")
-	if err := os.WriteFile(conf, []byte(trafgenConf(gwMAC, strings.TrimSpace(myMAC), clientIP)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(trafgenConf(gwMAC, strings.TrimSpace(myMAC), clientIP, udpSport)), 0o644); err != nil {
 		return err
 	}
 	life := int(d/time.Second) + 15

@@ -76,6 +76,7 @@ device = "` + tapDevice + `"
 name      = "inside"
 links     = ["pc"]
 addresses = ["10.10.1.1/24"]
+FILTER_IN
 
 [[network]]
 name      = "vms"
@@ -94,7 +95,7 @@ to     = "203.0.113.1"
 
 [conntrack]
 max = 262144
-`
+FILTERS`
 
 // topo is the benchmark topology for one router under test.
 type topo struct {
@@ -108,6 +109,12 @@ type topo struct {
 	vmAttached    bool
 	paused        bool
 	serverStarted bool
+	metricsLine   string
+	savedOffloads map[string][]string // per namespace, while a test has them off
+	rules         *ruleset            // the filter case's ruleset; nil: no filter case
+	nftRules      string              // the same as an nft -f file (the kernel)
+	benchSet      string              // its set that holds the benchmark's key
+	filtered      bool                // the ruleset is applied now
 }
 
 func (t *topo) name() string {
@@ -222,8 +229,8 @@ func (t *topo) startRouter(profile string) error {
 	if t.metrics {
 		metrics = `metrics = "127.0.0.1:9469"`
 	}
-	cfg := strings.NewReplacer("SOCKET", sock, "DRIVER", t.driver, "METRICS", metrics).Replace(vrouterCfg)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	t.metricsLine = metrics
+	if err := os.WriteFile(cfgPath, []byte(t.config(sock, false)), 0o644); err != nil {
 		return err
 	}
 	args := []string{bin, "run", "-c", cfgPath}
@@ -254,6 +261,71 @@ func (t *topo) startRouter(profile string) error {
 	}
 	cmd.Process.Kill()
 	return fmt.Errorf("vrouter did not open its console in 10 s: %s", firstError(r.Log()))
+}
+
+// config is vrouter's configuration, with the filter ruleset applied on
+// the client network or not.
+func (t *topo) config(sock string, filter bool) string {
+	in, rules := "", ""
+	if filter && t.rules != nil {
+		in = fmt.Sprintf("filter_in = %q", filterName)
+		rules = t.rules.toml()
+	}
+	return strings.NewReplacer("SOCKET", sock, "DRIVER", t.driver, "METRICS", t.metricsLine,
+		"FILTER_IN\n", in+"\n", "FILTERS", rules).Replace(vrouterCfg)
+}
+
+// setFilter applies the filter case's ruleset on the router's client
+// network, or removes it: the kernel loads or deletes table ip
+// bench_filter; vrouter reloads its file with or without filter_in and the
+// [[filter]] (the reload compiles it off the data path).
+func (t *topo) setFilter(on bool) error {
+	if t.rules == nil || on == t.filtered {
+		return nil
+	}
+	if t.driver == "" {
+		if on {
+			if err := t.nftFile(t.R, "filter.nft", t.nftRules); err != nil {
+				return fmt.Errorf("loading the nftables filter: %v", err)
+			}
+		} else if _, err := t.l.Exec(t.R, "nft", "delete", "table", "ip", filterTable); err != nil {
+			return fmt.Errorf("removing the nftables filter: %v", err)
+		}
+		t.filtered = on
+		return nil
+	}
+	if t.vr == nil {
+		return fmt.Errorf("vrouter is not running")
+	}
+	if err := os.WriteFile(t.vr.Config, []byte(t.config(t.vr.Socket, on)), 0o644); err != nil {
+		return err
+	}
+	out, err := t.vr.Console("reload")
+	if err != nil || !strings.Contains(out, "reloaded") {
+		return fmt.Errorf("vrouter reload (filter %v): %v: %s", on, err, firstLine(out))
+	}
+	t.filtered = on
+	return nil
+}
+
+// filterCounters reads what the router's filter counted: vrouter the rule
+// of the benchmark's flows (hits = first packets classified) and the
+// default, the kernel the set rule that holds the benchmark's key and the
+// final drop.
+func (t *topo) filterCounters() (hits, packets, dropped uint64, err error) {
+	if t.driver == "" {
+		out, err := t.l.Exec(t.R, "nft", "list", "chain", "ip", filterTable, filterChain)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		p, d, err := nftFilterCounters(out, t.benchSet)
+		return p, p, d, err
+	}
+	out, err := t.vr.Console("-j", "show", "filter", filterName)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("vrouter show filter: %v: %s", err, firstLine(out))
+	}
+	return vrouterFilterCounters(out, t.rules.Bench+1)
 }
 
 // firstError is the line of a vrouter log that says what went wrong.
@@ -356,18 +428,62 @@ func (t *topo) gatewayMAC(ns, gw string) (string, error) {
 }
 
 // offloads turns the hosts' offloads (client's and server's veth ends)
-// on or off; the router's own interfaces are left as they are.
+// off, or back to what they were before (a veth starts with GRO off: "on"
+// for every feature would leave the later tests with GRO, and the veth's
+// NAPI mode that comes with it, which the earlier ones did not have); the
+// router's own interfaces are left as they are.
 func (t *topo) offloads(on bool) error {
-	v := "off"
-	if on {
-		v = "on"
-	}
 	for _, ns := range []string{t.C, t.S} {
-		if _, err := t.l.Exec(ns, "ethtool", "-K", "eth0", "tso", v, "gso", v, "gro", v, "tx", v, "rx", v); err != nil {
+		args := []string{"ethtool", "-K", "eth0"}
+		if on {
+			saved := t.savedOffloads[ns]
+			if len(saved) == 0 {
+				continue
+			}
+			args = append(args, saved...)
+			delete(t.savedOffloads, ns)
+		} else {
+			out, err := t.l.Exec(ns, "ethtool", "-k", "eth0")
+			if err != nil {
+				return err
+			}
+			if t.savedOffloads == nil {
+				t.savedOffloads = map[string][]string{}
+			}
+			t.savedOffloads[ns] = parseOffloads(out)
+			args = append(args, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
+		}
+		if _, err := t.l.Exec(ns, args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// parseOffloads turns `ethtool -k` output into the -K arguments that set
+// tso, gso, gro, tx and rx as they are.
+func parseOffloads(out string) []string {
+	names := map[string]string{
+		"tcp-segmentation-offload":     "tso",
+		"generic-segmentation-offload": "gso",
+		"generic-receive-offload":      "gro",
+		"tx-checksumming":              "tx",
+		"rx-checksumming":              "rx",
+	}
+	var args []string
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		if short, ok := names[k]; ok {
+			f := strings.Fields(v)
+			if len(f) > 0 && (f[0] == "on" || f[0] == "off") {
+				args = append(args, short, f[0])
+			}
+		}
+	}
+	return args
 }
 
 // self is this binary, re-executed in namespaces for the helpers.
