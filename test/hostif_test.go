@@ -265,7 +265,7 @@ func TestHostInterfacePuntFlood(t *testing.T) {
 	// and the share lost that h2 measured.
 	udpRate := func() (float64, float64) {
 		t.Helper()
-		run(t, l.Topo, l.H2, "iperf3", "-s", "-D", "-1", "-p", "5202")
+		iperfServer(t, l.Lab, l.H2, "5202")
 		time.Sleep(300 * time.Millisecond)
 		out, err := l.ExecTimeout(l.H1, 30*time.Second, "iperf3", "-u", "-b", "100M", "-l", "1200", "-c", "198.51.100.10", "-p", "5202", "-t", "3", "-f", "m")
 		if err != nil {

@@ -6,6 +6,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -101,10 +102,19 @@ var iperfRate = regexp.MustCompile(`([\d.]+) ([MG])bits/sec\s+\d*\s*receiver`)
 // iperf runs a 3 s iperf3 TCP test from h1 to h2 and returns Mbit/s.
 func iperf(t *testing.T, l *lab.Topo) float64 { return iperfFrom(t, l, l.H1) }
 
+// iperfServer starts a one-test iperf3 server on port in ns as a lab process
+// (killed with the lab even when no client ever comes).
+func iperfServer(t *testing.T, l *lab.Lab, ns, port string) {
+	t.Helper()
+	if _, err := l.Start(ns, fmt.Sprintf("iperf3-s-%s-%d.log", port, time.Now().UnixNano()), "iperf3", "-s", "-1", "-p", port); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // iperfFrom runs a 3 s iperf3 TCP test from namespace from to h2.
 func iperfFrom(t *testing.T, l *lab.Topo, from string) float64 {
 	t.Helper()
-	run(t, l, l.H2, "iperf3", "-s", "-D", "-1", "-p", "5201")
+	iperfServer(t, l.Lab, l.H2, "5201")
 	time.Sleep(300 * time.Millisecond)
 	out, err := l.ExecTimeout(from, 30*time.Second, "iperf3", "-c", "198.51.100.10", "-p", "5201", "-t", "3", "-f", "m")
 	if err != nil {

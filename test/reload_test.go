@@ -58,7 +58,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 	route := "\n[[route]]\nprefix = \"10.88.0.0/16\"\nvia = \"198.51.100.10\"\n"
 	steps := []string{string(orig) + route, string(orig) + route + extraPort, string(orig) + extraPort, string(orig) + route, string(orig)}
 
-	run(t, l, l.H2, "iperf3", "-s", "-D", "-1")
+	iperfServer(t, l.Lab, l.H2, "5201")
 	time.Sleep(300 * time.Millisecond)
 	iperfOut := make(chan string, 1)
 	go func() {
