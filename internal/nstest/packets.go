@@ -2,6 +2,7 @@ package nstest
 
 import (
 	"encoding/binary"
+	"net"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -47,4 +48,42 @@ func L4ChecksumOK(ip *layers.IPv4, l4 []byte) bool {
 	ph[9] = byte(ip.Protocol)
 	binary.BigEndian.PutUint16(ph[10:], uint16(len(l4)))
 	return ChecksumOK(ph, l4)
+}
+
+// What Answer made of a frame.
+const (
+	AnswerNone = iota // not for the responder (no reply)
+	AnswerARP         // an ARP request for its address: reply is the ARP reply
+	AnswerEcho        // a well-formed 56-byte echo request to it: reply is the echo reply
+	AnswerBad         // not Ethernet, or a damaged echo request (no reply)
+)
+
+// Answer is the peer the port drivers' tests ping through a port: it
+// answers an ARP request for myIP and an ICMP echo request (as ping sends
+// it, 56 data bytes, checksums verified independently) with myMAC/myIP.
+func Answer(t testing.TB, frame []byte, myMAC net.HardwareAddr, myIP net.IP) (reply []byte, what int) {
+	t.Helper()
+	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
+	eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if eth == nil {
+		return nil, AnswerBad
+	}
+	if a, ok := pkt.Layer(layers.LayerTypeARP).(*layers.ARP); ok && a.Operation == layers.ARPRequest && net.IP(a.DstProtAddress).Equal(myIP) {
+		return Serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeARP},
+			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+				Operation: layers.ARPReply, SourceHwAddress: myMAC, SourceProtAddress: myIP,
+				DstHwAddress: a.SourceHwAddress, DstProtAddress: a.SourceProtAddress}), AnswerARP
+	}
+	ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	ic, _ := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if ip == nil || ic == nil || ic.TypeCode.Type() != layers.ICMPv4TypeEchoRequest {
+		return nil, AnswerNone
+	}
+	if pkt.ErrorLayer() != nil || len(frame) != 14+84 || !ChecksumOK(nil, ip.Contents) || !ChecksumOK(nil, append(ic.Contents, ic.Payload...)) {
+		return nil, AnswerBad
+	}
+	return Serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: myIP, DstIP: ip.SrcIP},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), Id: ic.Id, Seq: ic.Seq},
+		gopacket.Payload(ic.Payload)), AnswerEcho
 }

@@ -103,39 +103,19 @@ func testPing(t *testing.T, m RxMode) {
 				return
 			}
 			for i := 0; i < n; i++ {
-				pkt := gopacket.NewPacket(b.Frame(i), layers.LayerTypeEthernet, gopacket.Default)
-				eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-				if eth == nil {
-					bad++
-					continue
-				}
-				if a, ok := pkt.Layer(layers.LayerTypeARP).(*layers.ARP); ok && a.Operation == layers.ARPRequest && net.IP(a.DstProtAddress).Equal(myIP) {
+				reply, what := nstest.Answer(t, b.Frame(i), myMAC, myIP)
+				switch what {
+				case nstest.AnswerARP:
 					arps++
-					reply := serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeARP},
-						&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-							Operation: layers.ARPReply, SourceHwAddress: myMAC, SourceProtAddress: myIP,
-							DstHwAddress: a.SourceHwAddress, DstProtAddress: a.SourceProtAddress})
+				case nstest.AnswerEcho:
+					echos++
+				case nstest.AnswerBad:
+					bad++
+				}
+				if reply != nil {
 					if _, err := p.WriteBatch([][]byte{reply}, nil); err != nil {
 						t.Error(err)
 					}
-					continue
-				}
-				ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-				ic, _ := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-				if ip == nil || ic == nil || ic.TypeCode.Type() != layers.ICMPv4TypeEchoRequest {
-					continue
-				}
-				if pkt.ErrorLayer() != nil || len(b.Frame(i)) != 14+84 || !csumOK(nil, ip.Contents) || !csumOK(nil, append(ic.Contents, ic.Payload...)) {
-					bad++
-					continue
-				}
-				echos++
-				reply := serialize(t, &layers.Ethernet{SrcMAC: myMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4},
-					&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: myIP, DstIP: ip.SrcIP},
-					&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), Id: ic.Id, Seq: ic.Seq},
-					gopacket.Payload(ic.Payload))
-				if _, err := p.WriteBatch([][]byte{reply}, nil); err != nil {
-					t.Error(err)
 				}
 			}
 		}
