@@ -76,7 +76,7 @@ func Answer(t testing.TB, frame []byte, myMAC net.HardwareAddr, myIP net.IP) (re
 	}
 	ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 	ic, _ := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-	if ip == nil || ic == nil || ic.TypeCode.Type() != layers.ICMPv4TypeEchoRequest {
+	if ip == nil || ic == nil || ic.TypeCode.Type() != layers.ICMPv4TypeEchoRequest || !ip.DstIP.Equal(myIP) {
 		return nil, AnswerNone
 	}
 	if pkt.ErrorLayer() != nil || len(frame) != 14+84 || !ChecksumOK(nil, ip.Contents) || !ChecksumOK(nil, append(ic.Contents, ic.Payload...)) {
