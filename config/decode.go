@@ -25,6 +25,7 @@ type decoder struct {
 	snatT, floatT, fwdT []*table
 	filterT             []*table   // [[filter]]
 	ruleT               [][]*table // [[filter.rule]] per [[filter]]
+	haT                 *table     // [ha]
 }
 
 func (d *decoder) errf(p Pos, format string, args ...any) {
@@ -374,7 +375,7 @@ func validIfName(s string) error {
 
 // ---- sections ----------------------------------------------------------------
 
-var rootKeys = []string{"router", "port", "network", "hostroute", "fib", "route", "arp", "nat", "conntrack", "icmp", "neighbor", "filter"}
+var rootKeys = []string{"router", "port", "network", "hostroute", "fib", "route", "arp", "nat", "conntrack", "icmp", "neighbor", "filter", "ha"}
 
 func (d *decoder) decode(root *table) *Config {
 	d.c = defaults()
@@ -406,6 +407,10 @@ func (d *decoder) decode(root *table) *Config {
 			}
 		case "filter":
 			d.filters(e.val, p)
+		case "ha":
+			if t, ok := d.table(e.val, p); ok {
+				d.ha(t)
+			}
 		default:
 			ts, ok := d.tableList(e.val, p)
 			if !ok {

@@ -78,6 +78,7 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 	c.applyHostDefaults()
+	c.applyHADefaults()
 	setInt(&c.Conntrack.Max, DefaultConntrackMax)
 	setDur(&c.Conntrack.TCPEstablished, DefaultTCPEstablished)
 	setDur(&c.Conntrack.TCPTransitory, DefaultTCPTransitory)

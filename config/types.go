@@ -26,6 +26,7 @@ type Config struct {
 	Conntrack  Conntrack
 	ICMP       ICMP
 	Neighbor   Neighbor
+	HA         HA // [ha] (ha.go)
 }
 
 // Pos is a position in the file (1-based); zero when unknown.
