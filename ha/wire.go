@@ -51,7 +51,7 @@ const (
 	MACLen    = sha256.Size
 	// MaxRecords keeps a datagram with its MAC under 1400 bytes (no
 	// fragmentation on any usual path, tunnels included).
-	MaxRecords = (1400 - HeaderLen - MACLen) / RecordLen
+	MaxRecords  = (1400 - HeaderLen - MACLen) / RecordLen
 	MaxDatagram = HeaderLen + MaxRecords*RecordLen + MACLen
 )
 
