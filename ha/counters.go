@@ -74,7 +74,7 @@ var descs = [numCounters]counter.Desc{
 	cResyncsServed:     desc("ha-resyncs-served", counter.Event, "bulk resyncs this router sent (the whole table) at the peer's request"),
 	cRefreshes:         desc("ha-refreshes", counter.Event, "periodic walks of the whole table sent to the peer (keeps long-lived sessions alive there)"),
 	cSendErrors:        desc("ha-send-errors", counter.Event, "sync datagrams the socket refused to send"),
-	cTransitions:       desc("ha-transitions", counter.Event, "HA state changes"),
+	cTransitions:       desc("ha-transitions", counter.Event, "changes between master and not master seen by the sync"),
 }
 
 // extraDescs are the counters read from elsewhere when shown.
@@ -95,4 +95,14 @@ func (d Drop) String() string {
 		return descs[d].Name
 	}
 	return "none"
+}
+
+// Zero gives every counter at zero (a router without [ha] still shows them).
+func Zero() []counter.Value {
+	ds := Descs()
+	out := make([]counter.Value, len(ds))
+	for i, d := range ds {
+		out[i] = counter.Value{Desc: d}
+	}
+	return out
 }

@@ -282,6 +282,7 @@ func (r *Router) AllCounters() []counter.Value {
 	out := r.StageCounters()
 	out = append(out, r.NAT.Counters()...)
 	out = append(out, r.Neigh.Counters()...)
+	out = append(out, r.haCounters()...)
 	for _, p := range r.snap.Load().ports {
 		if p.closed.Load() || p.host != nil {
 			continue

@@ -53,6 +53,7 @@ const (
 	DropHostStale
 	DropFilter
 	DropFilterInvalid
+	DropHABackupARP
 	NumDropReasons
 )
 
@@ -102,6 +103,7 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropHostStale:         dropDesc("host-stale", "frame from a host interface whose network a reload has just removed"),
 	DropFilter:            dropDesc("filter", "first packet of a flow refused by a filter ruleset: a rule or the default said drop or reject (show filter; trace names the rule)"),
 	DropFilterInvalid:     dropDesc("filter-invalid", "packet on a filtered network that belongs to no session and cannot start one (TCP other than a SYN, a truncated header), or that its session refuses (an RST outside the window)"),
+	DropHABackupARP:       dropDesc("ha-backup-arp", "ARP request for a floating IP or NAT address left unanswered because this router is not the HA master"),
 }
 
 func dropDesc(name, help string) counter.Desc {

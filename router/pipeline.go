@@ -161,6 +161,10 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 		return
 	}
 	if _, pub := s.published[uint64(nw.idx)<<32|uint64(tpa)]; pub {
+		if w.r.haSilent(s, nw.idx, tpa) {
+			w.drop(DropHABackupARP)
+			return
+		}
 		w.cnt[CntARPProxyReplies]++
 		w.sendARPReply(nw, sha, spa, tpa)
 		return

@@ -98,6 +98,7 @@ type Router struct {
 
 	kernelResync atomic.Pointer[func()]
 	hostState    hostState // under mu
+	ha           haState   // high availability (ha.go)
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
@@ -132,6 +133,7 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 		return nil, err
 	}
 	r.publish(pl)
+	r.initHA(cfg)
 	r.ctl = r.newWorker(-1, 0)
 	for i := range r.ports {
 		r.workers = append(r.workers, r.newWorker(i, 0))
@@ -224,6 +226,7 @@ func (r *Router) Stop() {
 		return
 	}
 	close(r.stop)
+	r.stopHA()
 	r.stopHosts()
 	r.mu.Lock()
 	ports := r.ports

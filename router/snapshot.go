@@ -96,6 +96,10 @@ type snapshot struct {
 	local addrSet
 	// published: (network<<32 | ip) the router answers ARP for with its own MAC.
 	published map[uint64]struct{}
+	// haShared: the published NAT addresses (floating IPs, SNAT and
+	// forward addresses that are not the router's own), which only the HA
+	// master answers for (ha.go).
+	haShared map[uint64]struct{}
 	// links holds the counters of every link, indexed by link.id.
 	links []*linkCounters
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
@@ -231,6 +235,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	}
 	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]member, len(ports)),
 		nets: make([]network, nslots), slots: slots, published: map[uint64]struct{}{},
+		haShared: map[uint64]struct{}{},
 		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
 	for i := range s.nets {
 		s.nets[i].idx = uint16(i)
@@ -396,6 +401,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 		if s.net(e.Net) != nil {
 			if _, mine := s.local.get(packet.U32(e.Addr)); !mine {
 				s.publish(e.Net, packet.U32(e.Addr))
+				s.haShared[uint64(e.Net)<<32|uint64(packet.U32(e.Addr))] = struct{}{}
 			}
 		}
 	}
