@@ -54,6 +54,8 @@ var commands = []Command{
 	{Words: []string{"trace"}, Args: "N", Help: "record the next N packets as they pass each stage", run: (*Console).cmdTrace},
 	{Words: []string{"show", "trace"}, Help: "the packets recorded by trace", run: (*Console).cmdShowTrace},
 	{Words: []string{"capture"}, Args: "PORT FILE [N]", Names: PortNames, Help: "write the next N frames (default 100) of a port, in and out, to a pcap file", run: (*Console).cmdCapture},
+	{Words: []string{"show", "ha"}, Help: "HA state, peer, last transition, session sync counters", run: (*Console).cmdShowHA},
+	{Words: []string{"ha", "state"}, Args: "master|backup|fault", Help: "set the HA state (keepalived's notify scripts call it)", run: (*Console).cmdHAState},
 	{Words: []string{"reload"}, Help: "re-read the configuration file and apply it", run: (*Console).cmdReload},
 	{Words: []string{"help"}, Args: "[COMMAND]", Names: CommandNames, Help: "list commands; help COMMAND for one"},
 	{Words: []string{"quit"}, Help: "leave the console (also Ctrl-D)"},

@@ -213,6 +213,8 @@ var goldenCommands = [][]string{
 	{"show", "conntrack", "10.0.0.11"},
 	{"show", "conntrack", "bad"},
 	{"show", "nat"},
+	{"show", "ha"},
+	{"ha", "state", "master"},
 	{"show", "filter"},
 	{"show", "filter", "from-a"},
 	{"show", "filter", "nope"},
@@ -241,6 +243,7 @@ var goldenCommands = [][]string{
 
 var goldenVolatile = []*regexp.Regexp{
 	regexp.MustCompile(`(uptime"?:?\s+"?)[0-9a-zµ.]+`),
+	regexp.MustCompile(`("since": ")[0-9TZ:.-]+`),
 	regexp.MustCompile(`(packet \d+ at )[0-9:.]+`),
 	regexp.MustCompile(`(memory"?\s+)\d+`),
 	regexp.MustCompile(`("(memory|rib)_bytes": )\d+`),
@@ -309,7 +312,8 @@ func goldenMetrics(t *testing.T, text string) string {
 			sort.Strings(ls)
 			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			val := fmt.Sprint(v)
-			if name == "vrouter_uptime_seconds" || name == "vrouter_fib_memory_bytes" || name == "vrouter_goroutines" {
+			if name == "vrouter_uptime_seconds" || name == "vrouter_fib_memory_bytes" || name == "vrouter_goroutines" ||
+				name == "vrouter_ha_last_transition_seconds" {
 				val = "X"
 			}
 			lines = append(lines, fmt.Sprintf("%s{%s} %s %s", name, strings.Join(ls, ","), f.GetType(), val))
