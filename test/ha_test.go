@@ -103,7 +103,7 @@ elif mode == "client":
     s = socket.create_connection((dst, port), timeout=5, source_address=(src, 0))
     s.settimeout(0.02)
     start = last = time.monotonic()
-    res = {"local": "%s:%d" % s.getsockname(), "bytes": 0, "maxgap": 0.0, "at": 0.0, "error": ""}
+    res = {"local": "%s:%d" % s.getsockname(), "bytes": 0, "maxgap": 0.0, "at": 0.0, "error": "", "gaps": []}
     while not stop[0]:
         try:
             b = s.recv(65536)
@@ -116,6 +116,8 @@ elif mode == "client":
             res["error"] = "EOF"
             break
         now = time.monotonic()
+        if now - last > 0.1:
+            res["gaps"].append([round(now - start, 2), round(now - last, 3)])
         if now - last > res["maxgap"]:
             res["maxgap"], res["at"] = now - last, now - start
         last = now
@@ -358,6 +360,9 @@ vrrp_instance inside {
 			t.Fatalf("new connection %s -> %s:%s after failover: %v %s", c[1], c[2], c[3], err, out)
 		}
 	}
+	if out, _ := r2.router.Console("show", "conntrack"); !strings.Contains(out, peerBefore) {
+		t.Fatalf("new master has no session with the mapping %s:\n%s", peerBefore, out)
+	}
 	s2 := showHA(t, r2)
 	if s2.Sync == nil || s2.Sync.SessionsReceived == 0 {
 		t.Fatalf("new master received no sessions: %+v", s2)
@@ -389,6 +394,9 @@ vrrp_instance inside {
 	}
 	waitState(r1, "master", 10*time.Second)
 	waitState(r2, "backup", 2*time.Second)
+	if out, _ := r1.router.Console("show", "conntrack"); !strings.Contains(out, peerBefore) {
+		t.Fatalf("r1 has no session with the mapping %s after the switch-back:\n%s", peerBefore, out)
+	}
 	t.Logf("planned switch-back: r1 master again %v after its restart", (time.Since(back)).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
 
@@ -403,11 +411,13 @@ vrrp_instance inside {
 			MaxGap float64
 			At     float64
 			Error  string
+			Gaps   [][2]float64
 		}
 		if err := json.Unmarshal([]byte(readFile(t, s.file)), &res); err != nil {
 			t.Fatalf("%s client: %v", s.name, err)
 		}
-		t.Logf("%s stream: %d bytes, longest gap %.3f s (at %.1f s), error %q", s.name, res.Bytes, res.MaxGap, res.At, res.Error)
+		t.Logf("%s stream: %d bytes, longest gap %.3f s (at %.1f s), error %q; gaps over 0.1 s [at, gap]: %v",
+			s.name, res.Bytes, res.MaxGap, res.At, res.Error, res.Gaps)
 		if res.Error != "" {
 			t.Errorf("%s stream broken: %s", s.name, res.Error)
 		}
