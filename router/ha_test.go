@@ -18,7 +18,7 @@ import (
 
 var (
 	ipSNATShared = net.IPv4(198, 51, 100, 50).To4()
-	ipHAFloat      = net.IPv4(198, 51, 100, 60).To4()
+	ipHAFloat    = net.IPv4(198, 51, 100, 60).To4()
 )
 
 // haConfig is testConfig with SNAT of network a behind a shared address,
