@@ -111,6 +111,7 @@ type Engine struct {
 	idNow    atomic.Uint32
 
 	rx   chan []byte
+	free chan []byte // receive buffers handed back by the loop
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -122,6 +123,7 @@ type Engine struct {
 	cur       outDgram // being filled
 	lastHeard time.Time
 	lastHello time.Time
+	progress  time.Time // the last acknowledgement that moved base (or when the window was empty)
 	queueFull uint64
 	// walk: a resync or refresh in progress.
 	walking    bool
@@ -140,7 +142,7 @@ type Engine struct {
 // New makes an engine for table t over conn; Start runs it.
 func New(t Table, conn Conn, o Options) *Engine {
 	o.defaults()
-	e := &Engine{o: o, t: t, conn: conn, rx: make(chan []byte, 4096), stop: make(chan struct{}),
+	e := &Engine{o: o, t: t, conn: conn, rx: make(chan []byte, 4096), free: make(chan []byte, 4096), stop: make(chan struct{}),
 		win: make([]outDgram, o.Window), held: map[uint32][]byte{}}
 	e.newSequence()
 	return e
@@ -187,7 +189,13 @@ func (e *Engine) Stop() {
 
 func (e *Engine) readLoop() {
 	for {
-		b := make([]byte, MaxDatagram+64)
+		var b []byte
+		select {
+		case b = <-e.free:
+		default:
+			b = make([]byte, MaxDatagram+64)
+		}
+		b = b[:cap(b)]
 		n, fromPeer, err := e.conn.Recv(b)
 		if err != nil {
 			select {
@@ -222,10 +230,12 @@ func (e *Engine) loop() {
 			return
 		case b := <-e.rx:
 			e.receive(b)
+			e.recycle(b)
 			for more := true; more; {
 				select {
 				case b = <-e.rx:
 					e.receive(b)
+					e.recycle(b)
 				default:
 					more = false
 				}
@@ -233,6 +243,15 @@ func (e *Engine) loop() {
 		case <-tk.C:
 			e.tick(time.Now())
 		}
+	}
+}
+
+// recycle hands a receive buffer back to the reader (receive keeps a copy
+// of what it holds).
+func (e *Engine) recycle(b []byte) {
+	select {
+	case e.free <- b:
+	default:
 	}
 }
 
@@ -311,6 +330,9 @@ func (e *Engine) flush(now time.Time) {
 	if e.cur.n == 0 {
 		return
 	}
+	if e.base == e.next {
+		e.progress = now
+	}
 	d := &e.win[e.next%uint32(len(e.win))]
 	d.seq, d.used, d.acked, d.n, d.first, d.sent = e.next, true, false, e.cur.n, now, now
 	copy(d.records[:], e.cur.records[:e.cur.n*RecordLen])
@@ -374,7 +396,9 @@ func (e *Engine) retransmit(now time.Time) {
 		if !d.used || d.acked {
 			continue
 		}
-		if now.Sub(d.first) > e.o.GiveUp {
+		if now.Sub(d.first) > e.o.GiveUp && now.Sub(e.progress) > e.o.GiveUp {
+			// Nothing acknowledged for GiveUp: the peer is gone (a
+			// slow peer that acknowledges something keeps its stream).
 			e.giveUp()
 			return
 		}
@@ -464,7 +488,7 @@ func (e *Engine) receive(b []byte) {
 		if _, dup := e.held[h.seq]; dup {
 			e.cnt[cDuplicates].Add(1)
 		} else {
-			e.held[h.seq] = recs
+			e.held[h.seq] = append([]byte(nil), recs...)
 			e.cnt[cOutOfOrder].Add(1)
 		}
 	default:
@@ -512,6 +536,7 @@ func (e *Engine) acked(ack uint32, sack uint64) {
 	for e.base != e.next && e.win[e.base%uint32(len(e.win))].acked {
 		e.win[e.base%uint32(len(e.win))].used = false
 		e.base++
+		e.progress = time.Now()
 	}
 	e.unacked.Store(int64(e.next - e.base))
 }

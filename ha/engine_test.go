@@ -277,7 +277,10 @@ func TestScale100k(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 100000
+	n := 100000
+	if raceEnabled {
+		n = 20000 // the race detector slows everything tenfold: no timing claim then
+	}
 	na, nb, ea, eb := pair(t, ca, cb, 1<<17, []byte("0123456789abcdef"))
 	waitFor(t, 2*time.Second, "peers see each other", func() bool { return ea.Stats().PeerUp && eb.Stats().PeerUp })
 	w := na.NewWorker()
@@ -287,11 +290,11 @@ func TestScale100k(t *testing.T) {
 		open(t, w, i, packet.ProtoUDP, clk.Now())
 	}
 	created := time.Since(start)
-	took := waitFor(t, 10*time.Second, "100k on the backup", func() bool { return nb.Len() == n })
+	took := waitFor(t, 30*time.Second, "sessions on the backup", func() bool { return nb.Len() == n })
 	a := ea.Stats()
 	t.Logf("%d sessions created in %v (%.0f/s); on the backup %v after the last creation; sent %d, retransmits %d, lost %d",
 		n, created, float64(n)/created.Seconds(), took, a.SessionsSent, a.Retransmits, a.SessionsLost)
-	if took > 2*time.Second {
+	if took > 2*time.Second && !raceEnabled {
 		t.Fatalf("took %v, want < 2s", took)
 	}
 	if m := missing(na, nb, clk.Now()); m != 0 {

@@ -155,6 +155,8 @@ func (n *NAT) NewWorker() *Worker {
 		w.syncq.Store(newSyncRing(WorkerSyncRing))
 	}
 	n.workers = append(n.workers, w)
+	ws := append([]*Worker(nil), n.workers...)
+	n.sync.workers.Store(&ws)
 	n.mu.Unlock()
 	return w
 }

@@ -68,6 +68,9 @@ type syncRing struct {
 	head atomic.Uint64 // next to read (consumer)
 	_    [56]byte
 	tail atomic.Uint64 // next to write (producer)
+	// seen is the producer's copy of head: it reads the consumer's cache
+	// line only when the ring looks full.
+	seen uint64
 	full atomic.Uint64 // events dropped because the ring was full
 	buf  []syncEvent
 	mask uint64
@@ -83,9 +86,11 @@ func newSyncRing(size int) *syncRing {
 
 func (q *syncRing) push(e syncEvent) {
 	t := q.tail.Load()
-	if t-q.head.Load() > q.mask {
-		q.full.Add(1)
-		return
+	if t-q.seen > q.mask {
+		if q.seen = q.head.Load(); t-q.seen > q.mask {
+			q.full.Add(1)
+			return
+		}
 	}
 	q.buf[t&q.mask] = e
 	q.tail.Store(t + 1)
@@ -104,6 +109,7 @@ type syncState struct {
 	shared   *syncRing // creations and deletions, fed under NAT.mu
 	applying bool      // under NAT.mu: Install/Remove run (their changes are not events)
 	passive  atomic.Bool
+	workers  atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
 }
 
 // EnableSync starts recording session events for SyncDrain. Call it before
@@ -150,16 +156,22 @@ func (w *Worker) noteChange(idx uint32, gen uint64) {
 	}
 }
 
+// workerList is the workers made so far (the sync reads their rings
+// without taking the table lock).
+func (n *NAT) workerList() []*Worker {
+	if p := n.sync.workers.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // SyncQueueFull is the number of events lost to full rings.
 func (n *NAT) SyncQueueFull() uint64 {
 	if !n.sync.on.Load() {
 		return 0
 	}
-	n.mu.Lock()
-	ws := append([]*Worker(nil), n.workers...)
-	n.mu.Unlock()
 	s := n.sync.shared.full.Load()
-	for _, w := range ws {
+	for _, w := range n.workerList() {
 		if q := w.syncq.Load(); q != nil {
 			s += q.full.Load()
 		}
@@ -176,10 +188,7 @@ func (n *NAT) SyncDrain(max int, now int64, f func(*SyncRecord)) int {
 		return 0
 	}
 	done := n.drainRing(n.sync.shared, max, now, f)
-	n.mu.Lock()
-	ws := append([]*Worker(nil), n.workers...)
-	n.mu.Unlock()
-	for _, w := range ws {
+	for _, w := range n.workerList() {
 		if done >= max {
 			break
 		}
