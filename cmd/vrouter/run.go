@@ -12,8 +12,8 @@ import (
 
 	"vrouter/config"
 	"vrouter/console"
-	"vrouter/ha"
 	"vrouter/control"
+	"vrouter/ha"
 	"vrouter/router"
 	"vrouter/router/port"
 )
