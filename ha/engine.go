@@ -351,6 +351,9 @@ func (e *Engine) ackFields(h *header) {
 	}
 	h.flags |= flagAck
 	h.ack, h.ackedID = e.expected, e.peerID
+	if len(e.held) == 0 {
+		return
+	}
 	for i := uint32(0); i < 64; i++ {
 		if _, ok := e.held[e.expected+1+i]; ok {
 			h.sack |= 1 << i

@@ -98,6 +98,7 @@ func putHeader(b []byte, h *header) {
 }
 
 func putRecord(b []byte, r *nat.SyncRecord) {
+	b = b[:RecordLen] // one bounds check for all the fields
 	be := binary.BigEndian
 	b[0], b[1] = byte(r.Op), r.Proto
 	be.PutUint16(b[2:], r.Flags)
@@ -119,6 +120,7 @@ func putRecord(b []byte, r *nat.SyncRecord) {
 }
 
 func getRecord(b []byte, r *nat.SyncRecord) {
+	b = b[:RecordLen]
 	be := binary.BigEndian
 	*r = nat.SyncRecord{Op: nat.SyncOp(b[0]), Proto: b[1], Flags: be.Uint16(b[2:]), OutNet: be.Uint16(b[4:]),
 		OSrc: be.Uint32(b[8:]), ODst: be.Uint32(b[12:]), OSport: be.Uint16(b[16:]), ODport: be.Uint16(b[18:]),

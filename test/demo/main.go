@@ -6,7 +6,9 @@
 // tables. Part 3, host interfaces: dnsmasq gives a VM its address through
 // vrouter, BIRD peers over the router's uplink and feeds its FIB. Part 4,
 // the NAT lab with a stateful filter: the floating-IP VM with only ssh and
-// http open, scanned with nmap from outside. `make demo` runs it (as root).
+// http open, scanned with nmap from outside. Part 5, a redundant pair with
+// keepalived: streams survive killing the master. `make demo` runs it (as
+// root).
 package main
 
 import (
@@ -75,6 +77,7 @@ func main() {
 	natScenes()
 	hostScenes()
 	filterScene()
+	haScene()
 	mu.Lock()
 	closeAll()
 	mu.Unlock()
