@@ -90,6 +90,8 @@ type outDgram struct {
 	used    bool
 	acked   bool
 	n       int // records
+	sess    int // of which sessions (not control records)
+	tries   int // transmissions
 	first   time.Time
 	sent    time.Time
 	records [MaxRecords * RecordLen]byte
@@ -161,7 +163,7 @@ func (e *Engine) newSequence() {
 	for i := range e.win {
 		e.win[i].used = false
 	}
-	e.cur.n = 0
+	e.cur.n, e.cur.sess = 0, 0
 	e.unacked.Store(0)
 }
 
@@ -320,6 +322,9 @@ func (e *Engine) room() bool { return int(e.next-e.base) < len(e.win)-1 }
 func (e *Engine) add(r *nat.SyncRecord, now time.Time) {
 	putRecord(e.cur.records[e.cur.n*RecordLen:], r)
 	e.cur.n++
+	if r.Op != opResync {
+		e.cur.sess++
+	}
 	if e.cur.n == MaxRecords {
 		e.flush(now)
 	}
@@ -334,12 +339,12 @@ func (e *Engine) flush(now time.Time) {
 		e.progress = now
 	}
 	d := &e.win[e.next%uint32(len(e.win))]
-	d.seq, d.used, d.acked, d.n, d.first, d.sent = e.next, true, false, e.cur.n, now, now
+	d.seq, d.used, d.acked, d.n, d.sess, d.tries, d.first, d.sent = e.next, true, false, e.cur.n, e.cur.sess, 1, now, now
 	copy(d.records[:], e.cur.records[:e.cur.n*RecordLen])
 	e.next++
-	e.cur.n = 0
+	e.cur.n, e.cur.sess = 0, 0
 	e.unacked.Store(int64(e.next - e.base))
-	e.cnt[cRecordsSent].Add(uint64(d.n))
+	e.cnt[cRecordsSent].Add(uint64(d.sess))
 	e.cnt[cDatagramsSent].Add(1)
 	e.transmit(d)
 }
@@ -405,8 +410,12 @@ func (e *Engine) retransmit(now time.Time) {
 			e.giveUp()
 			return
 		}
-		if now.Sub(d.sent) >= e.o.RTO {
+		// While the peer is silent nothing is sent again (it resyncs
+		// when it comes back); otherwise the timeout doubles with each
+		// try, up to 16 times RTO.
+		if e.peerUp.Load() && now.Sub(d.sent) >= e.o.RTO<<min(d.tries-1, 4) {
 			d.sent = now
+			d.tries++
 			e.cnt[cRetransmits].Add(1)
 			e.transmit(d)
 		}
@@ -419,7 +428,7 @@ func (e *Engine) giveUp() {
 	var lost uint64
 	for s := e.base; s != e.next; s++ {
 		if d := &e.win[s%uint32(len(e.win))]; d.used && !d.acked {
-			lost += uint64(d.n)
+			lost += uint64(d.sess)
 		}
 	}
 	e.cnt[cRecordsLost].Add(lost)
@@ -465,7 +474,10 @@ func (e *Engine) receive(b []byte) {
 			e.win[i].used = false
 		}
 		e.unacked.Store(0)
-		e.requestResync(now)
+		if h.flags&flagMaster != 0 {
+			// Only a master has sessions to give.
+			e.requestResync(now)
+		}
 	}
 	if h.typ != msgData {
 		return
@@ -523,7 +535,7 @@ func (e *Engine) acked(ack uint32, sack uint64) {
 		d := &e.win[s%uint32(len(e.win))]
 		if d.used && !d.acked && d.seq == s {
 			d.acked = true
-			e.cnt[cRecordsAcked].Add(uint64(d.n))
+			e.cnt[cRecordsAcked].Add(uint64(d.sess))
 		}
 	}
 	for s := e.base; s != ack; s++ {

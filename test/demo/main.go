@@ -73,11 +73,13 @@ func main() {
 		closeAll()
 		os.Exit(1)
 	}()
-	standard()
-	natScenes()
-	hostScenes()
-	filterScene()
-	haScene()
+	// VRDEMO_PARTS="5" (or "2,5") runs some parts only.
+	parts := os.Getenv("VRDEMO_PARTS")
+	for i, part := range []func(){standard, natScenes, hostScenes, filterScene, haScene} {
+		if parts == "" || strings.Contains(","+parts+",", fmt.Sprintf(",%d,", i+1)) {
+			part()
+		}
+	}
 	mu.Lock()
 	closeAll()
 	mu.Unlock()
