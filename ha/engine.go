@@ -16,6 +16,7 @@ import (
 
 // Table is the conntrack table the engine syncs (*nat.NAT).
 type Table interface {
+	SyncNewPass()
 	SyncDrain(max int, now int64, f func(*nat.SyncRecord)) int
 	SyncWalk(from uint32, max int, now int64, f func(*nat.SyncRecord)) (next uint32, done bool)
 	Install(r *nat.SyncRecord, now int64) nat.InstallResult
@@ -272,6 +273,7 @@ func (e *Engine) tick(now time.Time) {
 		}
 	}
 	send := master && peerUp
+	e.t.SyncNewPass()
 	// Events first (they are the newest news), as long as the window has room.
 	for e.room() {
 		n := e.t.SyncDrain(MaxRecords, nowNs, func(r *nat.SyncRecord) {

@@ -301,3 +301,25 @@ func TestScale100k(t *testing.T) {
 		t.Fatalf("%d missing", m)
 	}
 }
+
+// BenchmarkSyncSessions: the CPU time (all threads: the master's engine,
+// the link, the backup's engine installing) per session synced, for
+// sessions created through the NAT's data path between measurements.
+func BenchmarkSyncSessions(b *testing.B) {
+	l := NewMemLink(0, 1)
+	na, nb, ea, eb := pair(b, l.A, l.B, 1<<20, nil)
+	waitFor(b, 2*time.Second, "peers see each other", func() bool { return ea.Stats().PeerUp && eb.Stats().PeerUp })
+	w := na.NewWorker()
+	clk := clock.System{}
+	n := min(b.N, 900000)
+	pkts := make([][]byte, n)
+	for i := range pkts {
+		pkts[i] = flowPkt(b, i, packet.ProtoUDP, 0)
+	}
+	b.ResetTimer()
+	for i := 0; i < n; i++ {
+		w.Reset()
+		w.Out(pkts[i], nInside, nPublic, clk.Now())
+	}
+	waitFor(b, 30*time.Second, "synced", func() bool { return nb.Len() == n })
+}

@@ -110,6 +110,12 @@ type syncState struct {
 	applying bool      // under NAT.mu: Install/Remove run (their changes are not events)
 	passive  atomic.Bool
 	workers  atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
+	// sent[idx] is pass<<32 | generation of the last record made of slot
+	// idx: within one pass (SyncNewPass) a session is sent once, however
+	// many events it had (a handshake's three are one record). Only the
+	// drainer touches it.
+	sent []uint64
+	pass uint64
 }
 
 // EnableSync starts recording session events for SyncDrain. Call it before
@@ -121,6 +127,8 @@ func (n *NAT) EnableSync() {
 		return
 	}
 	n.sync.shared = newSyncRing(SharedSyncRing)
+	n.sync.sent = make([]uint64, n.t.max)
+	n.sync.pass = 1
 	for _, w := range n.workers {
 		w.syncq.Store(newSyncRing(WorkerSyncRing))
 	}
@@ -179,6 +187,12 @@ func (n *NAT) SyncQueueFull() uint64 {
 	return s
 }
 
+// SyncNewPass starts a new pass of SyncDrain: a session whose record was
+// handed out in this pass is not handed out again until the next one (it
+// is read when drained, so the one record has its latest state). The sync
+// engine starts a pass each time it collects events.
+func (n *NAT) SyncNewPass() { n.sync.pass++ }
+
 // SyncDrain hands the recorded events to f, at most max of them, oldest
 // first per ring (the shared ring first). The record is valid during the
 // call only. now is the time Remaining is counted from. One goroutine at a
@@ -210,9 +224,14 @@ func (n *NAT) drainRing(q *syncRing, max int, now int64, f func(*SyncRecord)) in
 			rec = SyncRecord{Op: SyncDelete, Proto: uint8(e.ob >> 24), OSrc: uint32(e.oa >> 32), ODst: uint32(e.oa),
 				OSport: uint16(e.ob >> 48), ODport: uint16(e.ob >> 32)}
 		case SyncUpsert:
+			stamp := n.sync.pass<<32 | uint64(e.gen)
+			if n.sync.sent[e.idx] == stamp {
+				continue // already sent in this pass, as it is now
+			}
 			if !n.record(e.idx, uint64(e.gen), true, now, &rec) {
 				continue
 			}
+			n.sync.sent[e.idx] = stamp
 		}
 		f(&rec)
 		done++

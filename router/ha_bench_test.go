@@ -64,6 +64,7 @@ func haBenchLab(b *testing.B, sync bool) *lab {
 // nullTable is a backup's table that keeps nothing.
 type nullTable struct{}
 
+func (nullTable) SyncNewPass()                                    {}
 func (nullTable) SyncDrain(int, int64, func(*nat.SyncRecord)) int { return 0 }
 func (nullTable) SyncWalk(uint32, int, int64, func(*nat.SyncRecord)) (uint32, bool) {
 	return 0, true
