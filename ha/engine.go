@@ -22,6 +22,8 @@ type Table interface {
 	Install(r *nat.SyncRecord, now int64) nat.InstallResult
 	Remove(r *nat.SyncRecord) bool
 	SyncQueueFull() uint64
+	SyncSleep()
+	SyncWake() <-chan struct{}
 }
 
 // Conn carries datagrams to and from the peer (a UDP socket, or an
@@ -41,8 +43,11 @@ type Options struct {
 	NetSig uint32 // signature of the router's networks (both must agree)
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// Tick is how often events are collected and sent (their latency).
-	Tick time.Duration
+	// Tick is how often events are collected and sent while there are
+	// some; after IdleTicks ticks without any, the engine sleeps until the
+	// next event wakes it (or IdleTick passes: hellos, retransmissions).
+	Tick, IdleTick time.Duration
+	IdleTicks      int
 	// RTO is how long a datagram waits for its acknowledgement before it is
 	// sent again.
 	RTO time.Duration
@@ -66,6 +71,10 @@ func (o *Options) defaults() {
 		}
 	}
 	def(&o.Tick, 2*time.Millisecond)
+	def(&o.IdleTick, 20*time.Millisecond)
+	if o.IdleTicks <= 0 {
+		o.IdleTicks = 10
+	}
 	def(&o.RTO, 40*time.Millisecond)
 	def(&o.Hello, 100*time.Millisecond)
 	def(&o.PeerTimeout, time.Second)
@@ -227,10 +236,20 @@ func (e *Engine) readLoop() {
 func (e *Engine) loop() {
 	tk := time.NewTicker(e.o.Tick)
 	defer tk.Stop()
+	idle, asleep := 0, false
+	awake := func() {
+		if asleep {
+			asleep, idle = false, 0
+			tk.Reset(e.o.Tick)
+		}
+	}
 	for {
 		select {
 		case <-e.stop:
 			return
+		case <-e.t.SyncWake():
+			awake()
+			e.tick(time.Now())
 		case b := <-e.rx:
 			e.receive(b)
 			e.recycle(b)
@@ -243,8 +262,24 @@ func (e *Engine) loop() {
 					more = false
 				}
 			}
+			// Acknowledge a burst at once (the ticker may be slow).
+			if e.ackDue {
+				e.sendCtl(msgAck)
+				e.ackDue = false
+			}
 		case <-tk.C:
-			e.tick(time.Now())
+			if e.tick(time.Now()) {
+				awake()
+				idle = 0
+			} else if idle++; !asleep && idle >= e.o.IdleTicks {
+				// Nothing to do for a while: tick slowly (a fast
+				// ticker costs CPU time even when idle) until an
+				// event comes.
+				asleep = true
+				e.t.SyncSleep()
+				tk.Reset(e.o.IdleTick)
+				e.tick(time.Now())
+			}
 		}
 	}
 }
@@ -259,8 +294,9 @@ func (e *Engine) recycle(b []byte) {
 }
 
 // tick does the periodic work: collect events, walks, retransmissions,
-// hellos and acknowledgements.
-func (e *Engine) tick(now time.Time) {
+// hellos and acknowledgements. It reports whether there was work (events,
+// a walk, datagrams in flight).
+func (e *Engine) tick(now time.Time) (busy bool) {
 	peerUp := !e.lastHeard.IsZero() && now.Sub(e.lastHeard) < e.o.PeerTimeout
 	e.peerUp.Store(peerUp)
 	master := e.master.Load()
@@ -284,6 +320,7 @@ func (e *Engine) tick(now time.Time) {
 		if n == 0 {
 			break
 		}
+		busy = true
 	}
 	if send && e.walking {
 		for e.room() && e.walking {
@@ -315,6 +352,7 @@ func (e *Engine) tick(now time.Time) {
 		e.sendCtl(msgAck)
 		e.ackDue = false
 	}
+	return busy || e.walking || e.base != e.next
 }
 
 // room reports whether another datagram fits in the window.

@@ -116,6 +116,11 @@ type syncState struct {
 	// drainer touches it.
 	sent []uint64
 	pass uint64
+	// The engine sleeps between ticks when nothing happens; the first
+	// event after that wakes it (one atomic load per event, none per
+	// packet).
+	sleeping atomic.Bool
+	wake     chan struct{}
 }
 
 // EnableSync starts recording session events for SyncDrain. Call it before
@@ -128,6 +133,7 @@ func (n *NAT) EnableSync() {
 	}
 	n.sync.shared = newSyncRing(SharedSyncRing)
 	n.sync.sent = make([]uint64, n.t.max)
+	n.sync.wake = make(chan struct{}, 1)
 	n.sync.pass = 1
 	for _, w := range n.workers {
 		w.syncq.Store(newSyncRing(WorkerSyncRing))
@@ -147,13 +153,34 @@ func (n *NAT) Passive() bool { return n.sync.passive.Load() }
 func (n *NAT) noteCreate(idx uint32, gen uint64) {
 	if n.sync.on.Load() && !n.sync.applying {
 		n.sync.shared.push(syncEvent{op: SyncUpsert, idx: idx, gen: uint32(gen)})
+		n.wakeSync()
 	}
 }
+
+// wakeSync wakes a sleeping engine.
+func (n *NAT) wakeSync() {
+	if n.sync.sleeping.Load() && n.sync.sleeping.CompareAndSwap(true, false) {
+		select {
+		case n.sync.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SyncSleep says the engine will wait for SyncWake (or its slow timer)
+// before it drains again. It drains once more after calling it, so that an
+// event recorded just before is not left waiting.
+func (n *NAT) SyncSleep() { n.sync.sleeping.Store(true) }
+
+// SyncWake is signalled by the first event after SyncSleep (nil when sync
+// is off).
+func (n *NAT) SyncWake() <-chan struct{} { return n.sync.wake }
 
 // noteDelete records a deleted session by its original key (caller holds n.mu).
 func (n *NAT) noteDelete(w *words) {
 	if n.sync.on.Load() && !n.sync.applying {
 		n.sync.shared.push(syncEvent{op: SyncDelete, oa: w.oa, ob: w.ob & keyMask})
+		n.wakeSync()
 	}
 }
 
@@ -161,6 +188,7 @@ func (n *NAT) noteDelete(w *words) {
 func (w *Worker) noteChange(idx uint32, gen uint64) {
 	if q := w.syncq.Load(); q != nil {
 		q.push(syncEvent{op: SyncUpsert, idx: idx, gen: uint32(gen)})
+		w.n.wakeSync()
 	}
 }
 

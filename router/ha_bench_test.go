@@ -187,3 +187,6 @@ func nonZeroDrops(r *Router) map[string]uint64 {
 	}
 	return m
 }
+
+func (nullTable) SyncSleep()                {}
+func (nullTable) SyncWake() <-chan struct{} { return nil }
