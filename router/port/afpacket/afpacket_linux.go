@@ -210,6 +210,12 @@ type Options struct {
 
 	// TxBatch is the number of frames per sendmmsg; 0 means port.DefaultBatch.
 	TxBatch int
+	// TxMmsg sends every frame with sendmmsg instead of through the
+	// TPACKET_V2 tx ring (the ring needs the RxRing receive path).
+	TxMmsg bool
+	// TxRingFrames is the number of tx ring slots (2048 bytes each); 0
+	// means 512.
+	TxRingFrames int
 	// KeepQdisc sends through the device's qdisc (PACKET_QDISC_BYPASS
 	// off): for tc shaping on the device or tcpdump there.
 	KeepQdisc bool
@@ -284,6 +290,12 @@ type Port struct {
 	bypass      bool // PACKET_QDISC_BYPASS on
 	writeFn     func(fd uintptr) bool
 	txEmpty     [1]byte // iovec base for an empty frame
+	// The tx ring (nil: sendmmsg only) and the side socket that sends
+	// what does not go into a slot (super-frames, oversized frames).
+	txr      *txRing
+	side     int // fd, -1 when none
+	sideFile *os.File
+	sideRC   syscall.RawConn
 
 	c *shared
 }
@@ -392,12 +404,15 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 		}
 		return nil, fmt.Errorf("port %q: opening AF_PACKET socket on %q: %v", name, device, err)
 	}
-	p := &Port{name: name, device: device, ifindex: ifindex, fd: fd, vnet: !opts.NoVnetHdr, rxMode: opts.Rx, queue: q}
+	p := &Port{name: name, device: device, ifindex: ifindex, fd: fd, vnet: !opts.NoVnetHdr, rxMode: opts.Rx, queue: q, side: -1}
 	p.offloads = opts.Offloads && p.vnet
 	var ring *rxRing
 	fail := func(what string, err error) (*Port, error) {
 		if ring != nil {
 			ring.unmap()
+		}
+		if p.side >= 0 {
+			unix.Close(p.side)
 		}
 		unix.Close(fd)
 		return nil, fmt.Errorf("port %q: %s on %q: %v", name, what, device, err)
@@ -428,10 +443,28 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 		}
 	}
 	if opts.Rx != RxMmsg {
-		if ring, err = newRxRing(fd, opts, p.vnet); err != nil {
+		var tx *txRing
+		if opts.Rx == RxRing && !opts.TxMmsg {
+			tx = newTxRing(opts.TxRingFrames, p.vnet)
+			// Frames the ring refuses are skipped, not left to block it.
+			if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1); err != nil {
+				return fail("PACKET_LOSS", err)
+			}
+		}
+		if ring, err = newRxRing(fd, opts, p.vnet, tx); err != nil {
 			return fail("rx ring", err)
 		}
 		p.ring = ring
+		if tx != nil {
+			if p.side, err = sideSocket(ifindex, p.vnet, !opts.KeepQdisc); err != nil {
+				return fail("transmit socket", err)
+			}
+			p.sideFile = os.NewFile(uintptr(p.side), "afpacket-tx:"+device)
+			if p.sideRC, err = p.sideFile.SyscallConn(); err != nil {
+				return fail("transmit socket", err)
+			}
+			p.txr = tx
+		}
 	} else {
 		rcvbuf := opts.RcvBuf
 		if rcvbuf <= 0 {
@@ -661,7 +694,13 @@ func (p *Port) Close() error {
 	}
 	err := p.file.Close()
 	if p.ring != nil && p.ring.state.CompareAndSwap(ringIdle, ringUnmapped) {
-		p.ring.unmap()
+		p.unmapRings()
+	}
+	if p.sideFile != nil {
+		p.sideFile.Close() // wakes a writer waiting on it
+		p.txMu.Lock()
+		p.sideFile, p.side = nil, -1
+		p.txMu.Unlock()
 	}
 	return err
 }
