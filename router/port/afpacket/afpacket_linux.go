@@ -97,17 +97,24 @@
 //
 // # Transmit
 //
-// WriteBatch uses sendmmsg over arrays prepared at Open (a virtio_net_hdr
-// iovec and the frame per message; the kernel copies the frame once into an
-// skb). A TPACKET_V2 tx ring was measured against it (BenchmarkTx: 15 to 40%
-// more 64-byte frames per second, about the same at 1500 bytes) and not
-// kept: the kernel maps the ring's pages into the skb instead of copying
-// and frees the slot when the skb is orphaned, which the TAP driver and the
-// IP receive path do while still holding those pages, so a slot the router
-// reuses could change a frame under a local receiver; and one socket
-// cannot mix ring and sendmsg, so 64 KB super-frames would need 64 KB slots
-// or a second socket. Several goroutines may write at once; they take turns
-// on the port's arrays (give each worker its own queue to avoid that).
+// With the RxRing receive path (the default) WriteBatch copies each plain
+// frame into a slot of a TPACKET_V2 tx ring mapped with the rx ring and
+// makes one send(2) per batch (txring_linux.go). The slot's virtio_net_hdr
+// says hdr_len = the frame's length, so the kernel copies the whole frame
+// into the skb: with its default the payload would stay in the ring's
+// pages, and the slot is marked free when the skb is orphaned, which the
+// TAP driver and the IP receive path do while still holding those pages,
+// so a reused slot could change a frame under a local receiver. Measured
+// (BenchmarkTx, 64-byte frames on a veth): about 1.9 times the frames per
+// writer CPU second of sendmmsg. Super-frames (the kernel segments them
+// from the skb) and frames larger than a 2 KB slot or the MTU go through a
+// second socket (no protocol: it receives nothing) with sendmmsg, after the
+// pending slots, so frames leave in order. A frame that finds no free slot
+// is dropped (tx-ring-full). Options.TxMmsg, and the other receive paths,
+// send everything with sendmmsg over arrays prepared at Open (a
+// virtio_net_hdr iovec and the frame per message). Several goroutines may
+// write at once; they take turns on the port's ring and arrays (give each
+// worker its own queue to avoid that).
 //
 // # Queues and fanout
 //
