@@ -50,6 +50,9 @@ type Table struct {
 	nhIdx map[NextHop]uint32
 	nhN   int // next-hop indices in use (index 0 is "no route")
 
+	recent  [8]recentNH // the last next hops interned (saves hashing)
+	recentN uint8
+
 	nUsed, lUsed int      // tails of the arrays of the current snapshot
 	defs         []uint32 // per chunk: next hop of its longest covering prefix up to /16
 
@@ -58,6 +61,11 @@ type Table struct {
 	shortCh bool     // a prefix up to /16 changed since the last commit
 
 	batches, rebuilds, subBuilds, compactions, nhFull uint64
+}
+
+type recentNH struct {
+	nh NextHop
+	i  uint32
 }
 
 // change is a changed prefix, masked.
@@ -145,6 +153,12 @@ func (t *Table) Apply(ups []Update) int {
 func (t *Table) apply(ups []Update) int {
 	t.batches++
 	full := len(ups) > 4096 && len(ups) > t.rib.prefixes/4
+	if full {
+		// room for a bulk load (a list at the tail grows in place)
+		t.rib.slab = slices.Grow(t.rib.slab, len(ups)+len(ups)/4)
+		t.rib.keys = slices.Grow(t.rib.keys, len(ups)/4)
+		t.rib.lists = slices.Grow(t.rib.lists, len(ups)/4)
+	}
 	n := 0
 	for i := range ups {
 		u := &ups[i]
@@ -182,6 +196,18 @@ func (t *Table) apply(ups []Update) int {
 }
 
 func (t *Table) intern(h NextHop) uint32 {
+	for j := range t.recent {
+		if t.recent[j].i != 0 && t.recent[j].nh == h {
+			return t.recent[j].i
+		}
+	}
+	i := t.internMap(h)
+	t.recent[t.recentN%uint8(len(t.recent))] = recentNH{h, i}
+	t.recentN++
+	return i
+}
+
+func (t *Table) internMap(h NextHop) uint32 {
 	if i, ok := t.nhIdx[h]; ok {
 		return i
 	}
@@ -393,8 +419,8 @@ func (t *Table) rebuild() {
 	t.shortCh = false
 	b := &t.b
 	r := &t.rib
-	var nodes []node
-	var leaves []uint32
+	nodes := make([]node, 0, r.prefixes*3/4+1024)
+	leaves := make([]uint32, 0, r.prefixes*2+4096)
 	dir := new([dirSize]uint32)
 	for c := range dir {
 		dir[c] = leafFlag | t.defs[c]

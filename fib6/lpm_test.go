@@ -266,7 +266,7 @@ func TestEdgeCases(t *testing.T) {
 	tb.Add(Route{Prefix: pfx("2001:db8::1/128"), Source: fib.Static, NH: b})
 	tb.Add(Route{Prefix: pfx("2001:db8::/127"), Source: fib.Static, NH: c})
 	tb.Add(Route{Prefix: pfx("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"), Source: fib.Static, NH: b})
-	tb.Add(Route{Prefix: pfx("10.0.0.0/8"), Source: fib.Static, NH: b})        // IPv4: ignored
+	tb.Add(Route{Prefix: pfx("10.0.0.0/8"), Source: fib.Static, NH: b})          // IPv4: ignored
 	tb.Add(Route{Prefix: pfx("::ffff:10.0.0.0/104"), Source: fib.Static, NH: b}) // IPv4-mapped: ignored
 	for _, x := range []struct {
 		addr string

@@ -132,14 +132,21 @@ func (r *rib) set(hi, lo uint64, plen int, src fib.Source, nh uint32) uint32 {
 	}
 	cl := r.lists[ki]
 	if cl.n == cl.cap {
-		// full: move the list to the end of the slab with room to grow
 		nc := max(2, cl.cap*2)
-		off := len(r.slab)
-		r.slab = slices.Grow(r.slab, int(nc))
-		r.slab = append(r.slab, l...)
-		r.slab = r.slab[:off+int(nc)]
-		r.garbage += int(cl.cap)
-		cl.off, cl.cap = uint32(off), nc
+		if int(cl.off+cl.cap) == len(r.slab) && cl.n > 0 {
+			// the last list of the slab (a sorted bulk load adds to
+			// it): grow in place
+			r.slab = slices.Grow(r.slab, int(nc-cl.cap))[:len(r.slab)+int(nc-cl.cap)]
+		} else {
+			// move the list to the end of the slab with room to grow
+			off := len(r.slab)
+			r.slab = slices.Grow(r.slab, int(nc))
+			r.slab = append(r.slab, l...)
+			r.slab = r.slab[:off+int(nc)]
+			r.garbage += int(cl.cap)
+			cl.off = uint32(off)
+		}
+		cl.cap = nc
 	}
 	l = r.slab[cl.off : cl.off+cl.n+1]
 	copy(l[i+1:], l[i:cl.n])
@@ -212,8 +219,8 @@ func (r *rib) del(hi, lo uint64, plen int, src fib.Source) uint32 {
 // least half of the slab is garbage or spare room, or always if force.
 func (r *rib) compact(force bool) {
 	n := 0
-	for _, cl := range r.lists {
-		n += int(cl.n)
+	for _, c := range r.perSrc {
+		n += c
 	}
 	if !force && (len(r.slab)-n)*2 < len(r.slab) {
 		return
@@ -282,13 +289,25 @@ func inside(e rent, hi, lo uint64, d int) bool {
 // covering returns the best next hop of the longest prefix of length in
 // [from, to] containing hi/lo (0: none).
 func (r *rib) covering(hi, lo uint64, from, to int) uint32 {
+	// the prefixes of /32 or longer are all in the list of hi's key
+	var l32 []rent
+	if ki, ok := r.find(uint32(hi >> 32)); ok {
+		l32 = r.list(ki)
+	}
 	for l := to; l >= from; l-- {
 		if r.lenCount[l] == 0 {
 			continue
 		}
 		h, w := maskHL(hi, lo, l)
-		if e, ok := r.best(h, w, l); ok {
-			return e.nh()
+		if l < 32 {
+			if e, ok := r.best(h, w, l); ok {
+				return e.nh()
+			}
+			continue
+		}
+		e := mkRent(h, w, l, 0, 0)
+		if i := search(l32, e.a, e.b, 24); i < len(l32) && l32[i].samePrefix(e) {
+			return l32[i].nh()
 		}
 	}
 	return 0
