@@ -16,25 +16,17 @@ import (
 	"vrouter/fib"
 )
 
-// NextHop is the result of a lookup.
-type NextHop struct {
-	Kind    fib.Kind
-	Network uint16   // index (slot) of the network
-	Gateway [16]byte // IPv6 next hop (global or link-local); KindGateway only
-}
+// NextHop is the result of a lookup: Kind, Network (index of the network)
+// and Gateway (the IPv6 next hop, global or link-local; KindGateway only).
+// It is fib.NextHop6, which the kernel import in package fib fills.
+type NextHop = fib.NextHop6
 
-// Route is one route of one source.
-type Route struct {
-	Prefix netip.Prefix
-	Source fib.Source
-	NH     NextHop
-}
+// Route is one route of one source: Prefix, Source, NH.
+type Route = fib.Route6
 
-// Update is one change of a batch (see Apply).
-type Update struct {
-	Route  Route // for a delete only Prefix and Source matter
-	Delete bool
-}
+// Update is one change of a batch (see Apply): Route (for a delete only
+// Prefix and Source matter) and Delete.
+type Update = fib.Update6
 
 // Table is the IPv6 FIB. The zero value is not usable; call New.
 //
@@ -448,6 +440,11 @@ func (t *Table) rebuild() {
 		}
 		dir[c] = uint32(nb)
 	}
+	// the scratch of the largest chunk: not kept for the small
+	// recompiles that follow
+	if cap(b.ents) > 4096 {
+		b.ents, b.nodes, b.leaves = nil, nil, nil
+	}
 	t.nUsed, t.lUsed = len(nodes), len(leaves)
 	// exact size: the first incremental change after a full build compacts
 	// into arrays with room to grow
@@ -603,6 +600,16 @@ func (t *Table) SourceNH(prefix netip.Prefix, src fib.Source) (NextHop, bool) {
 	return NextHop{}, false
 }
 
+// SourceRoutes counts the routes of src (best or not).
+func (t *Table) SourceRoutes(src fib.Source) int {
+	if src >= fib.NumSources {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rib.perSrc[src]
+}
+
 // Routes returns the best route of every prefix, sorted by address then length.
 func (t *Table) Routes() []Route {
 	t.mu.Lock()
@@ -669,3 +676,5 @@ func (t *Table) Stats() Stats {
 		Compactions: t.compactions, Rebuilds: t.rebuilds, NHFull: t.nhFull,
 	}
 }
+
+var _ fib.Table6 = (*Table)(nil)

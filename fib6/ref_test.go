@@ -190,3 +190,5 @@ func randAddrs(rng *rand.Rand, ps []netip.Prefix, n int) [][16]byte {
 	}
 	return out
 }
+
+func newRng() *rand.Rand { return rand.New(rand.NewPCG(11, 12)) }
