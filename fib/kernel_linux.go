@@ -99,8 +99,8 @@ type KernelWatcher struct {
 
 	ks    *kstate
 	ks6   *kstateOf[k6, NextHop6] // nil: IPv4 only
-	names map[int]string  // interface names for Device, per dump
-	lh    *netlink.Handle // for the names (h may be in the middle of a dump)
+	names map[int]string          // interface names for Device, per dump
+	lh    *netlink.Handle         // for the names (h may be in the middle of a dump)
 
 	imported, deleted, noGW, unresolved, otherType atomic.Uint64
 	events, errs, resyncs, batches                 atomic.Uint64

@@ -101,7 +101,7 @@ type kstateOf[K comparable, N comparable] struct {
 	pending []kupd[K, N]
 	pend    map[K]kinst[N]
 
-	alternates atomic.Int64   // usable routes held but not installed
+	alternates atomic.Int64  // usable routes held but not installed
 	old, cur   []krouteOf[N] // scratch
 }
 
