@@ -287,7 +287,7 @@ func TestKernelFullTable6(t *testing.T) {
 	st := time.Now()
 	ipBatch(t, ns, lines)
 	ipDone := time.Since(st)
-	waitFor(t, "all routes", 60*time.Second, func() bool { return w.Stats().Routes6 == len(ps) })
+	waitFor(t, "all routes", 300*time.Second, func() bool { return w.Stats().Routes6 == len(ps) })
 	t.Logf("ip -batch of %d routes: %v; in the FIB %v after the start", len(ps), ipDone, time.Since(st))
 	rng := newRng()
 	addrs := randAddrs(rng, ps, 100000)
@@ -298,7 +298,11 @@ func TestKernelFullTable6(t *testing.T) {
 	w2 := startWatcher(t, ctx, ns, fib.New(), fib.KernelOptions{Table: 100, Resolve: noV4, Table6: tb2, Resolve6: resolve6})
 	t.Logf("dump of %d routes installed in %v; stats %+v", len(ps), time.Since(st), w2.Stats())
 	compareAll(t, tb2, r, addrs)
-	if s := w.Stats(); s.Errors != 0 || s.Skipped != 0 {
+	// a flood may overflow the event socket (more so under -race): the
+	// watcher then dumps again, which the comparison above checked
+	if s := w.Stats(); s.Errors > s.Resyncs || s.Skipped != 0 {
 		t.Fatalf("stats %+v", s)
+	} else {
+		t.Logf("events watcher: %+v", s)
 	}
 }
