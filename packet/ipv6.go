@@ -127,9 +127,10 @@ const (
 // ExtInfo is what WalkExt learnt of a packet's extension headers. Offsets
 // count from the start of the IPv6 header.
 type ExtInfo struct {
-	Proto uint8 // the upper-layer protocol (or ProtoNoNext, ProtoESP, or a value the walk does not know)
-	Off   int   // offset of the upper-layer header (the end of the chain)
-	N     int   // extension headers walked
+	Proto    uint8 // the upper-layer protocol (or ProtoNoNext, ProtoESP, or a value the walk does not know)
+	Off      int   // offset of the upper-layer header (the end of the chain)
+	ProtoPtr int   // offset of the next-header field that names Proto (for parameter problem 4/1)
+	N        int   // extension headers walked
 
 	HopByHop     bool
 	RouterAlert  bool // hop-by-hop Router Alert option (RFC 2711)
@@ -200,7 +201,7 @@ func WalkExt(p IPv6) (ExtInfo, ExtErr) {
 			fo := binary.BigEndian.Uint16(p[off+2:])
 			x.Fragment, x.FragOff, x.MF = true, int(fo&^7), fo&1 != 0
 			if x.FragOff != 0 {
-				x.Proto, x.Off = p[off], off+hl
+				x.Proto, x.Off, x.ProtoPtr = p[off], off+hl, off
 				return x, ExtOK
 			}
 		}
@@ -208,7 +209,7 @@ func WalkExt(p IPv6) (ExtInfo, ExtErr) {
 		nh = p[off]
 		off += hl
 	}
-	x.Proto, x.Off = nh, off
+	x.Proto, x.Off, x.ProtoPtr = nh, off, prevNH
 	return x, ExtOK
 }
 

@@ -156,6 +156,9 @@ func TestWalkExtMatchesGopacket(t *testing.T) {
 			t.Fatalf("case %d: gopacket found no ICMPv6: %v", n, pk)
 		}
 		gOff := len(b) - len(icl.LayerContents()) - len(icl.LayerPayload())
+		if p[x.ProtoPtr] != ProtoICMPv6 {
+			t.Fatalf("case %d: ProtoPtr %d does not name ICMPv6", n, x.ProtoPtr)
+		}
 		if x.Proto != ProtoICMPv6 || x.Off != gOff || x.N != len(ls)-4 {
 			t.Fatalf("case %d: walk proto %d off %d n %d; gopacket off %d, %d headers", n, x.Proto, x.Off, x.N, gOff, len(ls)-4)
 		}
@@ -214,7 +217,7 @@ func TestWalkExtErrors(t *testing.T) {
 	f := &layers.IPv6Fragment{FragmentOffset: 100, Identification: 1}
 	f.NextHeader = layers.IPProtocolUDP
 	p, _ = CheckIPv6(serialize6(t, ip6Layer(layers.IPProtocolIPv6Fragment), f, gopacket.Payload("xxxxxxxx")))
-	if x, e := WalkExt(p); e != ExtOK || !x.Fragment || x.FragOff != 800 || x.Proto != ProtoUDP || x.Off != 48 {
+	if x, e := WalkExt(p); e != ExtOK || !x.Fragment || x.FragOff != 800 || x.Proto != ProtoUDP || x.Off != 48 || x.ProtoPtr != 40 {
 		t.Fatal("fragment:", e, x)
 	}
 }
