@@ -99,7 +99,7 @@ type Router struct {
 	trace          tracer
 
 	kernelResync atomic.Pointer[func()]
-	ra           raTimers // periodic router advertisements (ndp.go)
+	ra           raTimers  // periodic router advertisements (ndp.go)
 	hostState    hostState // under mu
 }
 
