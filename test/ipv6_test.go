@@ -1,0 +1,415 @@
+package test
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"vrouter/internal/nstest"
+	"vrouter/test/lab"
+)
+
+// The IPv6 lab:
+//
+//	h1 (2001:db8:1::10) --veth-- [p1]        [p2] --veth-- h2 (2001:db8:2::10)
+//	                                 vrouter           (p2 mtu 1280)
+//	vm (SLAAC in 2001:db8:3::/64) --TAP-- [vm]   (ra = true)
+//
+// The hosts run IPv6 with DAD off (no 1-2 s waits); the router's own
+// namespace keeps IPv6 off, so only vrouter answers there.
+const v6Config = `
+[router]
+name    = "v6lab"
+console = "SOCKET"
+
+[[port]]
+name   = "p1"
+driver = "afpacket"
+device = "r-h1"
+
+[[port]]
+name   = "p2"
+driver = "afpacket"
+device = "r-h2"
+mtu    = 1280
+
+[[port]]
+name   = "vm"
+driver = "tap"
+device = "TAPDEV"
+
+[[network]]
+name      = "net1"
+links     = ["p1"]
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+
+[[network]]
+name      = "net2"
+links     = ["p2"]
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+
+[[network]]
+name      = "vmnet"
+links     = ["vm"]
+addresses = ["10.10.0.1/24", "2001:db8:3::1/64"]
+ra        = true
+dns       = ["2001:db8::53"]
+
+[[route]]
+prefix = "2001:db8:99::/48"
+type   = "unreachable"
+`
+
+type v6Lab struct {
+	*lab.Lab
+	R, H1, H2, VM string
+	Router        *lab.Router
+}
+
+// enableIPv6 turns IPv6 on in a lab namespace (lab.NS turns it off), with
+// duplicate address detection off.
+func enableIPv6(t *testing.T, l *lab.Lab, ns string, devs ...string) {
+	t.Helper()
+	args := []string{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+		"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"}
+	for _, d := range devs {
+		args = append(args, "net.ipv6.conf."+d+".accept_dad=0", "net.ipv6.conf."+d+".disable_ipv6=0")
+	}
+	run(t, &lab.Topo{Lab: l}, ns, args...)
+}
+
+func newV6Lab(t *testing.T) *v6Lab {
+	t.Helper()
+	needRoot(t)
+	l, err := lab.New("v6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &v6Lab{Lab: l}
+	t.Cleanup(func() {
+		if t.Failed() && v.Router != nil {
+			t.Logf("router log:\n%s", v.Router.Log())
+		}
+		l.Close()
+	})
+	for _, n := range []struct {
+		p    *string
+		name string
+	}{{&v.R, "r"}, {&v.H1, "h1"}, {&v.H2, "h2"}, {&v.VM, "vm"}} {
+		if *n.p, err = l.NS(n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range []string{v.H1, v.H2} {
+		enableIPv6(t, l, h)
+	}
+	if err := l.Veth(v.H1, "eth0", v.R, "r-h1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Veth(v.H2, "eth0", v.R, "r-h2"); err != nil {
+		t.Fatal(err)
+	}
+	tl := &lab.Topo{Lab: l}
+	for _, c := range []struct{ ns, cmd string }{
+		{v.H1, "ip addr add 192.0.2.10/24 dev eth0"},
+		{v.H1, "ip -6 addr add 2001:db8:1::10/64 dev eth0 nodad"},
+		{v.H1, "ip -6 route add default via 2001:db8:1::1"},
+		{v.H1, "ip route add default via 192.0.2.1"},
+		{v.H2, "ip addr add 198.51.100.10/24 dev eth0"},
+		{v.H2, "ip -6 addr add 2001:db8:2::10/64 dev eth0 nodad"},
+		{v.H2, "ip -6 route add default via 2001:db8:2::1"},
+		{v.H2, "ip route add default via 198.51.100.1"},
+	} {
+		run(t, tl, c.ns, strings.Fields(c.cmd)...)
+	}
+	tap := l.Prefix + "-tap"
+	v.Router, err = l.StartRouter(v.R, "v6lab", strings.ReplaceAll(v6Config, "TAPDEV", tap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, tl, v.R, "ip", "link", "set", tap, "netns", v.VM)
+	enableIPv6(t, l, v.VM, tap)
+	run(t, tl, v.VM, "sysctl", "-qw", "net.ipv6.conf."+tap+".accept_ra=1", "net.ipv6.conf."+tap+".autoconf=1",
+		"net.ipv6.conf."+tap+".router_solicitation_interval=1")
+	run(t, tl, v.VM, "ip", "link", "set", tap, "up")
+	return v
+}
+
+func (v *v6Lab) topo() *lab.Topo { return &lab.Topo{Lab: v.Lab, Router: v.Router} }
+
+func TestIPv6PingTraceroute(t *testing.T) {
+	v := newV6Lab(t)
+	tl := v.topo()
+	out := run(t, tl, v.H1, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:2::10")
+	contains(t, out, "3 received")
+	out = run(t, tl, v.H1, "ping", "-6", "-c", "1", "-W", "2", "2001:db8:1::1")
+	contains(t, out, "1 received")
+	out = run(t, tl, v.H1, "ping", "-6", "-c", "1", "-W", "2", "2001:db8:2::1")
+	contains(t, out, "1 received")
+	// The router's link-local address answers on the link.
+	ll := linkLocalOf(t, v, v.R, "r-h1")
+	out = run(t, tl, v.H1, "ping", "-6", "-c", "1", "-W", "2", ll+"%eth0")
+	contains(t, out, "1 received")
+
+	out = run(t, tl, v.H1, "traceroute", "-6", "-n", "-q", "1", "-w", "2", "2001:db8:2::10")
+	lines := lab.Lines(out)
+	if len(lines) < 3 || !strings.Contains(lines[1], "2001:db8:1::1 ") || !strings.Contains(lines[2], "2001:db8:2::10 ") {
+		t.Fatalf("traceroute6: hop 1 should be the router (2001:db8:1::1), hop 2 h2:\n%s", out)
+	}
+	// An unreachable route answers 1/0 (traceroute prints !N).
+	out, _ = v.Exec(v.H1, "traceroute", "-6", "-n", "-q", "1", "-w", "2", "-m", "3", "2001:db8:99::1")
+	contains(t, out, "!N")
+
+	s := stats(t, v.Router)
+	if s.Counters["forwarded6"] == 0 || s.Counters["echo6-replies"] < 3 || s.Counters["icmpv6-errors-sent"] == 0 ||
+		s.Drops["ipv6-hop-limit"] == 0 || s.Drops["unreachable-route"] == 0 {
+		t.Fatalf("counters %v drops %v", s.Counters, s.Drops)
+	}
+	nb, err := v.Router.Console("show", "ipv6", "neighbors")
+	if err != nil || !strings.Contains(nb, "2001:db8:2::10") || !strings.Contains(nb, "2001:db8:1::10") {
+		t.Fatalf("show ipv6 neighbors: %v\n%s", err, nb)
+	}
+	rt, err := v.Router.Console("show", "ipv6", "route", "2001:db8:99::5")
+	if err != nil || !strings.Contains(rt, "unreachable") {
+		t.Fatalf("show ipv6 route: %v\n%s", err, rt)
+	}
+	// The IPv4 side still works on the same networks.
+	out = run(t, tl, v.H1, "ping", "-c", "1", "-W", "2", "198.51.100.10")
+	contains(t, out, "1 received")
+}
+
+// linkLocalOf is the EUI-64 link-local address vrouter uses on a port,
+// from the device's MAC.
+func linkLocalOf(t *testing.T, v *v6Lab, ns, dev string) string {
+	t.Helper()
+	m, err := v.MAC(ns, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := net.ParseMAC(strings.TrimSpace(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := [16]byte{0xfe, 0x80, 8: hw[0] ^ 2, 9: hw[1], 10: hw[2], 11: 0xff, 12: 0xfe, 13: hw[3], 14: hw[4], 15: hw[5]}
+	return netip.AddrFrom16(a).String()
+}
+
+func TestIPv6PacketTooBig(t *testing.T) {
+	v := newV6Lab(t)
+	tl := v.topo()
+	run(t, tl, v.H1, "ping", "-6", "-c", "1", "-W", "2", "2001:db8:2::10") // resolve both sides
+	out, _ := v.Exec(v.H1, "ping", "-6", "-M", "do", "-s", "1400", "-c", "2", "-i", "0.3", "-W", "2", "2001:db8:2::10")
+	if !regexp.MustCompile(`(?i)too big.*mtu\s*=\s*1280|mtu\s*=\s*1280`).MatchString(out) {
+		t.Fatalf("ping -M do -s 1400 does not report mtu 1280:\n%s", out)
+	}
+	run(t, tl, v.H1, "ip", "-6", "route", "flush", "cache")
+	out, _ = v.Exec(v.H1, "tracepath", "-6", "-n", "-l", "1452", "2001:db8:2::10")
+	contains(t, out, "pmtu 1280")
+	// A packet that fits goes through.
+	out = run(t, tl, v.H1, "ping", "-6", "-M", "do", "-s", "1200", "-c", "1", "-W", "2", "2001:db8:2::10")
+	contains(t, out, "1 received")
+	if s := stats(t, v.Router); s.Drops["ipv6-too-big"] == 0 {
+		t.Fatalf("ipv6-too-big not counted: %v", s.Drops)
+	}
+}
+
+func TestIPv6SLAAC(t *testing.T) {
+	v := newV6Lab(t)
+	tl := v.topo()
+	tap := v.Prefix + "-tap"
+	var addrs, routes string
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		addrs = run(t, tl, v.VM, "ip", "-6", "addr", "show", "dev", tap, "scope", "global")
+		routes = run(t, tl, v.VM, "ip", "-6", "route", "show", "default")
+		if strings.Contains(addrs, "2001:db8:3:") && strings.Contains(routes, "via fe80::") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(addrs, "2001:db8:3:") || !strings.Contains(addrs, "dynamic") {
+		t.Fatalf("no SLAAC address from the RA:\n%s", addrs)
+	}
+	if !strings.Contains(routes, "via fe80::") || !strings.Contains(routes, "proto ra") {
+		t.Fatalf("no default route from the RA:\n%s", routes)
+	}
+	// The RA's MTU option reached the host (the TAP's MTU, 1500).
+	mtu := run(t, tl, v.VM, "sysctl", "-n", "net.ipv6.conf."+tap+".mtu")
+	if strings.TrimSpace(mtu) != "1500" {
+		t.Fatalf("IPv6 MTU %q", mtu)
+	}
+	// The VM reaches h1 through the router with its SLAAC address.
+	out := run(t, tl, v.VM, "ping", "-6", "-c", "2", "-i", "0.3", "-W", "2", "2001:db8:1::10")
+	contains(t, out, "2 received")
+	if s := stats(t, v.Router); s.Counters["nd-ra-sent"] == 0 || s.Counters["nd-dad-sent"] == 0 {
+		t.Fatalf("RA/DAD not counted: %v", s.Counters)
+	}
+}
+
+// rawSender sends crafted frames on a namespace's eth0 and collects the
+// ICMPv6 messages the router sends back.
+type rawSender struct {
+	t                  *testing.T
+	ns                 netns.NsHandle
+	fd                 int
+	ifidx              int
+	hostMAC, routerMAC net.HardwareAddr
+}
+
+func newRawSender(t *testing.T, nsName string, routerMAC net.HardwareAddr) *rawSender {
+	t.Helper()
+	h, err := netns.GetFromName(nsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	s := &rawSender{t: t, ns: h, fd: -1, routerMAC: routerMAC}
+	nstest.In(t, h, func() {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			t.Error(err)
+			return
+		}
+		tv := unix.Timeval{Usec: 100000}
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		s.fd, s.ifidx, s.hostMAC = fd, ifi.Index, ifi.HardwareAddr
+	})
+	if s.fd < 0 {
+		t.FailNow()
+	}
+	t.Cleanup(func() { unix.Close(s.fd) })
+	return s
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func (s *rawSender) send(frame []byte) {
+	s.t.Helper()
+	if err := unix.Sendto(s.fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: s.ifidx}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// icmp6From waits up to d for an ICMPv6 message of type typ from the
+// router (sent to the host) and returns it (nil if none came).
+func (s *rawSender) icmp6From(typ uint8, d time.Duration) *layers.ICMPv6 {
+	buf := make([]byte, 2048)
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		n, from, err := unix.Recvfrom(s.fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		p := gopacket.NewPacket(append([]byte(nil), buf[:n]...), layers.LayerTypeEthernet, gopacket.Default)
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ic, _ := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if eth != nil && ic != nil && eth.SrcMAC.String() == s.routerMAC.String() && ic.TypeCode.Type() == typ {
+			return ic
+		}
+	}
+	return nil
+}
+
+func (s *rawSender) frame(src, dst string, hop uint8, next layers.IPProtocol, ls ...gopacket.SerializableLayer) []byte {
+	ip := &layers.IPv6{Version: 6, NextHeader: next, HopLimit: hop, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst)}
+	for _, l := range ls {
+		if ic, ok := l.(*layers.ICMPv6); ok {
+			ic.SetNetworkLayerForChecksum(ip)
+		}
+	}
+	all := append([]gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: s.hostMAC, DstMAC: s.routerMAC, EthernetType: layers.EthernetTypeIPv6}, ip}, ls...)
+	return nstest.Serialize(s.t, all...)
+}
+
+func (s *rawSender) echo(src, dst string, hop uint8) []byte {
+	return s.frame(src, dst, hop, layers.IPProtocolICMPv6,
+		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeEchoRequest, 0)},
+		&layers.ICMPv6Echo{Identifier: 0x77, SeqNumber: 1}, gopacket.Payload("vrouter-ipv6-malformed"))
+}
+
+func TestIPv6Malformed(t *testing.T) {
+	v := newV6Lab(t)
+	tl := v.topo()
+	run(t, tl, v.H1, "ping", "-6", "-c", "1", "-W", "2", "2001:db8:2::10") // the router knows both hosts
+	m, err := v.MAC(v.R, "r-h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmac, _ := net.ParseMAC(strings.TrimSpace(m))
+	s := newRawSender(t, v.H1, rmac)
+	h1LL := linkLocalOf(t, v, v.H1, "eth0") // the error goes back to it on the link
+	const h1, h2, r1 = "2001:db8:1::10", "2001:db8:2::10", "2001:db8:1::1"
+	good := s.echo(h1, h2, 64)
+	rh0 := &layers.IPv6Routing{RoutingType: 0, SegmentsLeft: 1, Reserved: []byte{0, 0, 0, 0}, SourceRoutingIPs: []net.IP{net.ParseIP(h2)}}
+	rh0.NextHeader = layers.IPProtocolICMPv6
+	cases := []struct {
+		name  string
+		frame []byte
+		drop  string
+		reply uint8 // ICMPv6 type expected back (0: none)
+		code  uint8
+	}{
+		{"truncated header", good[:14+24], "ipv6-too-short", 0, 0},
+		{"bad payload length", func() []byte {
+			b := append([]byte(nil), good...)
+			binary.BigEndian.PutUint16(b[14+4:], 900)
+			return b
+		}(), "ipv6-bad-length", 0, 0},
+		{"type 0 routing header", s.frame(h1, r1, 64, layers.IPProtocolIPv6Routing, rh0,
+			&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeEchoRequest, 0)}, &layers.ICMPv6Echo{}),
+			"ipv6-routing-header-0", layers.ICMPv6TypeParameterProblem, 0},
+		{"type 0 routing header forwarded", s.frame(h1, h2, 64, layers.IPProtocolIPv6Routing, rh0,
+			&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeEchoRequest, 0)}, &layers.ICMPv6Echo{}),
+			"ipv6-routing-header-0", 0, 0},
+		{"hop limit 0", s.echo(h1, h2, 0), "ipv6-hop-limit", layers.ICMPv6TypeTimeExceeded, 0},
+		{"hop limit 1", s.echo(h1, h2, 1), "ipv6-hop-limit", layers.ICMPv6TypeTimeExceeded, 0},
+		{"link-local source to be forwarded", s.echo(h1LL, h2, 64), "ipv6-link-local", layers.ICMPv6TypeDestinationUnreachable, 2},
+		{"unknown next header", s.frame(h1, r1, 64, 253, gopacket.Payload("12345678")), "ipv6-unknown-next-header",
+			layers.ICMPv6TypeParameterProblem, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := stats(t, v.Router).Drops[tc.drop]
+			s.send(tc.frame)
+			var got *layers.ICMPv6
+			if tc.reply != 0 {
+				got = s.icmp6From(tc.reply, 2*time.Second)
+			} else {
+				time.Sleep(300 * time.Millisecond)
+			}
+			after := stats(t, v.Router).Drops[tc.drop]
+			if after != before+1 {
+				t.Fatalf("%s: %d -> %d", tc.drop, before, after)
+			}
+			if tc.reply != 0 && (got == nil || got.TypeCode.Code() != tc.code) {
+				t.Fatalf("want ICMPv6 %d/%d back, got %v", tc.reply, tc.code, got)
+			}
+		})
+	}
+	// Nothing of these reached h2 as a forwarded echo.
+	if s2 := stats(t, v.Router); s2.Counters["forwarded6"] > 4 {
+		t.Fatalf("forwarded6 = %d: malformed packets forwarded", s2.Counters["forwarded6"])
+	}
+}
