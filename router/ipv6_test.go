@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,12 +147,20 @@ func (l *lab) resolve6() {
 	if eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); !bytes.Equal(eth.DstMAC, hostA) {
 		t.Fatalf("NA to %v", eth.DstMAC)
 	}
-	l.pb.Inject(naFrame(t, hostB, macB, ip6HostB, ip6RB))
+	// Host B, from its NS for the router (an unsolicited NA would not
+	// create an entry, RFC 4861 7.2.5).
+	l.pb.Inject(nsFrame(t, hostB, ip6HostB, ip6RB))
 	// Host A's link-local address, from its NS for the router's.
 	l.pa.Inject(nsFrame(t, hostA, llHostA, netip.AddrFrom16(packet.LinkLocalEUI64(macA))))
 	l.run()
 	if out := l.pa.Take(); len(out) != 1 {
 		t.Fatalf("link-local NS: %d answers", len(out))
+	}
+	if out := l.pb.Take(); len(out) != 1 {
+		t.Fatalf("B's NS: %d answers", len(out))
+	}
+	if _, ok := l.r.Neigh.Lookup6(1, ip6HostB.As16()); !ok {
+		t.Fatal("B not resolved")
 	}
 }
 
@@ -576,4 +585,26 @@ func FuzzPipeline6(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIPv6Trace(t *testing.T) {
+	l := newLab6(t)
+	l.resolve6()
+	l.r.trace.arm(2)
+	l.pa.Inject(echo6(t, hostA, macA, ip6HostA, ip6HostB, 64, 8))
+	l.pa.Inject(echo6(t, hostA, macA, ip6HostA, ip6HostB, 1, 8))
+	l.run()
+	text := strings.Join(l.r.TraceLines(), "\n")
+	for _, want := range []string{
+		"ipv6    2001:db8:a::10 > 2001:db8:b::10 next-header 58 hop-limit 64 payload 16",
+		"ipv6    fib6 connected network b",
+		"ipv6    neighbour 2001:db8:b::10 on b is 02:bb:00:00:00:01",
+		"tx      port pb vlan 0, 70 bytes",
+		"ipv6    sent icmpv6 time exceeded (hop limit) to 2001:db8:a::10",
+		"drop    ipv6-hop-limit",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("trace lacks %q:\n%s", want, text)
+		}
+	}
 }
