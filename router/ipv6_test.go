@@ -609,3 +609,65 @@ func TestIPv6Trace(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPipelineForward6 is BenchmarkPipelineForward for IPv6 (UDP,
+// 64-byte frames' worth of payload).
+func BenchmarkPipelineForward6(b *testing.B) {
+	l := newLab6(b)
+	l.resolve6()
+	l.pb.SetSink(true)
+	ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 64, SrcIP: a16(ip6HostA), DstIP: a16(ip6HostB)}
+	udp := &layers.UDP{SrcPort: 1000, DstPort: 2000}
+	udp.SetNetworkLayerForChecksum(ip)
+	frame := ser(b, &layers.Ethernet{SrcMAC: hostA, DstMAC: macA[:], EthernetType: layers.EthernetTypeIPv6},
+		ip, udp, gopacket.Payload(make([]byte, 18)))
+	gen := pipe.NewGenerator("pa", macA, 1500, [][]byte{frame})
+	w := l.r.workers[0]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		gen.ReadBatch(w.rx)
+		w.processBatch(l.r.ports[0], w.rx)
+		done += w.rx.N
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+}
+
+// TestIPv6Reload: a reload that adds IPv6 to networks routes it (routes
+// published, DAD probes sent); one that removes it drops IPv6 again and
+// forgets the routes and the IPv6 neighbours.
+func TestIPv6Reload(t *testing.T) {
+	l := newLab(t)           // IPv4 only
+	l.r.started = time.Now() // as after Start: a reload announces
+	if _, err := l.r.Reconfigure(testConfig6()); err != nil {
+		t.Fatal(err)
+	}
+	if l.r.FIB6.Len() != 5 {
+		t.Fatalf("FIB6 has %d routes after the reload", l.r.FIB6.Len())
+	}
+	if l.r.Counters()[CntDADSent] != 4 {
+		t.Fatalf("%d DAD probes", l.r.Counters()[CntDADSent])
+	}
+	l.pa.Take()
+	l.pb.Take()
+	l.resolve6()
+	l.pa.Inject(echo6(t, hostA, macA, ip6HostA, ip6HostB, 64, 8))
+	l.run()
+	if len(l.pb.Take()) != 1 {
+		t.Fatal("not forwarded after the reload")
+	}
+	if _, err := l.r.Reconfigure(testConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if l.r.FIB6.Len() != 0 || len(l.r.Neighbours6()) != 0 {
+		t.Fatalf("after removing IPv6: %d routes, %d neighbours", l.r.FIB6.Len(), len(l.r.Neighbours6()))
+	}
+	l.pa.Take()
+	l.pb.Take() // the reload's gratuitous ARP
+	l.pa.Inject(echo6(t, hostA, macA, ip6HostA, ip6HostB, 64, 8))
+	l.run()
+	if out := l.pb.Take(); out != nil || l.r.Drops()[DropIPv6Off] != 1 {
+		t.Fatalf("IPv6 still routed after the reload removed it: %d frames, ipv6-off %d", len(out), l.r.Drops()[DropIPv6Off])
+	}
+}
