@@ -722,7 +722,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 
 func (d *decoder) hostroute(t *table) {
 	h := HostRoute{Pos: t.pos, Gateway: DefaultHostRouteGateway}
-	d.each(t, "hostroute", []string{"link", "addresses", "gateway", "publish"}, func(e *entry, p string) {
+	d.each(t, "hostroute", []string{"link", "addresses", "gateway", "gateway6", "publish"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "link":
@@ -739,6 +739,10 @@ func (d *decoder) hostroute(t *table) {
 			for i, ev := range v.arr {
 				s, ok := d.str(ev, p)
 				if !ok {
+					continue
+				}
+				if isIPv6(s) {
+					d.hostAddr6(&h, s, ev.pos) // Addresses6; this slot stays empty (compactAddresses)
 					continue
 				}
 				s = strings.TrimSuffix(s, "/32")
@@ -761,6 +765,8 @@ func (d *decoder) hostroute(t *table) {
 					h.Gateway = a
 				}
 			}
+		case "gateway6":
+			d.hostGateway6(&h, v, p)
 		case "publish":
 			vs, _ := d.strArray(v, p)
 			for _, ev := range vs {

@@ -135,6 +135,19 @@ func (d *decoder) compactAddresses() {
 		}
 		n.Addresses = out
 	}
+	for i := range d.c.HostRoutes {
+		h := &d.c.HostRoutes[i]
+		out := h.Addresses[:0]
+		for _, a := range h.Addresses {
+			if a.IsValid() {
+				out = append(out, a)
+			}
+		}
+		if len(out) == 0 {
+			out = nil
+		}
+		h.Addresses = out
+	}
 }
 
 // validate6 checks the IPv6 parts: no address twice, no prefix in two
@@ -212,6 +225,19 @@ func (d *decoder) validate6() {
 		}
 		return -1
 	}
+	hr6 := map[netip.Addr]int{}
+	for i, h := range c.HostRoutes {
+		for _, a := range h.Addresses6 {
+			if j, dup := hr6[a]; dup {
+				d.errf(vpos(d.hrT[i], "addresses"), "address %s is already routed to the hostroute at line %d", a, c.HostRoutes[j].Pos.Line)
+				continue
+			}
+			hr6[a] = i
+			if n := own(a); n >= 0 {
+				d.errf(vpos(d.hrT[i], "addresses"), "hostroute address %s is the router's own address on network %q", a, c.Networks[n].Name)
+			}
+		}
+	}
 	netAt := map[string]int{}
 	for i, n := range c.Networks {
 		netAt[n.Name] = i
@@ -286,4 +312,34 @@ func (d *decoder) validate6() {
 			d.errf(vpos(d.routeT[i], "via"), "route.via %s is IPv6 but the prefix is IPv4", r.Via)
 		}
 	}
+}
+
+// hostAddr6 adds an IPv6 entry of a [[hostroute]]'s addresses (a /128).
+func (d *decoder) hostAddr6(h *HostRoute, s string, pos Pos) {
+	a, err := parseAddr6(strings.TrimSuffix(s, "/128"))
+	if err == nil && (a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast()) {
+		err = fmt.Errorf("%s is not a usable global unicast address", a)
+	}
+	if err != nil {
+		d.errf(pos, "hostroute.addresses: %v", err)
+		return
+	}
+	h.Addresses6 = append(h.Addresses6, a)
+}
+
+// hostGateway6 decodes a [[hostroute]]'s gateway6.
+func (d *decoder) hostGateway6(h *HostRoute, v *value, p string) {
+	s, ok := d.str(v, p)
+	if !ok {
+		return
+	}
+	a, err := parseAddr6(s)
+	if err == nil && !a.IsLinkLocalUnicast() {
+		err = fmt.Errorf("%s is not a link-local address (fe80::/10)", s)
+	}
+	if err != nil {
+		d.errf(v.pos, "hostroute.gateway6: %v", err)
+		return
+	}
+	h.Gateway6 = a
 }

@@ -103,3 +103,38 @@ func TestIPv6ConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestHostRouteIPv6Config(t *testing.T) {
+	src := base6 + `[[port]]
+name = "ct"
+driver = "pipe"
+[[hostroute]]
+link = "ct"
+addresses = ["192.168.200.101", "2001:db8:1::77/128", "2001:db8:1::78"]
+publish = ["n1"]
+`
+	c, err := Parse("t.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.HostRoutes[0]
+	if !reflect.DeepEqual(h.Addresses, []netip.Addr{netip.MustParseAddr("192.168.200.101")}) ||
+		!reflect.DeepEqual(h.Addresses6, []netip.Addr{netip.MustParseAddr("2001:db8:1::77"), netip.MustParseAddr("2001:db8:1::78")}) ||
+		h.Gateway6.IsValid() {
+		t.Fatalf("%+v", h)
+	}
+	bad := base6 + `[[port]]
+name = "ct"
+driver = "pipe"
+[[hostroute]]
+link = "ct"
+addresses = ["fe80::5"]
+gateway6 = "2001:db8::1"
+`
+	_, err = Parse("t.toml", []byte(bad))
+	want := `t.toml:25:14: hostroute.addresses: fe80::5 is not a usable global unicast address` + "\n" +
+		`t.toml:26:12: hostroute.gateway6: 2001:db8::1 is not a link-local address (fe80::/10)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}

@@ -103,6 +103,11 @@ type HostRoute struct {
 	Addresses []netip.Addr
 	Gateway   netip.Addr // default 169.254.0.1
 	Publish   []string   // network names
+	// IPv6 (config/ipv6.go): the guest's IPv6 addresses (from
+	// `addresses`) and its IPv6 gateway (`gateway6`; invalid when not
+	// given: DefaultHostRouteGateway6).
+	Addresses6 []netip.Addr
+	Gateway6   netip.Addr
 	Pos       Pos
 }
 
