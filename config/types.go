@@ -108,7 +108,7 @@ type HostRoute struct {
 	// given: DefaultHostRouteGateway6).
 	Addresses6 []netip.Addr
 	Gateway6   netip.Addr
-	Pos       Pos
+	Pos        Pos
 }
 
 // FIB is [fib].

@@ -48,7 +48,7 @@ func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src p
 	}
 	src, dst := ip.Src(), ip.Dst()
 	if packet.IsMulticast6(dst) {
-		if dst == packet.AllNodes || dst == packet.AllRouters || nw.ourSolicited(dst) {
+		if dst == packet.AllNodes || dst == packet.AllRouters || nw.ourSolicited(dst) || w.proxiedGroup(nw, dst) {
 			w.local6(buf, off, ip, &x, nw, l2src)
 			return
 		}
@@ -58,6 +58,12 @@ func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src p
 	if packet.IsMartianSource6(src) {
 		w.drop(DropIPv6MartianSource)
 		return
+	}
+	if nw.hostRoute && !packet.IsLinkLocal6(src) {
+		if _, own := nw.v6.owned[src]; !own {
+			w.drop(DropSpoofed)
+			return
+		}
 	}
 	if nw.mine6(dst) {
 		w.local6(buf, off, ip, &x, nw, l2src)

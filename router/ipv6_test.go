@@ -671,3 +671,83 @@ func TestIPv6Reload(t *testing.T) {
 		t.Fatalf("IPv6 still routed after the reload removed it: %d frames, ipv6-off %d", len(out), l.r.Drops()[DropIPv6Off])
 	}
 }
+
+// TestHostRoute6: a host-routed guest with an IPv6 address: its /128 is
+// routed to its link, proxy NDP answers for it on the publish network,
+// the router answers the guest's solicitation for fe80::1, and sources
+// the guest does not own are dropped.
+func TestHostRoute6(t *testing.T) {
+	cfg := testConfig6()
+	cfg.Ports = append(cfg.Ports, config.Port{Name: "ct", Driver: "pipe"})
+	guestIP := netip.MustParseAddr("2001:db8:a::77")
+	cfg.HostRoutes = []config.HostRoute{{Link: config.Link{Port: "ct"}, Gateway: netip.MustParseAddr("169.254.0.1"),
+		Addresses6: []netip.Addr{guestIP}, Publish: []string{"a"}}}
+	macCT := [6]byte{2, 0, 0, 0, 0, 0xc}
+	pa, pb, ct := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400), pipe.New("ct", macCT, 1500)
+	r, err := New(cfg, []port.Port{pa, pb, ct}, Options{Clock: clock.NewManual()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := []*pipe.Port{pa, pb, ct}
+	run := func() {
+		for did := true; did; {
+			did = false
+			for i, p := range ports {
+				w := r.workers[i]
+				if p.TryReadBatch(w.rx) > 0 {
+					w.processBatch(r.ports[i], w.rx)
+					did = true
+				}
+			}
+		}
+	}
+	guestMAC := net.HardwareAddr{2, 0xcc, 0, 0, 0, 7}
+	gw := netip.MustParseAddr("fe80::1")
+	guestLL := netip.MustParseAddr("fe80::77")
+
+	// Proxy NDP on the publish network.
+	pa.Inject(nsFrame(t, hostA, ip6HostA, guestIP))
+	run()
+	out := pa.Take()
+	if len(out) != 1 {
+		t.Fatalf("proxy NS: %d answers", len(out))
+	}
+	p, ip := decode6(t, out[0])
+	na, _ := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+	if na == nil || !na.TargetAddress.Equal(a16(guestIP)) || na.Override() || !na.Solicited() ||
+		!bytes.Equal(na.Options[0].Data, macA[:]) || !ip.SrcIP.Equal(a16(ip6RA)) {
+		t.Fatalf("bad proxy NA %v", p)
+	}
+	// The guest resolves its gateway fe80::1.
+	ct.Inject(nsFrame(t, guestMAC, guestLL, gw))
+	run()
+	if out := ct.Take(); len(out) != 1 || decode(out[0]).Layer(layers.LayerTypeICMPv6NeighborAdvertisement) == nil {
+		t.Fatalf("gateway NS on the guest link: %d answers", len(out))
+	}
+	// h1 -> guest: routed to its /128 on its link (the router solicits it).
+	pa.Inject(echo6(t, hostA, macA, ip6HostA, guestIP, 64, 8))
+	run()
+	out = ct.Take()
+	if len(out) != 1 || decode(out[0]).Layer(layers.LayerTypeICMPv6NeighborSolicitation) == nil {
+		t.Fatalf("want the router's NS on the guest link, got %d frames", len(out))
+	}
+	ct.Inject(naFrame(t, guestMAC, macCT, guestIP, gw))
+	run()
+	out = ct.Take()
+	if len(out) != 1 {
+		t.Fatalf("queued echo not delivered to the guest: %d", len(out))
+	}
+	if _, ip := decode6(t, out[0]); !ip.DstIP.Equal(a16(guestIP)) || ip.HopLimit != 63 {
+		t.Fatalf("bad delivery %v", ip)
+	}
+	// Guest -> h1 goes out; a spoofed source does not.
+	ct.Inject(echo6(t, guestMAC, macCT, guestIP, ip6HostA, 64, 8))
+	ct.Inject(echo6(t, guestMAC, macCT, netip.MustParseAddr("2001:db8:a::78"), ip6HostA, 64, 8))
+	run()
+	if out := pa.Take(); len(out) != 1 {
+		t.Fatalf("guest -> h1: %d frames", len(out))
+	}
+	if r.Drops()[DropSpoofed] != 1 {
+		t.Fatal("spoofed IPv6 source not dropped")
+	}
+}

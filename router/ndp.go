@@ -135,14 +135,14 @@ func (w *worker) nd(ip packet.IPv6, m []byte, nw *network, l2src packet.MAC) {
 	case packet.ICMPv6NeighSolicit:
 		t := msg.Target()
 		if !nw.mine6(t) {
-			w.drop(DropNDNotOurs)
+			w.proxyNS(nw, ip, msg, l2src)
 			return
 		}
 		if packet.IsUnspecified6(src) {
 			// Another node's DAD for our address: defend it (RFC 4862 5.4.3).
 			w.drop(DropNDConflict)
 			w.r.conflict6(nw.name, t, l2src)
-			w.sendNA(nw, t, packet.AllNodes, packet.MulticastMAC6(packet.AllNodes), ndUnsolicitedFlags)
+			w.sendNA(nw, t, t, packet.AllNodes, packet.MulticastMAC6(packet.AllNodes), ndUnsolicitedFlags)
 			return
 		}
 		dmac := l2src
@@ -150,7 +150,7 @@ func (w *worker) nd(ip packet.IPv6, m []byte, nw *network, l2src packet.MAC) {
 			dmac = sll
 			w.learn6(nw, src, sll, arp.Learn{Create: arp.Stale, Override: true})
 		}
-		w.sendNA(nw, t, src, dmac, ndSolicitFlags)
+		w.sendNA(nw, t, t, src, dmac, ndSolicitFlags)
 	case packet.ICMPv6NeighAdvert:
 		t := msg.Target()
 		if nw.mine6(t) {
@@ -224,13 +224,52 @@ func (w *worker) ndOut(nw *network, b []byte, o, n int, src, dst [16]byte, dmac 
 	w.txTo(nw, dmac, nw.mac, b, o, len(p), packet.EtherTypeIPv6, -1, nil)
 }
 
-// sendNA advertises target (one of the router's addresses on nw) to dst.
-func (w *worker) sendNA(nw *network, target, dst [16]byte, dmac packet.MAC, flags uint8) {
+// sendNA advertises target (one of the router's addresses on nw, or one
+// it answers for) with nw's MAC, from src to dst.
+func (w *worker) sendNA(nw *network, target, src, dst [16]byte, dmac packet.MAC, flags uint8) {
 	b := w.getScratch()
 	o := port.Headroom + l2hdrMax
 	n := packet.PutNA(b[o+packet.IPv6HdrLen:], target, flags, nw.mac)
-	w.ndOut(nw, b, o, n, target, dst, dmac)
+	w.ndOut(nw, b, o, n, src, dst, dmac)
 	w.cnt[CntNASent]++
+}
+
+// proxiedGroup reports whether dst is the solicited-node group of an
+// address the router answers for on nw (proxy NDP).
+func (w *worker) proxiedGroup(nw *network, dst [16]byte) bool {
+	if len(w.snap.v6.groups) == 0 || !packet.IsSolicitedNode(dst) {
+		return false
+	}
+	_, ok := w.snap.v6.groups[pub6{nw.idx, dst}]
+	return ok
+}
+
+// proxyNS answers a solicitation for an address that is not the router's:
+// on a publish network for a host-routed guest's address (proxy NDP,
+// RFC 4861 7.2.8: Override clear), and on a host-routed link for anything
+// but the guest's own addresses (the router is the guest's only
+// neighbour). Duplicate address detection probes are never answered.
+func (w *worker) proxyNS(nw *network, ip packet.IPv6, msg packet.NDMsg, l2src packet.MAC) {
+	t, src := msg.Target(), ip.Src()
+	_, pub := w.snap.v6.published[pub6{nw.idx, t}]
+	if nw.hostRoute {
+		_, own := nw.v6.owned[t]
+		pub = !own
+	}
+	if !pub || packet.IsUnspecified6(src) {
+		w.drop(DropNDNotOurs)
+		return
+	}
+	dmac := l2src
+	if sll, ok := packet.NDLinkLayer(msg.Options(), packet.NDOptSourceLL); ok {
+		dmac = sll
+		w.learn6(nw, src, sll, arp.Learn{Create: arp.Stale, Override: true})
+	}
+	flags := uint8(packet.NASolicited)
+	if nw.hostRoute {
+		flags |= packet.NARouter | packet.NAOverride
+	}
+	w.sendNA(nw, t, nw.src6For(src), src, dmac, flags)
 }
 
 // sendNS solicits target on network ni: to its solicited-node group when

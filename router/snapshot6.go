@@ -19,6 +19,16 @@ type net6 struct {
 	ra    bool
 	dns   [][16]byte
 	raMsg []byte // the advertisement (ndp.go raMessage), when ra
+	// owned: a host-routed link's guest addresses (its only sources).
+	owned map[[16]byte]struct{}
+}
+
+// pub6 is an address the router answers neighbour solicitations for on a
+// network on behalf of a host-routed guest (proxy NDP), or its
+// solicited-node group.
+type pub6 struct {
+	net  uint16
+	addr [16]byte
 }
 
 // ifAddr6 is one of the router's IPv6 addresses on a network.
@@ -36,6 +46,8 @@ type snap6 struct {
 	// network has none.
 	any    [16]byte
 	hasAny bool
+	// published: proxy NDP entries; groups: their solicited-node groups.
+	published, groups map[pub6]struct{}
 }
 
 // compile6 adds the IPv6 part of cfg to the plan: each network's
@@ -43,6 +55,7 @@ type snap6 struct {
 // static routes.
 func compile6(cfg *config.Config, s *snapshot, slots map[string]uint16, pl *plan) error {
 	s.v6.local = map[[16]byte]uint16{}
+	s.v6.published, s.v6.groups = map[pub6]struct{}{}, map[pub6]struct{}{}
 	pl.routes6 = map[fib.Source][]fib6.Route{fib.Connected: nil, fib.Static: nil}
 	for i := range cfg.Networks {
 		nc := &cfg.Networks[i]
@@ -73,6 +86,30 @@ func compile6(cfg *config.Config, s *snapshot, slots map[string]uint16, pl *plan
 		if v.ra {
 			v.raMsg = raMessage(n)
 		}
+	}
+	for _, hr := range cfg.HostRoutes {
+		if len(hr.Addresses6) == 0 {
+			continue
+		}
+		n := &s.nets[slots[hostRouteName(hr.Link)]]
+		gw := hr.Gateway6
+		if !gw.IsValid() {
+			gw = config.DefaultHostRouteGateway6
+		}
+		v := &net6{ll: gw.As16(), mtu: max(n.mtu, packet.IPv6MinMTU), owned: map[[16]byte]struct{}{}}
+		for _, a := range hr.Addresses6 {
+			a16 := a.As16()
+			v.owned[a16] = struct{}{}
+			pl.routes6[fib.Connected] = append(pl.routes6[fib.Connected], fib6.Route{Prefix: netip.PrefixFrom(a, 128), Source: fib.Connected,
+				NH: fib6.NextHop{Kind: fib.KindConnected, Network: n.idx}})
+			for _, pub := range hr.Publish {
+				if slot, ok := slots[pub]; ok {
+					s.v6.published[pub6{slot, a16}] = struct{}{}
+					s.v6.groups[pub6{slot, packet.SolicitedNode(a16)}] = struct{}{}
+				}
+			}
+		}
+		n.v6 = v
 	}
 	for _, r := range cfg.Routes6 {
 		nh := fib6.NextHop{}
