@@ -72,8 +72,23 @@ type   = "unreachable"
 type v6Lab struct {
 	*lab.Lab
 	R, H1, H2, VM string
+	G             string // host-routed guest (newV6LabGuest only)
 	Router        *lab.Router
 }
+
+// v6GuestConfig adds a host-routed guest on a veth (g's eth0) with one
+// IPv6 address inside net1's prefix, published there.
+const v6GuestConfig = `
+[[port]]
+name   = "g"
+driver = "afpacket"
+device = "r-g"
+
+[[hostroute]]
+link      = "g"
+addresses = ["2001:db8:1::77"]
+publish   = ["net1"]
+`
 
 // enableIPv6 turns IPv6 on in a lab namespace (lab.NS turns it off), with
 // duplicate address detection off.
@@ -87,7 +102,12 @@ func enableIPv6(t *testing.T, l *lab.Lab, ns string, devs ...string) {
 	run(t, &lab.Topo{Lab: l}, ns, args...)
 }
 
-func newV6Lab(t *testing.T) *v6Lab {
+func newV6Lab(t *testing.T) *v6Lab { return newV6LabWith(t, false) }
+
+// newV6LabGuest is the IPv6 lab with a host-routed guest in namespace G.
+func newV6LabGuest(t *testing.T) *v6Lab { return newV6LabWith(t, true) }
+
+func newV6LabWith(t *testing.T, guest bool) *v6Lab {
 	t.Helper()
 	needRoot(t)
 	l, err := lab.New("v6")
@@ -131,8 +151,21 @@ func newV6Lab(t *testing.T) *v6Lab {
 	} {
 		run(t, tl, c.ns, strings.Fields(c.cmd)...)
 	}
+	cfg := v6Config
+	if guest {
+		if v.G, err = l.NS("g"); err != nil {
+			t.Fatal(err)
+		}
+		enableIPv6(t, l, v.G)
+		if err := l.Veth(v.G, "eth0", v.R, "r-g"); err != nil {
+			t.Fatal(err)
+		}
+		run(t, tl, v.G, "ip", "-6", "addr", "add", "2001:db8:1::77/128", "dev", "eth0", "nodad")
+		run(t, tl, v.G, "ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0")
+		cfg += v6GuestConfig
+	}
 	tap := l.Prefix + "-tap"
-	v.Router, err = l.StartRouter(v.R, "v6lab", strings.ReplaceAll(v6Config, "TAPDEV", tap))
+	v.Router, err = l.StartRouter(v.R, "v6lab", strings.ReplaceAll(cfg, "TAPDEV", tap))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,5 +444,34 @@ func TestIPv6Malformed(t *testing.T) {
 	// Nothing of these reached h2 as a forwarded echo.
 	if s2 := stats(t, v.Router); s2.Counters["forwarded6"] > 4 {
 		t.Fatalf("forwarded6 = %d: malformed packets forwarded", s2.Counters["forwarded6"])
+	}
+}
+
+func TestIPv6HostRouted(t *testing.T) {
+	v := newV6LabGuest(t)
+	tl := v.topo()
+	// h1 finds the guest on its own /64 by proxy NDP; the guest answers
+	// through its gateway fe80::1.
+	out := run(t, tl, v.H1, "ping", "-6", "-c", "2", "-i", "0.3", "-W", "2", "2001:db8:1::77")
+	contains(t, out, "2 received")
+	nb := run(t, tl, v.H1, "ip", "-6", "neigh", "show", "2001:db8:1::77")
+	m, err := v.MAC(v.R, "r-h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(nb, strings.TrimSpace(m)) {
+		t.Fatalf("h1's neighbour entry for the guest is not the router's MAC %s:\n%s", m, nb)
+	}
+	// The guest reaches h2 on another network.
+	out = run(t, tl, v.G, "ping", "-6", "-c", "1", "-W", "2", "2001:db8:2::10")
+	contains(t, out, "1 received")
+	// A source the guest does not own is dropped.
+	before := stats(t, v.Router).Drops["spoofed"]
+	run(t, tl, v.G, "ip", "-6", "addr", "add", "2001:db8:1::78/128", "dev", "eth0", "nodad")
+	if out, err := v.Exec(v.G, "ping", "-6", "-c", "2", "-i", "0.3", "-W", "1", "-I", "2001:db8:1::78", "2001:db8:2::10"); err == nil {
+		t.Fatalf("spoofed ping answered:\n%s", out)
+	}
+	if after := stats(t, v.Router).Drops["spoofed"]; after < before+2 {
+		t.Fatalf("spoofed: %d -> %d", before, after)
 	}
 }
