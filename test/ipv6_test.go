@@ -18,89 +18,10 @@ import (
 	"vrouter/test/lab"
 )
 
-// The IPv6 lab:
-//
-//	h1 (2001:db8:1::10) --veth-- [p1]        [p2] --veth-- h2 (2001:db8:2::10)
-//	                                 vrouter           (p2 mtu 1280)
-//	vm (SLAAC in 2001:db8:3::/64) --TAP-- [vm]   (ra = true)
-//
-// The hosts run IPv6 with DAD off (no 1-2 s waits); the router's own
-// namespace keeps IPv6 off, so only vrouter answers there.
-const v6Config = `
-[router]
-name    = "v6lab"
-console = "SOCKET"
-
-[[port]]
-name   = "p1"
-driver = "afpacket"
-device = "r-h1"
-
-[[port]]
-name   = "p2"
-driver = "afpacket"
-device = "r-h2"
-mtu    = 1280
-
-[[port]]
-name   = "vm"
-driver = "tap"
-device = "TAPDEV"
-
-[[network]]
-name      = "net1"
-links     = ["p1"]
-addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
-
-[[network]]
-name      = "net2"
-links     = ["p2"]
-addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
-
-[[network]]
-name      = "vmnet"
-links     = ["vm"]
-addresses = ["10.10.0.1/24", "2001:db8:3::1/64"]
-ra        = true
-dns       = ["2001:db8::53"]
-
-[[route]]
-prefix = "2001:db8:99::/48"
-type   = "unreachable"
-`
-
-type v6Lab struct {
-	*lab.Lab
-	R, H1, H2, VM string
-	G             string // host-routed guest (newV6LabGuest only)
-	Router        *lab.Router
-}
-
-// v6GuestConfig adds a host-routed guest on a veth (g's eth0) with one
-// IPv6 address inside net1's prefix, published there.
-const v6GuestConfig = `
-[[port]]
-name   = "g"
-driver = "afpacket"
-device = "r-g"
-
-[[hostroute]]
-link      = "g"
-addresses = ["2001:db8:1::77"]
-publish   = ["net1"]
-`
-
-// enableIPv6 turns IPv6 on in a lab namespace (lab.NS turns it off), with
-// duplicate address detection off.
-func enableIPv6(t *testing.T, l *lab.Lab, ns string, devs ...string) {
-	t.Helper()
-	args := []string{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
-		"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"}
-	for _, d := range devs {
-		args = append(args, "net.ipv6.conf."+d+".accept_dad=0", "net.ipv6.conf."+d+".disable_ipv6=0")
-	}
-	run(t, &lab.Topo{Lab: l}, ns, args...)
-}
+// The IPv6 tests run on lab.Dual (test/lab/dual.go): h1 and h2 on two
+// veths (p2 with MTU 1280), a VM on a TAP configured by SLAAC from
+// vrouter's advertisements, and optionally a host-routed guest.
+type v6Lab struct{ *lab.DualTopo }
 
 func newV6Lab(t *testing.T) *v6Lab { return newV6LabWith(t, false) }
 
@@ -110,71 +31,17 @@ func newV6LabGuest(t *testing.T) *v6Lab { return newV6LabWith(t, true) }
 func newV6LabWith(t *testing.T, guest bool) *v6Lab {
 	t.Helper()
 	needRoot(t)
-	l, err := lab.New("v6")
+	d, err := lab.Dual("v6", guest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &v6Lab{Lab: l}
 	t.Cleanup(func() {
-		if t.Failed() && v.Router != nil {
-			t.Logf("router log:\n%s", v.Router.Log())
+		if t.Failed() {
+			t.Logf("router log:\n%s", d.Router.Log())
 		}
-		l.Close()
+		d.Close()
 	})
-	for _, n := range []struct {
-		p    *string
-		name string
-	}{{&v.R, "r"}, {&v.H1, "h1"}, {&v.H2, "h2"}, {&v.VM, "vm"}} {
-		if *n.p, err = l.NS(n.name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, h := range []string{v.H1, v.H2} {
-		enableIPv6(t, l, h)
-	}
-	if err := l.Veth(v.H1, "eth0", v.R, "r-h1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Veth(v.H2, "eth0", v.R, "r-h2"); err != nil {
-		t.Fatal(err)
-	}
-	tl := &lab.Topo{Lab: l}
-	for _, c := range []struct{ ns, cmd string }{
-		{v.H1, "ip addr add 192.0.2.10/24 dev eth0"},
-		{v.H1, "ip -6 addr add 2001:db8:1::10/64 dev eth0 nodad"},
-		{v.H1, "ip -6 route add default via 2001:db8:1::1"},
-		{v.H1, "ip route add default via 192.0.2.1"},
-		{v.H2, "ip addr add 198.51.100.10/24 dev eth0"},
-		{v.H2, "ip -6 addr add 2001:db8:2::10/64 dev eth0 nodad"},
-		{v.H2, "ip -6 route add default via 2001:db8:2::1"},
-		{v.H2, "ip route add default via 198.51.100.1"},
-	} {
-		run(t, tl, c.ns, strings.Fields(c.cmd)...)
-	}
-	cfg := v6Config
-	if guest {
-		if v.G, err = l.NS("g"); err != nil {
-			t.Fatal(err)
-		}
-		enableIPv6(t, l, v.G)
-		if err := l.Veth(v.G, "eth0", v.R, "r-g"); err != nil {
-			t.Fatal(err)
-		}
-		run(t, tl, v.G, "ip", "-6", "addr", "add", "2001:db8:1::77/128", "dev", "eth0", "nodad")
-		run(t, tl, v.G, "ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0")
-		cfg += v6GuestConfig
-	}
-	tap := l.Prefix + "-tap"
-	v.Router, err = l.StartRouter(v.R, "v6lab", strings.ReplaceAll(cfg, "TAPDEV", tap))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, tl, v.R, "ip", "link", "set", tap, "netns", v.VM)
-	enableIPv6(t, l, v.VM, tap)
-	run(t, tl, v.VM, "sysctl", "-qw", "net.ipv6.conf."+tap+".accept_ra=1", "net.ipv6.conf."+tap+".autoconf=1",
-		"net.ipv6.conf."+tap+".router_solicitation_interval=1")
-	run(t, tl, v.VM, "ip", "link", "set", tap, "up")
-	return v
+	return &v6Lab{d}
 }
 
 func (v *v6Lab) topo() *lab.Topo { return &lab.Topo{Lab: v.Lab, Router: v.Router} }
@@ -258,7 +125,7 @@ func TestIPv6PacketTooBig(t *testing.T) {
 func TestIPv6SLAAC(t *testing.T) {
 	v := newV6Lab(t)
 	tl := v.topo()
-	tap := v.Prefix + "-tap"
+	tap := v.TapDev
 	var addrs, routes string
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
