@@ -251,13 +251,15 @@ func (p *pool) buf(b int32) []byte {
 type Cache struct {
 	// read-mostly: used by every Lookup
 	slots []slot
-	addr6 []slot6 // IPv6 neighbours' addresses, by slot index
 	mask  uint64
 	shift uint
 	seed  uint64
 	_     [cacheLine]byte
 	seq   atomic.Uint64 // odd while the writer moves entries
 	_     [cacheLine - 8]byte
+	// addr6 holds the IPv6 neighbours' addresses by slot index (cache6.go);
+	// kept off the line the IPv4 lookups read.
+	addr6 []slot6
 
 	mu      sync.Mutex
 	cfg     Config
