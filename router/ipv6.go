@@ -52,6 +52,10 @@ func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src p
 			w.local6(buf, off, ip, &x, nw, l2src)
 			return
 		}
+		if nw.host != nil && dst[1]&0x0f == 2 {
+			w.punt6(nw, buf, off, ip) // link-scope groups: DHCPv6, OSPFv3, ...
+			return
+		}
 		w.drop(DropIPv6Multicast)
 		return
 	}
@@ -168,6 +172,10 @@ func (w *worker) forward6(buf []byte, off int, ip packet.IPv6, x *packet.ExtInfo
 // local6 handles a packet addressed to the router (or to a group it is in).
 func (w *worker) local6(buf []byte, off int, ip packet.IPv6, x *packet.ExtInfo, nw *network, l2src packet.MAC) {
 	w.cnt[CntLocalIn6]++
+	if nw.host != nil && !routerTakes6(ip, x) {
+		w.punt6(nw, buf, off, ip) // the kernel's: TCP, UDP, ICMPv6 errors, fragments
+		return
+	}
 	mcast := packet.IsMulticast6(ip.Dst())
 	if x.Fragment {
 		w.drop(DropLocalFragment)
@@ -223,7 +231,7 @@ func (w *worker) icmp6Local(buf []byte, off int, ip packet.IPv6, x *packet.ExtIn
 		w.echoReply6(ip, m, nw)
 	case packet.ICMPv6RouterSolicit, packet.ICMPv6RouterAdvert, packet.ICMPv6NeighSolicit,
 		packet.ICMPv6NeighAdvert, packet.ICMPv6Redirect:
-		w.nd(ip, m, nw, l2src)
+		w.nd(buf, off, ip, m, nw, l2src)
 	default:
 		w.drop(DropLocalProto)
 	}
@@ -369,4 +377,21 @@ func (w *worker) neighFailed6(ni uint16, ip [16]byte, pkt []byte) {
 		return
 	}
 	w.icmp6Error(p, &x, w.snap.net(ni), packet.ICMPv6DstUnreach, packet.CodeV6AddrUnreachable, 0)
+}
+
+// routerTakes6 reports whether the router answers a packet for it itself
+// (an unfragmented echo request or neighbour discovery message) rather
+// than leaving it to the network's host interface.
+func routerTakes6(ip packet.IPv6, x *packet.ExtInfo) bool {
+	if x.Fragment || x.Proto != packet.ProtoICMPv6 || x.Off >= len(ip) {
+		return false
+	}
+	t := ip[x.Off]
+	return t == packet.ICMPv6EchoRequest || (t >= packet.ICMPv6RouterSolicit && t <= packet.ICMPv6Redirect)
+}
+
+// punt6 hands an IPv6 packet to nw's host interface (punt: the frame as
+// received, its tag removed; IPv6 always has its link header here).
+func (w *worker) punt6(nw *network, buf []byte, off int, ip packet.IPv6) {
+	w.punt(nw, buf, off, packet.IPv4(ip))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,9 @@ func ip6Frame(t testing.TB, srcMAC net.HardwareAddr, dstMAC [6]byte, src, dst ne
 		}
 		if u, ok := l.(*layers.UDP); ok {
 			u.SetNetworkLayerForChecksum(ip)
+		}
+		if tc, ok := l.(*layers.TCP); ok {
+			tc.SetNetworkLayerForChecksum(ip)
 		}
 	}
 	all := append([]gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC[:], EthernetType: layers.EthernetTypeIPv6}, ip}, ls...)
@@ -749,5 +753,53 @@ func TestHostRoute6(t *testing.T) {
 	}
 	if r.Drops()[DropSpoofed] != 1 {
 		t.Fatal("spoofed IPv6 source not dropped")
+	}
+}
+
+// TestHostPunt6: on a network with a host interface and IPv6, the kernel
+// gets the network's IPv6 addresses, TCP/UDP for them, link-scope
+// multicast other than the router's own groups, and copies of neighbour
+// advertisements; the router keeps answering echo and solicitations.
+func TestHostPunt6(t *testing.T) {
+	cfg := testConfig6()
+	cfg.Networks[0].Host = "vr-a"
+	cfg.Networks[0].HostPuntRate = 1000
+	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
+	fh := newFakeHost()
+	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clock.NewManual(), Host: fh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.startHosts()
+	l := &hostLab{lab: &lab{t: t, r: r, clk: clock.NewManual(), pa: pa, pb: pb}, fh: fh, host: fh.ports["vr-a"]}
+	if !slices.Contains(fh.addrs["vr-a"], netip.MustParsePrefix("2001:db8:a::1/64")) {
+		t.Fatalf("host interface addresses %v", fh.addrs["vr-a"])
+	}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 179, SYN: true, Window: 1000}
+	frames := [][]byte{
+		ip6Frame(t, hostA, macA, ip6HostA, ip6RA, 64, layers.IPProtocolTCP, tcp),                      // BGP
+		ip6Frame(t, hostA, [6]byte{0x33, 0x33, 0, 1, 0, 2}, llHostA, netip.MustParseAddr("ff02::1:2"), // DHCPv6
+			1, layers.IPProtocolUDP, &layers.UDP{SrcPort: 546, DstPort: 547}, gopacket.Payload("x")),
+		naFrame(t, hostA, macA, ip6HostA, ip6RA), // an answer to the kernel's solicitation
+	}
+	for _, f := range frames {
+		pa.Inject(f)
+	}
+	l.run()
+	if got := l.host.Take(); len(got) != 3 {
+		t.Fatalf("%d frames punted, want 3", len(got))
+	}
+	if out := pa.Take(); len(out) != 0 {
+		t.Fatalf("the router answered %d of the kernel's packets", len(out))
+	}
+	// Echo and NS stay with the router.
+	pa.Inject(nsFrame(t, hostA, ip6HostA, ip6RA))
+	pa.Inject(echo6(t, hostA, macA, ip6HostA, ip6RA, 64, 8))
+	l.run()
+	if got := l.host.Take(); len(got) != 0 {
+		t.Fatalf("%d router packets punted", len(got))
+	}
+	if out := pa.Take(); len(out) != 2 {
+		t.Fatalf("echo + NS: %d answers", len(out))
 	}
 }

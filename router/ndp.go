@@ -118,8 +118,9 @@ func (r *Router) announce6(w *worker) {
 	})
 }
 
-// nd handles a neighbour discovery message m (of ip) received on nw.
-func (w *worker) nd(ip packet.IPv6, m []byte, nw *network, l2src packet.MAC) {
+// nd handles a neighbour discovery message m (of ip, at buf[off:])
+// received on nw.
+func (w *worker) nd(buf []byte, off int, ip packet.IPv6, m []byte, nw *network, l2src packet.MAC) {
 	w.cnt[CntNDIn]++
 	if e := packet.CheckND(ip, m); e != packet.NDOK {
 		w.drop(DropNDInvalid)
@@ -165,8 +166,15 @@ func (w *worker) nd(ip packet.IPv6, m []byte, nw *network, l2src packet.MAC) {
 		}
 		f := msg.NAFlags()
 		w.learn6(nw, t, tll, arp.Learn{Reachable: f&packet.NASolicited != 0, Override: f&packet.NAOverride != 0})
+		if nw.host != nil {
+			w.punt6(nw, buf, off, ip) // the kernel resolves its own next hops too
+		}
 	case packet.ICMPv6RouterSolicit:
 		if !nw.v6.ra {
+			if nw.host != nil {
+				w.punt6(nw, buf, off, ip) // dnsmasq may advertise instead
+				return
+			}
 			w.drop(DropNDIgnored)
 			return
 		}
