@@ -802,7 +802,7 @@ func (r *Router) HostInterfaces() []HostInterface {
 			hi.Ifindex = p.host.ifindex
 		}
 		if nc := s.cfg.NetworkByName(n.name); nc != nil {
-			hi.Static = nc.Addresses
+			hi.Static = hostStatic(nc)
 		}
 		out = append(out, hi)
 	})

@@ -2,8 +2,12 @@ package test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -366,5 +370,86 @@ func TestIPv6TCP(t *testing.T) {
 	t.Logf("iperf3 -6 TCP through vrouter: %.0f Mbit/s", rate)
 	if rate < 50 {
 		t.Fatalf("IPv6 TCP at %.1f Mbit/s", rate)
+	}
+}
+
+// TestIPv6HostInterfaceBGP: net2 has a host interface; BIRD in the
+// router's namespace peers over IPv6 (2001:db8:2::1) with BIRD on h2
+// (2001:db8:2::10) through vrouter's punt and inject paths, and learns
+// h2's IPv6 prefix.
+func TestIPv6HostInterfaceBGP(t *testing.T) {
+	needRoot(t)
+	for _, tool := range []string{"bird", "birdc", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s missing (make deps)", tool)
+		}
+	}
+	d, err := lab.DualEdit("v6", false, func(cfg, prefix string) string {
+		line := `addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]`
+		return strings.Replace(cfg, line, line+"\nhost = \""+prefix+"-n2\"", 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("router log:\n%s", d.Router.Log())
+			for _, f := range []string{"bird-r.log", "bird-up.log"} {
+				if b, err := os.ReadFile(filepath.Join(d.Dir, f)); err == nil {
+					t.Logf("%s:\n%s", f, b)
+				}
+			}
+		}
+		d.Close()
+	})
+	dev := d.Prefix + "-n2"
+	addrs := run(t, &lab.Topo{Lab: d.Lab}, d.R, "ip", "-6", "addr", "show", "dev", dev)
+	if !strings.Contains(addrs, "2001:db8:2::1/64") {
+		t.Fatalf("host interface lacks the IPv6 address:\n%s", addrs)
+	}
+	conf := func(name, local, peer string, as, peerAS int, channel string, extra string) string {
+		return fmt.Sprintf(`log "%s" all;
+router id 198.51.100.%d;
+protocol device { scan time 10; }
+%s
+protocol bgp peer6 {
+	local %s as %d;
+	neighbor %s as %d;
+	hold time 9;
+	keepalive time 3;
+	connect retry time 1;
+	ipv6 { %s };
+}
+`, filepath.Join(d.Dir, name+".log"), as-65000, extra, local, as, peer, peerAS, channel)
+	}
+	socks := map[string]string{}
+	for _, b := range []struct{ ns, name, conf string }{
+		{d.R, "bird-r", conf("bird-r", "2001:db8:2::1", "2001:db8:2::10", 65001, 65002, "import all; export none;", "")},
+		{d.H2, "bird-up", conf("bird-up", "2001:db8:2::10", "2001:db8:2::1", 65002, 65001, "import none; export all;",
+			"protocol static announce6 { ipv6; route 2001:db8:200::/48 blackhole; }")},
+	} {
+		path := filepath.Join(d.Dir, b.name+".conf")
+		if err := os.WriteFile(path, []byte(b.conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		socks[b.name] = filepath.Join(d.Dir, b.name+".ctl")
+		if _, err := d.Start(b.ns, b.name+".out", "bird", "-f", "-c", path, "-s", socks[b.name], "-P", filepath.Join(d.Dir, b.name+".pid")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, _ = d.Exec(d.R, "birdc", "-s", socks["bird-r"], "show", "route", "2001:db8:200::/48")
+		if strings.Contains(out, "2001:db8:200::/48") {
+			break
+		}
+	}
+	if !strings.Contains(out, "2001:db8:200::/48") {
+		p, _ := d.Exec(d.R, "birdc", "-s", socks["bird-r"], "show", "protocols", "all")
+		t.Fatalf("BIRD in the router's namespace did not learn h2's prefix over IPv6:\n%s\n%s", out, p)
+	}
+	hi, err := d.Router.Console("-j", "show", "host-interfaces")
+	if err != nil || !strings.Contains(hi, "2001:db8:2::1/64") {
+		t.Fatalf("show host-interfaces: %v\n%s", err, hi)
 	}
 }

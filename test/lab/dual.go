@@ -96,7 +96,11 @@ func (l *Lab) EnableIPv6(ns string, devs ...string) error {
 
 // Dual builds the dual-stack lab and starts vrouter; with guest, the
 // host-routed guest g too. On error everything made so far is removed.
-func Dual(tag string, guest bool) (t *DualTopo, err error) {
+func Dual(tag string, guest bool) (t *DualTopo, err error) { return DualEdit(tag, guest, nil) }
+
+// DualEdit is Dual with the configuration passed through edit (with the
+// lab's name prefix) before it is written.
+func DualEdit(tag string, guest bool, edit func(cfg, prefix string) string) (t *DualTopo, err error) {
 	l, err := New(tag)
 	if err != nil {
 		return nil, err
@@ -158,6 +162,9 @@ func Dual(tag string, guest bool) (t *DualTopo, err error) {
 		if _, err = l.Exec(c.ns, strings.Fields(c.cmd)...); err != nil {
 			return nil, err
 		}
+	}
+	if edit != nil {
+		cfg = edit(cfg, l.Prefix)
 	}
 	if t.Router, err = l.StartRouter(t.R, "dual", strings.ReplaceAll(cfg, "TAPDEV", t.TapDev)); err != nil {
 		return nil, err
