@@ -777,7 +777,7 @@ func TestHostPunt6(t *testing.T) {
 	}
 	tcp := &layers.TCP{SrcPort: 40000, DstPort: 179, SYN: true, Window: 1000}
 	frames := [][]byte{
-		ip6Frame(t, hostA, macA, ip6HostA, ip6RA, 64, layers.IPProtocolTCP, tcp),                      // BGP
+		ip6Frame(t, hostA, macA, ip6HostA, ip6RA, 64, layers.IPProtocolTCP, tcp), // BGP
 		ip6Frame(t, hostA, [6]byte{0x33, 0x33, 0, 1, 0, 2}, llHostA, netip.MustParseAddr("ff02::1:2"), // DHCPv6
 			1, layers.IPProtocolUDP, &layers.UDP{SrcPort: 546, DstPort: 547}, gopacket.Payload("x")),
 		naFrame(t, hostA, macA, ip6HostA, ip6RA), // an answer to the kernel's solicitation
