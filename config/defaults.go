@@ -39,6 +39,11 @@ const (
 // DefaultHostRouteGateway is the default [[hostroute]] gateway.
 var DefaultHostRouteGateway = netip.MustParseAddr(defaultHostRouteGatewayStr)
 
+// DefaultHostRouteGateway6 is the [[hostroute]] gateway6 the router uses
+// when none is given (Gateway6 stays invalid then): the link-local address
+// it answers on the guest's link.
+var DefaultHostRouteGateway6 = netip.MustParseAddr("fe80::1")
+
 // defaults is the configuration of an empty file: what Parse starts from.
 func defaults() *Config {
 	c := &Config{ICMP: ICMP{RatePerSec: DefaultICMPRatePerSec}}

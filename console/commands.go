@@ -39,6 +39,8 @@ var commands = []Command{
 	{Words: []string{"show", "ip", "route", "summary"}, Help: "route counts by source and prefix length, FIB memory", run: (*Console).cmdRouteSummary},
 	{Words: []string{"show", "ip", "route"}, Args: "[ADDR | PREFIX]", Names: AddressNames, Help: "the FIB; with an address, the route it matches", run: (*Console).cmdRoute},
 	{Words: []string{"show", "arp"}, Help: "neighbour cache", run: (*Console).cmdARP},
+	{Words: []string{"show", "ipv6", "route"}, Args: "[ADDR | PREFIX]", Names: AddressNames, Help: "the IPv6 FIB; with an address, the route it matches", run: (*Console).cmdRoute6},
+	{Words: []string{"show", "ipv6", "neighbors"}, Help: "IPv6 neighbour cache (neighbour discovery)", run: (*Console).cmdNeighbors6},
 	{Words: []string{"show", "proxy-arp"}, Help: "addresses answered on behalf of others", run: (*Console).cmdProxyARP},
 	{Words: []string{"show", "bridge"}, Args: "[NETWORK]", Names: NetworkNames, Help: "MAC addresses learned on multi-link networks", run: (*Console).cmdBridge},
 	{Words: []string{"show", "host-interfaces"}, Help: "each network's host interface: kernel name, addresses (static and kernel-added), punted/injected packets", run: (*Console).cmdHostInterfaces},

@@ -22,8 +22,8 @@ func TestComplete(t *testing.T) {
 	}{
 		{"", []string{"capture", "clear", "ha", "help", "ip", "quit", "reload", "show", "trace"}},
 		{"sh", []string{"capture", "clear", "ha", "help", "ip", "quit", "reload", "show", "trace"}}, // the editor filters by prefix
-		{"show ", []string{"arp", "bridge", "conntrack", "filter", "ha", "host-interfaces", "interfaces", "ip", "nat", "proxy-arp", "stats", "trace"}},
-		{"-j show ", []string{"arp", "bridge", "conntrack", "filter", "ha", "host-interfaces", "interfaces", "ip", "nat", "proxy-arp", "stats", "trace"}},
+		{"show ", []string{"arp", "bridge", "conntrack", "filter", "ha", "host-interfaces", "interfaces", "ip", "ipv6", "nat", "proxy-arp", "stats", "trace"}},
+		{"-j show ", []string{"arp", "bridge", "conntrack", "filter", "ha", "host-interfaces", "interfaces", "ip", "ipv6", "nat", "proxy-arp", "stats", "trace"}},
 		{"show ip ", []string{"route"}},
 		{"show ip route ", []string{"192.0.2.1", "198.51.100.10", "summary"}},
 		{"show ip route summary ", nil},

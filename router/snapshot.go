@@ -9,6 +9,7 @@ import (
 	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/fib"
+	"vrouter/fib6"
 	"vrouter/nat"
 	"vrouter/packet"
 )
@@ -66,6 +67,7 @@ type network struct {
 	bridge    *macTable  // multi-link networks only: MAC learning
 	host      *hostNet   // the network's host interface (hostif.go), nil when none
 	filt      *netFilter // filter_in / filter_out; nil: none (filter.go)
+	v6        *net6      // IPv6; nil when the network has no IPv6 address (snapshot6.go)
 }
 
 // switched reports whether the network switches frames between several links.
@@ -110,6 +112,7 @@ type snapshot struct {
 	host                hostTable    // host ports to their networks (hostif.go)
 	filters             *filterState // compiled filter rulesets and their counters (never nil)
 	filterOn            bool         // a network has a filter: some packets are tracked
+	v6                  snap6        // IPv6 addresses (snapshot6.go)
 }
 
 // net returns the live network in slot i, or nil (a FIB next hop may name
@@ -148,6 +151,7 @@ func prefixMask(bits int) uint32 {
 type plan struct {
 	snap    *snapshot
 	routes  map[fib.Source][]fib.Route // connected and static
+	routes6 map[fib.Source][]fib6.Route
 	statics []arp.StaticEntry
 	// removed lists slots whose network this reload removes or whose
 	// addresses changed (their neighbours are forgotten).
@@ -318,6 +322,9 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 			}
 		}
 	}
+	if err := compile6(cfg, s, slots, pl); err != nil {
+		return nil, err
+	}
 	for _, e := range cfg.ARP {
 		slot, ok := slots[e.Network]
 		if !ok {
@@ -408,7 +415,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	if old != nil {
 		old.eachNetwork(func(on *network) {
 			n := s.net(on.idx)
-			if n == nil || !slices.Equal(n.addrs, on.addrs) {
+			if n == nil || !slices.Equal(n.addrs, on.addrs) || !same6(n.v6, on.v6) {
 				pl.removed = append(pl.removed, on.idx)
 			}
 		})

@@ -10,14 +10,14 @@ import (
 	"vrouter/test/lab"
 )
 
-// haScene is part 5: a redundant pair. Two vrouters with keepalived
+// haScene is part 6: a redundant pair. Two vrouters with keepalived
 // (VRRPv3, 0.1 s adverts) on their host interfaces keep their conntrack
 // tables in step; a TCP stream through SNAT and one to a floating IP run
 // while the master is killed with SIGKILL, and go on through the backup.
 func haScene() {
 	for _, tool := range []string{"keepalived", "/usr/bin/python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			fmt.Printf("\npart 5 (high availability) skipped: %s missing (make deps)\n", tool)
+			fmt.Printf("\npart 6 (high availability) skipped: %s missing (make deps)\n", tool)
 			return
 		}
 	}
@@ -30,7 +30,7 @@ func haScene() {
 	})
 	fmt.Print(`
 ========================================================================
-Part 5: a redundant pair. keepalived (VRRPv3, adverts every 0.1 s) on each
+Part 6: a redundant pair. keepalived (VRRPv3, adverts every 0.1 s) on each
 router's inside host interface holds the VMs' gateway 10.1.1.1 and tells
 its vrouter "ha state master|backup" from its notify script; the master
 streams its sessions (tuples, NAT mapping, TCP state) to the backup.
@@ -104,7 +104,7 @@ streams its sessions (tuples, NAT mapping, TCP state) to the backup.
 		}
 		fmt.Printf("%s stream: %d KiB received, longest silence %.2f s (the failover), error: %s\n", s.name, s.r.Bytes/1024, s.r.MaxGap, e)
 	}
-	fmt.Println("part 5 done; removing the pair")
+	fmt.Println("part 6 done; removing the pair")
 	mu.Lock()
 	closeAll()
 	mu.Unlock()
