@@ -54,3 +54,18 @@ func (r *Router) AddRoute6(p netip.Prefix, gw netip.Addr) (string, error) {
 
 // DeleteRoute6 deletes the runtime IPv6 route to p; false if there is none.
 func (r *Router) DeleteRoute6(p netip.Prefix) bool { return r.FIB6.Delete(p.Masked(), fib.Runtime) }
+
+// ResolveGateway6 gives the network of an IPv6 gateway for the kernel table
+// import: a global gateway by the network prefix that holds it; a
+// link-local one by the route's device, which must be a host interface.
+func (r *Router) ResolveGateway6(gw [16]byte, ifindex int) (uint16, bool) {
+	a := netip.AddrFrom16(gw)
+	if a.IsLinkLocalUnicast() {
+		if ifindex <= 0 {
+			return 0, false
+		}
+		return r.ResolveDevice(ifindex, "")
+	}
+	ni := r.snap.Load().networkContaining6(a)
+	return uint16(ni), ni >= 0
+}

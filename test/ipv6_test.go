@@ -386,7 +386,7 @@ func TestIPv6HostInterfaceBGP(t *testing.T) {
 	}
 	d, err := lab.DualEdit("v6", false, func(cfg, prefix string) string {
 		line := `addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]`
-		return strings.Replace(cfg, line, line+"\nhost = \""+prefix+"-n2\"", 1)
+		return strings.Replace(cfg, line, line+"\nhost = \""+prefix+"-n2\"", 1) + "\n[fib]\nkernel_table = 100\n"
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -424,7 +424,10 @@ protocol bgp peer6 {
 	}
 	socks := map[string]string{}
 	for _, b := range []struct{ ns, name, conf string }{
-		{d.R, "bird-r", conf("bird-r", "2001:db8:2::1", "2001:db8:2::10", 65001, 65002, "import all; export none;", "")},
+		// the router's BIRD writes what it learns to kernel table 100,
+		// which vrouter imports into its FIB6
+		{d.R, "bird-r", conf("bird-r", "2001:db8:2::1", "2001:db8:2::10", 65001, 65002, "import all; export none;",
+			"ipv6 table master6;\nprotocol kernel k100 { kernel table 100; ipv6 { import none; export all; }; }")},
 		{d.H2, "bird-up", conf("bird-up", "2001:db8:2::10", "2001:db8:2::1", 65002, 65001, "import none; export all;",
 			"protocol static announce6 { ipv6; route 2001:db8:200::/48 blackhole; }")},
 	} {
@@ -451,5 +454,22 @@ protocol bgp peer6 {
 	hi, err := d.Router.Console("-j", "show", "host-interfaces")
 	if err != nil || !strings.Contains(hi, "2001:db8:2::1/64") {
 		t.Fatalf("show host-interfaces: %v\n%s", err, hi)
+	}
+	// The learned prefix reaches vrouter's FIB6 through kernel table 100
+	// and traffic to it is forwarded to h2.
+	run(t, &lab.Topo{Lab: d.Lab}, d.H2, "ip", "-6", "addr", "add", "2001:db8:200::1/128", "dev", "lo")
+	var rt string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		rt, _ = d.Router.Console("show", "ipv6", "route", "2001:db8:200::1")
+		if strings.Contains(rt, "kernel") {
+			break
+		}
+	}
+	if !strings.Contains(rt, "2001:db8:200::/48") || !strings.Contains(rt, "kernel") {
+		t.Fatalf("the BGP route did not reach the FIB6 through kernel table 100:\n%s", rt)
+	}
+	t.Logf("show ipv6 route 2001:db8:200::1:\n%s", rt)
+	if out, err := d.Exec(d.H1, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:200::1"); err != nil {
+		t.Fatalf("ping6 to the BGP-learned prefix: %v\n%s", err, out)
 	}
 }
