@@ -116,3 +116,23 @@ func segmentTCPv6(dst, f []byte, l3, l4, end, mss, i int) int {
 	t.SetChecksum(^Fold(Sum(t, s)))
 	return n
 }
+
+// GSOHeaders is GSOHeadersV4 for a super-frame of either IP version: the
+// offsets of the L4 header (after any IPv6 extension headers) and of the L4
+// payload.
+func GSOHeaders(f []byte, l3 int, proto uint8) (l4, payload int, ok bool) {
+	if l3 < 0 || len(f) <= l3 {
+		return 0, 0, false
+	}
+	if f[l3]>>4 == 4 {
+		return GSOHeadersV4(f, l3, proto)
+	}
+	l4, _, ok = gsoL4v6(f, l3, proto)
+	if !ok {
+		return 0, 0, false
+	}
+	if proto == ProtoTCP {
+		return l4, l4 + TCP(f[l4:]).DataOff(), true
+	}
+	return l4, l4 + UDPHdrLen, true
+}

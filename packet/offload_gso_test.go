@@ -63,4 +63,12 @@ func TestSegmentTCPv6(t *testing.T) {
 	if GSOSegments(f, 14, ProtoUDP, mss) != 0 {
 		t.Fatal("TCP super-frame taken as UDP")
 	}
+	// The headers every segment repeats: Ethernet, IPv6, the 8-byte
+	// destination options header and TCP.
+	if l4, pl, ok := GSOHeaders(f, 14, ProtoTCP); !ok || l4 != 14+40+8 || pl != l4+20 {
+		t.Fatalf("GSOHeaders = %d, %d, %v", l4, pl, ok)
+	}
+	if _, _, ok := GSOHeaders(f, 14, ProtoUDP); ok {
+		t.Fatal("GSOHeaders took the TCP super-frame as UDP")
+	}
 }

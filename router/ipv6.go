@@ -29,8 +29,10 @@ var ip6ErrReason = [...]DropReason{
 	packet.IPv6BadPayloadLen: DropIPv6BadLength,
 }
 
-// ipv6 handles an IPv6 packet at buf[off:off+n] received on nw from l2src.
-func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src packet.MAC) {
+// ipv6 handles an IPv6 packet at buf[off:off+n] received on nw from l2src;
+// m is its offload metadata (nil when plain; see offload.go), only ever
+// set for a packet the router does not take itself (routesWithMeta).
+func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src packet.MAC, m *packet.VnetHdr) {
 	if nw.v6 == nil {
 		w.drop(DropIPv6Off)
 		return
@@ -47,6 +49,10 @@ func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src p
 		return
 	}
 	src, dst := ip.Src(), ip.Dst()
+	if m != nil && int(m.CsumStart)+int(m.CsumOffset)+2 > len(ip) {
+		w.drop(DropOffloadBad) // e.g. a payload length of 0 (a jumbogram)
+		return
+	}
 	if packet.IsMulticast6(dst) {
 		if dst == packet.AllNodes || dst == packet.AllRouters || nw.ourSolicited(dst) || w.proxiedGroup(nw, dst) {
 			w.local6(buf, off, ip, &x, nw, l2src)
@@ -81,7 +87,32 @@ func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src p
 		w.drop(DropL2BcastUnicastIP)
 		return
 	}
-	w.forward6(buf, off, ip, &x, nw)
+	w.forward6(buf, off, ip, &x, nw, m)
+}
+
+// takes6 reports whether the router handles IPv6 packets to dst received
+// on nw itself (its addresses and groups) rather than forwarding them.
+func (w *worker) takes6(nw *network, dst [16]byte) bool {
+	if packet.IsMulticast6(dst) || nw.mine6(dst) {
+		return true
+	}
+	_, mine := w.snap.v6.local[dst]
+	return mine
+}
+
+// routesWithMeta reports whether the packet pkt (EtherType et) received on
+// nw may go down the pipeline with its offload metadata: IPv4, and IPv6
+// that is forwarded (a packet for the router is settled first, so that
+// local delivery and the host interface see plain packets only).
+func (w *worker) routesWithMeta(nw *network, et uint16, pkt []byte) bool {
+	switch et {
+	case packet.EtherTypeIPv4:
+		return true
+	case packet.EtherTypeIPv6:
+		// What ipv6 drops before it looks at the destination needs no settling.
+		return nw.v6 == nil || len(pkt) < packet.IPv6HdrLen || !w.takes6(nw, packet.IPv6(pkt).Dst())
+	}
+	return false
 }
 
 // badExt ends a packet whose extension headers the walk refused.
@@ -105,8 +136,9 @@ func (w *worker) badExt(ip packet.IPv6, x *packet.ExtInfo, xe packet.ExtErr, nw 
 	}
 }
 
-// forward6 routes a checked packet that is not for the router.
-func (w *worker) forward6(buf []byte, off int, ip packet.IPv6, x *packet.ExtInfo, nw *network) {
+// forward6 routes a checked packet that is not for the router; m is its
+// offload metadata (nil when plain).
+func (w *worker) forward6(buf []byte, off int, ip packet.IPv6, x *packet.ExtInfo, nw *network, m *packet.VnetHdr) {
 	s := w.snap
 	src, dst := ip.Src(), ip.Dst()
 	if packet.IsLinkLocal6(src) {
@@ -159,14 +191,18 @@ func (w *worker) forward6(buf []byte, off int, ip packet.IPv6, x *packet.ExtInfo
 		w.drop(DropIPv6Filtered)
 		return
 	}
-	if len(ip) > out.v6.mtu {
+	size := len(ip)
+	if isGSO(m) {
+		size = segmentLen(ip, m) // the MTU applies to each segment
+	}
+	if size > out.v6.mtu {
 		w.drop(DropIPv6TooBig)
 		w.icmp6Error(ip, x, nw, packet.ICMPv6PacketTooBig, 0, uint32(out.v6.mtu))
 		return
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
 	w.cnt[CntForwarded6]++
-	w.output6(buf, off, ip, nh, out)
+	w.output6(buf, off, ip, nh, out, m)
 }
 
 // local6 handles a packet addressed to the router (or to a group it is in).
@@ -260,7 +296,7 @@ func (w *worker) echoReply6(ip packet.IPv6, m []byte, in *network) {
 	r[0] = packet.ICMPv6EchoReply
 	packet.FinishICMPv6(from, to, r)
 	w.cnt[CntEchoReplies6]++
-	w.output6(b, o, p, nh, out)
+	w.output6(b, o, p, nh, out, nil)
 }
 
 // route6Back finds how a packet the router sends to dst leaves: link-local
@@ -323,18 +359,23 @@ func (w *worker) icmp6Error(orig packet.IPv6, x *packet.ExtInfo, in *network, ty
 	packet.FinishICMPv6(from, src, m)
 	w.trICMP6(typ, code, src, param)
 	w.cnt[CntICMPv6Errors]++
-	w.output6(b, o, p, nh, out)
+	w.output6(b, o, p, nh, out, nil)
 }
 
 // output6 sends a routed (hop limit handled) or locally made packet to
-// next hop nh on network out.
-func (w *worker) output6(buf []byte, off int, ip packet.IPv6, nh fib6.NextHop, out *network) {
+// next hop nh on network out; m is its offload metadata (nil when plain).
+func (w *worker) output6(buf []byte, off int, ip packet.IPv6, nh fib6.NextHop, out *network, m *packet.VnetHdr) {
 	hop := ip.Dst()
 	if nh.Kind == fib.KindGateway {
 		hop = nh.Gateway
 	}
 	mac, ok := w.r.Neigh.Lookup6(out.idx, hop)
 	var sendReq, queued bool
+	if !ok && m != nil {
+		// The queue keeps plain packets only.
+		w.settle(buf, off, ip, m, func(b []byte, o int, seg []byte) { w.output6(b, o, seg, nh, out, nil) })
+		return
+	}
 	if !ok {
 		mac, ok, sendReq, queued = w.r.Neigh.Resolve6(out.idx, hop, ip, w.now)
 	}
@@ -352,7 +393,7 @@ func (w *worker) output6(buf []byte, off int, ip packet.IPv6, nh fib6.NextHop, o
 		}
 		return
 	}
-	w.txTo(out, mac, out.mac, buf, off, len(ip), packet.EtherTypeIPv6, -1, nil)
+	w.txTo(out, mac, out.mac, buf, off, len(ip), packet.EtherTypeIPv6, -1, m)
 }
 
 // flushQueued6 sends an IPv6 packet that waited for its next hop.

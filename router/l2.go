@@ -14,7 +14,7 @@ const l2hdrMax = packet.EtherHdrLen + packet.VLANHdrLen
 // (nil when plain), settled here for a port that does not take it.
 func (w *worker) put(l link, dst, src packet.MAC, buf []byte, off, n int, et uint16, m *packet.VnetHdr) {
 	if m != nil && !w.snap.ports[l.port].offloads {
-		w.settle(buf, off, packet.IPv4(buf[off:off+n]), m, func(b []byte, o int, seg packet.IPv4) {
+		w.settle(buf, off, buf[off:off+n], m, func(b []byte, o int, seg []byte) {
 			w.put(l, dst, src, b, o, len(seg), et, nil)
 		})
 		return
@@ -54,7 +54,7 @@ func (w *worker) txTo(nw *network, dst, src packet.MAC, buf []byte, off, n int, 
 		return
 	}
 	if m != nil {
-		w.settle(buf, off, packet.IPv4(buf[off:off+n]), m, func(b []byte, o int, seg packet.IPv4) {
+		w.settle(buf, off, buf[off:off+n], m, func(b []byte, o int, seg []byte) {
 			w.txTo(nw, dst, src, b, o, len(seg), et, except, nil)
 		})
 		return

@@ -47,9 +47,9 @@ func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) 
 	}
 	nw := &s.nets[mb.slot()]
 	if m != nil {
-		// Only routed IPv4 goes on with its metadata (counted from the IP
-		// header from here on); anything else is settled first.
-		if nw.switched() || l2.Type != packet.EtherTypeIPv4 || int(m.CsumStart) < l2.HdrLen {
+		// Only routed IPv4 and IPv6 go on with their metadata (counted from
+		// the IP header from here on); anything else is settled first.
+		if nw.switched() || !w.routesWithMeta(nw, l2.Type, f[l2.HdrLen:]) || int(m.CsumStart) < l2.HdrLen {
 			w.settleFrame(p, buf, off, n, l2.HdrLen, m)
 			return
 		}
@@ -88,7 +88,7 @@ func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) 
 	case packet.EtherTypeARP:
 		w.arpIn(nw, eth.Src(), f[l2.HdrLen:])
 	case packet.EtherTypeIPv6:
-		w.ipv6(buf, off+l2.HdrLen, n-l2.HdrLen, nw, l2mcast, eth.Src())
+		w.ipv6(buf, off+l2.HdrLen, n-l2.HdrLen, nw, l2mcast, eth.Src(), m)
 	default:
 		w.drop(DropEtherType)
 	}
@@ -548,7 +548,7 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 	var sendReq, queued bool
 	if !ok && m != nil {
 		// The queue keeps plain packets only.
-		w.settle(buf, off, ip, m, func(b []byte, o int, seg packet.IPv4) { w.output(b, o, seg, nh, out, nil) })
+		w.settle(buf, off, ip, m, func(b []byte, o int, seg []byte) { w.output(b, o, seg, nh, out, nil) })
 		return
 	}
 	if !ok {
@@ -577,7 +577,7 @@ func (w *worker) output(buf []byte, off int, ip packet.IPv4, nh fib.NextHop, out
 func (w *worker) l2out(out *network, mac packet.MAC, buf []byte, off int, ip packet.IPv4, m *packet.VnetHdr) {
 	if len(ip) > out.mtu && !(isGSO(m) && segmentLen(ip, m) <= out.mtu) {
 		if m != nil {
-			w.settle(buf, off, ip, m, func(b []byte, o int, seg packet.IPv4) { w.l2out(out, mac, b, o, seg, nil) })
+			w.settle(buf, off, ip, m, func(b []byte, o int, seg []byte) { w.l2out(out, mac, b, o, seg, nil) })
 			return
 		}
 		w.fragment(out, mac, ip)

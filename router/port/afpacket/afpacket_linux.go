@@ -74,23 +74,24 @@
 //
 // With Options.Offloads (and the virtio_net_hdr on), Offloads() is true and
 // the port passes offload work through in both directions: ReadBatch hands
-// a TCPv4 or UDP (GSO_UDP_L4) super-frame over as ONE frame with its
-// metadata in Batch.Meta, and a frame with a partial checksum with its
-// metadata instead of completing it. Meta's CsumStart and HdrLen count from
-// the frame's first byte as it is in the slot, i.e. 4 more when the port put
-// a stripped tag back; for a super-frame HdrLen is the length of the
-// headers (Ethernet to the end of the L4 header), CsumStart must point at
-// the L4 header and CsumOffset at its checksum (else bad-csum-offsets);
-// DATA_VALID is not passed on (Meta is zero for a frame with nothing left
-// to do). WriteBatch puts each frame's metadata into the virtio_net_hdr it
-// sends, so the kernel (or the peer of a veth, or a NIC with TSO) segments
-// and checksums only where it must.
+// a TCP or UDP (GSO_UDP_L4) super-frame, over IPv4 or IPv6, over as ONE
+// frame with its metadata in Batch.Meta, and a frame with a partial
+// checksum with its metadata instead of completing it. Meta's CsumStart and
+// HdrLen count from the frame's first byte as it is in the slot, i.e. 4
+// more when the port put a stripped tag back; for a super-frame HdrLen is
+// the length of the headers (Ethernet to the end of the L4 header, IPv6
+// extension headers included), CsumStart must point at the L4 header and
+// CsumOffset at its checksum (else bad-csum-offsets); DATA_VALID is not
+// passed on (Meta is zero for a frame with nothing left to do). WriteBatch
+// puts each frame's metadata into the virtio_net_hdr it sends, so the
+// kernel (or the peer of a veth, or a NIC with TSO) segments and checksums
+// only where it must.
 //
-// Without it (the default until the router handles super-frames) TCPv4 and
-// UDP super-frames are segmented in software into consecutive batch slots
-// and partial checksums are completed (events gso-segmented and
-// csum-completed); a super-frame that does not fit the remaining slots of a
-// batch is continued in the next ReadBatch. Other GSO types (TCPv6, UFO) are
+// Without it TCP and UDP super-frames of either IP version are segmented in
+// software into consecutive batch slots and partial checksums are completed
+// (events gso-segmented and csum-completed); a super-frame that does not
+// fit the remaining slots of a batch is continued in the next ReadBatch.
+// Other GSO types (UFO), and a TCP GSO type of the other IP version, are
 // dropped and counted (gso-unsupported) either way. Meta is zero for every
 // frame then. A socket without the virtio_net_hdr refuses frames given
 // metadata (tx-no-vnet).
@@ -668,7 +669,7 @@ func (p *Port) Counters() []counter.Value {
 type Drops struct {
 	Truncated      uint64 // larger than the 64 KB receive buffer (MSG_TRUNC) or the ring block
 	BadVnetHdr     uint64 // shorter than its virtio_net_hdr
-	GSOUnsupported uint64 // super-frame of a GSO type not handled here (TCPv6, UFO) or malformed
+	GSOUnsupported uint64 // super-frame of a GSO type not handled here (UFO) or malformed
 	TooBig         uint64 // frame or segment larger than a batch slot (port.MaxFrame, port.MaxSuper)
 	BadCsumOffsets uint64 // partial checksum offsets outside the frame (or not at the L4 header of a super-frame)
 	RingBadFrame   uint64 // ring frame with offsets outside its block

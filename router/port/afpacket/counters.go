@@ -34,7 +34,7 @@ const (
 var descs = [numCounters]counter.Desc{
 	dropTruncated:      desc("truncated", counter.Drop, "frames larger than the receive buffer or ring block"),
 	dropBadVnetHdr:     desc("bad-vnet-header", counter.Drop, "frames shorter than their virtio-net header"),
-	dropGSOUnsupported: desc("gso-unsupported", counter.Drop, "super-frames of a GSO type not handled here (TCPv6, UFO) or malformed"),
+	dropGSOUnsupported: desc("gso-unsupported", counter.Drop, "super-frames of a GSO type not handled here (UFO) or malformed"),
 	dropTooBig:         desc("too-big", counter.Drop, "frames or GSO segments larger than a batch slot"),
 	dropBadCsumOffsets: desc("bad-csum-offsets", counter.Drop, "partial-checksum offsets outside the frame"),
 	dropRingBadFrame:   desc("ring-bad-frame", counter.Drop, "rx ring frames with offsets outside their block (rest of the block skipped)"),

@@ -257,3 +257,64 @@ func TestDeliverIntact(t *testing.T) {
 		}
 	}
 }
+
+// tcp6Super is an IPv6 TCP super-frame with a hop-by-hop header in front
+// of TCP (so the headers every segment repeats are 14+40+8+20 bytes).
+func tcp6Super(t testing.TB, payload []byte) []byte {
+	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolIPv6HopByHop,
+		SrcIP: net.ParseIP("2001:db8:1::10"), DstIP: net.ParseIP("2001:db8:2::10")}
+	hbh := &layers.IPv6HopByHop{}
+	hbh.NextHeader = layers.IPProtocolTCP
+	hbh.Options = []*layers.IPv6HopByHopOption{{OptionType: 1, OptionLength: 4, OptionData: []byte{0, 0, 0, 0}}}
+	tc := &layers.TCP{SrcPort: 33000, DstPort: 5201, Seq: 7, Ack: 1, ACK: true, Window: 500}
+	tc.SetNetworkLayerForChecksum(ip)
+	return serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv6},
+		ip, hbh, tc, gopacket.Payload(payload))
+}
+
+// TestDeliverIntactIPv6: with Options.Offloads an IPv6 TCP super-frame is
+// handed on whole (HdrLen over the extension header); without, it is cut
+// into segments; a TCPv4 GSO type on it is refused.
+func TestDeliverIntactIPv6(t *testing.T) {
+	super := tcp6Super(t, make([]byte, 5000))
+	l4 := uint16(14 + 40 + 8)
+	vh := packet.VnetHdr{Flags: packet.VnetNeedsCsum, GSOType: packet.GSOTCPv6, HdrLen: l4 + 20, GSOSize: 1420, CsumStart: l4, CsumOffset: 16}
+	v4 := vh
+	v4.GSOType = packet.GSOTCPv4
+	p := fakePort(8)
+	p.offloads = true
+	p.inject(fakeMsg{vh: vh, frame: super}, fakeMsg{vh: v4, frame: super})
+	b := port.NewBatch(8)
+	if n := p.deliver(b); n != 1 {
+		t.Fatalf("%d frames, want the super-frame", n)
+	}
+	if b.Meta[0] != vh || !bytes.Equal(b.Frame(0), super) {
+		t.Fatalf("meta %+v, want %+v", b.Meta[0], vh)
+	}
+	q := fakePort(8)
+	q.inject(fakeMsg{vh: vh, frame: super})
+	if n := q.deliver(b); n != 4 {
+		t.Fatalf("without offloads: %d segments, want 4", n)
+	}
+	for i := 0; i < 4; i++ {
+		pkt := gopacket.NewPacket(b.Frame(i), layers.LayerTypeEthernet, gopacket.Default)
+		tc, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if tc == nil || b.Meta[i] != (packet.VnetHdr{}) || tc.Seq != 7+uint32(i*1420) {
+			t.Fatalf("segment %d: %v", i, pkt)
+		}
+	}
+	p.closed.Store(true)
+	want := map[string]uint64{"gso-unsupported": 1, "gso-intact": 1, "csum-partial": 0}
+	for _, v := range p.Counters() {
+		if w, ok := want[v.Name]; ok && v.Value != w {
+			t.Errorf("counter %s = %d, want %d", v.Name, v.Value, w)
+		}
+	}
+	a := testing.AllocsPerRun(20, func() {
+		p.inject(fakeMsg{vh: vh, frame: super})
+		p.deliver(b)
+	})
+	if a != 0 {
+		t.Fatalf("%v allocations", a)
+	}
+}

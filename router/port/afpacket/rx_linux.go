@@ -82,8 +82,6 @@ func (p *Port) classify(f []byte, vh packet.VnetHdr, tagLen int, intact bool, c 
 		}
 		l3, et, ok := packet.L3Offset(f)
 		v4 := et == packet.EtherTypeIPv4 && (g == packet.GSOTCPv4 || g == packet.GSOUDPL4)
-		// IPv6 super-frames are always cut here: the router takes IPv6
-		// only as plain packets.
 		v6 := et == packet.EtherTypeIPv6 && (g == packet.GSOTCPv6 || g == packet.GSOUDPL4)
 		if !ok || !(v4 || v6) {
 			return drop(dropGSOUnsupported)
@@ -92,11 +90,11 @@ func (p *Port) classify(f []byte, vh packet.VnetHdr, tagLen int, intact bool, c 
 		if segs == 0 {
 			return drop(dropGSOUnsupported)
 		}
-		if !intact || v6 {
+		if !intact {
 			p.seg = segState{n: segs, src: f, l3: l3, proto: proto, mss: int(vh.GSOSize)}
 			return rxDecision{act: actSegment}
 		}
-		l4, hdrLen, _ := packet.GSOHeadersV4(f, l3, proto)
+		l4, hdrLen, _ := packet.GSOHeaders(f, l3, proto)
 		csumOff := 16
 		if proto == packet.ProtoUDP {
 			csumOff = 6

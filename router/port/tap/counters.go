@@ -17,7 +17,6 @@ const (
 // The port's events follow the drop reasons.
 const (
 	cGSOIntact = nDropReasons + iota
-	cGSOSegmented
 	cCsumPartial
 	numCounters
 )
@@ -26,10 +25,9 @@ var descs = [numCounters]counter.Desc{
 	dropBadLength: desc("bad-length", counter.Drop,
 		"reads that returned no frame or filled a whole batch slot (a frame larger than a slot, cut short)"),
 	dropGSOUnsupported: desc("gso-unsupported", counter.Drop,
-		"super-frames of a GSO type neither passed on nor segmented here (TCPv6, UFO) or malformed"),
+		"super-frames of a GSO type not passed on (UFO, a TCP type of the other IP version) or malformed"),
 	dropBadCsumOffsets: desc("bad-csum-offsets", counter.Drop, "partial-checksum offsets outside the frame"),
-	cGSOIntact:         desc("gso-intact", counter.Event, "IPv4 TCP/UDP super-frames handed to the router intact"),
-	cGSOSegmented:      desc("gso-segmented", counter.Event, "IPv6 UDP super-frames segmented in software"),
+	cGSOIntact:         desc("gso-intact", counter.Event, "TCP/UDP super-frames (IPv4 and IPv6) handed to the router intact"),
 	cCsumPartial:       desc("csum-partial", counter.Event, "frames handed to the router with a partial checksum (super-frames included)"),
 }
 

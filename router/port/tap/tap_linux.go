@@ -23,27 +23,26 @@
 // With Options.Offloads the device is opened with IFF_VNET_HDR, every frame
 // crosses the descriptor behind a 10-byte struct virtio_net_hdr
 // (TUNSETVNETHDRSZ 10: num_buffers is a virtio ring matter the router has no
-// use for), and TUNSETOFFLOAD asks for TUN_F_CSUM|TUN_F_TSO4|TUN_F_USO4|
-// TUN_F_USO6. The kernel only takes USO4 together with USO6 (Linux 6.2 and
-// later); where it refuses, the port falls back to TUN_F_CSUM|TUN_F_TSO4 and
-// the kernel segments UDP itself (OffloadFlags says what was accepted).
-// TSO6 and TSO_ECN are not asked for: the kernel segments TCPv6 and the rare
-// ECN-CWR super-frames before the descriptor, so the router sees neither.
-// The kernel then hands over IPv4 TCP and UDP super-frames (up to 64 KB) and
-// partial checksums, and ReadBatch passes them on intact, described by
-// Batch.Meta: Flags is VnetNeedsCsum or zero (VIRTIO_NET_HDR_F_DATA_VALID
-// is dropped: such a frame's checksums are complete), HdrLen is set to the
-// exact length of the headers through TCP/UDP, CsumStart counts from the
+// use for), and TUNSETOFFLOAD asks for TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6|
+// TUN_F_USO4|TUN_F_USO6. The kernel only takes USO4 together with USO6
+// (Linux 6.2 and later); where it refuses, the port falls back to
+// TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6 and the kernel segments UDP itself
+// (OffloadFlags says what was accepted). TSO_ECN is not asked for: the
+// kernel segments the rare ECN-CWR super-frames before the descriptor. The
+// kernel then hands over TCP and UDP super-frames of both IP versions (up
+// to 64 KB) and partial checksums, and ReadBatch passes them on intact,
+// described by Batch.Meta: Flags is VnetNeedsCsum or zero
+// (VIRTIO_NET_HDR_F_DATA_VALID is dropped: such a frame's checksums are
+// complete), HdrLen is set to the exact length of the headers through
+// TCP/UDP (IPv6 extension headers included), CsumStart counts from the
 // frame's first byte (the 802.1Q tag the kernel puts into the bytes
-// included). An IPv6 UDP super-frame (the price of USO4) is cut into
-// datagrams in software, into consecutive batch slots (continued in the
-// next ReadBatch when the batch fills); any other GSO type or a malformed
-// super-frame is dropped and counted (gso-unsupported). Reads land the
-// virtio header in the batch headroom, just in front of the frame, so
-// nothing is copied. WriteBatch writes the header from meta (zeros for a
-// plain frame) and the frame with one writev(2), the header in a buffer of
-// its own on the stack: it needs no headroom in front of the frame and
-// allocates nothing. The kernel takes GSO and partial-checksum frames from
+// included). Any other GSO type, one that does not match the frame's IP
+// version, or a malformed super-frame is dropped and counted
+// (gso-unsupported). Reads land the virtio header in the batch headroom,
+// just in front of the frame, so nothing is copied. WriteBatch writes the
+// header from meta (zeros for a plain frame) and the frame with one
+// writev(2), the header in a buffer of its own on the stack: it needs no
+// headroom in front of the frame and allocates nothing. The kernel takes GSO and partial-checksum frames from
 // the descriptor whatever TUNSETOFFLOAD says, and segments them only if the
 // path in the VM's namespace needs it.
 //
@@ -106,8 +105,8 @@ const (
 
 // The offloads asked for, and what is left when the kernel refuses USO.
 const (
-	offloadsWanted   = TunFCsum | TunFTSO4 | TunFUSO4 | TunFUSO6
-	offloadsFallback = TunFCsum | TunFTSO4
+	offloadsWanted   = TunFCsum | TunFTSO4 | TunFTSO6 | TunFUSO4 | TunFUSO6
+	offloadsFallback = TunFCsum | TunFTSO4 | TunFTSO6
 )
 
 // RouterMAC is the default router-side MAC of a TAP port called name: a
@@ -141,13 +140,6 @@ type Port struct {
 	rerr   error
 	readFn func(fd uintptr) bool
 	acc    [numCounters]uint64 // counted during a ReadBatch, then added to cnt
-
-	// An IPv6 UDP super-frame being cut into datagrams (Offloads only): a
-	// copy of it in seg, datagrams segNext..segN-1 still to deliver.
-	seg                  []byte
-	segLen, segL3, segL4 int
-	segMSS               int
-	segNext, segN        int
 
 	cnt                          [numCounters]atomic.Uint64
 	rxPackets, rxBytes           atomic.Uint64
@@ -218,7 +210,6 @@ func Open(name, device string, opts Options) (*Port, error) {
 		if err != nil {
 			return fail("enabling offloads on", err)
 		}
-		p.seg = make([]byte, port.MaxSuper)
 	} else if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
 		// A fresh TAP has none; a persistent one may keep those of an
 		// earlier owner, and without the virtio header the kernel would hand
@@ -335,8 +326,7 @@ func (p *Port) doReadVnet(fd uintptr) bool {
 }
 
 // take accepts frame f, just read into slot p.rn at port.Headroom with
-// virtio header vh: it records the frame and its metadata, starts cutting an
-// IPv6 UDP super-frame into datagrams, or drops it.
+// virtio header vh: it records the frame and its metadata, or drops it.
 func (p *Port) take(b *port.Batch, vh packet.VnetHdr, f []byte) {
 	var m packet.VnetHdr
 	if vh.Flags&packet.VnetNeedsCsum != 0 {
@@ -352,66 +342,26 @@ func (p *Port) take(b *port.Batch, vh packet.VnetHdr, f []byte) {
 		if g == packet.GSOUDPL4 {
 			proto, csumOff = packet.ProtoUDP, 6
 		}
-		if !ok || m.Flags == 0 || vh.CsumOffset != csumOff || vh.GSOSize == 0 {
+		v4 := et == packet.EtherTypeIPv4 && (g == packet.GSOTCPv4 || g == packet.GSOUDPL4)
+		v6 := et == packet.EtherTypeIPv6 && (g == packet.GSOTCPv6 || g == packet.GSOUDPL4)
+		// GSOSegments checks the headers (and refuses a GSO size of 0).
+		if !ok || !(v4 || v6) || m.Flags == 0 || vh.CsumOffset != csumOff || packet.GSOSegments(f, l3, proto, int(vh.GSOSize)) == 0 {
 			p.acc[dropGSOUnsupported]++
 			return
 		}
-		switch {
-		case et == packet.EtherTypeIPv4 && (g == packet.GSOTCPv4 || g == packet.GSOUDPL4):
-			if packet.GSOSegmentsV4(f, l3, proto, int(vh.GSOSize)) == 0 {
-				p.acc[dropGSOUnsupported]++
-				return
-			}
-			l4 := l3 + packet.IPv4(f[l3:]).IHL() // checked by GSOSegmentsV4
-			if int(vh.CsumStart) != l4 {
-				p.acc[dropGSOUnsupported]++
-				return
-			}
-			m.GSOType, m.GSOSize = vh.GSOType, vh.GSOSize
-			m.HdrLen = uint16(l4 + packet.UDPHdrLen)
-			if proto == packet.ProtoTCP {
-				m.HdrLen = uint16(l4 + packet.TCP(f[l4:]).DataOff())
-			}
-			p.acc[cGSOIntact]++
-		case et == packet.EtherTypeIPv6 && g == packet.GSOUDPL4:
-			l4, mss := int(vh.CsumStart), int(vh.GSOSize)
-			k := packet.GSOSegmentsUDPv6(f, l3, l4, mss)
-			if k == 0 {
-				p.acc[dropGSOUnsupported]++
-				return
-			}
-			p.segLen = copy(p.seg, f)
-			p.segL3, p.segL4, p.segMSS, p.segNext, p.segN = l3, l4, mss, 0, k
-			p.emit(b)
-			return
-		default:
+		l4, hdrLen, _ := packet.GSOHeaders(f, l3, proto)
+		if int(vh.CsumStart) != l4 {
 			p.acc[dropGSOUnsupported]++
 			return
 		}
+		m.GSOType, m.GSOSize, m.HdrLen = vh.GSOType, vh.GSOSize, uint16(hdrLen)
+		p.acc[cGSOIntact]++
 	}
 	if m.Flags != 0 {
 		p.acc[cCsumPartial]++
 	}
 	b.Off[p.rn], b.Len[p.rn], b.Meta[p.rn] = port.Headroom, len(f), m
 	p.rn++
-}
-
-// emit delivers the pending datagrams of an IPv6 UDP super-frame into the
-// slots from p.rn, as many as fit.
-func (p *Port) emit(b *port.Batch) {
-	for p.segNext < p.segN && p.rn < b.Cap() {
-		n := packet.SegmentUDPv6(b.Bufs[p.rn][port.Headroom:], p.seg[:p.segLen], p.segL3, p.segL4, p.segMSS, p.segNext)
-		p.segNext++
-		if n == 0 {
-			continue // cannot happen: the super-frame was checked
-		}
-		b.Off[p.rn], b.Len[p.rn], b.Meta[p.rn] = port.Headroom, n, packet.VnetHdr{}
-		p.rn++
-	}
-	if p.segN != 0 && p.segNext >= p.segN {
-		p.segN = 0
-		p.acc[cGSOSegmented]++
-	}
 }
 
 // errNoMeta is returned by ReadBatch on an offload port when the batch has
@@ -431,9 +381,6 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 			return 0, port.ErrClosed
 		}
 		var err error
-		if p.segN != 0 {
-			p.emit(b) // the rest of a super-frame from the last batch
-		}
 		if p.rn < b.Cap() {
 			err = p.rc.Read(p.readFn)
 		}
@@ -551,9 +498,8 @@ func (p *Port) writeVnet(frames [][]byte, meta []packet.VnetHdr) (sent int, byte
 	return sent, bytes, errs
 }
 
-// Stats returns the port counters. RxGSO counts the IPv6 UDP super-frames
-// segmented here; partial checksums are passed on, never completed, so
-// RxCsum stays 0.
+// Stats returns the port counters. Super-frames and partial checksums are
+// passed on, never segmented or completed here, so RxGSO and RxCsum stay 0.
 func (p *Port) Stats() port.Stats {
 	var dropped uint64
 	for i := 0; i < nDropReasons; i++ {
@@ -566,7 +512,6 @@ func (p *Port) Stats() port.Stats {
 		TxPackets: p.txPackets.Load(),
 		TxBytes:   p.txBytes.Load(),
 		TxErrors:  p.txErrors.Load(),
-		RxGSO:     p.cnt[cGSOSegmented].Load(),
 	}
 }
 
