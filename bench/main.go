@@ -3,7 +3,7 @@
 //
 // One network-namespace topology is built once per router under test:
 //
-//	client ns (10.10.1.10) --veth-- router ns --veth-- server ns (203.0.113.10)
+//	client ns (10.10.1.10, 2001:db8:10:1::10) --veth-- router ns --veth-- server ns (203.0.113.10, 2001:db8:20::10)
 //	VM ns     (10.10.2.10) --TAP (vrouter) or veth (kernel)-- router ns
 //
 // The router SNATs 10.10.0.0/16 to 203.0.113.1 on the server side: the
@@ -18,6 +18,8 @@
 //     counter at the server's ingress;
 //   - ping p50/p99 client -> server every 10 ms under that load;
 //   - TCP iperf3 client -> server, the hosts' offloads on (default), then off;
+//   - TCP over IPv6 (tcp6): iperf3 -6 client -> server, offloads on, routed
+//     (the kernel with net.ipv6.conf.all.forwarding=1; no NAT66);
 //   - new TCP connections per second through SNAT (this binary re-executed
 //     as a connect/close loop in the client namespace against a tiny
 //     accept/close server in the server namespace);
@@ -41,7 +43,7 @@
 // writes DIR/latest.json, DIR/latest.txt, DIR/latest.png and
 // DIR/profile-<driver>.pprof (DIR = -results, default bench/results).
 //
-//	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-filter 1000] [-results DIR]
+//	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-filter 1000] [-results DIR] [-tests tcp6,...] [-nstag fp]
 //	go run ./bench -table [-json FILE]      # the README's Markdown table
 //	go run ./bench -soak 10m [-drivers afpacket]
 //
@@ -83,6 +85,7 @@ func main() {
 	jsonFile := flag.String("json", "", "results file for -table (default DIR/latest.json)")
 	chartOnly := flag.Bool("chart", false, "redraw DIR/latest.png from -json and exit")
 	filterRules := flag.Int("filter", filterDefault, "rules of the filter case (64 B UDP through SNAT and a ruleset on the client network; 0: leave it out)")
+	tag := flag.String("nstag", nsTag, "start of the names of the benchmark's namespaces (1 to 3 lowercase letters; another one for a second run on the same machine)")
 	soak := flag.Duration("soak", 0, "soak mode: run the UDP load through vrouter (first driver of -drivers) this long, sampling RSS and goroutines/threads every 10 s")
 	flag.Parse()
 
@@ -103,6 +106,10 @@ func main() {
 		}
 		return
 	}
+	if !validTag(*tag) {
+		fatal(fmt.Errorf("-nstag %q: want 1 to 3 lowercase letters", *tag))
+	}
+	nsTag = *tag
 	if *filterRules != 0 && (*filterRules < 20 || *filterRules > 20000) {
 		fatal(fmt.Errorf("-filter %d: want 0 or 20..20000 rules", *filterRules))
 	}
@@ -173,6 +180,20 @@ func main() {
 	}
 	fmt.Fprintf(w, "\nwrote %s, %s, %s\n", filepath.Join(*resultsDir, "latest.json"),
 		filepath.Join(*resultsDir, "latest.txt"), filepath.Join(*resultsDir, "latest.png"))
+}
+
+// validTag reports whether tag is 1 to 3 lowercase letters (namespace and
+// interface names must stay short and plain).
+func validTag(tag string) bool {
+	if len(tag) < 1 || len(tag) > 3 {
+		return false
+	}
+	for _, c := range tag {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 func fatal(err error) {

@@ -380,9 +380,9 @@ func (t *topo) waitListen(ns string, port int) error {
 // iperfTCP runs one iperf3 TCP stream from ns to the server for secs
 // seconds (after one omitted second of slow start) and returns Gbit/s
 // received.
-func (t *topo) iperfTCP(ns string, secs int) (float64, error) {
+func (t *topo) iperfTCP(ns, server string, secs int) (float64, error) {
 	srv, err := t.l.Start(t.S, fmt.Sprintf("iperf3-%d.log", time.Now().UnixNano()), "timeout", strconv.Itoa(secs+20),
-		"iperf3", "-s", "-1", "-B", serverIP)
+		"iperf3", "-s", "-1", "-B", server)
 	if err != nil {
 		return 0, err
 	}
@@ -399,7 +399,7 @@ func (t *topo) iperfTCP(ns string, secs int) (float64, error) {
 	if err := t.waitListen(t.S, 5201); err != nil {
 		return 0, err
 	}
-	out, err := t.l.ExecTimeout(ns, time.Duration(secs+15)*time.Second, "iperf3", "-c", serverIP, "-t", strconv.Itoa(secs), "-O", "1", "-J")
+	out, err := t.l.ExecTimeout(ns, time.Duration(secs+15)*time.Second, "iperf3", "-c", server, "-t", strconv.Itoa(secs), "-O", "1", "-J")
 	if err != nil {
 		if _, perr := parseIperf(out); perr != nil {
 			return 0, perr

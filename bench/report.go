@@ -28,6 +28,7 @@ var testDefs = []testDef{
 	{"ping_p99", "ping p99 under that load", "ms", false},
 	{"udp64_filter", filterTestName(filterDefault), "kpps", true},
 	{"tcp_on", "TCP, offloads on", "Gbit/s", true},
+	{"tcp6", "TCP over IPv6, offloads on", "Gbit/s", true},
 	{"tcp_off", "TCP, offloads off", "Gbit/s", true},
 	{"conn", "new TCP connections, SNAT", "conn/s", true},
 	{"vm_tcp", "VM: TCP, offloads on", "Gbit/s", true},

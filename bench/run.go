@@ -38,7 +38,7 @@ type state struct {
 
 // The tests in the order of a round; udp64 also gives ping_p50/p99;
 // udp64_filter is left out without the filter case (-filter 0).
-var roundTests = []string{"udp64", "udp64_filter", "tcp_on", "conn", "vm_tcp", "vm_udp64", "tcp_off"}
+var roundTests = []string{"udp64", "udp64_filter", "tcp_on", "tcp6", "conn", "vm_tcp", "vm_udp64", "tcp_off"}
 
 // selectTests keeps only the named tests in the rounds (-tests).
 func selectTests(list string) error {
@@ -348,7 +348,19 @@ func (b *bench) measure(s *state, test string, round int) {
 			}
 			defer tp.offloads(true)
 		}
-		v, err := tp.iperfTCP(ns, b.secs)
+		v, err := tp.iperfTCP(ns, serverIP, b.secs)
+		if err != nil {
+			fail(err)
+			return
+		}
+		s.add(test, v)
+		fmt.Fprintf(b.w, "%s %.2f Gbit/s\n", label, v)
+	case "tcp6":
+		if err := tp.warm6(); err != nil {
+			fail(err)
+			return
+		}
+		v, err := tp.iperfTCP(tp.C, server6, b.secs)
 		if err != nil {
 			fail(err)
 			return

@@ -26,6 +26,14 @@ const (
 	udpPort   = 9    // discard; counted and dropped at the server's ingress
 	connPort  = 8080 // the connection-rate server
 	tapDevice = "tap-vm"
+
+	// IPv6 (the tcp6 case): routed, no NAT66; the server routes the
+	// client's prefix back through the router.
+	client6    = "2001:db8:10:1::10"
+	clientGW6  = "2001:db8:10:1::1"
+	server6    = "2001:db8:20::10"
+	router6    = "2001:db8:20::1"
+	inside6Net = "2001:db8:10::/48"
 )
 
 // The kernel router's NAT: one masquerade rule, as an operator would write it.
@@ -75,7 +83,7 @@ device = "` + tapDevice + `"
 [[network]]
 name      = "inside"
 links     = ["pc"]
-addresses = ["10.10.1.1/24"]
+addresses = ["10.10.1.1/24", "2001:db8:10:1::1/64"]
 FILTER_IN
 
 [[network]]
@@ -86,7 +94,7 @@ addresses = ["10.10.2.1/24"]
 [[network]]
 name      = "public"
 links     = ["ps"]
-addresses = ["203.0.113.1/24"]
+addresses = ["203.0.113.1/24", "2001:db8:20::1/64"]
 
 [[nat.snat]]
 source = "10.10.0.0/16"
@@ -98,9 +106,10 @@ max = 262144
 FILTERS`
 
 // nsTag starts the names of the benchmark's namespaces and files (the lab
-// adds the process id and a sequence number): "fp", the fast-path
-// benchmark's own prefix, which no test of the e2e suite uses.
-const nsTag = "fp"
+// adds the process id and a sequence number): by default "fp", the
+// fast-path benchmark's own prefix, which no test of the e2e suite uses;
+// -nstag sets another, so that two runs on one machine cannot meet.
+var nsTag = "fp"
 
 // topo is the benchmark topology for one router under test.
 type topo struct {
@@ -159,10 +168,22 @@ func newTopo(driver string) (t *topo, err error) {
 	if err = l.Veth(t.S, "eth0", t.R, "r-s"); err != nil {
 		return
 	}
+	// IPv6 on the hosts (the lab turns it off everywhere), without
+	// duplicate address detection so that addresses work at once; the
+	// router namespace keeps it off for vrouter, which answers there itself.
+	for _, ns := range []string{t.C, t.S} {
+		if err = l.EnableIPv6(ns, "eth0"); err != nil {
+			return
+		}
+	}
 	cmds := [][2]string{
 		{t.C, "ip addr add " + clientIP + "/24 dev eth0"},
 		{t.C, "ip route add default via " + clientGW},
 		{t.S, "ip addr add " + serverIP + "/24 dev eth0"},
+		{t.C, "ip -6 addr add " + client6 + "/64 dev eth0 nodad"},
+		{t.C, "ip -6 route add default via " + clientGW6},
+		{t.S, "ip -6 addr add " + server6 + "/64 dev eth0 nodad"},
+		{t.S, "ip -6 route add " + inside6Net + " via " + router6},
 	}
 	if driver == "" {
 		// The kernel has no userspace side to serve a TAP: its VM is on a veth.
@@ -176,6 +197,9 @@ func newTopo(driver string) (t *topo, err error) {
 			[2]string{t.R, "ip addr add " + vmGW + "/24 dev r-vm"},
 			[2]string{t.R, "ip addr add " + snatIP + "/24 dev r-s"},
 			[2]string{t.R, "sysctl -qw net.ipv4.ip_forward=1"},
+			[2]string{t.R, "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.r-c.disable_ipv6=0 net.ipv6.conf.r-s.disable_ipv6=0 net.ipv6.conf.all.forwarding=1"},
+			[2]string{t.R, "ip -6 addr add " + clientGW6 + "/64 dev r-c nodad"},
+			[2]string{t.R, "ip -6 addr add " + router6 + "/64 dev r-s nodad"},
 			[2]string{t.VM, "ip addr add " + vmIP + "/24 dev eth0"},
 			[2]string{t.VM, "ip route add default via " + vmGW},
 		)
@@ -423,6 +447,20 @@ func (t *topo) warm(fromVM bool) error {
 		}
 	}
 	return fmt.Errorf("no ping %s -> %s through the %s: %v", from, serverIP, t.name(), err)
+}
+
+// warm6 resolves the IPv6 neighbours on the client-server path (ND on
+// both sides of the router).
+func (t *topo) warm6() error {
+	var out string
+	var err error
+	for range 3 {
+		out, err = t.l.ExecTimeout(t.C, 10*time.Second, "ping", "-6", "-c", "3", "-i", "0.1", "-W", "1", server6)
+		if err == nil && !strings.Contains(out, " 0 received") {
+			return nil
+		}
+	}
+	return fmt.Errorf("no ping -6 %s -> %s through the %s: %v", t.C, server6, t.name(), err)
 }
 
 var lladdrRe = regexp.MustCompile(`lladdr ([0-9a-f:]{17})`)
