@@ -20,10 +20,13 @@ package router
 //   - inject: every frame the kernel writes on the TAP is sent on the
 //     network's links the way the router sends its own frames (txTo: the
 //     learned link on a switched network, else flooded; tagged per link).
-//   - address sync: an address a daemon adds to the TAP (a keepalived VIP)
-//     becomes one of the network's addresses at run time, through the same
-//     compile and snapshot store as a reload; removed, it goes away again.
-//     Addresses from the file stay whatever the kernel does.
+//   - address sync: an address a daemon adds to the TAP (a keepalived VIP,
+//     IPv4 or IPv6) becomes one of the network's addresses at run time,
+//     through the same compile and snapshot store as a reload, and is
+//     announced (gratuitous ARP, unsolicited neighbour advertisement);
+//     removed, it goes away again. Addresses from the file stay whatever
+//     the kernel does; the kernel's link-local addresses are not followed
+//     (the network has its own).
 //
 // The host TAP is a port of its own in Router.ports (portState.host set, no
 // membership): its worker reads what the kernel writes and frame() hands it
@@ -43,6 +46,7 @@ import (
 
 	"vrouter/config"
 	"vrouter/fib"
+	"vrouter/fib6"
 	"vrouter/packet"
 	"vrouter/router/port"
 )
@@ -64,8 +68,8 @@ type HostSystem interface {
 	// (the router reads them; with host interfaces the kernel has the
 	// router's addresses and would answer there too). nil undoes it.
 	Isolate(devices []string) error
-	// Watch calls f with the IPv4 address changes of every interface until
-	// stop is called; f is never called concurrently.
+	// Watch calls f with the address changes (IPv4 and IPv6) of every
+	// interface until stop is called; f is never called concurrently.
 	Watch(f func([]AddrEvent)) (stop func(), err error)
 }
 
@@ -331,9 +335,10 @@ func newHostCompile(cfg *config.Config, ports []*portState, s *snapshot) *hostCo
 	return &hostCompile{s: s, ports: ports, cfg: cfg}
 }
 
-// addrs returns the addresses of network n (configured as nc): the file's,
-// then those the kernel added to its host interface and that fit. It sets
-// n.host and the host table.
+// addrs returns the IPv4 addresses of network n (configured as nc): the
+// file's, then those the kernel added to its host interface and that fit.
+// It sets n.host (with the kernel-added addresses taken, both families)
+// and the host table.
 func (hc *hostCompile) addrs(n *network, nc *config.Network) []netip.Prefix {
 	if nc.Host == "" {
 		return nc.Addresses
@@ -371,7 +376,24 @@ func (hc *hostCompile) addrs(n *network, nc *config.Network) []netip.Prefix {
 		}
 		hc.taken = append(hc.taken, namedPrefix{p, nc.Name})
 		h.kernel = append(h.kernel, p)
-		out = append(out[:len(out):len(out)], p)
+		if p.Addr().Is4() {
+			out = append(out[:len(out):len(out)], p)
+		}
+	}
+	return out
+}
+
+// kernel6 is the IPv6 part of the kernel-added addresses network n took
+// (compile6 adds them to the file's).
+func (n *network) kernel6() []netip.Prefix {
+	if n.host == nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, p := range n.host.kernel {
+		if p.Addr().Is6() {
+			out = append(out, p)
+		}
 	}
 	return out
 }
@@ -386,6 +408,9 @@ func (hc *hostCompile) natConfig() *config.Config {
 	c := *hc.cfg
 	c.Networks = slices.Clone(c.Networks)
 	for _, t := range hc.taken {
+		if !t.p.Addr().Is4() {
+			continue // no NAT66
+		}
 		if i := c.NetworkIndex(t.name); i >= 0 {
 			n := &c.Networks[i]
 			n.Addresses = append(slices.Clip(n.Addresses), t.p)
@@ -398,13 +423,13 @@ func (hc *hostCompile) natConfig() *config.Config {
 // ("" when it can): it is already an address of the router, or its subnet
 // overlaps another network's.
 func (hc *hostCompile) check(p netip.Prefix, name string) string {
-	if !p.Addr().Is4() || p.Bits() == 0 {
-		return "not an IPv4 interface address"
+	if !followedAddr(p) || p.Bits() == 0 {
+		return "not a unicast interface address"
 	}
 	if hc.cfgAddrs == nil {
 		hc.cfgAddrs = map[netip.Addr]string{}
 		for _, nc := range hc.cfg.Networks {
-			for _, a := range nc.Addresses {
+			for _, a := range append(slices.Clip(nc.Addresses), nc.Addresses6...) {
 				hc.cfgAddrs[a.Addr()] = nc.Name
 				hc.nets = append(hc.nets, namedPrefix{a.Masked(), nc.Name})
 			}
@@ -426,6 +451,17 @@ func (hc *hostCompile) check(p netip.Prefix, name string) string {
 		}
 	}
 	return ""
+}
+
+// followedAddr reports whether the router follows a kernel address p on a
+// host interface: IPv4, and IPv6 global unicast (not the kernel's
+// link-local addresses, which a network does not take).
+func followedAddr(p netip.Prefix) bool {
+	a := p.Addr()
+	if a.Is4() {
+		return true
+	}
+	return a.Is6() && !a.Is4In6() && a.IsGlobalUnicast()
 }
 
 // ---- control plane ---------------------------------------------------------------
@@ -638,8 +674,10 @@ func (r *Router) stopHosts() {
 // hostAddrEvents applies kernel address changes: an address added to a
 // host interface (and not from the file) joins its network, a removed one
 // leaves it. The new addresses are published like a reload publishes (a
-// new snapshot and its connected routes; runtime routes, neighbours and
-// NAT sessions are kept), then announced with gratuitous ARP.
+// new snapshot and its connected routes, both families; runtime routes,
+// neighbours and NAT sessions are kept), then announced: gratuitous ARP
+// for IPv4, an unsolicited neighbour advertisement (override set, to all
+// nodes) for IPv6, so that neighbours move a VIP to the router at once.
 func (r *Router) hostAddrEvents(evs []AddrEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -664,7 +702,7 @@ func (r *Router) hostAddrEvents(evs []AddrEvent) {
 			continue
 		}
 		h := hosts[ev.Ifindex]
-		if h == nil || !ev.Prefix.Addr().Is4() || slices.Contains(h.static, ev.Prefix) {
+		if h == nil || !followedAddr(ev.Prefix) || slices.Contains(h.static, ev.Prefix) {
 			continue
 		}
 		i := slices.Index(next[h], ev.Prefix)
@@ -709,6 +747,7 @@ func (r *Router) hostAddrEvents(evs []AddrEvent) {
 	// takes the same rules with the router's new addresses.
 	r.snap.Store(pl.snap)
 	r.FIB.ReplaceSources(map[fib.Source][]fib.Route{fib.Connected: pl.routes[fib.Connected], fib.Static: pl.routes[fib.Static]})
+	r.FIB6.ReplaceSources(map[fib.Source][]fib6.Route{fib.Connected: pl.routes6[fib.Connected], fib.Static: pl.routes6[fib.Static]})
 	if _, why := r.NAT.Commit(pl.snap.nat); why != "" {
 		r.log.Info("host interface addresses: NAT", "changes", why)
 	}
@@ -718,7 +757,7 @@ func (r *Router) hostAddrEvents(evs []AddrEvent) {
 			continue
 		}
 		if n := pl.snap.net(slot); n != nil && n.host != nil && slices.Contains(n.host.kernel, p) {
-			r.garp(slot, packet.U32(p.Addr()))
+			r.announceAddr(slot, p.Addr())
 		}
 	}
 	if f := r.kernelResync.Load(); f != nil {
@@ -726,8 +765,10 @@ func (r *Router) hostAddrEvents(evs []AddrEvent) {
 	}
 }
 
-// garp announces addr on the network in slot (control worker).
-func (r *Router) garp(slot uint16, addr uint32) {
+// announceAddr announces the router's new address a on the network in
+// slot (control worker): gratuitous ARP, or an unsolicited neighbour
+// advertisement.
+func (r *Router) announceAddr(slot uint16, a netip.Addr) {
 	r.ctlMu.Lock()
 	defer r.ctlMu.Unlock()
 	w := r.ctl
@@ -736,7 +777,12 @@ func (r *Router) garp(slot uint16, addr uint32) {
 	}
 	w.begin()
 	if n := w.snap.net(slot); n != nil {
-		w.sendGARP(n, addr)
+		if a.Is4() {
+			w.sendGARP(n, packet.U32(a))
+		} else if n.v6 != nil {
+			t := a.As16()
+			w.sendNA(n, t, t, packet.AllNodes, packet.MulticastMAC6(packet.AllNodes), ndUnsolicitedFlags)
+		}
 	}
 	w.end()
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"vrouter/config"
 	"vrouter/fib"
@@ -59,17 +60,21 @@ func compile6(cfg *config.Config, s *snapshot, slots map[string]uint16, pl *plan
 	pl.routes6 = map[fib.Source][]fib6.Route{fib.Connected: nil, fib.Static: nil}
 	for i := range cfg.Networks {
 		nc := &cfg.Networks[i]
-		if len(nc.Addresses6) == 0 {
+		n := &s.nets[slots[nc.Name]]
+		addrs := nc.Addresses6
+		if k := n.kernel6(); len(k) > 0 {
+			addrs = append(slices.Clip(addrs), k...) // a daemon's, on the host interface
+		}
+		if len(addrs) == 0 {
 			continue
 		}
-		n := &s.nets[slots[nc.Name]]
 		v := &net6{ra: nc.RA, mtu: max(n.mtu, packet.IPv6MinMTU)}
 		if nc.LinkLocal.IsValid() {
 			v.ll = nc.LinkLocal.As16()
 		} else {
 			v.ll = packet.LinkLocalEUI64(n.mac)
 		}
-		for _, p := range nc.Addresses6 {
+		for _, p := range addrs {
 			a := p.Addr().As16()
 			v.addrs = append(v.addrs, ifAddr6{addr: a, prefix: p})
 			s.v6.local[a] = n.idx

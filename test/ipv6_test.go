@@ -478,3 +478,49 @@ protocol bgp peer6 {
 		t.Fatalf("ping6 to the BGP-learned prefix: %v\n%s", err, out)
 	}
 }
+
+// TestIPv6HostInterfaceVIP: an IPv6 address added to net2's host interface
+// (as keepalived adds a VIP) becomes vrouter's on net2: h2 reaches it (ND
+// answered by vrouter, echo answered); deleted, it is gone again.
+func TestIPv6HostInterfaceVIP(t *testing.T) {
+	needRoot(t)
+	d, err := lab.DualEdit("v6", false, func(cfg, prefix string) string {
+		line := `addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]`
+		return strings.Replace(cfg, line, line+"\nhost = \""+prefix+"-n2\"", 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("router log:\n%s", d.Router.Log())
+		}
+		d.Close()
+	})
+	tl := &lab.Topo{Lab: d.Lab, Router: d.Router}
+	dev := d.Prefix + "-n2"
+	const vip = "2001:db8:2::50"
+	run(t, tl, d.R, "ip", "-6", "addr", "add", vip+"/128", "dev", dev, "nodad")
+	var out string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err = d.Exec(d.H2, "ping", "-6", "-c", "1", "-W", "1", vip)
+		if err == nil && strings.Contains(out, "1 received") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VIP %s not reachable from h2: %v\n%s", vip, err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	hif, err := d.Router.Console("show", "host-interfaces")
+	if err != nil || !strings.Contains(hif, vip+"/128") {
+		t.Fatalf("show host-interfaces lacks the VIP (%v):\n%s", err, hif)
+	}
+	run(t, tl, d.R, "ip", "-6", "addr", "del", vip+"/128", "dev", dev)
+	run(t, tl, d.H2, "ip", "-6", "neigh", "flush", "dev", "eth0")
+	time.Sleep(300 * time.Millisecond)
+	if out, err := d.Exec(d.H2, "ping", "-6", "-c", "1", "-W", "1", vip); err == nil {
+		t.Fatalf("deleted VIP still answers:\n%s", out)
+	}
+}

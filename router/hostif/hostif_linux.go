@@ -5,16 +5,19 @@
 //   - Open creates the TAP with the tap driver (no virtio header: the kernel
 //     segments and checksums what it sends, the host's traffic is control
 //     plane), gives the kernel device the network's MAC and MTU, turns IPv6
-//     off on it (vrouter does not route IPv6 yet, and the kernel would
-//     otherwise send router solicitations and MLD reports through it) and
-//     sets it up. A device of that name must not exist: vrouter never takes
-//     over someone else's interface. Closing the port removes the device.
+//     off on it until AddAddr gives it an IPv6 address (the kernel would
+//     otherwise send router solicitations and MLD reports through it on a
+//     network without IPv6) and sets it up. A device of that name must not
+//     exist: vrouter never takes over someone else's interface. Closing the
+//     port removes the device.
 //   - AddAddr and DelAddr are RTM_NEWADDR (replace; broadcast computed for
 //     prefixes up to /30) and RTM_DELADDR.
-//   - Watch subscribes to RTNLGRP_IPV4_IFADDR, then dumps the IPv4 addresses
-//     and reports them after a Reset event; events then follow in batches
-//     (whatever is queued when one is read). A lost subscription (socket
-//     buffer overrun) is renewed the same way after 100 ms.
+//   - Watch subscribes to RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV6_IFADDR, then
+//     dumps the addresses of both families and reports them after a Reset
+//     event; events then follow in batches (whatever is queued when one is
+//     read). A lost subscription (socket buffer overrun) is renewed the
+//     same way after 100 ms. A daemon can add IPv6 addresses only where
+//     IPv6 is on, i.e. on the host interface of a network with IPv6.
 //   - Isolate keeps the kernel's own stack off the devices the router reads:
 //     with host interfaces the kernel holds the router's addresses, and a
 //     frame for them arriving on a port's device would otherwise be taken
@@ -315,7 +318,7 @@ func (s *System) Watch(f func([]router.AddrEvent)) (func(), error) {
 	}, nil
 }
 
-// subscribe subscribes to IPv4 address events and sends the dump of the
+// subscribe subscribes to address events (both families) and sends the dump of the
 // addresses there are (after a Reset) into the channel's consumer's
 // first batch through the pending slice (see follow).
 func (s *System) subscribe(done chan struct{}) (chan netlink.AddrUpdate, error) {
@@ -340,9 +343,10 @@ func (s *System) subscribe(done chan struct{}) (chan netlink.AddrUpdate, error) 
 	return ch, nil
 }
 
-// dump lists every IPv4 address as a batch that starts with Reset.
+// dump lists every address (both families) as a batch that starts with
+// Reset.
 func (s *System) dump() ([]router.AddrEvent, error) {
-	addrs, err := s.h.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := s.h.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, err
 	}
@@ -355,16 +359,19 @@ func (s *System) dump() ([]router.AddrEvent, error) {
 	return evs, nil
 }
 
+// prefixOf is an interface address as a prefix: IPv4 (also when netlink
+// gives it in 16 bytes) or IPv6.
 func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	if n == nil {
 		return netip.Prefix{}, false
 	}
-	a, ok := netip.AddrFromSlice(n.IP.To4())
+	a, ok := netip.AddrFromSlice(n.IP)
 	if !ok {
 		return netip.Prefix{}, false
 	}
+	a = a.Unmap()
 	ones, bits := n.Mask.Size()
-	if bits != 32 {
+	if bits != a.BitLen() {
 		return netip.Prefix{}, false
 	}
 	return netip.PrefixFrom(a, ones), true

@@ -126,6 +126,26 @@ func TestWatch(t *testing.T) {
 	if evs := next(); len(evs) != 1 || evs[0].Added || evs[0].Prefix.String() != "10.8.0.50/32" {
 		t.Fatalf("del event %+v", evs)
 	}
+	// IPv6: the file's address turns IPv6 on; a daemon's VIP is reported
+	// when added and when removed (among the kernel's link-local events).
+	if err := s.AddAddr("vr-w", netip.MustParsePrefix("2001:db8:8::1/64")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(want router.AddrEvent) {
+		t.Helper()
+		for {
+			for _, e := range next() {
+				if e == want {
+					return
+				}
+			}
+		}
+	}
+	waitFor(router.AddrEvent{Ifindex: ifindex, Prefix: netip.MustParsePrefix("2001:db8:8::1/64"), Added: true})
+	nstest.Sh(t, "ip", "-n", ns, "-6", "addr", "add", "2001:db8:8::50/128", "dev", "vr-w", "nodad")
+	waitFor(router.AddrEvent{Ifindex: ifindex, Prefix: netip.MustParsePrefix("2001:db8:8::50/128"), Added: true})
+	nstest.Sh(t, "ip", "-n", ns, "-6", "addr", "del", "2001:db8:8::50/128", "dev", "vr-w")
+	waitFor(router.AddrEvent{Ifindex: ifindex, Prefix: netip.MustParsePrefix("2001:db8:8::50/128")})
 }
 
 func TestIsolate(t *testing.T) {
