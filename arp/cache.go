@@ -792,10 +792,21 @@ func (c *Cache) TickAll(now int64, h Handlers) {
 type StaticEntry struct {
 	Network uint16
 	IP      uint32
+	IP6     [16]byte // with V6: an IPv6 neighbour (IP unused)
+	V6      bool
 	MAC     packet.MAC
 }
 
-// SetStatic replaces the set of static entries with list. A learned entry
+// key is the entry's table key and, for IPv6, its address halves.
+func (s StaticEntry) key() (k, hi, lo uint64) {
+	if s.V6 {
+		hi, lo = split6(s.IP6)
+		return key6(s.Network, hi, lo), hi, lo
+	}
+	return key(s.Network, s.IP), 0, 0
+}
+
+// SetStatic replaces the set of static entries (both families) with list. A learned entry
 // for the same address becomes static (its queued packets are dropped,
 // FlushDrops). Static entries count against Max: when the table is full a
 // learned entry is evicted to make room, and a static entry that still does
@@ -807,13 +818,13 @@ func (c *Cache) SetStatic(list []StaticEntry) {
 		c.ents[i].mark = false
 	}
 	for _, s := range list {
-		k := key(s.Network, s.IP)
-		idx := c.find(k, 0, 0)
+		k, hi, lo := s.key()
+		idx := c.find(k, hi, lo)
 		if idx < 0 && len(c.ents) >= c.cfg.Max {
 			c.evictLearned()
 		}
 		if idx < 0 {
-			idx = c.insert(ent{key: k, lastReq: never, qhead: -1, qtail: -1})
+			idx = c.insert(ent{key: k, hi: hi, lo: lo, lastReq: never, qhead: -1, qtail: -1})
 			if idx < 0 {
 				continue
 			}

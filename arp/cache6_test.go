@@ -81,6 +81,33 @@ func TestUpdate6Override(t *testing.T) {
 	}
 }
 
+// Static IPv6 entries: looked up like learned ones, never overridden by
+// an advertisement, kept apart from an IPv4 entry of the same network, and
+// removed by the next SetStatic without them.
+func TestStatic6(t *testing.T) {
+	c := New(testConfig())
+	a, b := ip6("2001:db8::5"), ip6("fe80::fe")
+	c.Update6(0, a, macN(9), Learn{Create: Stale}, sec, nil) // learned first: becomes static
+	c.SetStatic([]StaticEntry{{Network: 0, IP6: a, V6: true, MAC: macN(1)}, {Network: 0, IP6: b, V6: true, MAC: macN(2)},
+		{Network: 0, IP: ip4(10, 0, 0, 5), MAC: macN(3)}})
+	c.checkAddr6(t)
+	wantState6(t, c, 0, a, Static, macN(1))
+	wantState6(t, c, 0, b, Static, macN(2))
+	c.Update6(0, a, macN(7), Learn{Reachable: true, Override: true}, sec, nil)
+	wantState6(t, c, 0, a, Static, macN(1))
+	if m, ok := c.Lookup6(0, b); !ok || m != macN(2) {
+		t.Fatalf("Lookup6 static: %v %v", m, ok)
+	}
+	if m, ok := c.Lookup(0, ip4(10, 0, 0, 5)); !ok || m != macN(3) {
+		t.Fatalf("Lookup static IPv4: %v %v", m, ok)
+	}
+	c.SetStatic([]StaticEntry{{Network: 0, IP6: b, V6: true, MAC: macN(2)}})
+	c.checkAddr6(t)
+	if c.Has6(0, a) || c.Has(0, ip4(10, 0, 0, 5)) || !c.Has6(0, b) {
+		t.Fatal("SetStatic did not replace the set")
+	}
+}
+
 func wantState6(t *testing.T, c *Cache, net uint16, a [16]byte, st State, mac packet.MAC) {
 	t.Helper()
 	for _, e := range c.Entries(0) {

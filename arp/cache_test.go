@@ -477,7 +477,7 @@ func TestStaticBeatsLearned(t *testing.T) {
 	var r recorder
 	s1, s2, l := ip4(203, 0, 113, 1), ip4(203, 0, 113, 2), ip4(203, 0, 113, 3)
 	c.Miss(1, l, []byte{1}, sec)
-	c.SetStatic([]StaticEntry{{1, s1, macN(0x11)}, {1, s2, macN(0x12)}})
+	c.SetStatic([]StaticEntry{{Network: 1, IP: s1, MAC: macN(0x11)}, {Network: 1, IP: s2, MAC: macN(0x12)}})
 	for _, create := range []bool{false, true} {
 		c.Update(1, s1, macN(0x99), create, sec, nil)
 	}
@@ -497,7 +497,7 @@ func TestStaticBeatsLearned(t *testing.T) {
 	}
 	// Replace: s2 dropped, learned l (queued packet) converted to static.
 	c.Miss(1, l, []byte{1}, 2000*sec)
-	c.SetStatic([]StaticEntry{{1, s1, macN(0x21)}, {1, l, macN(0x13)}})
+	c.SetStatic([]StaticEntry{{Network: 1, IP: s1, MAC: macN(0x21)}, {Network: 1, IP: l, MAC: macN(0x13)}})
 	wantGone(t, c, 1, s2)
 	if m, _ := c.Lookup(1, s1); m != macN(0x21) {
 		t.Fatal("static MAC not replaced")
@@ -518,8 +518,8 @@ func TestStaticEvictsLearnedWhenFull(t *testing.T) {
 	for i := byte(1); i <= 3; i++ {
 		c.Update(0, ip4(10, 0, 0, i), macN(i), true, sec, nil)
 	}
-	c.SetStatic([]StaticEntry{{0, ip4(10, 9, 9, 1), macN(1)}, {0, ip4(10, 9, 9, 2), macN(2)},
-		{0, ip4(10, 9, 9, 3), macN(3)}, {0, ip4(10, 9, 9, 4), macN(4)}})
+	c.SetStatic([]StaticEntry{{Network: 0, IP: ip4(10, 9, 9, 1), MAC: macN(1)}, {Network: 0, IP: ip4(10, 9, 9, 2), MAC: macN(2)},
+		{Network: 0, IP: ip4(10, 9, 9, 3), MAC: macN(3)}, {Network: 0, IP: ip4(10, 9, 9, 4), MAC: macN(4)}})
 	for i := byte(1); i <= 3; i++ {
 		if !c.Has(0, ip4(10, 9, 9, i)) {
 			t.Fatalf("static %d missing", i)
@@ -584,7 +584,7 @@ func TestTableFull(t *testing.T) {
 
 func TestFlushNetworkAndFlush(t *testing.T) {
 	c := New(testConfig())
-	c.SetStatic([]StaticEntry{{1, ip4(10, 0, 0, 100), macN(100)}, {2, ip4(10, 0, 0, 100), macN(101)}})
+	c.SetStatic([]StaticEntry{{Network: 1, IP: ip4(10, 0, 0, 100), MAC: macN(100)}, {Network: 2, IP: ip4(10, 0, 0, 100), MAC: macN(101)}})
 	for i := byte(1); i <= 3; i++ {
 		for _, n := range []uint16{1, 2} {
 			c.Update(n, ip4(10, 0, 0, i), macN(i), true, sec, nil)
@@ -672,7 +672,7 @@ func TestCallbacksMayReenter(t *testing.T) {
 
 func TestEntriesAge(t *testing.T) {
 	c := New(testConfig())
-	c.SetStatic([]StaticEntry{{0, ip4(10, 4, 0, 1), macN(1)}})
+	c.SetStatic([]StaticEntry{{Network: 0, IP: ip4(10, 4, 0, 1), MAC: macN(1)}})
 	c.Update(0, ip4(10, 4, 0, 2), macN(2), true, 5*sec, nil)
 	for _, e := range c.Entries(12 * sec) {
 		switch e.IP {

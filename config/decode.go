@@ -22,6 +22,7 @@ type decoder struct {
 	routerT             *table
 	portT, netT, hrT    []*table
 	routeT, arpT        []*table
+	arp6T               []*table // the [[arp]]s of c.ARP6
 	snatT, floatT, fwdT []*table
 	filterT             []*table   // [[filter]]
 	ruleT               [][]*table // [[filter.rule]] per [[filter]]
@@ -856,7 +857,11 @@ func (d *decoder) arp(t *table) {
 			a.Network, _ = d.str(v, p)
 		case "ip":
 			if s, ok := d.str(v, p); ok {
-				if ip, err := parseAddr4(s); err != nil {
+				parse := parseAddr4
+				if isIPv6(s) {
+					parse = parseAddr6
+				}
+				if ip, err := parse(s); err != nil {
 					d.errf(v.pos, "arp.ip: %v", err)
 				} else {
 					a.IP = ip
@@ -881,6 +886,11 @@ func (d *decoder) arp(t *table) {
 		d.errf(vpos(t, "publish"), "[[arp]] takes either mac or publish = true, not both")
 	case !hasMAC && !a.Publish:
 		d.errf(t.pos, "[[arp]] needs mac = \"...\" (static neighbour) or publish = true (proxy ARP)")
+	}
+	if a.IP.Is6() {
+		d.c.ARP6 = append(d.c.ARP6, a)
+		d.arp6T = append(d.arp6T, t)
+		return
 	}
 	d.c.ARP = append(d.c.ARP, a)
 	d.arpT = append(d.arpT, t)

@@ -69,6 +69,35 @@ via = "198.51.100.9"
 	}
 }
 
+// [[arp]] takes IPv6 addresses: static neighbours (a link-local one too)
+// and proxy NDP entries, kept apart in ARP6.
+func TestIPv6ARPConfig(t *testing.T) {
+	src := base6 + `[[arp]]
+network = "n2"
+ip = "fe80::fe"
+mac = "02:00:00:00:00:fe"
+[[arp]]
+network = "n1"
+ip = "2001:db8:1::77"
+publish = true
+[[arp]]
+network = "n1"
+ip = "192.0.2.77"
+publish = true
+`
+	c, err := Parse("t.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ARP) != 1 || c.ARP[0].IP != netip.MustParseAddr("192.0.2.77") {
+		t.Fatalf("ARP %+v", c.ARP)
+	}
+	if len(c.ARP6) != 2 || c.ARP6[0].IP != netip.MustParseAddr("fe80::fe") || c.ARP6[0].MAC.String() != "02:00:00:00:00:fe" ||
+		c.ARP6[1].IP != netip.MustParseAddr("2001:db8:1::77") || !c.ARP6[1].Publish || c.ARP6[1].Network != "n1" {
+		t.Fatalf("ARP6 %+v", c.ARP6)
+	}
+}
+
 func TestIPv6ConfigErrors(t *testing.T) {
 	tests := []struct{ name, src, want string }{
 		{"bad prefix", "[[network]]\nname = \"n3\"\nlinks = [\"p1.5\"]\naddresses = [\"2001:db8::1/129\"]\n",
@@ -90,6 +119,16 @@ func TestIPv6ConfigErrors(t *testing.T) {
 			`t.toml:22:7: route.via 192.0.2.9 is IPv4 but the prefix is IPv6`},
 		{"host bits", "[[route]]\nprefix = \"2001:db8:7::1/48\"\nnetwork = \"n1\"\n",
 			`t.toml:21:10: prefix 2001:db8:7::1/48 has host bits set; did you mean 2001:db8:7::/48?`},
+		{"arp6 bad address", "[[arp]]\nnetwork = \"n1\"\nip = \"2001:db8:1::5::1\"\npublish = true\n",
+			`t.toml:22:6: arp.ip: invalid IPv6 address "2001:db8:1::5::1"`},
+		{"arp6 publish link-local", "[[arp]]\nnetwork = \"n1\"\nip = \"fe80::5\"\npublish = true\n",
+			`t.toml:22:6: arp.ip fe80::5: publish (proxy NDP) takes a global address, not a link-local one`},
+		{"arp6 multicast", "[[arp]]\nnetwork = \"n1\"\nip = \"ff02::1\"\nmac = \"02:00:00:00:00:05\"\n",
+			`t.toml:22:6: arp.ip ff02::1 is not a unicast address`},
+		{"arp6 network without IPv6", "[[network]]\nname = \"n3\"\nlinks = [\"p1.5\"]\naddresses = [\"10.0.0.1/24\"]\n[[arp]]\nnetwork = \"n3\"\nip = \"2001:db8:1::5\"\npublish = true\n",
+			`t.toml:25:11: arp ip 2001:db8:1::5: network "n3" has no IPv6 address`},
+		{"arp6 duplicate", "[[arp]]\nnetwork = \"n1\"\nip = \"2001:db8:1::5\"\npublish = true\n[[arp]]\nnetwork = \"n1\"\nip = \"2001:db8:1::5\"\nmac = \"02:00:00:00:00:05\"\n",
+			`t.toml:26:6: duplicate [[arp]] entry for 2001:db8:1::5 on network "n1" (first at line 20)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

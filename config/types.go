@@ -22,6 +22,7 @@ type Config struct {
 	Routes     []Route
 	Routes6    []Route // the IPv6 [[route]]s (config/ipv6.go)
 	ARP        []ARPEntry
+	ARP6       []ARPEntry // the [[arp]]s whose ip is IPv6: static neighbours and proxy NDP
 	NAT        NAT
 	Filters    []Filter // [[filter]] rulesets, in file order (filter.go)
 	Conntrack  Conntrack
@@ -136,7 +137,8 @@ type Route struct {
 	Pos     Pos
 }
 
-// ARPEntry is one [[arp]]: a static neighbour (MAC) or a published address.
+// ARPEntry is one [[arp]]: a static neighbour (MAC) or a published address
+// (proxy ARP; for an IPv6 address, in Config.ARP6, proxy NDP).
 type ARPEntry struct {
 	Network string
 	IP      netip.Addr

@@ -208,17 +208,32 @@ func (d *decoder) validate() {
 		net string
 		ip  netip.Addr
 	}
-	arpAt := map[arpKey]int{}
-	for i, a := range c.ARP {
-		t := d.arpT[i]
-		knownNet(a.Network, vpos(t, "network"), "arp network")
+	arpAt := map[arpKey]int{} // line of the first entry
+	checkARP := func(a ARPEntry, t *table) int {
+		ni := knownNet(a.Network, vpos(t, "network"), "arp network")
 		if a.IP.IsValid() && a.Network != "" {
 			k := arpKey{a.Network, a.IP}
-			if j, dup := arpAt[k]; dup {
-				d.errf(vpos(t, "ip"), "duplicate [[arp]] entry for %s on network %q (first at line %d)", a.IP, a.Network, c.ARP[j].Pos.Line)
+			if line, dup := arpAt[k]; dup {
+				d.errf(vpos(t, "ip"), "duplicate [[arp]] entry for %s on network %q (first at line %d)", a.IP, a.Network, line)
 			} else {
-				arpAt[k] = i
+				arpAt[k] = a.Pos.Line
 			}
+		}
+		return ni
+	}
+	for i, a := range c.ARP {
+		checkARP(a, d.arpT[i])
+	}
+	for i, a := range c.ARP6 {
+		t := d.arp6T[i]
+		ni := checkARP(a, t)
+		switch {
+		case a.IP.IsUnspecified() || a.IP.IsLoopback() || a.IP.IsMulticast():
+			d.errf(vpos(t, "ip"), "arp.ip %s is not a unicast address", a.IP)
+		case a.Publish && a.IP.IsLinkLocalUnicast():
+			d.errf(vpos(t, "ip"), "arp.ip %s: publish (proxy NDP) takes a global address, not a link-local one", a.IP)
+		case ni >= 0 && len(c.Networks[ni].Addresses6) == 0:
+			d.errf(vpos(t, "network"), "arp ip %s: network %q has no IPv6 address", a.IP, a.Network)
 		}
 	}
 

@@ -39,6 +39,7 @@ var commands = []Command{
 	{Words: []string{"show", "ip", "route", "summary"}, Help: "route counts by source and prefix length, FIB memory", run: (*Console).cmdRouteSummary},
 	{Words: []string{"show", "ip", "route"}, Args: "[ADDR | PREFIX]", Names: AddressNames, Help: "the FIB; with an address, the route it matches", run: (*Console).cmdRoute},
 	{Words: []string{"show", "arp"}, Help: "neighbour cache", run: (*Console).cmdARP},
+	{Words: []string{"show", "ipv6", "route", "summary"}, Help: "IPv6 route counts by source and prefix length, FIB6 memory", run: (*Console).cmdRoute6Summary},
 	{Words: []string{"show", "ipv6", "route"}, Args: "[ADDR | PREFIX]", Names: AddressNames, Help: "the IPv6 FIB; with an address, the route it matches", run: (*Console).cmdRoute6},
 	{Words: []string{"show", "ipv6", "neighbors"}, Help: "IPv6 neighbour cache (neighbour discovery)", run: (*Console).cmdNeighbors6},
 	{Words: []string{"show", "proxy-arp"}, Help: "addresses answered on behalf of others", run: (*Console).cmdProxyARP},

@@ -27,6 +27,7 @@ func TestComplete(t *testing.T) {
 		{"show ip ", []string{"route"}},
 		{"show ip route ", []string{"192.0.2.1", "198.51.100.10", "summary"}},
 		{"show ip route summary ", nil},
+		{"show ipv6 route summary ", nil},
 		{"show bridge ", []string{"net1", "net2"}},
 		{"capture ", []string{"p1", "p2", "vm"}},
 		{"capture p", []string{"p1", "p2", "vm"}},
@@ -139,6 +140,7 @@ func TestLookup(t *testing.T) {
 	}{
 		{[]string{"show", "ip", "route"}, "show ip route"},
 		{[]string{"show", "ip", "route", "summary"}, "show ip route summary"},
+		{[]string{"show", "ipv6", "route", "summary"}, "show ipv6 route summary"},
 		{[]string{"show", "ip", "route", "192.0.2.1"}, "show ip route"},
 		{[]string{"show", "ip"}, ""},
 		{[]string{"help"}, ""}, // the client's own

@@ -220,6 +220,7 @@ var goldenCommands = [][]string{
 	{"show", "ip", "route", "bogus"},
 	{"show", "arp"},
 	{"show", "ipv6", "route"},
+	{"show", "ipv6", "route", "summary"},
 	{"show", "ipv6", "route", "2001:db8:c::1"},
 	{"show", "ipv6", "route", "2001:db8:b::/64"},
 	{"show", "ipv6", "route", "2001:db9::1"},

@@ -13,8 +13,8 @@ import (
 	"vrouter/fib6"
 )
 
-// show ipv6 route and show ipv6 neighbors: the IPv6 FIB and neighbours,
-// in the forms of show ip route and show arp.
+// show ipv6 route [summary] and show ipv6 neighbors: the IPv6 FIB and
+// neighbours, in the forms of show ip route [summary] and show arp.
 
 func (c *Console) route6Info(rt fib6.Route) routeJSON {
 	ri := routeJSON{Prefix: rt.Prefix.String(), Source: rt.Source.String(), Type: rt.NH.Kind.String()}
@@ -29,7 +29,7 @@ func (c *Console) route6Info(rt fib6.Route) routeJSON {
 
 func (c *Console) cmdRoute6(args []string, js bool) (string, error) {
 	if len(args) > 1 {
-		return "", errors.New("usage: show ipv6 route [ADDR | PREFIX]")
+		return "", errors.New("usage: show ipv6 route [ADDR | PREFIX | summary]")
 	}
 	if len(args) == 1 {
 		if strings.Contains(args[0], "/") {
@@ -66,9 +66,13 @@ func (c *Console) cmdRoute6(args []string, js bool) (string, error) {
 	}
 	out, err := c.renderRoutes(rs, js)
 	if !js && len(all) > maxRouteRows {
-		out += fmt.Sprintf("... %d more routes (use -j for all)\n", len(all)-maxRouteRows)
+		out += fmt.Sprintf("... %d more routes (use show ipv6 route summary, or -j for all)\n", len(all)-maxRouteRows)
 	}
 	return out, err
+}
+
+func (c *Console) cmdRoute6Summary(args []string, js bool) (string, error) {
+	return c.renderSummary(c.r.FIB6.Summary(), js)
 }
 
 func (c *Console) cmdNeighbors6(args []string, js bool) (string, error) {

@@ -203,7 +203,13 @@ type routeSummaryJSON struct {
 }
 
 func (c *Console) cmdRouteSummary(args []string, js bool) (string, error) {
-	s := c.r.FIB.Summary()
+	return c.renderSummary(c.r.FIB.Summary(), js)
+}
+
+// renderSummary prints a FIB's summary (show ip route summary, show ipv6
+// route summary), with the kernel table import's counters when one is
+// followed (one import serves both families).
+func (c *Console) renderSummary(s fib.Summary, js bool) (string, error) {
 	var ks any
 	if f := c.opts.KernelStats; f != nil {
 		ks = f()

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/fib"
 	"vrouter/fib6"
@@ -52,8 +53,9 @@ type snap6 struct {
 }
 
 // compile6 adds the IPv6 part of cfg to the plan: each network's
-// addresses and link-local address, its connected /n routes, and the IPv6
-// static routes.
+// addresses and link-local address, its connected /n routes, the static
+// IPv6 neighbours and proxy NDP entries ([[arp]]), and the IPv6 static
+// routes.
 func compile6(cfg *config.Config, s *snapshot, slots map[string]uint16, pl *plan) error {
 	s.v6.local = map[[16]byte]uint16{}
 	s.v6.published, s.v6.groups = map[pub6]struct{}{}, map[pub6]struct{}{}
@@ -115,6 +117,23 @@ func compile6(cfg *config.Config, s *snapshot, slots map[string]uint16, pl *plan
 			}
 		}
 		n.v6 = v
+	}
+	for _, e := range cfg.ARP6 {
+		slot, ok := slots[e.Network]
+		if !ok || s.nets[slot].v6 == nil {
+			continue
+		}
+		a := e.IP.As16()
+		if e.Publish {
+			// Proxy NDP: solicitations for a on the network are answered.
+			s.v6.published[pub6{slot, a}] = struct{}{}
+			s.v6.groups[pub6{slot, packet.SolicitedNode(a)}] = struct{}{}
+		}
+		if len(e.MAC) == 6 {
+			se := arp.StaticEntry{Network: slot, IP6: a, V6: true}
+			copy(se.MAC[:], e.MAC)
+			pl.statics = append(pl.statics, se)
+		}
 	}
 	for _, r := range cfg.Routes6 {
 		nh := fib6.NextHop{}
