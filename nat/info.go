@@ -39,6 +39,8 @@ func protoName(p uint8) string {
 		return "udp"
 	case packet.ProtoICMP:
 		return "icmp"
+	case packet.ProtoICMPv6:
+		return "icmpv6"
 	}
 	return fmt.Sprint(p)
 }

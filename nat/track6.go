@@ -342,27 +342,24 @@ type Flow6 struct {
 	OutNet       uint16 // the network the original direction leaves by
 }
 
-// FlushIf6 is FlushIf for the IPv6 sessions.
-func (n *NAT) FlushIf6(why func(*Flow6) string) (flushed int, summary string) {
+// flushIf6 is flushIf for the IPv6 sessions (FlushIfBoth).
+func (n *NAT) flushIf6(why func(*Flow6) string, counts map[string]int, order *[]string) (flushed int) {
 	t := n.t6
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	counts := map[string]int{}
-	var order []string
 	var fl Flow6
 	n.scan6(t.hwm, func(idx uint32, _ *session6, k *key6, _ uint64) {
 		fl = Flow6{Proto: k.proto(), Src: k.src().As16(), Dst: k.dst().As16(), SPort: k.sport(), DPort: k.dport(), OutNet: k.outNet()}
 		if r := why(&fl); r != "" {
 			if counts[r] == 0 {
-				order = append(order, r)
+				*order = append(*order, r)
 			}
 			counts[r]++
 			t.destroy(idx)
 			flushed++
 		}
 	})
-	n.flushed.Add(uint64(flushed))
-	return flushed, flushSummary(flushed, order, counts)
+	return flushed
 }
 
 // sessions6 appends the IPv6 sessions that involve addr (all when addr is

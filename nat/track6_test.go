@@ -277,7 +277,7 @@ func TestTrack6TimeoutsEvictionFlush(t *testing.T) {
 		p := build6(t, pk6{src: v6A, dst: v6B, proto: udp, sport: uint16(3000 + i), dport: uint16(53 + i)})
 		track6(t, w, p, now, true)
 	}
-	fl, msg := n.FlushIf6(func(f *Flow6) string {
+	fl, msg := n.FlushIfBoth(nil, func(f *Flow6) string {
 		if f.DPort == 53 && f.Proto == udp && f.OutNet == 1 && netip.AddrFrom16(f.Src).String() == v6A {
 			return "because"
 		}
