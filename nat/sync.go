@@ -52,18 +52,16 @@ type SyncRecord struct {
 	Remaining              uint32    // milliseconds until the session expires
 }
 
-// syncEvent is one ring entry: a session slot and generation (upsert) or
-// an original key (delete).
-type syncEvent struct {
-	op     SyncOp
-	gen    uint32
-	idx    uint32
-	oa, ob uint64
-}
+// The rings' entries: an upsert is a session slot and the low 32 bits of
+// its generation (idx<<32 | gen), a deletion the original key's two
+// words. Eight bytes per creation or state change keep the rings small (a
+// worker's ring of 16,384 changes is 128 KiB) and the producer's writes to
+// a fresh cache line rare.
+type delKey [2]uint64
 
-// syncRing is a single-producer single-consumer ring of events. The
-// producer is one worker, or whoever holds NAT.mu.
-type syncRing struct {
+// syncRing is a single-producer single-consumer ring. The producer is one
+// worker, or whoever holds NAT.mu.
+type syncRing[T any] struct {
 	_    [64]byte
 	head atomic.Uint64 // next to read (consumer)
 	_    [56]byte
@@ -71,20 +69,21 @@ type syncRing struct {
 	// seen is the producer's copy of head: it reads the consumer's cache
 	// line only when the ring looks full.
 	seen uint64
-	full atomic.Uint64 // events dropped because the ring was full
-	buf  []syncEvent
+	full atomic.Uint64 // entries dropped because the ring was full
+	buf  []T
 	mask uint64
+	_    [64]byte
 }
 
-func newSyncRing(size int) *syncRing {
+func newSyncRing[T any](size int) *syncRing[T] {
 	n := 1
 	for n < size {
 		n <<= 1
 	}
-	return &syncRing{buf: make([]syncEvent, n), mask: uint64(n - 1)}
+	return &syncRing[T]{buf: make([]T, n), mask: uint64(n - 1)}
 }
 
-func (q *syncRing) push(e syncEvent) {
+func (q *syncRing[T]) push(e T) {
 	t := q.tail.Load()
 	if t-q.seen > q.mask {
 		if q.seen = q.head.Load(); t-q.seen > q.mask {
@@ -105,9 +104,14 @@ const (
 
 // syncState is the NAT's sync bookkeeping.
 type syncState struct {
-	on       atomic.Bool
-	shared   *syncRing // creations and deletions, fed under NAT.mu
-	applying bool      // under NAT.mu: Install/Remove run (their changes are not events)
+	on atomic.Bool
+	// Creations and deletions, fed under NAT.mu, on two rings; SyncDrain
+	// reads the creations' tail before the deletions' and hands out the
+	// deletions first, which keeps a key deleted and created again in
+	// the right order (see drainShared).
+	created  *syncRing[uint64]
+	deleted  *syncRing[delKey]
+	applying bool // under NAT.mu: Install/Remove run (their changes are not events)
 	passive  atomic.Bool
 	workers  atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
 	// sent[idx] is pass<<32 | generation of the last record made of slot
@@ -131,12 +135,13 @@ func (n *NAT) EnableSync() {
 	if n.sync.on.Load() {
 		return
 	}
-	n.sync.shared = newSyncRing(SharedSyncRing)
+	n.sync.created = newSyncRing[uint64](SharedSyncRing)
+	n.sync.deleted = newSyncRing[delKey](SharedSyncRing)
 	n.sync.sent = make([]uint64, n.t.max)
 	n.sync.wake = make(chan struct{}, 1)
 	n.sync.pass = 1
 	for _, w := range n.workers {
-		w.syncq.Store(newSyncRing(WorkerSyncRing))
+		w.syncq.Store(newSyncRing[uint64](WorkerSyncRing))
 	}
 	n.sync.on.Store(true)
 }
@@ -152,7 +157,7 @@ func (n *NAT) Passive() bool { return n.sync.passive.Load() }
 // noteCreate records a new session (caller holds n.mu).
 func (n *NAT) noteCreate(idx uint32, gen uint64) {
 	if n.sync.on.Load() && !n.sync.applying {
-		n.sync.shared.push(syncEvent{op: SyncUpsert, idx: idx, gen: uint32(gen)})
+		n.sync.created.push(uint64(idx)<<32 | uint64(uint32(gen)))
 		n.wakeSync()
 	}
 }
@@ -179,7 +184,7 @@ func (n *NAT) SyncWake() <-chan struct{} { return n.sync.wake }
 // noteDelete records a deleted session by its original key (caller holds n.mu).
 func (n *NAT) noteDelete(w *words) {
 	if n.sync.on.Load() && !n.sync.applying {
-		n.sync.shared.push(syncEvent{op: SyncDelete, oa: w.oa, ob: w.ob & keyMask})
+		n.sync.deleted.push(delKey{w.oa, w.ob & keyMask})
 		n.wakeSync()
 	}
 }
@@ -187,7 +192,7 @@ func (n *NAT) noteDelete(w *words) {
 // noteChange records a TCP state change a worker made.
 func (w *Worker) noteChange(idx uint32, gen uint64) {
 	if q := w.syncq.Load(); q != nil {
-		q.push(syncEvent{op: SyncUpsert, idx: idx, gen: uint32(gen)})
+		q.push(uint64(idx)<<32 | uint64(uint32(gen)))
 		w.n.wakeSync()
 	}
 }
@@ -206,7 +211,7 @@ func (n *NAT) SyncQueueFull() uint64 {
 	if !n.sync.on.Load() {
 		return 0
 	}
-	s := n.sync.shared.full.Load()
+	s := n.sync.created.full.Load() + n.sync.deleted.full.Load()
 	for _, w := range n.workerList() {
 		if q := w.syncq.Load(); q != nil {
 			s += q.full.Load()
@@ -221,46 +226,70 @@ func (n *NAT) SyncQueueFull() uint64 {
 // engine starts a pass each time it collects events.
 func (n *NAT) SyncNewPass() { n.sync.pass++ }
 
-// SyncDrain hands the recorded events to f, at most max of them, oldest
-// first per ring (the shared ring first). The record is valid during the
-// call only. now is the time Remaining is counted from. One goroutine at a
-// time may drain.
+// SyncDrain hands the recorded events to f, at most max of them: the
+// deletions, then the creations, then each worker's state changes. The
+// record is valid during the call only. now is the time Remaining is
+// counted from. One goroutine at a time may drain.
 func (n *NAT) SyncDrain(max int, now int64, f func(*SyncRecord)) int {
 	if !n.sync.on.Load() {
 		return 0
 	}
-	done := n.drainRing(n.sync.shared, max, now, f)
+	done := n.drainShared(max, now, f)
 	for _, w := range n.workerList() {
 		if done >= max {
 			break
 		}
 		if q := w.syncq.Load(); q != nil {
-			done += n.drainRing(q, max-done, now, f)
+			done += n.drainUpserts(q, q.tail.Load(), max-done, now, f)
 		}
 	}
 	return done
 }
 
-func (n *NAT) drainRing(q *syncRing, max int, now int64, f func(*SyncRecord)) int {
+// drainShared hands out deletions and creations. A creation's tail is read
+// before the deletions': a deletion that came before a creation (the key
+// deleted, then created again) is then always among those handed out
+// first, so the peer never deletes the newer session. A creation handed
+// out after the deletion of its own session is skipped (its slot is free
+// or holds another generation).
+func (n *NAT) drainShared(max int, now int64, f func(*SyncRecord)) int {
+	ct := n.sync.created.tail.Load()
+	q := n.sync.deleted
 	var rec SyncRecord
 	done := 0
 	h, t := q.head.Load(), q.tail.Load()
 	for ; h != t && done < max; h++ {
+		k := q.buf[h&q.mask]
+		rec = SyncRecord{Op: SyncDelete, Proto: uint8(k[1] >> 24), OSrc: uint32(k[0] >> 32), ODst: uint32(k[0]),
+			OSport: uint16(k[1] >> 48), ODport: uint16(k[1] >> 32)}
+		f(&rec)
+		done++
+	}
+	q.head.Store(h)
+	if h != t {
+		// Out of room before the deletions were all out: the creations
+		// wait (they may follow one of those still queued).
+		return done
+	}
+	return done + n.drainUpserts(n.sync.created, ct, max-done, now, f)
+}
+
+// drainUpserts hands out the sessions of q's entries up to tail t.
+func (n *NAT) drainUpserts(q *syncRing[uint64], t uint64, max int, now int64, f func(*SyncRecord)) int {
+	var rec SyncRecord
+	done := 0
+	h := q.head.Load()
+	for ; h != t && done < max; h++ {
 		e := q.buf[h&q.mask]
-		switch e.op {
-		case SyncDelete:
-			rec = SyncRecord{Op: SyncDelete, Proto: uint8(e.ob >> 24), OSrc: uint32(e.oa >> 32), ODst: uint32(e.oa),
-				OSport: uint16(e.ob >> 48), ODport: uint16(e.ob >> 32)}
-		case SyncUpsert:
-			stamp := n.sync.pass<<32 | uint64(e.gen)
-			if n.sync.sent[e.idx] == stamp {
-				continue // already sent in this pass, as it is now
-			}
-			if !n.record(e.idx, uint64(e.gen), true, now, &rec) {
-				continue
-			}
-			n.sync.sent[e.idx] = stamp
+		idx, gen := uint32(e>>32), uint32(e)
+		stamp := n.sync.pass<<32 | uint64(gen)
+		if n.sync.sent[idx] == stamp {
+			continue // already sent in this pass, as it is now
 		}
+		if !n.record(idx, uint64(gen), true, now, &rec) {
+			continue
+		}
+		n.sync.sent[idx] = stamp
 		f(&rec)
 		done++
 	}
