@@ -39,6 +39,7 @@ const (
 	cResyncsRequested
 	cResyncsServed
 	cRefreshes
+	cSwept
 	cSendErrors
 	cTransitions
 	numCounters
@@ -73,6 +74,7 @@ var descs = [numCounters]counter.Desc{
 	cResyncsRequested:  desc("ha-resyncs-requested", counter.Event, "bulk resyncs this router asked for (it started, or lost the peer's sequence)"),
 	cResyncsServed:     desc("ha-resyncs-served", counter.Event, "bulk resyncs this router sent (the whole table) at the peer's request"),
 	cRefreshes:         desc("ha-refreshes", counter.Event, "periodic walks of the whole table sent to the peer (keeps long-lived sessions alive there)"),
+	cSwept:             desc("ha-sessions-swept", counter.Event, "synced sessions removed at the end of the peer's walk of its table because the walk did not include them (the peer no longer has them)"),
 	cSendErrors:        desc("ha-send-errors", counter.Event, "sync datagrams the socket refused to send"),
 	cTransitions:       desc("ha-transitions", counter.Event, "changes between master and not master seen by the sync"),
 }

@@ -112,6 +112,11 @@ type syncState struct {
 	created  *syncRing[uint64]
 	deleted  *syncRing[delKey]
 	applying bool // under NAT.mu: Install/Remove run (their changes are not events)
+	// Under NAT.mu: the synced sessions' marks (see markSynced), the
+	// current sweep generation, and Install's scratch.
+	mark  []uint64
+	gen   uint32
+	clash []uint32
 	passive  atomic.Bool
 	workers  atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
 	// sent[idx] is pass<<32 | generation of the last record made of slot
@@ -138,6 +143,8 @@ func (n *NAT) EnableSync() {
 	n.sync.created = newSyncRing[uint64](SharedSyncRing)
 	n.sync.deleted = newSyncRing[delKey](SharedSyncRing)
 	n.sync.sent = make([]uint64, n.t.max)
+	n.sync.mark = make([]uint64, n.t.max)
+	n.sync.gen = 1
 	n.sync.wake = make(chan struct{}, 1)
 	n.sync.pass = 1
 	for _, w := range n.workers {
@@ -344,14 +351,19 @@ type InstallResult uint8
 const (
 	Installed InstallResult = iota // a new session
 	Updated                        // an existing session brought up to date
-	Replaced                       // a session that clashed with it was removed first
-	Refused                        // no room (table or index full), or a malformed record
+	Replaced                       // sessions that clashed with it were removed first
+	Refused                        // no room (table or index full), a malformed record, or it clashes with a session this master made
 )
 
 // Install creates or updates the session rec describes (from the peer),
 // and reserves its SNAT port. Sessions that clash with it (the same
-// original or reply tuple with other contents) are removed first: the
-// sender is the master of the flow. now is the time Remaining counts from.
+// original or reply tuple with other contents, its external address and
+// port mapped for another inside endpoint, or its inside endpoint mapped
+// to another address and port) are removed first: the sender is the
+// master of the flow. While not passive (this router is master too: a
+// split brain) a clash with a session this router made itself is refused
+// instead, so a master keeps its own flows and never holds a port twice.
+// now is the time Remaining counts from.
 func (n *NAT) Install(rec *SyncRecord, now int64) InstallResult {
 	if rec.Op != SyncUpsert || rec.Proto == 0 {
 		return Refused
@@ -364,25 +376,29 @@ func (n *NAT) Install(rec *SyncRecord, now int64) InstallResult {
 	exp := now + int64(rec.Remaining)*int64(time.Millisecond)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.sync.mark == nil {
+		return Refused // EnableSync was not called
+	}
 	n.sync.applying = true
 	defer func() { n.sync.applying = false }()
 	t := n.t
 	var h hit
-	res := Installed
-	if t.lookup(oa, ob&keyMask, 1<<kOrig, &h) {
-		if h.w == want {
-			n.apply(h.idx, h.st, rec, exp)
-			return Updated
+	if t.lookup(oa, ob&keyMask, 1<<kOrig, &h) && h.w == want {
+		n.apply(h.idx, h.st, rec, exp)
+		n.markSynced(h.idx, h.st)
+		return Updated
+	}
+	clash := n.clashes(&want, rec)
+	if len(clash) > 0 && !n.sync.passive.Load() {
+		for _, idx := range clash {
+			if !n.synced(idx) {
+				return Refused
+			}
 		}
-		n.destroy(h.idx)
-		res = Replaced
 	}
-	if t.lookup(ra, rb&keyMask, 1<<kOrig|1<<kReply, &h) {
-		n.destroy(h.idx)
-		res = Replaced
-	}
-	if ha, hb := want.key(kHair); rec.Flags&fHairpin != 0 && t.lookup(ha, hb, 1<<kHair, &h) {
-		n.destroy(h.idx)
+	res := Installed
+	for _, idx := range clash {
+		n.destroy(idx)
 		res = Replaced
 	}
 	nkeys := 2
@@ -428,8 +444,121 @@ func (n *NAT) Install(rec *SyncRecord, now int64) InstallResult {
 		t.insert(a, b, idx, typ)
 	}
 	n.apply(idx, st, rec, exp)
+	n.markSynced(idx, st)
 	n.lastNow.Store(now)
 	return res
+}
+
+// clashes lists the sessions Install must remove before it installs want
+// (caller holds n.mu). The list is scratch, valid until the next call.
+func (n *NAT) clashes(want *words, rec *SyncRecord) []uint32 {
+	t := n.t
+	out := n.sync.clash[:0]
+	add := func(idx uint32) {
+		for _, i := range out {
+			if i == idx {
+				return
+			}
+		}
+		out = append(out, idx)
+	}
+	var h hit
+	if t.lookup(want.oa, want.ob&keyMask, 1<<kOrig, &h) {
+		add(h.idx)
+	}
+	if t.lookup(want.ra, want.rb&keyMask, 1<<kOrig|1<<kReply, &h) {
+		add(h.idx)
+	}
+	if rec.Flags&fHairpin != 0 {
+		if a, b := want.key(kHair); t.lookup(a, b, 1<<kHair, &h) {
+			add(h.idx)
+		}
+	}
+	if rec.Flags&fMapped != 0 {
+		// One inside endpoint per external address and port, and one
+		// mapping per inside endpoint (endpoint-independent mapping).
+		var w words
+		a, b := want.key(kMapExt)
+		for it := t.iter(a, b, kMapExt); it.next(&w); {
+			if w.oSrc() != rec.OSrc || w.oSport() != rec.OSport || w.outNet() != rec.OutNet {
+				if t.lookup(w.oa, w.ob&keyMask, 1<<kOrig, &h) {
+					add(h.idx)
+				}
+			}
+		}
+		a, b = want.key(kMapInt)
+		for it := t.iter(a, b, kMapInt); it.next(&w); {
+			if w.rDst() != rec.RDst || w.rDport() != rec.RDport {
+				if t.lookup(w.oa, w.ob&keyMask, 1<<kOrig, &h) {
+					add(h.idx)
+				}
+			}
+		}
+	}
+	n.sync.clash = out
+	return out
+}
+
+// A synced session is marked with its slot generation and the sweep
+// generation it was last installed or updated in (mark); a session this
+// router made has a newer slot generation than its slot's mark, so the
+// data path never writes the marks.
+
+// markSynced marks live session idx (state st) as synced in the current
+// sweep generation (caller holds n.mu).
+func (n *NAT) markSynced(idx uint32, st uint64) {
+	n.sync.mark[idx] = st>>32<<32 | uint64(n.sync.gen)
+}
+
+// synced reports whether live session idx came from the peer (caller
+// holds n.mu).
+func (n *NAT) synced(idx uint32) bool {
+	return n.sync.mark[idx]>>32 == n.t.slab[idx].state.Load()>>32
+}
+
+// SyncSweepBegin starts a sweep generation (the peer begins a walk of its
+// whole table): the sessions installed or updated from now on are marked
+// with it, and SyncSweep removes the others.
+func (n *NAT) SyncSweepBegin() uint32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sync.gen++; n.sync.gen == 0 {
+		n.sync.gen = 1
+	}
+	return n.sync.gen
+}
+
+// SyncSweep ends sweep generation gen (the peer's walk is complete): it
+// removes the synced sessions that the walk did not refresh, which the
+// peer no longer has, and with all (this router is backup: the master's
+// table is the whole truth) the sessions this router made itself too. It
+// returns how many it removed. It takes the table lock for a few thousand
+// slots at a time.
+func (n *NAT) SyncSweep(gen uint32, all bool) (removed int) {
+	const step = 4096
+	for from := uint32(0); ; from += step {
+		n.mu.Lock()
+		n.sync.applying = true
+		hwm := n.t.hwm
+		for idx := from; idx < hwm && idx < from+step; idx++ {
+			st := n.t.slab[idx].state.Load()
+			if st&stLive == 0 {
+				continue
+			}
+			m := n.sync.mark[idx]
+			synced := m>>32 == st>>32
+			if synced && uint32(m) == gen || !synced && !all {
+				continue
+			}
+			n.destroy(idx)
+			removed++
+		}
+		n.sync.applying = false
+		n.mu.Unlock()
+		if from+step >= hwm {
+			return removed
+		}
+	}
 }
 
 // apply sets a live session's state, TCP tracking and expiry from rec.
@@ -443,7 +572,8 @@ func (n *NAT) apply(idx uint32, st uint64, rec *SyncRecord, exp int64) {
 }
 
 // Remove deletes the session with rec's original tuple; false when there
-// is none.
+// is none, or when it is one this router made while it is master too (a
+// split brain: the peer deleted its own flow of the same tuple).
 func (n *NAT) Remove(rec *SyncRecord) bool {
 	a, b := keyWords(rec.OSrc, rec.ODst, rec.OSport, rec.ODport, rec.Proto)
 	n.mu.Lock()
@@ -451,7 +581,7 @@ func (n *NAT) Remove(rec *SyncRecord) bool {
 	n.sync.applying = true
 	defer func() { n.sync.applying = false }()
 	var h hit
-	if !n.t.lookup(a, b, 1<<kOrig, &h) {
+	if n.sync.mark == nil || !n.t.lookup(a, b, 1<<kOrig, &h) || !n.sync.passive.Load() && !n.synced(h.idx) {
 		return false
 	}
 	n.destroy(h.idx)
