@@ -684,6 +684,7 @@ type Stats struct {
 	SessionsAcked, SessionsLost     uint64
 	Retransmits                     uint64
 	ResyncsRequested, ResyncsServed uint64
+	Refused                         uint64 // records not installed (table full, or a clash with this master's own sessions)
 	Swept                           uint64 // sessions removed at the end of the peer's walks
 	Resyncing                       bool   // the peer's walk of its table is being received
 	Unacked                         int64
@@ -695,7 +696,7 @@ func (e *Engine) Stats() Stats {
 		SessionsSent: e.cnt[cRecordsSent].Load(), SessionsReceived: e.cnt[cRecordsReceived].Load(),
 		SessionsAcked: e.cnt[cRecordsAcked].Load(), SessionsLost: e.cnt[cRecordsLost].Load(),
 		Retransmits: e.cnt[cRetransmits].Load(), ResyncsRequested: e.cnt[cResyncsRequested].Load(),
-		ResyncsServed: e.cnt[cResyncsServed].Load(), Swept: e.cnt[cSwept].Load(), Resyncing: e.sweeping.Load(),
+		ResyncsServed: e.cnt[cResyncsServed].Load(), Refused: e.cnt[cRefused].Load(), Swept: e.cnt[cSwept].Load(), Resyncing: e.sweeping.Load(),
 		Unacked: e.unacked.Load()}
 	if ns := e.peerSeen.Load(); ns != 0 {
 		s.PeerSeen = time.Unix(0, ns)
