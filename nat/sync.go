@@ -114,11 +114,11 @@ type syncState struct {
 	applying bool // under NAT.mu: Install/Remove run (their changes are not events)
 	// Under NAT.mu: the synced sessions' marks (see markSynced), the
 	// current sweep generation, and Install's scratch.
-	mark  []uint64
-	gen   uint32
-	clash []uint32
-	passive  atomic.Bool
-	workers  atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
+	mark    []uint64
+	gen     uint32
+	clash   []uint32
+	passive atomic.Bool
+	workers atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
 	// sent[idx] is pass<<32 | generation of the last record made of slot
 	// idx: within one pass (SyncNewPass) a session is sent once, however
 	// many events it had (a handshake's three are one record). Only the
