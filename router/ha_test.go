@@ -3,6 +3,7 @@ package router
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -325,4 +326,25 @@ func TestHASplitBrain(t *testing.T) {
 	}
 	t.Logf("split brain: master A has %d sessions, backup B the same; of B's 30 flows made during the split the %d that clashed with nothing survive; while both were master A refused %d of B's records and B %d of A's; B swept %d",
 		len(sa), kept, refusedA, refusedB, b.r.HA().Sync.Swept)
+}
+
+// A reload that changes [ha] applies the rest and says that [ha] needs a
+// restart; the router keeps the [ha] it started with.
+func TestHAReloadNeedsRestart(t *testing.T) {
+	l := newHALab(t, "backup")
+	cfg := haConfig("backup")
+	sum, err := l.r.Reconfigure(cfg)
+	if err != nil || strings.Contains(sum, "[ha]") {
+		t.Fatalf("unchanged [ha]: %q %v", sum, err)
+	}
+	cfg = haConfig("backup")
+	cfg.HA.Peer = netip.MustParseAddr("192.0.2.3")
+	cfg.HA.Key = []byte("0123456789abcdef")
+	sum, err = l.r.Reconfigure(cfg)
+	if err != nil || !strings.Contains(sum, "[ha] changed (peer, key): not applied, needs a restart") {
+		t.Fatalf("reload summary %q %v", sum, err)
+	}
+	if h := l.r.HA(); h.Peer != netip.MustParseAddr("192.0.2.2") || h.Authenticated {
+		t.Fatalf("reload applied [ha]: %+v", h)
+	}
 }
