@@ -151,7 +151,7 @@ type Worker struct {
 	ready       [HoldSlots]uint32 // slot | generation<<16
 	rel         []byte
 
-	syncq atomic.Pointer[syncRing] // TCP state changes for the HA sync (sync.go); nil when off
+	syncq atomic.Pointer[syncRing[uint64]] // TCP state changes for the HA sync (sync.go); nil when off
 }
 
 // NewWorker returns a worker handle. Each data-path goroutine needs its own.
@@ -159,7 +159,7 @@ func (n *NAT) NewWorker() *Worker {
 	w := &Worker{n: n, r: n.rules.Load(), rel: make([]byte, HoldBytes)}
 	n.mu.Lock()
 	if n.sync.on.Load() {
-		w.syncq.Store(newSyncRing(WorkerSyncRing))
+		w.syncq.Store(newSyncRing[uint64](WorkerSyncRing))
 	}
 	n.workers = append(n.workers, w)
 	ws := append([]*Worker(nil), n.workers...)
