@@ -54,16 +54,6 @@
 //   - RxMmsg: recvmmsg into internal 64 KB buffers, then a copy into the
 //     batch slots (the driver before the rings; kept as a fallback).
 //
-// The RxRing ring is deep (8 MB, 4096 slots) to take the bursts that arrive
-// while the reader is not running, but under sustained overload a deep FIFO
-// makes every frame wait for all the others (milliseconds). So at most
-// RxBacklog frames (default 256) may wait: with more, ReadBatch drops the
-// oldest (rx-backlog) before it delivers, as the kernel bounds its own
-// queue with netdev_max_backlog. Measured with the system benchmark (64 B
-// UDP overload through SNAT): ping p50 0.27-0.61 ms instead of 3.9-5.9 ms at
-// the same delivered rate (within the noise of the run); a bound of 64 lost
-// a third of the rate.
-//
 // In both ring modes PACKET_RESERVE keeps port.Headroom bytes (plus the
 // virtio_net_hdr) in front of every frame, and ReadBatch points
 // Batch.Bufs[i] into the ring instead of copying: Bufs[i] is the frame with
@@ -217,13 +207,6 @@ type Options struct {
 	// means 1 ms, the smallest it takes. It is the delay a frame sees at
 	// low rates.
 	RingTimeout time.Duration
-	// RxBacklog bounds the frames waiting in a TPACKET_V2 ring (RxRing):
-	// with more waiting, the oldest are dropped (rx-backlog) so that a
-	// frame waits for at most about this many others, as the kernel's
-	// netdev_max_backlog bounds its own queue, while the ring stays deep
-	// enough to absorb the reader's scheduling gaps. 0 means
-	// DefaultRxBacklog; negative means none (the ring's size).
-	RxBacklog int
 
 	// RxMsgs is the number of messages taken per recvmmsg (RxMmsg), each
 	// with a 64 KB buffer; 0 means port.DefaultBatch.

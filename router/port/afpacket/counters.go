@@ -15,7 +15,6 @@ const (
 	dropRingBadFrame
 	dropTxNoVnet
 	dropTxRingFull
-	dropRxBacklog
 	nDropReasons
 )
 
@@ -41,7 +40,6 @@ var descs = [numCounters]counter.Desc{
 	dropRingBadFrame:   desc("ring-bad-frame", counter.Drop, "rx ring frames with offsets outside their block (rest of the block skipped)"),
 	dropTxNoVnet:       desc("tx-no-vnet", counter.Drop, "frames given offload metadata to send on a socket without the virtio-net header"),
 	dropTxRingFull:     desc("tx-ring-full", counter.Drop, "frames not sent: no tx ring slot came free (the kernel still sending all of them)"),
-	dropRxBacklog:      desc("rx-backlog", counter.Drop, "frames dropped from the head of the rx ring: more than the backlog bound were waiting behind them (queueing delay bounded under overload)"),
 	cKernelDrops:       desc("kernel-drops", counter.Drop, "frames the kernel dropped before the socket (receive buffer or ring full)"),
 	cGSO:               desc("gso-segmented", counter.Event, "TCP/UDP super-frames segmented in software"),
 	cCsum:              desc("csum-completed", counter.Event, "partial checksums completed in software"),

@@ -3,7 +3,6 @@ package afpacket
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"math/rand"
 	"testing"
 	"unsafe"
@@ -206,60 +205,6 @@ func TestRingV2Deliver(t *testing.T) {
 	}
 	if got != 5 || p.ring.cur != 10 || p.ring.head != 10 {
 		t.Fatalf("after the wrap: %d frames, cur %d head %d", got, p.ring.cur, p.ring.head)
-	}
-}
-
-// With more frames waiting than the backlog bound, the oldest are dropped
-// (counted, their slots given back at once) and the newest delivered; a
-// frame whose copy waits on the socket queue stops the shedding.
-func TestRingV2Backlog(t *testing.T) {
-	p := fakeRingPort(false, false)
-	p.ring.backlog = 3
-	var frames []ringFrame
-	var want [][]byte
-	for i := 0; i < 7; i++ {
-		f := udpFrame(t, nil, layers.EthernetTypeIPv4, fmt.Sprintf("frame %d", i))
-		frames = append(frames, ringFrame{frame: f})
-		want = append(want, f)
-	}
-	fillV2(p, 0, frames...)
-	b := port.NewBatch(8)
-	n := p.deliverV2(b)
-	if n != 3 {
-		t.Fatalf("%d frames delivered, want the newest 3", n)
-	}
-	for i := 0; i < n; i++ {
-		if !bytes.Equal(b.Frame(i), want[4+i]) {
-			t.Fatalf("frame %d is not frame %d", i, 4+i)
-		}
-	}
-	for i := uint64(0); i < 4; i++ {
-		if statusOf(p, i) != unix.TP_STATUS_KERNEL {
-			t.Fatalf("dropped slot %d not given back", i)
-		}
-	}
-	if p.ring.head != 4 || p.ring.cur != 7 {
-		t.Fatalf("head %d cur %d, want 4 and 7", p.ring.head, p.ring.cur)
-	}
-	if c := counters(p); c["rx-backlog"] != 4 || len(c) != 1 {
-		t.Fatalf("counters %v", c)
-	}
-	p.ring.release()
-
-	// Within the bound nothing is dropped.
-	fillV2(p, 7, frames[:3]...)
-	if n := p.deliverV2(b); n != 3 || counters(p)["rx-backlog"] != 4 {
-		t.Fatalf("within the bound: %d frames, counters %v", n, counters(p))
-	}
-	p.ring.release()
-
-	// A copied frame at the head is not shed.
-	fillV2(p, 10, frames[:5]...)
-	*p.ring.statusAt(p.ring.at(10)) |= unix.TP_STATUS_COPY
-	var c rxCount
-	p.ring.shed(&c)
-	if p.ring.cur != 10 || c.ev[dropRxBacklog] != 0 {
-		t.Fatalf("shed past a copied frame: cur %d, %d dropped", p.ring.cur, c.ev[dropRxBacklog])
 	}
 }
 

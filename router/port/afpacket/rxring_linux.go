@@ -85,10 +85,6 @@ const (
 	v3FrameSize      = 2048      // V3: tp_frame_size, only checked by the kernel
 )
 
-// DefaultRxBacklog is Options.RxBacklog's default: at about 300 kpps a
-// frame waits behind at most ~1 ms of others.
-const DefaultRxBacklog = 256
-
 type rxRing struct {
 	v3      bool
 	mem     []byte
@@ -101,8 +97,7 @@ type rxRing struct {
 	// both count from the start (index = % nf or % nb). head..cur-1 were
 	// delivered and go back at the next ReadBatch.
 	head, cur uint64
-	backlog   uint64 // V2: frames allowed to wait (0: no bound)
-	off, left int    // V3: offset of the next frame in block cur, frames left (0: cur not opened)
+	off, left int // V3: offset of the next frame in block cur, frames left (0: cur not opened)
 	state     atomic.Int32
 	readyFn   func(fd uintptr) bool
 
@@ -184,15 +179,6 @@ func newRxRing(fd int, opts Options, vnet bool, tx *txRing) (*rxRing, error) {
 			return nil, fmt.Errorf("PACKET_RX_RING (TPACKET_V2, %d frames of %d bytes): %v", nf, fs, err)
 		}
 		r.fs, r.nf, total = fs, nf, nblk*v2BlockSize
-		switch b := opts.RxBacklog; {
-		case b == 0:
-			r.backlog = DefaultRxBacklog
-		case b > 0:
-			r.backlog = uint64(b)
-		}
-		if r.backlog >= uint64(nf) {
-			r.backlog = 0 // the ring itself is the bound
-		}
 		r.cpMsg.Iov = &r.cpIov
 		r.cpMsg.Iovlen = 1
 	}
@@ -322,9 +308,6 @@ func (p *Port) deliverV2(b *port.Batch) int {
 	n, room := 0, b.Cap()
 	intact := p.offloads && len(b.Meta) >= room
 	var c rxCount
-	if r.backlog > 0 && p.seg.n == 0 {
-		r.shed(&c)
-	}
 	for n < room {
 		if p.seg.n != 0 {
 			if n = p.segment(b, n, &c); p.seg.n != 0 {
@@ -371,30 +354,6 @@ func (p *Port) deliverV2(b *port.Batch) int {
 	}
 	p.flush(n, &c)
 	return n
-}
-
-// shed drops frames from the head of a V2 ring while more than r.backlog
-// wait behind them: the kernel fills slots in order, so slot cur+backlog
-// holding a frame means that many are queued. Under overload the newest
-// frames then wait a bounded time instead of a full ring's worth, and the
-// ring still takes the bursts that arrive while the reader is not running.
-// It stops at a frame whose copy waits on the socket queue
-// (TP_STATUS_COPY), which has to be read in its turn.
-func (r *rxRing) shed(c *rxCount) {
-	for r.cur+r.backlog-r.head < uint64(r.nf) {
-		if atomic.LoadUint32(r.statusAt(r.at(r.cur+r.backlog)))&unix.TP_STATUS_USER == 0 {
-			return
-		}
-		if atomic.LoadUint32(r.statusAt(r.at(r.cur)))&unix.TP_STATUS_COPY != 0 {
-			return
-		}
-		c.ev[dropRxBacklog]++
-		if r.head == r.cur { // nothing delivered before it: give it back now
-			atomic.StoreUint32(r.statusAt(r.at(r.cur)), unix.TP_STATUS_KERNEL)
-			r.head++
-		}
-		r.cur++
-	}
 }
 
 // recvCopy reads the whole frame of a TP_STATUS_COPY slot from the socket
