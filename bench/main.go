@@ -42,6 +42,7 @@
 // DIR/profile-<driver>.pprof (DIR = -results, default bench/results).
 //
 //	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-filter 1000] [-results DIR]
+//	go run ./bench -tests conn -profileload conn   # profile the new-connections load instead
 //	go run ./bench -table [-json FILE]      # the README's Markdown table
 //	go run ./bench -soak 10m [-drivers afpacket]
 //

@@ -468,7 +468,7 @@ func (b *bench) profile(s *state) {
 				r.DeliveredKpps, c.CPUNsPerPacket, c.CPUUtilization, c.CyclesPerPacket, c.CyclesSource, c.SyscallsPerPacket, c.CtxSwitchesPerKPacket)
 		}
 	}
-	s.tg.Profile = prof
+	s.tg.Profile, s.tg.ProfileLoad = prof, profileLoad
 	s.tg.ProfileTop = profileTop(prof)
 	if s.tg.ProfileTop != "" {
 		fmt.Fprintf(b.w, "  CPU profile %s (go tool pprof -top), top 15:\n", prof)
