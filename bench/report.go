@@ -127,7 +127,9 @@ type Target struct {
 	Cost       *costResult          `json:"vrouter_cost,omitempty"` // under the 64 B UDP load, profiled run
 	Profile    string               `json:"profile,omitempty"`
 	ProfileTop string               `json:"profile_top,omitempty"`
-	Seconds    float64              `json:"seconds"`
+	// ProfileLoad is the load of the profiled run (-profileload).
+	ProfileLoad string  `json:"profile_load,omitempty"`
+	Seconds     float64 `json:"seconds"`
 }
 
 // Skip is a driver that was not measured.

@@ -73,6 +73,10 @@ func selectTests(list string) error {
 // skipProfile leaves out the profiled run after the rounds (-noprofile).
 var skipProfile bool
 
+// profileLoad is the load of the profiled run (-profileload): "udp64"
+// (default) or "conn" (new TCP connections through SNAT).
+var profileLoad = "udp64"
+
 // testsOfRound is the order of the tests in round r: the filter case and
 // the unfiltered UDP load change places every other round, so that neither
 // is always the first UDP load after the previous round's tests.
@@ -431,7 +435,13 @@ func (b *bench) profile(s *state) {
 	tp := s.tp
 	prof := filepath.Join(b.dir, "profile-"+tp.v.label+".pprof")
 	os.Remove(prof)
-	fmt.Fprintf(b.w, "\n%s under the 64 B UDP load, profiled:\n", tp.name())
+	what := "the 64 B UDP load"
+	if profileLoad == "conn" {
+		what = "new TCP connections"
+		prof = filepath.Join(b.dir, "profile-"+tp.v.label+"-conn.pprof")
+		os.Remove(prof)
+	}
+	fmt.Fprintf(b.w, "\n%s under %s, profiled:\n", tp.name(), what)
 	tp.resume()
 	if err := tp.stopRouter(); err != nil {
 		fmt.Fprintln(b.w, "  stop:", err)
@@ -445,8 +455,16 @@ func (b *bench) profile(s *state) {
 		tp.stopRouter()
 		return
 	}
-	r, err := tp.udpLoad(tp.C, "eth0", clientIP, clientGW, udpSport, b.secs, false, true)
-	if err != nil {
+	var r *udpResult
+	var err error
+	if profileLoad == "conn" {
+		var c *connResult
+		if c, err = tp.connRate(b.secs); err != nil {
+			fmt.Fprintln(b.w, "  connections:", err)
+		} else {
+			fmt.Fprintf(b.w, "  %.0f connections/s while profiled\n", c.PerSecond)
+		}
+	} else if r, err = tp.udpLoad(tp.C, "eth0", clientIP, clientGW, udpSport, b.secs, false, true); err != nil {
 		fmt.Fprintln(b.w, "  UDP load:", err)
 	}
 	if err := tp.stopRouter(); err != nil {
@@ -462,7 +480,7 @@ func (b *bench) profile(s *state) {
 				r.DeliveredKpps, c.CPUNsPerPacket, c.CPUUtilization, c.CyclesPerPacket, c.CyclesSource, c.SyscallsPerPacket, c.CtxSwitchesPerKPacket)
 		}
 	}
-	s.tg.Profile = prof
+	s.tg.Profile, s.tg.ProfileLoad = prof, profileLoad
 	s.tg.ProfileTop = profileTop(prof)
 	if s.tg.ProfileTop != "" {
 		fmt.Fprintf(b.w, "  CPU profile %s (go tool pprof -top), top 15:\n", prof)

@@ -39,6 +39,9 @@ type haSyncJSON struct {
 	Retransmits      uint64 `json:"retransmits"`
 	ResyncsRequested uint64 `json:"resyncs_requested"`
 	ResyncsServed    uint64 `json:"resyncs_served"`
+	Resyncing        bool   `json:"resync_in_progress"` // the peer's walk of its table is being received
+	Refused          uint64 `json:"sessions_refused"`
+	Swept            uint64 `json:"sessions_swept"`
 	Unacked          int64  `json:"unacked"`
 	QueueFull        uint64 `json:"queue_full"`
 }
@@ -55,7 +58,7 @@ func haView(r *router.Router) haJSON {
 		j.Sync = &haSyncJSON{PeerUp: s.PeerUp, PeerMaster: s.PeerMaster, SessionsSent: s.SessionsSent,
 			SessionsReceived: s.SessionsReceived, SessionsAcked: s.SessionsAcked, SessionsLost: s.SessionsLost,
 			Retransmits: s.Retransmits, ResyncsRequested: s.ResyncsRequested, ResyncsServed: s.ResyncsServed,
-			Unacked: s.Unacked, QueueFull: h.QueueFull}
+			Resyncing: s.Resyncing, Refused: s.Refused, Swept: s.Swept, Unacked: s.Unacked, QueueFull: h.QueueFull}
 		if !s.PeerSeen.IsZero() {
 			j.Sync.PeerLastHeard = s.PeerSeen.UTC().Format(time.RFC3339Nano)
 		}
@@ -109,7 +112,13 @@ func (c *Console) cmdShowHA(args []string, js bool) (string, error) {
 		fmt.Fprintf(tw, "sessions received\t%d\n", s.SessionsReceived)
 		fmt.Fprintf(tw, "sessions lost\t%d\n", s.SessionsLost)
 		fmt.Fprintf(tw, "retransmits\t%d\n", s.Retransmits)
-		fmt.Fprintf(tw, "resyncs\trequested %d, served %d\n", s.ResyncsRequested, s.ResyncsServed)
+		resync := ""
+		if s.Resyncing {
+			resync = ", one in progress"
+		}
+		fmt.Fprintf(tw, "resyncs\trequested %d, served %d%s\n", s.ResyncsRequested, s.ResyncsServed, resync)
+		fmt.Fprintf(tw, "sessions refused\t%d\n", s.Refused)
+		fmt.Fprintf(tw, "sessions swept\t%d\n", s.Swept)
 		fmt.Fprintf(tw, "unacked datagrams\t%d\n", s.Unacked)
 		fmt.Fprintf(tw, "queue full\t%d\n", s.QueueFull)
 	}), nil

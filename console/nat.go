@@ -19,7 +19,7 @@ func parseFilter(args []string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("too many arguments")
 	}
 	a, err := netip.ParseAddr(args[0])
-	if err != nil || !a.Is4() {
+	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, fmt.Errorf("bad address %q", args[0])
 	}
 	return a, nil
@@ -64,7 +64,7 @@ func (c *Console) cmdConntrack(args []string, js bool) (string, error) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", c.Proto, c.Orig, c.Reply, c.State, c.NAT, c.Timeout, c.Packets, c.Bytes)
 		}
 	})
-	out += fmt.Sprintf("%d sessions (table: %d of %d)\n", len(rows), c.r.NAT.Len(), c.r.NAT.Max())
+	out += fmt.Sprintf("%d sessions (table: %d of %d; IPv6 table: %d of %d)\n", len(rows), c.r.NAT.Len(), c.r.NAT.Max(), c.r.NAT.Len6(), c.r.NAT.Max())
 	return out, nil
 }
 
@@ -76,6 +76,8 @@ func protoName(p uint8) string {
 		return "tcp"
 	case 17:
 		return "udp"
+	case 58:
+		return "icmpv6"
 	}
 	return fmt.Sprint(p)
 }

@@ -39,6 +39,7 @@ const (
 	cResyncsRequested
 	cResyncsServed
 	cRefreshes
+	cSwept
 	cSendErrors
 	cTransitions
 	numCounters
@@ -67,12 +68,13 @@ var descs = [numCounters]counter.Desc{
 	cInstalled:         desc("ha-sessions-installed", counter.Event, "sessions installed from the peer's records"),
 	cUpdated:           desc("ha-sessions-updated", counter.Event, "installed sessions brought up to date by the peer's records"),
 	cRemoved:           desc("ha-sessions-removed", counter.Event, "sessions removed because the peer deleted them"),
-	cRefused:           desc("ha-sessions-refused", counter.Event, "session records that could not be installed (table full)"),
+	cRefused:           desc("ha-sessions-refused", counter.Event, "session records not installed: the table is full, or (split brain) they clash with a session this router made while master"),
 	cDuplicates:        desc("ha-duplicates", counter.Event, "data datagrams received again (a retransmission of one already applied)"),
 	cOutOfOrder:        desc("ha-out-of-order", counter.Event, "data datagrams received ahead of a missing one and held until it came"),
 	cResyncsRequested:  desc("ha-resyncs-requested", counter.Event, "bulk resyncs this router asked for (it started, or lost the peer's sequence)"),
 	cResyncsServed:     desc("ha-resyncs-served", counter.Event, "bulk resyncs this router sent (the whole table) at the peer's request"),
 	cRefreshes:         desc("ha-refreshes", counter.Event, "periodic walks of the whole table sent to the peer (keeps long-lived sessions alive there)"),
+	cSwept:             desc("ha-sessions-swept", counter.Event, "synced sessions removed at the end of the peer's walk of its table because the walk did not include them (the peer no longer has them)"),
 	cSendErrors:        desc("ha-send-errors", counter.Event, "sync datagrams the socket refused to send"),
 	cTransitions:       desc("ha-transitions", counter.Event, "changes between master and not master seen by the sync"),
 }

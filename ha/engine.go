@@ -24,6 +24,8 @@ type Table interface {
 	SyncQueueFull() uint64
 	SyncSleep()
 	SyncWake() <-chan struct{}
+	SyncSweepBegin() uint32
+	SyncSweep(gen uint32, all bool) int
 }
 
 // Conn carries datagrams to and from the peer (a UDP socket, or an
@@ -114,13 +116,15 @@ type Engine struct {
 	t    Table
 	conn Conn
 
-	master   atomic.Bool
-	cnt      [numCounters]atomic.Uint64
-	unacked  atomic.Int64
-	peerUp   atomic.Bool
-	peerMast atomic.Bool
-	peerSeen atomic.Int64 // unix nanoseconds of the last valid datagram
-	idNow    atomic.Uint32
+	master       atomic.Bool
+	cnt          [numCounters]atomic.Uint64
+	unacked      atomic.Int64
+	peerUp       atomic.Bool
+	peerMast     atomic.Bool
+	peerSeen     atomic.Int64 // unix nanoseconds of the last valid datagram
+	idNow        atomic.Uint32
+	resyncWanted atomic.Bool // SetMaster(false): ask the peer for a resync
+	sweeping     atomic.Bool // the peer's walk is being received (show ha: resync in progress)
 
 	rx   chan []byte
 	free chan []byte // receive buffers handed back by the loop
@@ -137,9 +141,13 @@ type Engine struct {
 	lastHello time.Time
 	progress  time.Time // the last acknowledgement that moved base (or when the window was empty)
 	queueFull uint64
-	// walk: a resync or refresh in progress.
+	// walk: a resync or refresh in progress. Each walk is numbered and
+	// framed by a begin and an end record, so that the peer can remove
+	// what the walk did not refresh.
 	walking    bool
 	walkPos    uint32
+	walkID     uint32
+	walkBegun  bool
 	lastWalk   time.Time
 	refreshPos uint32
 	// receiver
@@ -148,7 +156,10 @@ type Engine struct {
 	expected uint32
 	held     map[uint32][]byte
 	ackDue   bool
-	out      [MaxDatagram]byte
+	// sweep: the peer's walk being received and the table's generation
+	// for it.
+	sweepWalk, sweepGen uint32
+	out                 [MaxDatagram]byte
 }
 
 // New makes an engine for table t over conn; Start runs it.
@@ -182,6 +193,11 @@ func (e *Engine) newSequence() {
 func (e *Engine) SetMaster(on bool) {
 	if e.master.Swap(on) != on {
 		e.cnt[cTransitions].Add(1)
+		// A master that becomes backup takes the new master's table as
+		// the truth: it asks for it all, and the walk's end removes what
+		// the master does not have (after a split brain, the flows it
+		// made that the master refused).
+		e.resyncWanted.Store(!on)
 	}
 }
 
@@ -304,9 +320,13 @@ func (e *Engine) tick(now time.Time) (busy bool) {
 	if qf := e.t.SyncQueueFull(); qf != e.queueFull {
 		// Events were lost: send the whole table again.
 		e.queueFull = qf
-		if master && peerUp && !e.walking {
-			e.walking, e.walkPos = true, 0
+		if master && peerUp {
+			e.startWalk() // a walk under way starts again: it may have missed them too
 		}
+	}
+	if e.resyncWanted.Load() && e.known && peerUp && e.peerMast.Load() && !master && e.room() {
+		e.resyncWanted.Store(false)
+		e.requestResync(now)
 	}
 	send := master && peerUp
 	e.t.SyncNewPass()
@@ -325,20 +345,28 @@ func (e *Engine) tick(now time.Time) (busy bool) {
 	if send && e.walking {
 		for e.room() && e.walking {
 			// Each used slot gives at most one record: walk no more slots
-			// than the window has room for.
-			step := min(4096, (len(e.win)-1-int(e.next-e.base))*MaxRecords-e.cur.n)
+			// than the window has room for, less the begin and end.
+			step := min(4096, (len(e.win)-1-int(e.next-e.base))*MaxRecords-e.cur.n) - 2
+			if step <= 0 {
+				break
+			}
+			if !e.walkBegun {
+				e.walkBegun = true
+				e.add(&nat.SyncRecord{Op: opWalkBegin, State: e.walkID}, now)
+			}
 			var done bool
 			e.walkPos, done = e.t.SyncWalk(e.walkPos, step, nowNs, func(r *nat.SyncRecord) { e.add(r, now) })
 			if done {
 				e.walking = false
 				e.lastWalk = now
+				e.add(&nat.SyncRecord{Op: opWalkEnd, State: e.walkID}, now)
 			}
 		}
 	} else if !send {
 		e.walking = false
 	}
 	if send && !e.walking && now.Sub(e.lastWalk) >= e.o.Refresh {
-		e.walking, e.walkPos = true, 0
+		e.startWalk()
 		e.cnt[cRefreshes].Add(1)
 	}
 	e.flush(now)
@@ -355,6 +383,13 @@ func (e *Engine) tick(now time.Time) (busy bool) {
 	return busy || e.walking || e.base != e.next
 }
 
+// startWalk starts a walk of the whole table (from its first slot, with a
+// new number).
+func (e *Engine) startWalk() {
+	e.walking, e.walkPos, e.walkBegun = true, 0, false
+	e.walkID++
+}
+
 // room reports whether another datagram fits in the window.
 func (e *Engine) room() bool { return int(e.next-e.base) < len(e.win)-1 }
 
@@ -362,7 +397,7 @@ func (e *Engine) room() bool { return int(e.next-e.base) < len(e.win)-1 }
 func (e *Engine) add(r *nat.SyncRecord, now time.Time) {
 	putRecord(e.cur.records[e.cur.n*RecordLen:], r)
 	e.cur.n++
-	if r.Op != opResync {
+	if r.Op == nat.SyncUpsert || r.Op == nat.SyncDelete {
 		e.cur.sess++
 	}
 	if e.cur.n == MaxRecords {
@@ -508,6 +543,7 @@ func (e *Engine) receive(b []byte) {
 		}
 		e.known, e.peerID, e.expected = true, h.id, h.base
 		clear(e.held)
+		e.sweeping.Store(false)
 		// What we sent its previous incarnation is moot.
 		e.base = e.next
 		for i := range e.win {
@@ -605,8 +641,18 @@ func (e *Engine) apply(recs []byte) {
 		switch r.Op {
 		case opResync:
 			if e.master.Load() {
-				e.walking, e.walkPos = true, 0
+				e.startWalk()
 				e.cnt[cResyncsServed].Add(1)
+			}
+			continue
+		case opWalkBegin:
+			e.sweepWalk, e.sweepGen = r.State, e.t.SyncSweepBegin()
+			e.sweeping.Store(true)
+			continue
+		case opWalkEnd:
+			if e.sweeping.Load() && r.State == e.sweepWalk {
+				e.sweeping.Store(false)
+				e.cnt[cSwept].Add(uint64(e.t.SyncSweep(e.sweepGen, !e.master.Load())))
 			}
 			continue
 		case nat.SyncDelete:
@@ -638,6 +684,9 @@ type Stats struct {
 	SessionsAcked, SessionsLost     uint64
 	Retransmits                     uint64
 	ResyncsRequested, ResyncsServed uint64
+	Refused                         uint64 // records not installed (table full, or a clash with this master's own sessions)
+	Swept                           uint64 // sessions removed at the end of the peer's walks
+	Resyncing                       bool   // the peer's walk of its table is being received
 	Unacked                         int64
 }
 
@@ -647,7 +696,8 @@ func (e *Engine) Stats() Stats {
 		SessionsSent: e.cnt[cRecordsSent].Load(), SessionsReceived: e.cnt[cRecordsReceived].Load(),
 		SessionsAcked: e.cnt[cRecordsAcked].Load(), SessionsLost: e.cnt[cRecordsLost].Load(),
 		Retransmits: e.cnt[cRetransmits].Load(), ResyncsRequested: e.cnt[cResyncsRequested].Load(),
-		ResyncsServed: e.cnt[cResyncsServed].Load(), Unacked: e.unacked.Load()}
+		ResyncsServed: e.cnt[cResyncsServed].Load(), Refused: e.cnt[cRefused].Load(), Swept: e.cnt[cSwept].Load(), Resyncing: e.sweeping.Load(),
+		Unacked: e.unacked.Load()}
 	if ns := e.peerSeen.Load(); ns != 0 {
 		s.PeerSeen = time.Unix(0, ns)
 	}

@@ -323,3 +323,48 @@ func BenchmarkSyncSessions(b *testing.B) {
 	}
 	waitFor(b, 30*time.Second, "synced", func() bool { return nb.Len() == n })
 }
+
+// Deletions lost while the link is cut leave stale sessions on the backup
+// only until the resync that follows: the master's walk is framed, and its
+// end removes what it did not include.
+func TestResyncSweepsStale(t *testing.T) {
+	l := NewMemLink(0, 3)
+	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+	nb.SetPassive(true)
+	o := Options{NetSig: 7, GiveUp: 300 * time.Millisecond, PeerTimeout: 300 * time.Millisecond, Refresh: time.Hour}
+	ea, eb := New(na, l.A, o), New(nb, l.B, o)
+	ea.SetMaster(true)
+	ea.Start()
+	eb.Start()
+	t.Cleanup(func() { ea.Stop(); eb.Stop() })
+	w := na.NewWorker()
+	clk := clock.System{}
+	for i := 0; i < 2000; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	waitFor(t, 5*time.Second, "synced", func() bool { return nb.Len() == 2000 })
+	// Cut: the deletions do not reach the backup, and the master gives
+	// its sequence up.
+	l.A.SetLoss(1)
+	l.B.SetLoss(1)
+	flushed, _ := na.FlushIf(func(f *nat.Flow) string {
+		if f.SPort%2 == 0 {
+			return "test"
+		}
+		return ""
+	})
+	waitFor(t, 5*time.Second, "master gives up", func() bool { return ea.Stats().SessionsLost > 0 })
+	if nb.Len() != 2000 {
+		t.Fatalf("backup has %d sessions during the cut", nb.Len())
+	}
+	l.A.SetLoss(0)
+	l.B.SetLoss(0)
+	took := waitFor(t, 5*time.Second, "backup equals master", func() bool {
+		return nb.Len() == na.Len() && missing(na, nb, clk.Now()) == 0 && !eb.Stats().Resyncing
+	})
+	s := eb.Stats()
+	t.Logf("%d of 2000 deleted during a cut; after it the backup resynced in %v: %d swept, %d resyncs requested", flushed, took, s.Swept, s.ResyncsRequested)
+	if s.Swept != uint64(flushed) || s.ResyncsRequested < 2 {
+		t.Fatalf("swept %d, want %d; resyncs %d", s.Swept, flushed, s.ResyncsRequested)
+	}
+}

@@ -38,7 +38,8 @@ import (
 //
 // A record (RecordLen bytes):
 //
-//	 0  op 1 (1 upsert, 2 delete, 3 resync request), proto 1, nat flags 2,
+//	 0  op 1 (1 upsert, 2 delete, 3 resync request, 4 walk begins, 5 walk
+//	    ends: its number in the state field), proto 1, nat flags 2,
 //	    out network slot 2, 0 2
 //	 8  original tuple: src 4, dst 4, sport 2, dport 2
 //	20  reply tuple: src 4, dst 4, sport 2, dport 2
@@ -61,9 +62,16 @@ const (
 	msgHello = 3 // every Hello interval: the sender is alive, its state and sequence
 )
 
-// opResync is a record asking the master for its whole table; it travels
-// in the numbered stream, so it is retransmitted until acknowledged.
-const opResync nat.SyncOp = 3
+// Control records, in the numbered stream (so retransmitted until
+// acknowledged): opResync asks the master for its whole table; opWalkBegin
+// and opWalkEnd frame a walk of the sender's whole table (a resync or a
+// periodic refresh), numbered in the State field, after which the
+// receiver removes the synced sessions the walk did not refresh.
+const (
+	opResync    nat.SyncOp = 3
+	opWalkBegin nat.SyncOp = 4
+	opWalkEnd   nat.SyncOp = 5
+)
 
 const (
 	flagAck    = 1

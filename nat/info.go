@@ -39,6 +39,8 @@ func protoName(p uint8) string {
 		return "udp"
 	case packet.ProtoICMP:
 		return "icmp"
+	case packet.ProtoICMPv6:
+		return "icmpv6"
 	}
 	return fmt.Sprint(p)
 }
@@ -72,13 +74,14 @@ func ap(a uint32, p uint16) netip.AddrPort { return netip.AddrPortFrom(packet.Ad
 // to the time last passed to Reap or of the last session creation.
 func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 	var fa uint32
-	if filter.IsValid() {
+	if filter.IsValid() && filter.Unmap().Is4() {
 		fa = packet.U32(filter.Unmap())
 	}
 	now := n.lastNow.Load()
 	var out []SessionInfo
+	v6 := filter.IsValid() && !filter.Unmap().Is4()
 	n.scan(n.hwm(), func(_ uint32, s *session, w *words, st uint64) {
-		if filter.IsValid() && !w.touches(fa) {
+		if v6 || filter.IsValid() && !w.touches(fa) {
 			return
 		}
 		si := SessionInfo{
@@ -113,6 +116,9 @@ func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 		}
 		out = append(out, si)
 	})
+	if !filter.IsValid() || v6 {
+		out = n.sessions6(filter, now, out)
+	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Orig, out[j].Orig
 		if a.Src != b.Src {
@@ -127,18 +133,23 @@ func (n *NAT) Sessions(filter netip.Addr) []SessionInfo {
 // Addr) and returns how many.
 func (n *NAT) Clear(filter netip.Addr) int {
 	var fa uint32
-	if filter.IsValid() {
+	if filter.IsValid() && filter.Unmap().Is4() {
 		fa = packet.U32(filter.Unmap())
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	c := 0
-	n.scan(n.t.hwm, func(idx uint32, _ *session, w *words, _ uint64) {
-		if !filter.IsValid() || w.touches(fa) {
-			n.destroy(idx)
-			c++
-		}
-	})
+	if !filter.IsValid() || filter.Unmap().Is4() {
+		n.mu.Lock()
+		n.scan(n.t.hwm, func(idx uint32, _ *session, w *words, _ uint64) {
+			if !filter.IsValid() || w.touches(fa) {
+				n.destroy(idx)
+				c++
+			}
+		})
+		n.mu.Unlock()
+	}
+	if !filter.IsValid() || !filter.Unmap().Is4() {
+		c += n.clear6(filter)
+	}
 	n.flushed.Add(uint64(c))
 	return c
 }

@@ -79,9 +79,12 @@ const FragTimeout = 30 * time.Second
 type NAT struct {
 	rules atomic.Pointer[Rules] // committed: Reap, show nat, flushes
 	t     *table
+	t6    *table6 // IPv6 flows, tracking only (table6.go)
 	frags fragTable
-	hold  holdBuf
-	hints pairHints
+	// frags6: IPv6 datagrams whose first fragment passed the filter
+	frags6 frag6Table
+	hold   holdBuf
+	hints  pairHints
 
 	mu       sync.Mutex // slow path: creating and deleting sessions, pools
 	pools    map[uint64]*pool
@@ -97,7 +100,8 @@ type NAT struct {
 	sync     syncState // HA session sync (sync.go)
 }
 
-// New allocates the conntrack table for cfg.Conntrack.Max sessions and
+// New allocates the conntrack tables for cfg.Conntrack.Max sessions each
+// (IPv4, and IPv6 tracking-only sessions) and
 // commits the initial rules (from Compile). Memory is
 // reserved up front but only touched as sessions are created.
 func New(cfg *config.Config, initial *Rules) (*NAT, error) {
@@ -111,9 +115,10 @@ func New(cfg *config.Config, initial *Rules) (*NAT, error) {
 	if max >= 1<<28 {
 		return nil, fmt.Errorf("nat: conntrack max %d too large", max)
 	}
-	n := &NAT{t: newTable(max), pools: map[uint64]*pool{}, reapBuf: make([]reapCand, 0, 256)}
+	n := &NAT{t: newTable(max), t6: newTable6(max), pools: map[uint64]*pool{}, reapBuf: make([]reapCand, 0, 256)}
 	n.rules.Store(initial)
 	n.frags.init(4096)
+	n.frags6.init(4096)
 	n.hold.init()
 	return n, nil
 }
@@ -137,6 +142,8 @@ type Worker struct {
 	h, h2   hit   // scratch of lookups about other packets (quotes of ICMP errors)
 	ct      pktCT // the packet being processed (track.go)
 	fl      flow  // Track's scratch
+	f6      flow6 // the IPv6 packet Track6 parsed (for Create6)
+	h6      hit6  // Track6's lookups
 
 	// Held fragments this worker released (see hold.go): a ring of slot
 	// indices and the copy Released hands out.
@@ -144,7 +151,7 @@ type Worker struct {
 	ready       [HoldSlots]uint32 // slot | generation<<16
 	rel         []byte
 
-	syncq atomic.Pointer[syncRing] // TCP state changes for the HA sync (sync.go); nil when off
+	syncq atomic.Pointer[syncRing[uint64]] // TCP state changes for the HA sync (sync.go); nil when off
 }
 
 // NewWorker returns a worker handle. Each data-path goroutine needs its own.
@@ -152,7 +159,7 @@ func (n *NAT) NewWorker() *Worker {
 	w := &Worker{n: n, r: n.rules.Load(), rel: make([]byte, HoldBytes)}
 	n.mu.Lock()
 	if n.sync.on.Load() {
-		w.syncq.Store(newSyncRing(WorkerSyncRing))
+		w.syncq.Store(newSyncRing[uint64](WorkerSyncRing))
 	}
 	n.workers = append(n.workers, w)
 	ws := append([]*Worker(nil), n.workers...)
@@ -213,6 +220,7 @@ func (n *NAT) Counters() []counter.Value {
 	sh[sEvicted] = n.evicted.Load()
 	sh[gSessions] = uint64(n.t.live.Load())
 	sh[gSessionsMax] = uint64(n.t.max)
+	sh[gSessions6] = uint64(n.t6.live.Load())
 	sh[gFragEntries] = uint64(n.frags.used())
 	n.hold.counters(&sh)
 	for i, v := range sh {

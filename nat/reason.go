@@ -118,6 +118,7 @@ const (
 	cStateless
 	cTracking
 	cAborted
+	cTracking6
 	numCounters
 )
 
@@ -133,6 +134,7 @@ const (
 	sFragHoldDiscarded
 	gSessions
 	gSessionsMax
+	gSessions6
 	gFragEntries
 	gFragHolding
 	numShared
@@ -147,6 +149,7 @@ var workerDescs = [numCounters - int(numReasons)]counter.Desc{
 	cFragTranslated - int(numReasons):    natDesc("nat-fragments-translated", counter.Event, "non-first fragments translated with the ports of their first fragment"),
 	cStateless - int(numReasons):         natDesc("nat-stateless-1to1", counter.Event, "packets of a floating IP translated 1:1 without a session (TCP other than SYN, ICMP errors)"),
 	cTracking - int(numReasons):          natDesc("nat-tracking-sessions", counter.Event, "tracking-only sessions created for flows a filter accepted that no NAT rule translates"),
+	cTracking6 - int(numReasons):         natDesc("nat-tracking-sessions6", counter.Event, "IPv6 sessions created for flows a filter accepted (IPv6 is never translated)"),
 	cAborted - int(numReasons):           natDesc("nat-sessions-aborted", counter.Event, "sessions a NAT rule created for a first packet that was then dropped before it left (a filter refused it), removed again"),
 }
 
@@ -160,7 +163,8 @@ var sharedDescs = [numShared]counter.Desc{
 	sFragHoldEvicted:   natDesc("nat-frag-hold-evicted", counter.Drop, "held fragments dropped to make room in the full hold buffer (the oldest goes)"),
 	sFragHoldDiscarded: natDesc("nat-frag-hold-discarded", counter.Drop, "held fragments dropped because their first fragment was dropped"),
 	gSessions:          natDesc("nat-sessions", counter.Gauge, "sessions in the conntrack table"),
-	gSessionsMax:       natDesc("nat-sessions-max", counter.Gauge, "capacity of the conntrack table ([conntrack] max)"),
+	gSessionsMax:       natDesc("nat-sessions-max", counter.Gauge, "capacity of the conntrack table ([conntrack] max; the IPv6 table has as many)"),
+	gSessions6:         natDesc("nat-sessions6", counter.Gauge, "IPv6 sessions in the conntrack table (tracking only: no NAT66)"),
 	gFragEntries:       natDesc("nat-frag-entries", counter.Gauge, "first fragments remembered for translating their later fragments"),
 	gFragHolding:       natDesc("nat-frag-holding", counter.Gauge, "non-first fragments held now"),
 }

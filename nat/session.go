@@ -61,27 +61,35 @@ func (n *NAT) room(r *Rules, now int64) bool {
 		if !ok {
 			continue
 		}
-		evict := st&stReplied == 0
-		to := r.udp
-		switch w.proto() {
-		case 6:
-			to = r.tcpTrans
-			switch st & stStateMask {
-			case tcpSynSent, tcpSynRcvd, tcpTimeWait, tcpClose:
-				evict = true
-			default:
-				evict = false
-			}
-		case 1:
-			to = r.icmp
-		}
-		if evict && n.t.slab[idx].expires.Load()-to <= now-int64(EvictIdle) {
+		if evictable(st, w.proto(), n.t.slab[idx].expires.Load(), now, r) {
 			n.destroy(idx)
 			n.evicted.Add(1)
 			return true
 		}
 	}
 	return false
+}
+
+// evictable is room's rule for a session of either family with state word
+// st, protocol proto and expiry exp: unfinished (TCP not established, or
+// never answered) and idle for EvictIdle (its expiry minus its protocol's
+// timeout is the time of its last packet).
+func evictable(st uint64, proto uint8, exp, now int64, r *Rules) bool {
+	evict := st&stReplied == 0
+	to := r.udp
+	switch proto {
+	case packet.ProtoTCP:
+		to = r.tcpTrans
+		switch st & stStateMask {
+		case tcpSynSent, tcpSynRcvd, tcpTimeWait, tcpClose:
+			evict = true
+		default:
+			evict = false
+		}
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		to = r.icmp
+	}
+	return evict && exp-to <= now-int64(EvictIdle)
 }
 
 // create allocates and indexes a session (caller holds n.mu) and fills h as
@@ -206,9 +214,18 @@ func (n *NAT) destroy(idx uint32) {
 func (n *NAT) Reap(now int64, budget int) int {
 	n.lastNow.Store(now)
 	n.frags.expire(now)
+	n.frags6.expire(now)
 	n.hold.expire(now)
 	n.reapMu.Lock()
 	defer n.reapMu.Unlock()
+	done := n.reap4(now, budget)
+	done += n.reap6(now, budget-done)
+	n.reaped.Add(uint64(done))
+	return done
+}
+
+// reap4 is Reap for the IPv4 table (caller holds reapMu).
+func (n *NAT) reap4(now int64, budget int) int {
 	t := n.t
 	n.mu.Lock()
 	hwm := t.hwm
@@ -258,7 +275,6 @@ func (n *NAT) Reap(now int64, budget int) int {
 		}
 	}
 	flush()
-	n.reaped.Add(uint64(done))
 	return done
 }
 
@@ -284,7 +300,7 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 		if payload < 0 {
 			payload = 0
 		}
-		why, to, changed = tcpTrack(s, h.st>>32, dir, f.l4, payload, r)
+		why, to, changed = tcpTrack(&s.state, &s.tcp, h.st>>32, dir, f.l4, payload, r)
 		if why != 0 {
 			return why
 		}

@@ -52,18 +52,16 @@ type SyncRecord struct {
 	Remaining              uint32    // milliseconds until the session expires
 }
 
-// syncEvent is one ring entry: a session slot and generation (upsert) or
-// an original key (delete).
-type syncEvent struct {
-	op     SyncOp
-	gen    uint32
-	idx    uint32
-	oa, ob uint64
-}
+// The rings' entries: an upsert is a session slot and the low 32 bits of
+// its generation (idx<<32 | gen), a deletion the original key's two
+// words. Eight bytes per creation or state change keep the rings small (a
+// worker's ring of 16,384 changes is 128 KiB) and the producer's writes to
+// a fresh cache line rare.
+type delKey [2]uint64
 
-// syncRing is a single-producer single-consumer ring of events. The
-// producer is one worker, or whoever holds NAT.mu.
-type syncRing struct {
+// syncRing is a single-producer single-consumer ring. The producer is one
+// worker, or whoever holds NAT.mu.
+type syncRing[T any] struct {
 	_    [64]byte
 	head atomic.Uint64 // next to read (consumer)
 	_    [56]byte
@@ -71,20 +69,21 @@ type syncRing struct {
 	// seen is the producer's copy of head: it reads the consumer's cache
 	// line only when the ring looks full.
 	seen uint64
-	full atomic.Uint64 // events dropped because the ring was full
-	buf  []syncEvent
+	full atomic.Uint64 // entries dropped because the ring was full
+	buf  []T
 	mask uint64
+	_    [64]byte
 }
 
-func newSyncRing(size int) *syncRing {
+func newSyncRing[T any](size int) *syncRing[T] {
 	n := 1
 	for n < size {
 		n <<= 1
 	}
-	return &syncRing{buf: make([]syncEvent, n), mask: uint64(n - 1)}
+	return &syncRing[T]{buf: make([]T, n), mask: uint64(n - 1)}
 }
 
-func (q *syncRing) push(e syncEvent) {
+func (q *syncRing[T]) push(e T) {
 	t := q.tail.Load()
 	if t-q.seen > q.mask {
 		if q.seen = q.head.Load(); t-q.seen > q.mask {
@@ -105,11 +104,21 @@ const (
 
 // syncState is the NAT's sync bookkeeping.
 type syncState struct {
-	on       atomic.Bool
-	shared   *syncRing // creations and deletions, fed under NAT.mu
-	applying bool      // under NAT.mu: Install/Remove run (their changes are not events)
-	passive  atomic.Bool
-	workers  atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
+	on atomic.Bool
+	// Creations and deletions, fed under NAT.mu, on two rings; SyncDrain
+	// reads the creations' tail before the deletions' and hands out the
+	// deletions first, which keeps a key deleted and created again in
+	// the right order (see drainShared).
+	created  *syncRing[uint64]
+	deleted  *syncRing[delKey]
+	applying bool // under NAT.mu: Install/Remove run (their changes are not events)
+	// Under NAT.mu: the synced sessions' marks (see markSynced), the
+	// current sweep generation, and Install's scratch.
+	mark    []uint64
+	gen     uint32
+	clash   []uint32
+	passive atomic.Bool
+	workers atomic.Pointer[[]*Worker] // a copy of NAT.workers, replaced when one is added
 	// sent[idx] is pass<<32 | generation of the last record made of slot
 	// idx: within one pass (SyncNewPass) a session is sent once, however
 	// many events it had (a handshake's three are one record). Only the
@@ -131,12 +140,15 @@ func (n *NAT) EnableSync() {
 	if n.sync.on.Load() {
 		return
 	}
-	n.sync.shared = newSyncRing(SharedSyncRing)
+	n.sync.created = newSyncRing[uint64](SharedSyncRing)
+	n.sync.deleted = newSyncRing[delKey](SharedSyncRing)
 	n.sync.sent = make([]uint64, n.t.max)
+	n.sync.mark = make([]uint64, n.t.max)
+	n.sync.gen = 1
 	n.sync.wake = make(chan struct{}, 1)
 	n.sync.pass = 1
 	for _, w := range n.workers {
-		w.syncq.Store(newSyncRing(WorkerSyncRing))
+		w.syncq.Store(newSyncRing[uint64](WorkerSyncRing))
 	}
 	n.sync.on.Store(true)
 }
@@ -152,7 +164,7 @@ func (n *NAT) Passive() bool { return n.sync.passive.Load() }
 // noteCreate records a new session (caller holds n.mu).
 func (n *NAT) noteCreate(idx uint32, gen uint64) {
 	if n.sync.on.Load() && !n.sync.applying {
-		n.sync.shared.push(syncEvent{op: SyncUpsert, idx: idx, gen: uint32(gen)})
+		n.sync.created.push(uint64(idx)<<32 | uint64(uint32(gen)))
 		n.wakeSync()
 	}
 }
@@ -179,7 +191,7 @@ func (n *NAT) SyncWake() <-chan struct{} { return n.sync.wake }
 // noteDelete records a deleted session by its original key (caller holds n.mu).
 func (n *NAT) noteDelete(w *words) {
 	if n.sync.on.Load() && !n.sync.applying {
-		n.sync.shared.push(syncEvent{op: SyncDelete, oa: w.oa, ob: w.ob & keyMask})
+		n.sync.deleted.push(delKey{w.oa, w.ob & keyMask})
 		n.wakeSync()
 	}
 }
@@ -187,7 +199,7 @@ func (n *NAT) noteDelete(w *words) {
 // noteChange records a TCP state change a worker made.
 func (w *Worker) noteChange(idx uint32, gen uint64) {
 	if q := w.syncq.Load(); q != nil {
-		q.push(syncEvent{op: SyncUpsert, idx: idx, gen: uint32(gen)})
+		q.push(uint64(idx)<<32 | uint64(uint32(gen)))
 		w.n.wakeSync()
 	}
 }
@@ -206,7 +218,7 @@ func (n *NAT) SyncQueueFull() uint64 {
 	if !n.sync.on.Load() {
 		return 0
 	}
-	s := n.sync.shared.full.Load()
+	s := n.sync.created.full.Load() + n.sync.deleted.full.Load()
 	for _, w := range n.workerList() {
 		if q := w.syncq.Load(); q != nil {
 			s += q.full.Load()
@@ -221,46 +233,70 @@ func (n *NAT) SyncQueueFull() uint64 {
 // engine starts a pass each time it collects events.
 func (n *NAT) SyncNewPass() { n.sync.pass++ }
 
-// SyncDrain hands the recorded events to f, at most max of them, oldest
-// first per ring (the shared ring first). The record is valid during the
-// call only. now is the time Remaining is counted from. One goroutine at a
-// time may drain.
+// SyncDrain hands the recorded events to f, at most max of them: the
+// deletions, then the creations, then each worker's state changes. The
+// record is valid during the call only. now is the time Remaining is
+// counted from. One goroutine at a time may drain.
 func (n *NAT) SyncDrain(max int, now int64, f func(*SyncRecord)) int {
 	if !n.sync.on.Load() {
 		return 0
 	}
-	done := n.drainRing(n.sync.shared, max, now, f)
+	done := n.drainShared(max, now, f)
 	for _, w := range n.workerList() {
 		if done >= max {
 			break
 		}
 		if q := w.syncq.Load(); q != nil {
-			done += n.drainRing(q, max-done, now, f)
+			done += n.drainUpserts(q, q.tail.Load(), max-done, now, f)
 		}
 	}
 	return done
 }
 
-func (n *NAT) drainRing(q *syncRing, max int, now int64, f func(*SyncRecord)) int {
+// drainShared hands out deletions and creations. A creation's tail is read
+// before the deletions': a deletion that came before a creation (the key
+// deleted, then created again) is then always among those handed out
+// first, so the peer never deletes the newer session. A creation handed
+// out after the deletion of its own session is skipped (its slot is free
+// or holds another generation).
+func (n *NAT) drainShared(max int, now int64, f func(*SyncRecord)) int {
+	ct := n.sync.created.tail.Load()
+	q := n.sync.deleted
 	var rec SyncRecord
 	done := 0
 	h, t := q.head.Load(), q.tail.Load()
 	for ; h != t && done < max; h++ {
+		k := q.buf[h&q.mask]
+		rec = SyncRecord{Op: SyncDelete, Proto: uint8(k[1] >> 24), OSrc: uint32(k[0] >> 32), ODst: uint32(k[0]),
+			OSport: uint16(k[1] >> 48), ODport: uint16(k[1] >> 32)}
+		f(&rec)
+		done++
+	}
+	q.head.Store(h)
+	if h != t {
+		// Out of room before the deletions were all out: the creations
+		// wait (they may follow one of those still queued).
+		return done
+	}
+	return done + n.drainUpserts(n.sync.created, ct, max-done, now, f)
+}
+
+// drainUpserts hands out the sessions of q's entries up to tail t.
+func (n *NAT) drainUpserts(q *syncRing[uint64], t uint64, max int, now int64, f func(*SyncRecord)) int {
+	var rec SyncRecord
+	done := 0
+	h := q.head.Load()
+	for ; h != t && done < max; h++ {
 		e := q.buf[h&q.mask]
-		switch e.op {
-		case SyncDelete:
-			rec = SyncRecord{Op: SyncDelete, Proto: uint8(e.ob >> 24), OSrc: uint32(e.oa >> 32), ODst: uint32(e.oa),
-				OSport: uint16(e.ob >> 48), ODport: uint16(e.ob >> 32)}
-		case SyncUpsert:
-			stamp := n.sync.pass<<32 | uint64(e.gen)
-			if n.sync.sent[e.idx] == stamp {
-				continue // already sent in this pass, as it is now
-			}
-			if !n.record(e.idx, uint64(e.gen), true, now, &rec) {
-				continue
-			}
-			n.sync.sent[e.idx] = stamp
+		idx, gen := uint32(e>>32), uint32(e)
+		stamp := n.sync.pass<<32 | uint64(gen)
+		if n.sync.sent[idx] == stamp {
+			continue // already sent in this pass, as it is now
 		}
+		if !n.record(idx, uint64(gen), true, now, &rec) {
+			continue
+		}
+		n.sync.sent[idx] = stamp
 		f(&rec)
 		done++
 	}
@@ -315,14 +351,19 @@ type InstallResult uint8
 const (
 	Installed InstallResult = iota // a new session
 	Updated                        // an existing session brought up to date
-	Replaced                       // a session that clashed with it was removed first
-	Refused                        // no room (table or index full), or a malformed record
+	Replaced                       // sessions that clashed with it were removed first
+	Refused                        // no room (table or index full), a malformed record, or it clashes with a session this master made
 )
 
 // Install creates or updates the session rec describes (from the peer),
 // and reserves its SNAT port. Sessions that clash with it (the same
-// original or reply tuple with other contents) are removed first: the
-// sender is the master of the flow. now is the time Remaining counts from.
+// original or reply tuple with other contents, its external address and
+// port mapped for another inside endpoint, or its inside endpoint mapped
+// to another address and port) are removed first: the sender is the
+// master of the flow. While not passive (this router is master too: a
+// split brain) a clash with a session this router made itself is refused
+// instead, so a master keeps its own flows and never holds a port twice.
+// now is the time Remaining counts from.
 func (n *NAT) Install(rec *SyncRecord, now int64) InstallResult {
 	if rec.Op != SyncUpsert || rec.Proto == 0 {
 		return Refused
@@ -335,25 +376,29 @@ func (n *NAT) Install(rec *SyncRecord, now int64) InstallResult {
 	exp := now + int64(rec.Remaining)*int64(time.Millisecond)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.sync.mark == nil {
+		return Refused // EnableSync was not called
+	}
 	n.sync.applying = true
 	defer func() { n.sync.applying = false }()
 	t := n.t
 	var h hit
-	res := Installed
-	if t.lookup(oa, ob&keyMask, 1<<kOrig, &h) {
-		if h.w == want {
-			n.apply(h.idx, h.st, rec, exp)
-			return Updated
+	if t.lookup(oa, ob&keyMask, 1<<kOrig, &h) && h.w == want {
+		n.apply(h.idx, h.st, rec, exp)
+		n.markSynced(h.idx, h.st)
+		return Updated
+	}
+	clash := n.clashes(&want, rec)
+	if len(clash) > 0 && !n.sync.passive.Load() {
+		for _, idx := range clash {
+			if !n.synced(idx) {
+				return Refused
+			}
 		}
-		n.destroy(h.idx)
-		res = Replaced
 	}
-	if t.lookup(ra, rb&keyMask, 1<<kOrig|1<<kReply, &h) {
-		n.destroy(h.idx)
-		res = Replaced
-	}
-	if ha, hb := want.key(kHair); rec.Flags&fHairpin != 0 && t.lookup(ha, hb, 1<<kHair, &h) {
-		n.destroy(h.idx)
+	res := Installed
+	for _, idx := range clash {
+		n.destroy(idx)
 		res = Replaced
 	}
 	nkeys := 2
@@ -399,8 +444,121 @@ func (n *NAT) Install(rec *SyncRecord, now int64) InstallResult {
 		t.insert(a, b, idx, typ)
 	}
 	n.apply(idx, st, rec, exp)
+	n.markSynced(idx, st)
 	n.lastNow.Store(now)
 	return res
+}
+
+// clashes lists the sessions Install must remove before it installs want
+// (caller holds n.mu). The list is scratch, valid until the next call.
+func (n *NAT) clashes(want *words, rec *SyncRecord) []uint32 {
+	t := n.t
+	out := n.sync.clash[:0]
+	add := func(idx uint32) {
+		for _, i := range out {
+			if i == idx {
+				return
+			}
+		}
+		out = append(out, idx)
+	}
+	var h hit
+	if t.lookup(want.oa, want.ob&keyMask, 1<<kOrig, &h) {
+		add(h.idx)
+	}
+	if t.lookup(want.ra, want.rb&keyMask, 1<<kOrig|1<<kReply, &h) {
+		add(h.idx)
+	}
+	if rec.Flags&fHairpin != 0 {
+		if a, b := want.key(kHair); t.lookup(a, b, 1<<kHair, &h) {
+			add(h.idx)
+		}
+	}
+	if rec.Flags&fMapped != 0 {
+		// One inside endpoint per external address and port, and one
+		// mapping per inside endpoint (endpoint-independent mapping).
+		var w words
+		a, b := want.key(kMapExt)
+		for it := t.iter(a, b, kMapExt); it.next(&w); {
+			if w.oSrc() != rec.OSrc || w.oSport() != rec.OSport || w.outNet() != rec.OutNet {
+				if t.lookup(w.oa, w.ob&keyMask, 1<<kOrig, &h) {
+					add(h.idx)
+				}
+			}
+		}
+		a, b = want.key(kMapInt)
+		for it := t.iter(a, b, kMapInt); it.next(&w); {
+			if w.rDst() != rec.RDst || w.rDport() != rec.RDport {
+				if t.lookup(w.oa, w.ob&keyMask, 1<<kOrig, &h) {
+					add(h.idx)
+				}
+			}
+		}
+	}
+	n.sync.clash = out
+	return out
+}
+
+// A synced session is marked with its slot generation and the sweep
+// generation it was last installed or updated in (mark); a session this
+// router made has a newer slot generation than its slot's mark, so the
+// data path never writes the marks.
+
+// markSynced marks live session idx (state st) as synced in the current
+// sweep generation (caller holds n.mu).
+func (n *NAT) markSynced(idx uint32, st uint64) {
+	n.sync.mark[idx] = st>>32<<32 | uint64(n.sync.gen)
+}
+
+// synced reports whether live session idx came from the peer (caller
+// holds n.mu).
+func (n *NAT) synced(idx uint32) bool {
+	return n.sync.mark[idx]>>32 == n.t.slab[idx].state.Load()>>32
+}
+
+// SyncSweepBegin starts a sweep generation (the peer begins a walk of its
+// whole table): the sessions installed or updated from now on are marked
+// with it, and SyncSweep removes the others.
+func (n *NAT) SyncSweepBegin() uint32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sync.gen++; n.sync.gen == 0 {
+		n.sync.gen = 1
+	}
+	return n.sync.gen
+}
+
+// SyncSweep ends sweep generation gen (the peer's walk is complete): it
+// removes the synced sessions that the walk did not refresh, which the
+// peer no longer has, and with all (this router is backup: the master's
+// table is the whole truth) the sessions this router made itself too. It
+// returns how many it removed. It takes the table lock for a few thousand
+// slots at a time.
+func (n *NAT) SyncSweep(gen uint32, all bool) (removed int) {
+	const step = 4096
+	for from := uint32(0); ; from += step {
+		n.mu.Lock()
+		n.sync.applying = true
+		hwm := n.t.hwm
+		for idx := from; idx < hwm && idx < from+step; idx++ {
+			st := n.t.slab[idx].state.Load()
+			if st&stLive == 0 {
+				continue
+			}
+			m := n.sync.mark[idx]
+			synced := m>>32 == st>>32
+			if synced && uint32(m) == gen || !synced && !all {
+				continue
+			}
+			n.destroy(idx)
+			removed++
+		}
+		n.sync.applying = false
+		n.mu.Unlock()
+		if from+step >= hwm {
+			return removed
+		}
+	}
 }
 
 // apply sets a live session's state, TCP tracking and expiry from rec.
@@ -414,7 +572,8 @@ func (n *NAT) apply(idx uint32, st uint64, rec *SyncRecord, exp int64) {
 }
 
 // Remove deletes the session with rec's original tuple; false when there
-// is none.
+// is none, or when it is one this router made while it is master too (a
+// split brain: the peer deleted its own flow of the same tuple).
 func (n *NAT) Remove(rec *SyncRecord) bool {
 	a, b := keyWords(rec.OSrc, rec.ODst, rec.OSport, rec.ODport, rec.Proto)
 	n.mu.Lock()
@@ -422,7 +581,7 @@ func (n *NAT) Remove(rec *SyncRecord) bool {
 	n.sync.applying = true
 	defer func() { n.sync.applying = false }()
 	var h hit
-	if !n.t.lookup(a, b, 1<<kOrig, &h) {
+	if n.sync.mark == nil || !n.t.lookup(a, b, 1<<kOrig, &h) || !n.sync.passive.Load() && !n.synced(h.idx) {
 		return false
 	}
 	n.destroy(h.idx)

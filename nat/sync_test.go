@@ -146,3 +146,44 @@ func TestSyncWalkAndAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per packet", allocs)
 	}
 }
+
+// A session synced, then deleted and opened again with the same tuple
+// before the next drain, ends on the backup as the new session: the
+// deletion is handed out before the creation that followed it.
+func TestSyncDeleteThenCreate(t *testing.T) {
+	c := testConfig()
+	ma, wa := newNAT(t, c)
+	mb, _ := newNAT(t, c)
+	ma.EnableSync()
+	mb.EnableSync()
+	now := 10 * sec
+	p := pk{src: "10.1.1.7", dst: "198.51.100.9", proto: packet.ProtoUDP, sport: 4000, dport: 53}
+	out(t, wa, build(t, p), now, Translated)
+	ma.SyncNewPass()
+	pump(ma, mb, now)
+	if mb.Len() != 1 {
+		t.Fatalf("backup has %d sessions", mb.Len())
+	}
+	ma.SyncNewPass()
+	if f, _ := ma.FlushIf(func(*Flow) string { return "test" }); f != 1 {
+		t.Fatalf("flushed %d", f)
+	}
+	out(t, wa, build(t, p), now, Translated)
+	var ops []SyncOp
+	ma.SyncNewPass()
+	ma.SyncDrain(1<<20, now, func(r *SyncRecord) {
+		ops = append(ops, r.Op)
+		if r.Op == SyncDelete {
+			mb.Remove(r)
+		} else {
+			mb.Install(r, now)
+		}
+	})
+	if len(ops) != 2 || ops[0] != SyncDelete || ops[1] != SyncUpsert {
+		t.Fatalf("records %v, want a deletion then an upsert", ops)
+	}
+	if mb.Len() != 1 || !mb.Lookup(&SyncRecord{Proto: packet.ProtoUDP, OSrc: packet.U32(mustAddr("10.1.1.7")),
+		ODst: packet.U32(mustAddr("198.51.100.9")), OSport: 4000, ODport: 53}) {
+		t.Fatalf("backup has %d sessions, the new one missing", mb.Len())
+	}
+}

@@ -1,6 +1,8 @@
 package nat
 
 import (
+	"sync/atomic"
+
 	"vrouter/packet"
 )
 
@@ -104,19 +106,21 @@ func wscale(t packet.TCP) int {
 	}
 }
 
-// tcpTrack checks and applies one TCP segment to session s. It returns the
-// drop reason (TCPBadRST) or 0, the timeout that applies afterwards, and
-// whether the segment changed the TCP state (an event for the HA sync).
-func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rules) (why Reason, to int64, changed bool) {
+// tcpTrack checks and applies one TCP segment to a session of either
+// family, given by its state word and its sequence words (end0, win0,
+// end1, win1). It returns the drop reason (TCPBadRST) or 0, the timeout
+// that applies afterwards, and whether the segment changed the TCP state
+// (an event for the HA sync).
+func tcpTrack(state *atomic.Uint64, seqs *[4]atomic.Uint32, gen uint64, dir int, t packet.TCP, payload int, r *Rules) (why Reason, to int64, changed bool) {
 	flags, seq, ack, win := t.Flags(), t.Seq(), t.Ack(), uint32(t.Window())
 	var st uint64
 	for {
-		st = s.state.Load()
+		st = state.Load()
 		if st>>32 != gen || st&stLive == 0 {
 			return 0, r.tcpTrans, false // gone meanwhile: translate this one, nothing to track
 		}
 		lo := uint32(st)
-		if flags&packet.TCPRst != 0 && !rstOK(s, lo, dir, seq, ack, flags) {
+		if flags&packet.TCPRst != 0 && !rstOK(seqs, lo, dir, seq, ack, flags) {
 			return TCPBadRST, 0, false
 		}
 		nl := tcpStep(lo, dir, flags)
@@ -134,7 +138,7 @@ func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rul
 		} else {
 			nl |= stSeen1 | stReplied
 		}
-		if nl == lo || s.state.CompareAndSwap(st, st&^0xffffffff|uint64(nl)) {
+		if nl == lo || state.CompareAndSwap(st, st&^0xffffffff|uint64(nl)) {
 			changed = (nl^lo)&stStateMask != 0
 			st = st&^0xffffffff | uint64(nl)
 			break
@@ -149,7 +153,7 @@ func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rul
 	if flags&packet.TCPFin != 0 {
 		end++
 	}
-	e := &s.tcp[dir*2]
+	e := &seqs[dir*2]
 	if old := e.Load(); old == 0 || seqGT(end, old) || flags&packet.TCPSyn != 0 && flags&packet.TCPAck == 0 {
 		e.Store(end)
 	}
@@ -160,7 +164,7 @@ func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rul
 		}
 		win <<= sh
 	}
-	wp := &s.tcp[dir*2+1]
+	wp := &seqs[dir*2+1]
 	if win > wp.Load() || flags&packet.TCPSyn != 0 {
 		wp.Store(win)
 	}
@@ -173,7 +177,7 @@ func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rul
 // rstOK: an RST is accepted when its sequence number is within the window
 // the receiver advertised around what the sender has sent; an RST from a
 // side that sent nothing yet must acknowledge the other side's SYN.
-func rstOK(s *session, st uint32, dir int, seq, ack uint32, flags uint8) bool {
+func rstOK(seqs *[4]atomic.Uint32, st uint32, dir int, seq, ack uint32, flags uint8) bool {
 	other := 1 - dir
 	seenDir := st&stSeen0 != 0
 	seenOther := st&stSeen1 != 0
@@ -181,10 +185,10 @@ func rstOK(s *session, st uint32, dir int, seq, ack uint32, flags uint8) bool {
 		seenDir, seenOther = seenOther, seenDir
 	}
 	if !seenDir {
-		return flags&packet.TCPAck != 0 && seenOther && ack == s.tcp[other*2].Load()
+		return flags&packet.TCPAck != 0 && seenOther && ack == seqs[other*2].Load()
 	}
-	end := s.tcp[dir*2].Load()
-	w := s.tcp[other*2+1].Load()
+	end := seqs[dir*2].Load()
+	w := seqs[other*2+1].Load()
 	if w < 1024 {
 		w = 1024
 	}

@@ -457,10 +457,29 @@ type Flow struct {
 // many, with a summary like Commit's ("3 sessions flushed: no longer
 // accepted by filter web"; "" when none).
 func (n *NAT) FlushIf(why func(*Flow) string) (flushed int, summary string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	return n.FlushIfBoth(why, nil)
+}
+
+// FlushIfBoth is FlushIf over both families: why for the IPv4 sessions,
+// why6 for the IPv6 ones (either may be nil), with one summary.
+func (n *NAT) FlushIfBoth(why func(*Flow) string, why6 func(*Flow6) string) (flushed int, summary string) {
 	counts := map[string]int{}
 	var order []string
+	if why != nil {
+		flushed += n.flushIf(why, counts, &order)
+	}
+	if why6 != nil {
+		flushed += n.flushIf6(why6, counts, &order)
+	}
+	n.flushed.Add(uint64(flushed))
+	return flushed, flushSummary(flushed, order, counts)
+}
+
+// flushIf deletes the IPv4 sessions for which why gives a reason, counted
+// by reason in counts (first seen first in order).
+func (n *NAT) flushIf(why func(*Flow) string, counts map[string]int, order *[]string) (flushed int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var fl Flow
 	n.scan(n.t.hwm, func(idx uint32, _ *session, w *words, _ uint64) {
 		fl = Flow{Proto: w.proto(), Src: w.oSrc(), Dst: w.oDst(), SPort: w.oSport(), DPort: w.oDport(),
@@ -468,15 +487,14 @@ func (n *NAT) FlushIf(why func(*Flow) string) (flushed int, summary string) {
 			OutNet: w.outNet(), Tracking: w.origin() == oTrack}
 		if r := why(&fl); r != "" {
 			if counts[r] == 0 {
-				order = append(order, r)
+				*order = append(*order, r)
 			}
 			counts[r]++
 			n.destroy(idx)
 			flushed++
 		}
 	})
-	n.flushed.Add(uint64(flushed))
-	return flushed, flushSummary(flushed, order, counts)
+	return flushed
 }
 
 // flushSummary is "N sessions flushed: why (n), why (n)".

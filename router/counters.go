@@ -73,7 +73,7 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntHostPunted:      eventDesc("host-punted", "packets handed to a network's host interface (the kernel's control plane)"),
 	CntHostInjected:    eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
 	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
-	CntFilterRejects:   eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST or ICMP 3/13 (both rate limited)"),
+	CntFilterRejects:   eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST, or ICMP 3/13 (IPv6: ICMPv6 1/1), rate limited"),
 	CntFilterResets:    eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
 	CntForwarded6:      eventDesc("forwarded6", "IPv6 packets routed to a next hop or a connected host"),
 	CntLocalIn6:        eventDesc("local-in6", "IPv6 packets addressed to the router itself (neighbour discovery included)"),

@@ -67,7 +67,6 @@ const (
 	DropIPv6HopLimit
 	DropIPv6TooBig
 	DropIPv6UnknownNext
-	DropIPv6Filtered
 	DropICMPv6Bad
 	DropNDInvalid
 	DropNDNotOurs
@@ -138,7 +137,6 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropIPv6HopLimit:      dropDesc("ipv6-hop-limit", "hop limit expired in transit (ICMPv6 3/0 sent)"),
 	DropIPv6TooBig:        dropDesc("ipv6-too-big", "IPv6 packet larger than the egress MTU (routers do not fragment IPv6: ICMPv6 packet too big sent)"),
 	DropIPv6UnknownNext:   dropDesc("ipv6-unknown-next-header", "packet for the router with a next header it does not know (ICMPv6 parameter problem 4/1 sent)"),
-	DropIPv6Filtered:      dropDesc("ipv6-filter", "IPv6 packet from or to a network with a filter ruleset (filters match IPv4 only, so IPv6 is refused there)"),
 	DropICMPv6Bad:         dropDesc("icmpv6-bad", "ICMPv6 message for the router that is truncated or has a wrong checksum"),
 	DropNDInvalid:         dropDesc("nd-invalid", "neighbour discovery message failing RFC 4861 validation (hop limit not 255, bad code, length, option or source)"),
 	DropNDNotOurs:         dropDesc("nd-not-ours", "neighbour solicitation for an address the router does not have (counted, not an error)"),

@@ -373,8 +373,9 @@ func addCount(a *filter.Count, b filter.Count) {
 // flushFiltered deletes the sessions that the filters of s no longer
 // accept: the first packet of a session's original direction, as it
 // entered (filter_in of the network its source is routed to) and as it
-// left (filter_out of its egress network), is classified again. It
-// returns the summary ("" when none), as NAT.Commit does.
+// left (filter_out of its egress network), is classified again (IPv6
+// sessions: flushWhy6). It returns the summary ("" when none), as
+// NAT.Commit does.
 func (r *Router) flushFiltered(s *snapshot) string {
 	if !s.filterOn {
 		return ""
@@ -386,7 +387,7 @@ func (r *Router) flushFiltered(s *snapshot) string {
 		}
 		return s.net(nh.Network)
 	}
-	_, msg := r.NAT.FlushIf(func(f *nat.Flow) string {
+	_, msg := r.NAT.FlushIfBoth(func(f *nat.Flow) string {
 		if in := netOf(f.Src); in != nil && in.filt != nil && in.filt.in != nil {
 			k := flowKey(f.Proto, f.Src, f.Dst, f.SPort, f.DPort)
 			if in.filt.in.Classify(k).Action != filter.Accept {
@@ -404,7 +405,7 @@ func (r *Router) flushFiltered(s *snapshot) string {
 			}
 		}
 		return ""
-	})
+	}, r.flushWhy6(s))
 	return msg
 }
 

@@ -1,10 +1,12 @@
 package router
 
 import (
+	"bytes"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,6 +182,41 @@ func (r *Router) netSignature() uint32 {
 		fmt.Fprintf(f, "%d=%s;", s.slots[n], n)
 	}
 	return f.Sum32()
+}
+
+// haReloadNote says what a reload does not apply of [ha]: the sync socket,
+// its key and the HA state machine are set up at start, so a change there
+// needs a restart (the rest of the reload applies; the router keeps the
+// [ha] it started with). "" when [ha] did not change.
+func (r *Router) haReloadNote(cfg *config.Config) string {
+	o, n := r.ha.cfg, cfg.HA
+	var changed []string
+	switch {
+	case o.Enabled() != n.Enabled():
+		changed = append(changed, "the section itself")
+	default:
+		if o.Local != n.Local {
+			changed = append(changed, "local")
+		}
+		if o.Peer != n.Peer {
+			changed = append(changed, "peer")
+		}
+		if o.Port != n.Port {
+			changed = append(changed, "port")
+		}
+		if !bytes.Equal(o.Key, n.Key) {
+			changed = append(changed, "key")
+		}
+		if o.Initial != n.Initial {
+			changed = append(changed, "initial")
+		}
+	}
+	if len(changed) == 0 {
+		return ""
+	}
+	msg := fmt.Sprintf("[ha] changed (%s): not applied, needs a restart", strings.Join(changed, ", "))
+	r.log.Warn("reload: " + msg)
+	return msg
 }
 
 func (r *Router) haCounters() []counter.Value {

@@ -18,9 +18,11 @@ import (
 //	         output6
 //	output6: neighbour (miss -> queue + NS) -> L2 rewrite -> tx
 //
-// NAT is IPv4-only (no NAT66): IPv6 never meets the NAT stages. Filters
-// match IPv4 only, so IPv6 to or from a network with a filter is dropped
-// (ipv6-filter) rather than let through unfiltered.
+// NAT is IPv4-only (no NAT66): IPv6 never meets the NAT stages. A packet
+// forwarded from or to a network with a filter passes the filter stage
+// (filter6.go: conntrack, then filter_in and filter_out for a first
+// packet) after the hop limit and before the MTU check; packets to the
+// router's unicast addresses pass filter_in (filterLocal6).
 
 var ip6ErrReason = [...]DropReason{
 	packet.IPv6OK:            DropNone,
@@ -76,11 +78,15 @@ func (w *worker) ipv6(buf []byte, off, n int, nw *network, l2mcast bool, l2src p
 		}
 	}
 	if nw.mine6(dst) {
-		w.local6(buf, off, ip, &x, nw, l2src)
+		if nw.filt == nil || w.filterLocal6(ip, &x, nw) {
+			w.local6(buf, off, ip, &x, nw, l2src)
+		}
 		return
 	}
 	if _, mine := w.snap.v6.local[dst]; mine {
-		w.local6(buf, off, ip, &x, nw, l2src) // an address of another network is the router's too
+		if nw.filt == nil || w.filterLocal6(ip, &x, nw) {
+			w.local6(buf, off, ip, &x, nw, l2src) // an address of another network is the router's too
+		}
 		return
 	}
 	if l2mcast {
@@ -187,8 +193,7 @@ func (w *worker) forward6(buf []byte, off int, ip packet.IPv6, x *packet.ExtInfo
 		w.icmp6Error(ip, x, nw, packet.ICMPv6TimeExceeded, packet.CodeV6HopLimit, 0)
 		return
 	}
-	if s.filterOn && (nw.filt != nil || out.filt != nil) {
-		w.drop(DropIPv6Filtered)
+	if s.filterOn && (nw.filt != nil || out.filt != nil) && !w.filter6(ip, x, nw, out) {
 		return
 	}
 	size := len(ip)

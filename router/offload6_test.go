@@ -11,6 +11,7 @@ import (
 
 	"vrouter/packet"
 	"vrouter/router/port"
+	"vrouter/router/port/pipe"
 )
 
 // IPv6 super-frames through the pipeline (offload.go, ipv6.go).
@@ -20,11 +21,16 @@ import (
 // field holding only the IPv6 pseudo-header sum, and its virtio-net
 // metadata (offsets from the frame's first byte).
 func superFrame6(t testing.TB, dst netip.Addr, payload, mss int) ([]byte, packet.VnetHdr) {
+	return superFrame6Port(t, dst, 5201, payload, mss)
+}
+
+// superFrame6Port is superFrame6 to TCP port dport (from port 40000).
+func superFrame6Port(t testing.TB, dst netip.Addr, dport uint16, payload, mss int) ([]byte, packet.VnetHdr) {
 	data := make([]byte, payload)
 	for i := range data {
 		data[i] = byte(i * 11)
 	}
-	tcp := &layers.TCP{SrcPort: 40000, DstPort: 5201, Seq: 1000, Ack: 1, ACK: true, PSH: true, Window: 500}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(dport), Seq: 1000, Ack: 1, ACK: true, PSH: true, Window: 500}
 	f := ip6Frame(t, hostA, macA, ip6HostA, dst, 64, layers.IPProtocolTCP, tcp, gopacket.Payload(data))
 	// Replace the full checksum by the pseudo-header sum (CHECKSUM_PARTIAL).
 	const l4 = 14 + 40
@@ -216,5 +222,40 @@ func TestZeroAllocSuperFrames6(t *testing.T) {
 	}
 	if n := l.r.Counters()[CntGSOForwarded]; n < 8*50 {
 		t.Fatalf("gso-forwarded = %d", n)
+	}
+}
+
+// An IPv6 super-frame of a flow the filter accepted goes through whole
+// (conntrack sees its headers once); one without a session is dropped as
+// it is.
+func TestSuperFrame6Filtered(t *testing.T) {
+	l := filter6Lab(t, "", "")
+	for _, ps := range []*pipe.Port{l.pa, l.pb} {
+		ps.SetOffloads(true)
+	}
+	l.r.ports[0].offloads, l.r.ports[1].offloads = true, true
+	if _, onB := l.fromA6(seg6{src: ip6HostA, dst: ip6HostB, sport: 40000, dport: 22, flags: "S", seq: 999}); len(onB) != 1 {
+		t.Fatalf("SYN: %d frames on b", len(onB))
+	}
+	if onA, _ := l.fromB6(seg6{src: ip6HostB, dst: ip6HostA, sport: 22, dport: 40000, flags: "SA", seq: 5000, ack: 1000}); len(onA) != 1 {
+		t.Fatalf("SYN-ACK: %d frames on a", len(onA))
+	}
+	f, m := superFrame6Port(t, ip6HostB, 22, 3*testMSS, testMSS)
+	l.pa.InjectMeta(f, m)
+	l.run()
+	out, meta := l.pb.TakeMeta()
+	if len(out) != 1 || meta[0] != m {
+		t.Fatalf("accepted flow: %d frames out (meta %+v), want the super-frame whole", len(out), meta)
+	}
+	// Without a session (no SYN seen) a super-frame is invalid: dropped
+	// whole, nothing of it passes.
+	f, m = superFrame6Port(t, ip6HostB, 80, 3*testMSS, testMSS)
+	l.pa.InjectMeta(f, m)
+	l.run()
+	if out := l.pb.Take(); len(out) != 0 {
+		t.Fatalf("flow without a session: %d frames passed", len(out))
+	}
+	if n := l.r.Counters()[CntGSOSegmented]; n != 0 {
+		t.Fatalf("gso-segmented = %d: the dropped super-frame was cut", n)
 	}
 }

@@ -496,6 +496,9 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 	if natMsg != "" {
 		sum += "; " + natMsg
 	}
+	if haMsg := r.haReloadNote(cfg); haMsg != "" {
+		sum += "; " + haMsg
+	}
 	if !r.started.IsZero() {
 		r.announceLocked()
 	}

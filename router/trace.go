@@ -442,6 +442,7 @@ const (
 	frClassified = iota
 	frState
 	frReset
+	frReset6 // the RST's destination in the event's ip6.a
 )
 
 var sideNames = [2]string{"in", "out"}
@@ -510,7 +511,11 @@ func (e *traceEvent) format(n traceNames) string {
 	case tsDrop:
 		s = e.drop.format(n)
 	case tsFilter:
-		s = e.filt.format(n)
+		if e.filt.kind == frReset6 {
+			s = formatReset6(e.ip6.a, e.filt.port)
+		} else {
+			s = e.filt.format(n)
+		}
 	case tsIPv6:
 		s = e.ip6.format(n)
 	}
