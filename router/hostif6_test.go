@@ -2,8 +2,10 @@ package router
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"vrouter/internal/clock"
@@ -71,6 +73,15 @@ func TestHostAddrSync6(t *testing.T) {
 		t.Fatalf("echo to the VIP answered with %v", ic.TypeCode)
 	}
 
+	// A VIP in the network's /64 (as keepalived adds one with its prefix)
+	// does not add the prefix to the router advertisement a second time.
+	fh.watch([]AddrEvent{{Ifindex: 101, Prefix: netip.MustParsePrefix("2001:db8:a::51/64"), Added: true}})
+	pa.Take()
+	if n := r.snap.Load().nets[0].v6; len(n.addrs) != 3 || !slices.Equal(raPrefixes(t, n.raMsg), []string{"2001:db8:a::"}) {
+		t.Fatalf("addresses %d, RA prefixes %v", len(n.addrs), raPrefixes(t, n.raMsg))
+	}
+	fh.watch([]AddrEvent{{Ifindex: 101, Prefix: netip.MustParsePrefix("2001:db8:a::51/64")}})
+
 	fh.watch([]AddrEvent{{Ifindex: 101, Prefix: netip.PrefixFrom(vip, 128)}})
 	pa.Inject(nsFrame(t, hostA, ip6HostA, vip))
 	l.run()
@@ -97,4 +108,21 @@ func expectICMP6From(t *testing.T, frames [][]byte, src netip.Addr) (*layers.IPv
 		t.Fatalf("from %v, want %v", ip.SrcIP, src)
 	}
 	return ip, icmp6Of(t, p)
+}
+
+// raPrefixes decodes the prefix options of router advertisement msg with
+// gopacket.
+func raPrefixes(t *testing.T, msg []byte) []string {
+	t.Helper()
+	var ra layers.ICMPv6RouterAdvertisement
+	if err := ra.DecodeFromBytes(msg[4:], gopacket.NilDecodeFeedback); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range ra.Options {
+		if o.Type == layers.ICMPv6OptPrefixInfo {
+			out = append(out, netip.AddrFrom16([16]byte(o.Data[14:30])).String())
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,8 +42,9 @@ func raMessage(n *network) []byte {
 	ra := &packet.RA{HopLimit: raCurHopLimit, Lifetime: raRouterLifetime, SourceLL: n.mac, MTU: uint32(n.v6.mtu),
 		ValidLife: raValidLifetime, PreferredLife: raPreferredLife, DNS: n.v6.dns, DNSLifetime: raDNSLifetime}
 	for _, a := range n.v6.addrs {
-		if a.prefix.Bits() == 64 {
-			ra.Prefixes = append(ra.Prefixes, a.prefix.Masked().Addr().As16())
+		// Each /64 once (a VIP a daemon added in a configured /64 shares it).
+		if p := a.prefix.Masked().Addr().As16(); a.prefix.Bits() == 64 && !slices.Contains(ra.Prefixes, p) {
+			ra.Prefixes = append(ra.Prefixes, p)
 			ra.PrefixLens = append(ra.PrefixLens, 64)
 		}
 	}
