@@ -3,6 +3,7 @@ package afxdp
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -188,7 +189,15 @@ func newXSK(o socketOpts) (x *xsk, err error) {
 	} else {
 		flags |= unix.XDP_COPY
 	}
-	if err := unix.Bind(fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(o.ifindex), QueueID: uint32(o.queue)}); err != nil {
+	// The kernel frees the buffer pool of a closed socket on a work queue,
+	// so the queue can still be taken for a moment after the previous
+	// socket on it closed (a port reopened at once): retry EBUSY briefly.
+	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(o.ifindex), QueueID: uint32(o.queue)}
+	err = unix.Bind(fd, sa)
+	for deadline := time.Now().Add(500 * time.Millisecond); err == unix.EBUSY && time.Now().Before(deadline); err = unix.Bind(fd, sa) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
 		return x, errBind{err}
 	}
 	var opts uint32
