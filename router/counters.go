@@ -27,6 +27,7 @@ const (
 	CntL2Switched
 	CntL2Flooded
 	CntL2UnknownFlood
+	CntL2MACTableFull
 	CntNATHeld
 	CntNATReleased
 	CntGSOForwarded
@@ -56,6 +57,7 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntL2Switched:      eventDesc("l2-switched", "frames switched to the one link a destination MAC was learned on"),
 	CntL2Flooded:       eventDesc("l2-flooded", "frame copies flooded to the other links of a switched network (broadcast, multicast, unknown unicast)"),
 	CntL2UnknownFlood:  eventDesc("l2-unknown-unicast", "unicast frames flooded because their destination MAC is not learned yet"),
+	CntL2MACTableFull:  eventDesc("l2-mac-table-full", "source MACs not learned: the network's MAC table had no free or aged slot for them (a MAC flood; the frames are still switched, by flooding)"),
 	CntNATHeld:         eventDesc("nat-fragments-held", "non-first fragments held until their first fragment gives the NAT its ports"),
 	CntGSOForwarded:    eventDesc("gso-forwarded", "GSO super-frames routed and sent on intact to a port that takes offloads"),
 	CntGSOSegmented:    eventDesc("gso-segmented", "GSO super-frames cut into segments in software (egress without offloads, a switched network, ARP or fragmentation)"),

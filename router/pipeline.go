@@ -67,7 +67,9 @@ func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) 
 	l2mcast := eth.DstIsMulticast()
 	if nw.switched() {
 		if src := eth.Src(); !src.IsMulticast() {
-			nw.bridge.learn(src, ingress, w.sec())
+			if !nw.bridge.learn(src, ingress, w.sec()) {
+				w.cnt[CntL2MACTableFull]++
+			}
 		}
 		if nw.pureL2() {
 			// No router address: the router is only the switch.
