@@ -37,6 +37,8 @@ const (
 	CntHostInjected
 	CntFilterRejects
 	CntFilterResets
+	CntPortDeviceLost
+	CntPortReopened
 	NumCounters
 )
 
@@ -66,6 +68,8 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntHostInjected:    eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
 	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
 	CntFilterRejects:   eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST or ICMP 3/13 (both rate limited)"),
+	CntPortDeviceLost:  eventDesc("port-device-lost", "ports whose kernel device disappeared while the router ran (the port is down until the device comes back)"),
+	CntPortReopened:    eventDesc("port-reopened", "ports opened again by themselves on their device recreated after it disappeared"),
 	CntFilterResets:    eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
 }
 

@@ -169,7 +169,7 @@ func neighConfig(cfg *config.Config) arp.Config {
 func (r *Router) publish(pl *plan) string {
 	old := r.snap.Load()
 	r.snap.Store(pl.snap)
-	if old != nil {
+	if old != nil && !pl.keepRuntime {
 		// Runtime routes (ip route add) last until the next reload (CONFIG.md).
 		pl.routes[fib.Runtime] = nil
 	}
@@ -209,10 +209,14 @@ func (r *Router) Start() {
 	for _, w := range r.qworkers {
 		r.startWorker(w, r.ports[w.id])
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		r.timers()
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.supervise() // supervise.go
 	}()
 	r.announce()
 	r.startHosts()

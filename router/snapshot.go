@@ -148,6 +148,9 @@ type plan struct {
 	// removed lists slots whose network this reload removes or whose
 	// addresses changed (their neighbours are forgotten).
 	removed []uint16
+	// keepRuntime: publish keeps the runtime routes (a port reopened by
+	// the supervisor is no reload).
+	keepRuntime bool
 }
 
 // hostRouteName is the name of the network a [[hostroute]] link becomes.
