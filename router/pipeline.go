@@ -211,6 +211,10 @@ func (w *worker) sendARPRequest(ni uint16, ip uint32, mac packet.MAC) {
 	if nw == nil {
 		return
 	}
+	if !w.r.arpLimit.allow(w.now, w.snap.arpReqRate) {
+		w.cnt[CntARPRequestsLimited]++
+		return
+	}
 	src := nw.srcFor(ip)
 	dst := mac
 	if mac.IsZero() {

@@ -95,6 +95,7 @@ type Router struct {
 	// workersStarted numbers the workers for pin_workers' round robin.
 	workersStarted atomic.Int64
 	trace          tracer
+	arpLimit       arpLimit // arplimit.go
 
 	kernelResync atomic.Pointer[func()]
 	hostState    hostState // under mu

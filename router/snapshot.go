@@ -101,6 +101,7 @@ type snapshot struct {
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
 	anyAddr             uint32
 	icmpRate, icmpBurst int
+	arpReqRate          int // [neighbor] request_rate (arplimit.go)
 	nat                 *nat.Rules   // compiled NAT rules (never nil)
 	natOn               bool         // any NAT rule: run the NAT stages
 	host                hostTable    // host ports to their networks (hostif.go)
@@ -234,7 +235,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	}
 	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]member, len(ports)),
 		nets: make([]network, nslots), slots: slots, published: map[uint64]struct{}{},
-		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
+		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst, arpReqRate: cfg.Neighbor.RequestRate}
 	for i := range s.nets {
 		s.nets[i].idx = uint16(i)
 	}

@@ -220,13 +220,14 @@ ports  = "30000-30099"
 }
 
 // A scan of every address of a connected /16 from an inside host: the
-// router resolves each (one request per target per second, three tries),
-// the neighbour table stays at [neighbor] max with the live next hops in
-// it, the refused entries and the requests are counted.
+// router resolves each (one request per target per second, three tries,
+// at most [neighbor] request_rate requests per second in all), the
+// neighbour table stays at [neighbor] max with the live next hops in it,
+// the refused entries and the requests are counted.
 func TestReliabilityARPScan(t *testing.T) {
-	const nmax = 1024
+	const nmax, rate = 1024, 200
 	cfg := strings.Replace(lab.NATConfig, `addresses = ["10.1.2.1/24"]`, `addresses = ["10.1.2.1/24", "10.2.0.1/16"]`, 1) +
-		fmt.Sprintf("\n[neighbor]\nmax = %d\n", nmax)
+		fmt.Sprintf("\n[neighbor]\nmax = %d\nrequest_rate = %d\n", nmax, rate)
 	n := newRLNAT(t, cfg)
 	rmac, smac := macOf(t, n.Lab, n.R, "r-in1"), macOf(t, n.Lab, n.In1, "eth0")
 	w := startWatch(t, n.Lab, "arp-scan", n.In1, "198.51.100.10", n.In2, n.Srv, "198.51.100.10", 10*time.Second)
@@ -247,19 +248,20 @@ func TestReliabilityARPScan(t *testing.T) {
 	w.wait(t, defaultBounds)
 	st := mustStats(t, n.Router)
 	reqs := st.Counters["arp-requests-sent"] - before.Counters["arp-requests-sent"]
+	limited := st.Counters["arp-requests-limited"] - before.Counters["arp-requests-limited"]
 	full := st.stage("arp", "table-full") - before.stage("arp", "table-full")
-	t.Logf("RESULT arp-scan: %d packets to %d addresses of 10.2.0.0/16 in %v: neighbour entries peak %d (max %d), ARP requests sent %d, table-full %d, icmp-errors-sent %d, icmp-rate-limited %d",
-		sent, sent, dur.Round(time.Millisecond), top, nmax, reqs, full, st.Counters["icmp-errors-sent"], st.Counters["icmp-rate-limited"])
+	t.Logf("RESULT arp-scan: %d packets to %d addresses of 10.2.0.0/16 in %v: neighbour entries peak %d (max %d), ARP requests sent %d (%.0f/s, request_rate %d), not sent over the rate %d, table-full %d, icmp-errors-sent %d, icmp-rate-limited %d",
+		sent, sent, dur.Round(time.Millisecond), top, nmax, reqs, float64(reqs)/dur.Seconds(), rate, limited, full, st.Counters["icmp-errors-sent"], st.Counters["icmp-rate-limited"])
 	if top > nmax {
 		t.Errorf("neighbour entries reached %d, max %d", top, nmax)
 	}
 	if full == 0 {
 		t.Error("no table-full counted")
 	}
-	// Each entry the table could take is asked for at most Retries (3)
-	// times; the requests are bounded by the table, not by the scan.
-	if limit := uint64(3 * nmax); reqs > limit {
-		t.Errorf("%d ARP requests for a table of %d", reqs, nmax)
+	// The requests are bounded by the rate (a bucket of one second's
+	// worth, then request_rate per second), not by the scan.
+	if limit := uint64(rate + rate*(dur.Seconds()+1)); reqs > limit || limited == 0 {
+		t.Errorf("%d ARP requests in %v at %d/s (limit %d), %d limited", reqs, dur, rate, limit, limited)
 	}
 	// The live next hops are still resolved and used.
 	out, err := n.Router.Console("show", "arp")

@@ -8,7 +8,7 @@ package test
 // memory are sampled every 2 s; at the end (traffic stopped, the base
 // configuration reloaded, runtime routes gone) they must be back at their
 // baseline, and no packet may have been dropped for a reason other than
-// the expected ones. `make test` runs it for 45 s, `make soak` for 10
+// the expected ones. `make test` runs it for 30 s, `make soak` for 10
 // minutes (VROUTER_SOAK); VROUTER_SOAK_OUT names the directory of
 // soak-mixed.{json,txt,png}.
 
@@ -101,7 +101,7 @@ func soakDuration(t *testing.T) time.Duration {
 		}
 		return d
 	}
-	return 45 * time.Second
+	return 30 * time.Second
 }
 
 // soakExpectedDrops are the drops the soak's traffic causes on purpose.
