@@ -101,7 +101,7 @@ type snapshot struct {
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
 	anyAddr             uint32
 	icmpRate, icmpBurst int
-	arpReqRate          int // [neighbor] request_rate (arplimit.go)
+	arpReqRate          int          // [neighbor] request_rate (arplimit.go)
 	nat                 *nat.Rules   // compiled NAT rules (never nil)
 	natOn               bool         // any NAT rule: run the NAT stages
 	host                hostTable    // host ports to their networks (hostif.go)
