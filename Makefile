@@ -53,7 +53,7 @@ RACE_TESTS ?= ^(TestNAT|TestReload|TestFaultReloadDuringFlood)
 RACE_LOGS  := $(CURDIR)/bin/race-logs
 race-e2e: build-race
 	rm -rf $(RACE_LOGS) && mkdir -p $(RACE_LOGS)
-	GORACE="halt_on_error=1 log_path=$(RACE_LOGS)/race" VROUTER_BIN=$(CURDIR)/$(RACE_BIN) VROUTER_TEST_DRIVERS=afpacket \
+	GORACE="halt_on_error=1 log_path=$(RACE_LOGS)/race" VROUTER_RACE=1 VROUTER_BIN=$(CURDIR)/$(RACE_BIN) VROUTER_TEST_DRIVERS=afpacket \
 	  $(GO) test -count=1 -timeout 5m -run '$(RACE_TESTS)' ./test/
 	@if ls $(RACE_LOGS)/race* >/dev/null 2>&1; then echo "data races found:"; cat $(RACE_LOGS)/race*; exit 1; fi
 	@echo "race-e2e: no data race reported"
