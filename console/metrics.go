@@ -73,7 +73,7 @@ func newCollector(r *router.Router) *collector {
 		lastReloadOK: d("last_reload_success", "1 if the last reload succeeded (or none happened), 0 if it failed."),
 		uptime:       d("uptime_seconds", "Seconds since the router started."),
 		goroutines:   d("goroutines", "Goroutines of the router process (workers, control plane)."),
-		heap:         d("heap_bytes", "Bytes of live and not yet collected heap objects of the router process (Go runtime)."),
+		heap:         d("heap_bytes", "Bytes of live heap objects of the router process as of the last garbage collection (Go runtime)."),
 		natPoolUsed:  d("nat_pool_ports_used", "Dynamic ports held per external address and protocol.", "address", "proto"),
 		natPoolSize:  d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
 		filterPackets: d("filter_packets_total", "Packets a filter rule (rule=N, from 1) or a ruleset's default (rule=\"default\") decided.",
@@ -217,10 +217,11 @@ func (m *MetricsServer) Close() error {
 	return err
 }
 
-// heapBytes reads the heap's object bytes from runtime/metrics (no
-// stop-the-world, unlike runtime.ReadMemStats).
+// heapBytes reads the live heap (marked by the last GC: garbage not yet
+// collected does not count, so a leak shows and the GC's pacing does not)
+// from runtime/metrics (no stop-the-world, unlike runtime.ReadMemStats).
 func heapBytes() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0

@@ -409,14 +409,15 @@ func soakChart(r *soakResult, path string) error {
 		title string
 		get   func(s soakSample) float64
 	}{
-		{"heap (MiB)", func(s soakSample) float64 { return s.HeapBytes / (1 << 20) }},
+		{"live heap (MiB)", func(s soakSample) float64 { return s.HeapBytes / (1 << 20) }},
 		{"RSS (MiB)", func(s soakSample) float64 { return float64(s.RSSKiB) / 1024 }},
 		{"goroutines", func(s soakSample) float64 { return s.Goroutines }},
 		{"conntrack sessions", func(s soakSample) float64 { return s.Sessions }},
 		{"neighbours", func(s soakSample) float64 { return s.Neighbours }},
 		{"FIB memory (KiB)", func(s soakSample) float64 { return s.FIBMemory / 1024 }},
+		{"FIB routes", func(s soakSample) float64 { return s.FIBRoutes }},
 	}
-	const rows, cols = 3, 2
+	const rows, cols = 4, 2
 	grid := make([][]*plot.Plot, rows)
 	for i, sr := range series {
 		p := plot.New()
@@ -438,7 +439,7 @@ func soakChart(r *soakResult, path string) error {
 		}
 		grid[i/cols][i%cols] = p
 	}
-	img := vgimg.NewWith(vgimg.UseWH(10*vg.Inch, 10*vg.Inch), vgimg.UseDPI(96))
+	img := vgimg.NewWith(vgimg.UseWH(10*vg.Inch, 13*vg.Inch), vgimg.UseDPI(96))
 	dc := draw.New(img)
 	dc.SetColor(color.White)
 	dc.Fill(dc.Rectangle.Path())
