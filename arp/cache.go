@@ -1,4 +1,5 @@
-// Package arp is the neighbour cache: IPv4 -> MAC per network, with the
+// Package arp is the neighbour cache of both address families: IPv4 (ARP)
+// and IPv6 (Neighbor Discovery, RFC 4861) -> MAC per network, with the
 // states of RFC 1122/4861-style neighbour handling (incomplete, reachable,
 // stale, failed, static), a bounded queue of packets per unresolved
 // neighbour, at most one request per RetransTime per target, and timers
@@ -8,7 +9,11 @@
 // (linear probing, a power of two >= 2*Max slots) of pointer-free slots. A
 // slot is two atomic words: the key (1<<63 | network<<32 | ip; 0 = empty)
 // and the value (MAC in the low 48 bits, the state in bits 48-50 and a
-// "used" hint in bit 51). Readers (Lookup, Has) probe without locks and
+// "used" hint in bit 51). An IPv6 neighbour's key word has bit 62 set and
+// a 32-bit fold of its address in place of the IPv4 address; its full
+// address sits in a parallel array (addr6, same index as slots), written
+// before the key and compared after it, so IPv4 lookups never touch it
+// (cache6.go). Readers (Lookup, Has) probe without locks and
 // without allocation. Writers serialise on a mutex. Inserting fills an empty
 // slot, storing the value before the key, so readers never need to retry
 // for it. Deleting uses backward-shift deletion (no tombstones, so the table
@@ -124,7 +129,9 @@ func (c Config) withDefaults() Config {
 // Entry is one neighbour, for display.
 type Entry struct {
 	Network uint16
-	IP      uint32
+	IP      uint32 // IPv4 neighbours
+	V6      bool
+	IP6     [16]byte // IPv6 neighbours
 	MAC     packet.MAC
 	State   State
 	Age     time.Duration // since last confirmed (or created)
@@ -168,9 +175,15 @@ type slot struct {
 	val atomic.Uint64
 }
 
+// slot6 is the full address of an IPv6 neighbour (see Cache.addr6).
+type slot6 struct {
+	hi, lo atomic.Uint64
+}
+
 // ent is the writer-side state of one entry (slab element).
 type ent struct {
-	key        uint64 // network<<32 | ip
+	key        uint64 // network<<32 | ip; IPv6: key6Bit | network<<32 | fold (see key6)
+	hi, lo     uint64 // IPv6 address (zero for IPv4)
 	slot       uint32 // index in slots
 	state      State
 	probing    bool // stale entry being refreshed with unicast requests
@@ -244,6 +257,9 @@ type Cache struct {
 	_     [cacheLine]byte
 	seq   atomic.Uint64 // odd while the writer moves entries
 	_     [cacheLine - 8]byte
+	// addr6 holds the IPv6 neighbours' addresses by slot index (cache6.go);
+	// kept off the line the IPv4 lookups read.
+	addr6 []slot6
 
 	mu      sync.Mutex
 	cfg     Config
@@ -258,15 +274,19 @@ type Cache struct {
 }
 
 type reqItem struct {
-	net uint16
-	ip  uint32
-	mac packet.MAC
+	net    uint16
+	ip     uint32
+	mac    packet.MAC
+	v6     bool
+	hi, lo uint64
 }
 
 type failItem struct {
-	net uint16
-	ip  uint32
-	buf int32
+	net    uint16
+	ip     uint32
+	buf    int32
+	v6     bool
+	hi, lo uint64
 }
 
 func key(net uint16, ip uint32) uint64 { return uint64(net)<<32 | uint64(ip) }
@@ -281,6 +301,7 @@ func New(cfg Config) *Cache {
 	c := &Cache{
 		cfg:     cfg,
 		slots:   make([]slot, 1<<bits),
+		addr6:   make([]slot6, 1<<bits),
 		mask:    1<<bits - 1,
 		shift:   64 - bits,
 		seed:    rand.Uint64(),
@@ -362,13 +383,14 @@ func (c *Cache) Has(net uint16, ip uint32) bool {
 	return ok
 }
 
-// find returns the slab index of a key, or -1 (writer side, under mu).
-func (c *Cache) find(k uint64) int {
+// find returns the slab index of a key (hi, lo: the IPv6 address of an
+// IPv6 key, else 0), or -1 (writer side, under mu).
+func (c *Cache) find(k, hi, lo uint64) int {
 	sk := keyLive | k
 	i := c.home(sk)
 	for {
 		kk := c.slots[i].key.Load()
-		if kk == sk {
+		if kk == sk && (k&key6Bit == 0 || c.addr6[i].hi.Load() == hi && c.addr6[i].lo.Load() == lo) {
 			return int(c.slotEnt[i])
 		}
 		if kk == 0 {
@@ -400,6 +422,10 @@ func (c *Cache) insert(e ent) int {
 	e.slot = uint32(i)
 	c.ents = append(c.ents, e)
 	c.slotEnt[i] = uint32(idx)
+	if e.key&key6Bit != 0 {
+		c.addr6[i].hi.Store(e.hi)
+		c.addr6[i].lo.Store(e.lo)
+	}
 	c.slots[i].val.Store(valOf(&c.ents[idx]))
 	c.slots[i].key.Store(sk) // publishes the slot
 	return idx
@@ -428,6 +454,10 @@ func (c *Cache) remove(idx int) {
 				testHookShift()
 			}
 			c.slots[i].val.Store(c.slots[j].val.Load())
+			if kj&key6Bit != 0 {
+				c.addr6[i].hi.Store(c.addr6[j].hi.Load())
+				c.addr6[i].lo.Store(c.addr6[j].lo.Load())
+			}
 			ej := c.slotEnt[j]
 			c.slotEnt[i] = ej
 			c.ents[ej].slot = uint32(i)
@@ -436,6 +466,8 @@ func (c *Cache) remove(idx int) {
 	}
 	c.slots[i].key.Store(0)
 	c.slots[i].val.Store(0)
+	c.addr6[i].hi.Store(0)
+	c.addr6[i].lo.Store(0)
 	if testHookShift != nil {
 		testHookShift()
 	}
@@ -516,10 +548,14 @@ func (c *Cache) Resolve(net uint16, ip uint32, pkt []byte, now int64) (mac packe
 }
 
 func (c *Cache) missLocked(net uint16, ip uint32, pkt []byte, now int64, countRace bool) (mac packet.MAC, ok, sendReq, queued bool) {
-	k := key(net, ip)
-	idx := c.find(k)
+	return c.missKey(key(net, ip), 0, 0, pkt, now, countRace)
+}
+
+// missKey is Miss/Resolve for either family (hi, lo: see find).
+func (c *Cache) missKey(k, hi, lo uint64, pkt []byte, now int64, countRace bool) (mac packet.MAC, ok, sendReq, queued bool) {
+	idx := c.find(k, hi, lo)
 	if idx < 0 {
-		idx = c.insert(ent{key: k, state: Incomplete, confirmed: now, since: now, lastReq: never, qhead: -1, qtail: -1})
+		idx = c.insert(ent{key: k, hi: hi, lo: lo, state: Incomplete, confirmed: now, since: now, lastReq: never, qhead: -1, qtail: -1})
 		if idx < 0 {
 			return
 		}
@@ -552,12 +588,34 @@ func (c *Cache) missLocked(net uint16, ip uint32, pkt []byte, now int64, countRa
 // flush (the slice is valid only during the call; flush runs without the
 // cache's lock held). Static entries are never changed.
 func (c *Cache) Update(net uint16, ip uint32, mac packet.MAC, create bool, now int64, flush func(pkt []byte)) {
-	k := key(net, ip)
+	how := Learn{Reachable: true, Override: true}
+	if create {
+		how.Create = Reachable
+	}
+	c.update(key(net, ip), 0, 0, mac, how, now, flush)
+}
+
+// Learn says how an advertisement changes an entry (RFC 4861 7.2.3-7.2.5;
+// ARP is Reachable and Override without Create unless we were the target).
+type Learn struct {
+	// Create is the state of a new entry (Reachable or Stale); 0: an
+	// absent entry is not created.
+	Create State
+	// Reachable: the advertisement confirms reachability (ARP, a
+	// solicited NA); otherwise an entry whose MAC changes becomes stale.
+	Reachable bool
+	// Override: the MAC of a resolved entry may change (ARP, NA with O);
+	// without it a reachable entry with another MAC only becomes stale.
+	Override bool
+}
+
+// update applies an advertisement of mac for a key (hi, lo: see find).
+func (c *Cache) update(k, hi, lo uint64, mac packet.MAC, how Learn, now int64, flush func(pkt []byte)) {
 	c.mu.Lock()
-	idx := c.find(k)
+	idx := c.find(k, hi, lo)
 	if idx < 0 {
-		if create {
-			c.insert(ent{key: k, state: Reachable, mac: mac, confirmed: now, since: now, lastReq: never, qhead: -1, qtail: -1})
+		if how.Create != 0 {
+			c.insert(ent{key: k, hi: hi, lo: lo, state: how.Create, mac: mac, confirmed: now, since: now, lastReq: never, qhead: -1, qtail: -1})
 		}
 		c.mu.Unlock()
 		return
@@ -567,7 +625,32 @@ func (c *Cache) Update(net uint16, ip uint32, mac packet.MAC, create bool, now i
 		c.mu.Unlock()
 		return
 	}
-	e.mac, e.state, e.confirmed, e.since, e.tries, e.probing = mac, Reachable, now, now, 0, false
+	changed := e.mac != mac
+	switch {
+	case e.state == Incomplete || e.state == Failed:
+		st := Stale
+		if how.Reachable {
+			st = Reachable
+		}
+		e.mac, e.state, e.since, e.tries, e.probing = mac, st, now, 0, false
+		if st == Reachable {
+			e.confirmed = now
+		}
+	case changed && !how.Override:
+		if e.state == Reachable {
+			e.state, e.since = Stale, now
+		}
+		c.publish(e)
+		c.mu.Unlock()
+		return
+	case how.Reachable:
+		e.mac, e.state, e.confirmed, e.since, e.tries, e.probing = mac, Reachable, now, now, 0, false
+	case changed:
+		e.mac, e.state, e.since, e.tries, e.probing = mac, Stale, now, 0, false
+	default:
+		c.mu.Unlock()
+		return // the same MAC, not a confirmation: nothing changes
+	}
 	c.publish(e)
 	head := e.qhead
 	e.qhead, e.qtail, e.qlen = -1, -1, 0
@@ -596,6 +679,19 @@ func (c *Cache) Update(net uint16, ip uint32, mac packet.MAC, create bool, now i
 // StaleTime and failed entries after StaleTime. The callbacks run without
 // the cache's lock held. Tick does not allocate in steady state.
 func (c *Cache) Tick(now int64, req func(net uint16, ip uint32, mac packet.MAC), unreachable func(net uint16, ip uint32, pkt []byte)) {
+	c.TickAll(now, Handlers{Request: req, Unreachable: unreachable})
+}
+
+// Handlers are Tick's callbacks per family (nil: not called).
+type Handlers struct {
+	Request      func(net uint16, ip uint32, mac packet.MAC)
+	Unreachable  func(net uint16, ip uint32, pkt []byte)
+	Request6     func(net uint16, ip [16]byte, mac packet.MAC)
+	Unreachable6 func(net uint16, ip [16]byte, pkt []byte)
+}
+
+// TickAll is Tick for the entries of both families.
+func (c *Cache) TickAll(now int64, h Handlers) {
 	c.tickMu.Lock()
 	defer c.tickMu.Unlock()
 	reqs, fails := c.reqs[:0], c.fails[:0]
@@ -606,6 +702,7 @@ func (c *Cache) Tick(now int64, req func(net uint16, ip uint32, mac packet.MAC),
 	for i := len(c.ents) - 1; i >= 0; i-- {
 		e := &c.ents[i]
 		net, ip := uint16(e.key>>32), uint32(e.key)
+		v6, hi, lo := e.key&key6Bit != 0, e.hi, e.lo
 		switch e.state {
 		case Incomplete:
 			if !c.mayRequest(e, now) {
@@ -619,7 +716,7 @@ func (c *Cache) Tick(now int64, req func(net uint16, ip uint32, mac packet.MAC),
 					rest := c.pool.next[first]
 					c.pool.next[first] = -1
 					c.st.FailedDrops += uint64(c.pool.putChain(rest))
-					fails = append(fails, failItem{net, ip, first})
+					fails = append(fails, failItem{net, ip, first, v6, hi, lo})
 				}
 				e.qhead, e.qtail, e.qlen = -1, -1, 0
 				continue
@@ -627,7 +724,7 @@ func (c *Cache) Tick(now int64, req func(net uint16, ip uint32, mac packet.MAC),
 			e.tries++
 			e.lastReq = now
 			c.st.Requests++
-			reqs = append(reqs, reqItem{net: net, ip: ip})
+			reqs = append(reqs, reqItem{net: net, ip: ip, v6: v6, hi: hi, lo: lo})
 		case Reachable:
 			if now-e.confirmed >= int64(c.cfg.ReachableTime) {
 				e.state, e.since, e.probing = Stale, now, false
@@ -643,14 +740,14 @@ func (c *Cache) Tick(now int64, req func(net uint16, ip uint32, mac packet.MAC),
 					e.tries++
 					e.lastReq = now
 					c.st.Requests++
-					reqs = append(reqs, reqItem{net, ip, e.mac})
+					reqs = append(reqs, reqItem{net, ip, e.mac, v6, hi, lo})
 				}
 			case c.slots[e.slot].val.Load()&usedBit != 0:
 				if c.mayRequest(e, now) {
 					e.probing, e.probeStart, e.tries, e.lastReq = true, now, 1, now
 					c.st.Refreshes++
 					c.st.Requests++
-					reqs = append(reqs, reqItem{net, ip, e.mac})
+					reqs = append(reqs, reqItem{net, ip, e.mac, v6, hi, lo})
 				}
 			case now-e.since >= int64(c.cfg.StaleTime):
 				c.st.Expired++
@@ -666,14 +763,20 @@ func (c *Cache) Tick(now int64, req func(net uint16, ip uint32, mac packet.MAC),
 	c.mu.Unlock()
 
 	for _, r := range reqs {
-		if req != nil {
-			req(r.net, r.ip, r.mac)
+		switch {
+		case r.v6 && h.Request6 != nil:
+			h.Request6(r.net, join6(r.hi, r.lo), r.mac)
+		case !r.v6 && h.Request != nil:
+			h.Request(r.net, r.ip, r.mac)
 		}
 	}
 	if len(fails) > 0 {
 		for _, f := range fails {
-			if unreachable != nil {
-				unreachable(f.net, f.ip, c.pool.buf(f.buf))
+			switch {
+			case f.v6 && h.Unreachable6 != nil:
+				h.Unreachable6(f.net, join6(f.hi, f.lo), c.pool.buf(f.buf))
+			case !f.v6 && h.Unreachable != nil:
+				h.Unreachable(f.net, f.ip, c.pool.buf(f.buf))
 			}
 		}
 		c.mu.Lock()
@@ -705,7 +808,7 @@ func (c *Cache) SetStatic(list []StaticEntry) {
 	}
 	for _, s := range list {
 		k := key(s.Network, s.IP)
-		idx := c.find(k)
+		idx := c.find(k, 0, 0)
 		if idx < 0 && len(c.ents) >= c.cfg.Max {
 			c.evictLearned()
 		}
@@ -792,8 +895,12 @@ func (c *Cache) Entries(now int64) []Entry {
 		if e.state == Static {
 			age = 0
 		}
-		out = append(out, Entry{Network: uint16(e.key >> 32), IP: uint32(e.key), MAC: e.mac, State: e.state,
-			Age: age, Queued: int(e.qlen)})
+		en := Entry{Network: uint16(e.key >> 32), IP: uint32(e.key), MAC: e.mac, State: e.state,
+			Age: age, Queued: int(e.qlen)}
+		if e.key&key6Bit != 0 {
+			en.IP, en.V6, en.IP6 = 0, true, join6(e.hi, e.lo)
+		}
+		out = append(out, en)
 	}
 	return out
 }

@@ -56,7 +56,7 @@ type recorder struct {
 }
 
 func (r *recorder) req(net uint16, ip uint32, mac packet.MAC) {
-	r.reqs = append(r.reqs, reqItem{net, ip, mac})
+	r.reqs = append(r.reqs, reqItem{net: net, ip: ip, mac: mac})
 }
 
 func (r *recorder) unreachable(net uint16, ip uint32, pkt []byte) {
@@ -245,7 +245,7 @@ func TestIncompleteToFailed(t *testing.T) {
 	for i := int64(1); i <= 2; i++ {
 		r.reset()
 		r.tick(c, t0+i*sec)
-		if len(r.reqs) != 1 || r.reqs[0] != (reqItem{3, dst, packet.MAC{}}) {
+		if len(r.reqs) != 1 || r.reqs[0] != (reqItem{net: 3, ip: dst}) {
 			t.Fatalf("tick %d: reqs %+v", i, r.reqs)
 		}
 		if len(r.fails) != 0 {
@@ -450,7 +450,7 @@ func TestStaleRefresh(t *testing.T) {
 	for i := int64(1); i <= 2; i++ {
 		r.reset()
 		r.tick(c, t0+(32+i)*sec)
-		if len(r.reqs) != 1 || r.reqs[0] != (reqItem{0, b, macN(2)}) {
+		if len(r.reqs) != 1 || r.reqs[0] != (reqItem{ip: b, mac: macN(2)}) {
 			t.Fatalf("refresh %d: %+v", i, r.reqs)
 		}
 		wantState(t, c, 0, b, 0, Stale)

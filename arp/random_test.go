@@ -36,7 +36,7 @@ func TestTableRandom(t *testing.T) {
 					}
 				case op < 9:
 					c.mu.Lock()
-					if i := c.find(k); i >= 0 {
+					if i := c.find(k, 0, 0); i >= 0 {
 						c.remove(i)
 					}
 					c.mu.Unlock()

@@ -74,7 +74,9 @@ func main() {
 	}
 	secs := flag.Int("t", 3, "seconds of measurement per test run")
 	reps := flag.Int("reps", 2, "rounds: every test runs this many times on every router, interleaved; a figure is the best")
-	drivers := flag.String("drivers", "afpacket,afxdp", `vrouter port drivers to measure, comma separated ("none": the kernel only)`)
+	drivers := flag.String("drivers", "afpacket,afxdp", `vrouters to measure, comma separated, each [LABEL=]DRIVER[:wN][@BIN] (:wN: [router] workers = N; @BIN: another vrouter binary, for A/B; "none": the kernel only)`)
+	tests := flag.String("tests", "", "comma-separated tests of a round to run (default all: "+strings.Join(roundTests, ",")+")")
+	noProfile := flag.Bool("noprofile", false, "skip the profiled run per vrouter after the rounds")
 	resultsDir := flag.String("results", defaultResultsDir(), "directory for latest.json, latest.txt, latest.png and the profiles")
 	outFile := flag.String("out", "", "also write the text report to this file (besides DIR/latest.txt)")
 	table := flag.Bool("table", false, "print the README's Markdown table from -json and exit")
@@ -133,6 +135,10 @@ func main() {
 		}
 		return
 	}
+	if err := selectTests(*tests); err != nil {
+		fatal(err)
+	}
+	skipProfile = *noProfile
 	if *reps < 1 || *reps > 5 {
 		fatal(fmt.Errorf("-reps %d: want 1..5", *reps))
 	}

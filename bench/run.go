@@ -40,22 +40,55 @@ type state struct {
 // udp64_filter is left out without the filter case (-filter 0).
 var roundTests = []string{"udp64", "udp64_filter", "tcp_on", "conn", "vm_tcp", "vm_udp64", "tcp_off"}
 
+// selectTests keeps only the named tests in the rounds (-tests).
+func selectTests(list string) error {
+	if list == "" {
+		return nil
+	}
+	var keep []string
+	for _, id := range strings.Split(list, ",") {
+		id = strings.TrimSpace(id)
+		found := false
+		for _, t := range roundTests {
+			found = found || t == id
+		}
+		if !found {
+			return fmt.Errorf("-tests: unknown test %q (want some of %s)", id, strings.Join(roundTests, ","))
+		}
+		keep = append(keep, id)
+	}
+	var out []string
+	for _, t := range roundTests {
+		for _, k := range keep {
+			if t == k {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	roundTests = out
+	return nil
+}
+
+// skipProfile leaves out the profiled run after the rounds (-noprofile).
+var skipProfile bool
+
 // testsOfRound is the order of the tests in round r: the filter case and
 // the unfiltered UDP load change places every other round, so that neither
 // is always the first UDP load after the previous round's tests.
 func testsOfRound(r int) []string {
 	out := append([]string{}, roundTests...)
-	if r%2 == 0 {
+	if r%2 == 0 && len(out) > 1 && out[0] == "udp64" && out[1] == "udp64_filter" {
 		out[0], out[1] = out[1], out[0]
 	}
 	return out
 }
 
-func targetName(driver string) string {
-	if driver == "" {
+func targetName(label string) string {
+	if label == "" {
 		return "kernel"
 	}
-	return "vrouter " + driver
+	return "vrouter " + label
 }
 
 // run measures the kernel and vrouter with each driver, printing as it
@@ -85,7 +118,7 @@ func run(w io.Writer, drivers []string, secs, reps int, dir string, filterRules 
 			rep.Skipped = append(rep.Skipped, Skip{Driver: d, Reason: err.Error()})
 			continue
 		}
-		fmt.Fprintf(w, "  %s: ready\n", targetName(d))
+		fmt.Fprintf(w, "  %s: ready\n", s.tg.Name)
 		b.targets = append(b.targets, s)
 	}
 	for r := 1; r <= reps; r++ {
@@ -106,7 +139,7 @@ func run(w io.Writer, drivers []string, secs, reps int, dir string, filterRules 
 		}
 	}
 	for _, s := range b.targets {
-		if s.tp.driver != "" {
+		if s.tp.driver != "" && !skipProfile {
 			b.profile(s)
 		}
 	}
@@ -153,11 +186,19 @@ func (b *bench) close() {
 // setup builds one router's topology, starts it (vrouter: ports, then the
 // VM's TAP moved into the VM namespace) and checks both paths; vrouter is
 // then paused until its turn.
-func (b *bench) setup(driver string) (*state, error) {
-	tp, err := newTopo(driver)
+func (b *bench) setup(spec string) (*state, error) {
+	var v variant
+	if spec != "" {
+		var err error
+		if v, err = parseVariant(spec); err != nil {
+			return nil, err
+		}
+	}
+	tp, err := newTopo(v.driver)
 	if err != nil {
 		return nil, err
 	}
+	tp.v = v
 	if b.rules != nil {
 		tp.rules, tp.nftRules, tp.benchSet = b.rules, b.nft.render("r-c"), b.benchSet
 	}
@@ -188,7 +229,7 @@ func (b *bench) setup(driver string) (*state, error) {
 	tp.pause()
 	ok = true
 	return &state{tp: tp, samples: map[string][]float64{}, udp: map[string]*udpResult{},
-		tg: &Target{Name: targetName(driver), Driver: driver, Results: map[string]float64{}, Errors: map[string]string{}}}, nil
+		tg: &Target{Name: targetName(v.label), Driver: v.label, Results: map[string]float64{}, Errors: map[string]string{}}}, nil
 }
 
 // measure runs one test on one router in round (from 1) and records the
@@ -198,7 +239,7 @@ func (b *bench) measure(s *state, test string, round int) {
 	tp := s.tp
 	tp.resume()
 	defer tp.pause()
-	label := fmt.Sprintf("  %-17s %-46s", targetName(tp.driver), testByID(test).Name)
+	label := fmt.Sprintf("  %-17s %-46s", tp.name(), testByID(test).Name)
 	fail := func(err error) {
 		if _, seen := s.tg.Errors[test]; !seen {
 			s.tg.Errors[test] = err.Error()
@@ -376,9 +417,9 @@ func (s *state) finish() {
 // prints the top functions of the profile.
 func (b *bench) profile(s *state) {
 	tp := s.tp
-	prof := filepath.Join(b.dir, "profile-"+tp.driver+".pprof")
+	prof := filepath.Join(b.dir, "profile-"+tp.v.label+".pprof")
 	os.Remove(prof)
-	fmt.Fprintf(b.w, "\nvrouter %s under the 64 B UDP load, profiled:\n", tp.driver)
+	fmt.Fprintf(b.w, "\n%s under the 64 B UDP load, profiled:\n", tp.name())
 	tp.resume()
 	if err := tp.stopRouter(); err != nil {
 		fmt.Fprintln(b.w, "  stop:", err)

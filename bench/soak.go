@@ -50,11 +50,16 @@ var goroutinesRe = regexp.MustCompile(`(?m)^(?:vrouter|go)_goroutines (\d+)`)
 // 10 s, and says whether they stay flat.
 func runSoak(driver string, d time.Duration, dir string) error {
 	const every = 10 * time.Second
-	tp, err := newTopo(driver)
+	v, err := parseVariant(driver)
+	if err != nil {
+		return err
+	}
+	tp, err := newTopo(v.driver)
 	if err != nil {
 		return err
 	}
 	defer tp.close()
+	tp.v = v
 	tp.metrics = true
 	if err := tp.startRouter(""); err != nil {
 		return fmt.Errorf("vrouter %s: %v", driver, err)

@@ -97,12 +97,18 @@ to     = "203.0.113.1"
 max = 262144
 FILTERS`
 
+// nsTag starts the names of the benchmark's namespaces and files (the lab
+// adds the process id and a sequence number): "fp", the fast-path
+// benchmark's own prefix, which no test of the e2e suite uses.
+const nsTag = "fp"
+
 // topo is the benchmark topology for one router under test.
 type topo struct {
 	l             *lab.Lab
-	C, R, S, VM   string // namespaces
-	driver        string // "" = the Linux kernel
-	vmDev         string // the VM's interface (in VM)
+	C, R, S, VM   string  // namespaces
+	driver        string  // "" = the Linux kernel
+	v             variant // vrouter: label, binary, workers
+	vmDev         string  // the VM's interface (in VM)
 	vr            *vrouter
 	metrics       bool
 	profile       string
@@ -121,13 +127,13 @@ func (t *topo) name() string {
 	if t.driver == "" {
 		return "kernel"
 	}
-	return "vrouter " + t.driver
+	return "vrouter " + t.v.label
 }
 
 // newTopo builds the namespaces and links; for the kernel it also
 // configures the forwarding and NAT. vrouter is started by startRouter.
 func newTopo(driver string) (t *topo, err error) {
-	l, err := lab.New("vb")
+	l, err := lab.New(nsTag)
 	if err != nil {
 		return nil, err
 	}
@@ -218,9 +224,12 @@ func (t *topo) startRouter(profile string) error {
 	if t.driver == "" {
 		return nil
 	}
-	bin, err := lab.Binary()
-	if err != nil {
-		return err
+	bin := t.v.bin
+	if bin == "" {
+		var err error
+		if bin, err = lab.Binary(); err != nil {
+			return err
+		}
 	}
 	name := fmt.Sprintf("vrouter-%d", time.Now().UnixNano())
 	sock := filepath.Join(t.l.Dir, name+".sock")
@@ -271,7 +280,11 @@ func (t *topo) config(sock string, filter bool) string {
 		in = fmt.Sprintf("filter_in = %q", filterName)
 		rules = t.rules.toml()
 	}
-	return strings.NewReplacer("SOCKET", sock, "DRIVER", t.driver, "METRICS", t.metricsLine,
+	metrics := t.metricsLine
+	if t.v.workers > 0 {
+		metrics += fmt.Sprintf("\nworkers = %d", t.v.workers)
+	}
+	return strings.NewReplacer("SOCKET", sock, "DRIVER", t.driver, "METRICS", metrics,
 		"FILTER_IN\n", in+"\n", "FILTERS", rules).Replace(vrouterCfg)
 }
 

@@ -25,6 +25,12 @@ type decoder struct {
 	snatT, floatT, fwdT []*table
 	filterT             []*table   // [[filter]]
 	ruleT               [][]*table // [[filter.rule]] per [[filter]]
+	haT                 *table     // [ha]
+	// IPv6 (ipv6.go): the position of each network's IPv6 addresses,
+	// and the tables of the IPv6 [[route]]s (c.Routes6).
+	addr6Pos [][]Pos
+	pending6 []Pos // the network being decoded
+	route6T  []*table
 }
 
 func (d *decoder) errf(p Pos, format string, args ...any) {
@@ -374,7 +380,7 @@ func validIfName(s string) error {
 
 // ---- sections ----------------------------------------------------------------
 
-var rootKeys = []string{"router", "port", "network", "hostroute", "fib", "route", "arp", "nat", "conntrack", "icmp", "neighbor", "filter"}
+var rootKeys = []string{"router", "port", "network", "hostroute", "fib", "route", "arp", "nat", "conntrack", "icmp", "neighbor", "filter", "ha"}
 
 func (d *decoder) decode(root *table) *Config {
 	d.c = defaults()
@@ -406,6 +412,10 @@ func (d *decoder) decode(root *table) *Config {
 			}
 		case "filter":
 			d.filters(e.val, p)
+		case "ha":
+			if t, ok := d.table(e.val, p); ok {
+				d.ha(t)
+			}
 		default:
 			ts, ok := d.tableList(e.val, p)
 			if !ok {
@@ -431,6 +441,8 @@ func (d *decoder) decode(root *table) *Config {
 		d.errf(Pos{}, "missing [router] section with name = \"...\"")
 	}
 	d.validate()
+	d.validate6()
+	d.compactAddresses()
 	d.c.ApplyDefaults()
 	return d.c
 }
@@ -596,7 +608,7 @@ func (d *decoder) link(v *value, p string) (Link, bool) {
 func (d *decoder) network(t *table) {
 	var n Network
 	n.Pos = t.pos
-	d.each(t, "network", []string{"name", "links", "addresses", "proxy_arp", "mac", "filter_in", "filter_out", "host", "host_punt_rate"}, func(e *entry, p string) {
+	d.each(t, "network", []string{"name", "links", "addresses", "proxy_arp", "mac", "filter_in", "filter_out", "host", "host_punt_rate", "ra", "dns", "link_local"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "name":
@@ -630,6 +642,12 @@ func (d *decoder) network(t *table) {
 				if !ok {
 					continue
 				}
+				if isIPv6(s) {
+					// Kept apart (Addresses6); the IPv4 slot stays empty
+					// until validation is done (compactAddresses).
+					d.ifAddr6(&n, s, ev.pos, p)
+					continue
+				}
 				a, err := parseIfAddr(s)
 				if err != nil {
 					d.errf(ev.pos, "network.addresses: %v", err)
@@ -649,6 +667,8 @@ func (d *decoder) network(t *table) {
 			}
 		case "host", "host_punt_rate":
 			d.hostKey(&n, e.key, v, p)
+		case "ra", "dns", "link_local":
+			d.network6Key(&n, e.key, v, p)
 		case "filter_in", "filter_out":
 			if s, ok := d.str(v, p); ok {
 				if s == "" {
@@ -664,6 +684,8 @@ func (d *decoder) network(t *table) {
 	d.required(t, "[[network]]", "name", "links")
 	d.c.Networks = append(d.c.Networks, n)
 	d.netT = append(d.netT, t)
+	d.addr6Pos = append(d.addr6Pos, d.pending6)
+	d.pending6 = nil
 }
 
 // parseIfAddr parses an interface address a.b.c.d/n.
@@ -705,7 +727,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 
 func (d *decoder) hostroute(t *table) {
 	h := HostRoute{Pos: t.pos, Gateway: DefaultHostRouteGateway}
-	d.each(t, "hostroute", []string{"link", "addresses", "gateway", "publish"}, func(e *entry, p string) {
+	d.each(t, "hostroute", []string{"link", "addresses", "gateway", "gateway6", "publish"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "link":
@@ -722,6 +744,10 @@ func (d *decoder) hostroute(t *table) {
 			for i, ev := range v.arr {
 				s, ok := d.str(ev, p)
 				if !ok {
+					continue
+				}
+				if isIPv6(s) {
+					d.hostAddr6(&h, s, ev.pos) // Addresses6; this slot stays empty (compactAddresses)
 					continue
 				}
 				s = strings.TrimSuffix(s, "/32")
@@ -744,6 +770,8 @@ func (d *decoder) hostroute(t *table) {
 					h.Gateway = a
 				}
 			}
+		case "gateway6":
+			d.hostGateway6(&h, v, p)
 		case "publish":
 			vs, _ := d.strArray(v, p)
 			for _, ev := range vs {
@@ -769,7 +797,11 @@ func (d *decoder) route(t *table) {
 		switch e.key {
 		case "prefix":
 			if s, ok := d.str(v, p); ok {
-				pf, err := parseNetPrefix("prefix", s)
+				parse := parseNetPrefix
+				if isIPv6(s) {
+					parse = parseNetPrefix6
+				}
+				pf, err := parse("prefix", s)
 				if err != nil {
 					d.errf(v.pos, "%v", err)
 				} else {
@@ -778,7 +810,11 @@ func (d *decoder) route(t *table) {
 			}
 		case "via":
 			if s, ok := d.str(v, p); ok {
-				if a, err := parseAddr4(s); err != nil {
+				parse := parseAddr4
+				if isIPv6(s) {
+					parse = parseAddr6
+				}
+				if a, err := parse(s); err != nil {
 					d.errf(v.pos, "route.via: %v", err)
 				} else {
 					r.Via = a
@@ -802,6 +838,11 @@ func (d *decoder) route(t *table) {
 		}
 	})
 	d.required(t, "[[route]]", "prefix")
+	if r.Prefix.Addr().Is6() || (!r.Prefix.IsValid() && r.Via.Is6()) {
+		d.c.Routes6 = append(d.c.Routes6, r)
+		d.route6T = append(d.route6T, t)
+		return
+	}
 	d.c.Routes = append(d.c.Routes, r)
 	d.routeT = append(d.routeT, t)
 }

@@ -40,6 +40,11 @@ const (
 // DefaultHostRouteGateway is the default [[hostroute]] gateway.
 var DefaultHostRouteGateway = netip.MustParseAddr(defaultHostRouteGatewayStr)
 
+// DefaultHostRouteGateway6 is the [[hostroute]] gateway6 the router uses
+// when none is given (Gateway6 stays invalid then): the link-local address
+// it answers on the guest's link.
+var DefaultHostRouteGateway6 = netip.MustParseAddr("fe80::1")
+
 // defaults is the configuration of an empty file: what Parse starts from.
 func defaults() *Config {
 	c := &Config{ICMP: ICMP{RatePerSec: DefaultICMPRatePerSec}, Neighbor: Neighbor{RequestRate: DefaultNeighborReqRate}}
@@ -79,6 +84,7 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 	c.applyHostDefaults()
+	c.applyHADefaults()
 	setInt(&c.Conntrack.Max, DefaultConntrackMax)
 	setDur(&c.Conntrack.TCPEstablished, DefaultTCPEstablished)
 	setDur(&c.Conntrack.TCPTransitory, DefaultTCPTransitory)

@@ -23,10 +23,11 @@ const (
 
 // Protocols a [[filter.rule]] matches.
 const (
-	ProtoAny  = "any"
-	ProtoTCP  = "tcp"
-	ProtoUDP  = "udp"
-	ProtoICMP = "icmp"
+	ProtoAny    = "any"
+	ProtoTCP    = "tcp"
+	ProtoUDP    = "udp"
+	ProtoICMP   = "icmp"   // IPv4 only
+	ProtoICMPv6 = "icmpv6" // IPv6 only
 )
 
 // MaxFilterEntries bounds the size of one compiled ruleset: the sum over its
@@ -46,15 +47,18 @@ type Filter struct {
 // given matches: its protocol, its source in one of Source, its destination
 // in one of Destination, its ports in SPort and DPort, its ICMP type.
 // Empty lists match anything. Rules with ports or an ICMP type need the
-// packet's L4 header: they never match a non-first fragment.
+// packet's L4 header: they never match a non-first fragment. A rule's
+// prefixes are all IPv4 or all IPv6, and it matches packets of that family
+// only (icmp: IPv4, icmpv6: IPv6); a rule without prefixes and of another
+// protocol matches both.
 type FilterRule struct {
 	Action      FilterAction
-	Proto       string         // ProtoAny (default), ProtoTCP, ProtoUDP, ProtoICMP
-	Source      []netip.Prefix // masked; an address is a /32; empty = any
+	Proto       string         // ProtoAny (default), ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6
+	Source      []netip.Prefix // masked; an address is a /32 (IPv6: /128); empty = any
 	Destination []netip.Prefix
 	SPort       []PortRange // inclusive, 0..65535; tcp and udp only; empty = any
 	DPort       []PortRange
-	ICMPType    uint8 // when HasICMPType (proto icmp only)
+	ICMPType    uint8 // when HasICMPType (proto icmp or icmpv6)
 	HasICMPType bool
 	Pos         Pos
 }
@@ -102,6 +106,26 @@ var icmpTypeNames = map[string]uint8{
 	"info-reply":              16,
 	"address-mask-request":    17,
 	"address-mask-reply":      18,
+}
+
+// ICMPv6 type names accepted for icmp_type with proto icmpv6 (nft's names).
+var icmp6TypeNames = map[string]uint8{
+	"destination-unreachable": 1,
+	"packet-too-big":          2,
+	"time-exceeded":           3,
+	"parameter-problem":       4,
+	"echo-request":            128,
+	"echo-reply":              129,
+	"mld-listener-query":      130,
+	"mld-listener-report":     131,
+	"mld-listener-done":       132,
+	"nd-router-solicit":       133,
+	"nd-router-advert":        134,
+	"nd-neighbor-solicit":     135,
+	"nd-neighbor-advert":      136,
+	"nd-redirect":             137,
+	"router-renumbering":      138,
+	"mld2-listener-report":    143,
 }
 
 // ParsePortList parses a port list: ports and inclusive ranges separated by
@@ -153,18 +177,28 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// parseFilterAddr parses "a.b.c.d" (a /32) or a masked "a.b.c.d/n".
+// parseFilterAddr parses "a.b.c.d" (a /32) or a masked "a.b.c.d/n", or
+// an IPv6 address (a /128) or masked prefix.
 func parseFilterAddr(what, s string) (netip.Prefix, error) {
+	bad := fmt.Errorf("invalid address or prefix %q (write a.b.c.d, a.b.c.d/n, an IPv6 address or an IPv6 prefix)", s)
+	var p netip.Prefix
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
-		if err != nil || !a.Is4() {
-			return netip.Prefix{}, fmt.Errorf("invalid IPv4 address or prefix %q (write a.b.c.d or a.b.c.d/n)", s)
+		if err != nil {
+			return netip.Prefix{}, bad
 		}
-		return netip.PrefixFrom(a, 32), nil
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%s %s has a zone: a filter matches addresses on any link; leave it out", what, s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	} else {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, bad
+		}
 	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil || !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("invalid IPv4 address or prefix %q (write a.b.c.d or a.b.c.d/n)", s)
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%s %s is IPv4-mapped: write the IPv4 address or prefix", what, s)
 	}
 	if m := p.Masked(); m != p {
 		return netip.Prefix{}, fmt.Errorf("%s %s has host bits set; did you mean %s?", what, s, m)
@@ -273,6 +307,7 @@ func (d *decoder) portList(v *value, p string) []PortRange {
 
 func (d *decoder) filterRule(t *table) FilterRule {
 	r := FilterRule{Pos: t.pos, Proto: ProtoAny}
+	var icmpName *value // an icmp_type name: its table depends on proto
 	d.each(t, "filter.rule", []string{"action", "proto", "source", "destination", "sport", "dport", "icmp_type"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
@@ -282,10 +317,10 @@ func (d *decoder) filterRule(t *table) FilterRule {
 			r.Proto = ""
 			if s, ok := d.str(v, p); ok {
 				switch s {
-				case ProtoAny, ProtoTCP, ProtoUDP, ProtoICMP:
+				case ProtoAny, ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6:
 					r.Proto = s
 				default:
-					d.errf(v.pos, "%s %q is not one of tcp, udp, icmp, any", p, s)
+					d.errf(v.pos, "%s %q is not one of tcp, udp, icmp, icmpv6, any", p, s)
 				}
 			}
 		case "source":
@@ -299,12 +334,7 @@ func (d *decoder) filterRule(t *table) FilterRule {
 		case "icmp_type":
 			switch v.kind {
 			case kString:
-				n, ok := icmpTypeNames[v.s]
-				if !ok {
-					d.errf(v.pos, "%s %q is not an ICMP type name (use a number 0..255 or e.g. \"echo-request\")", p, v.s)
-					return
-				}
-				r.ICMPType, r.HasICMPType = n, true
+				icmpName = v
 			default:
 				if n, ok := d.intIn(v, p, 0, 255); ok {
 					r.ICMPType, r.HasICMPType = uint8(n), true
@@ -313,19 +343,64 @@ func (d *decoder) filterRule(t *table) FilterRule {
 		}
 	})
 	d.required(t, "[[filter.rule]]", "action")
-	// Ports belong to tcp and udp, ICMP types to icmp. A rule without proto
-	// is "any", which has neither: write one rule per protocol.
+	if v := icmpName; v != nil {
+		names, what := icmpTypeNames, "an ICMP"
+		if r.Proto == ProtoICMPv6 {
+			names, what = icmp6TypeNames, "an ICMPv6"
+		}
+		if n, ok := names[v.s]; ok {
+			r.ICMPType, r.HasICMPType = n, true
+		} else {
+			d.errf(v.pos, "filter.rule.icmp_type %q is not %s type name (use a number 0..255 or e.g. \"echo-request\")", v.s, what)
+		}
+	}
+	d.ruleFamily(t, &r)
+	// Ports belong to tcp and udp, ICMP types to icmp and icmpv6. A rule
+	// without proto is "any", which has neither: write one rule per
+	// protocol.
 	if r.Proto != "" {
 		for _, k := range []string{"sport", "dport"} {
 			if e := t.get(k); e != nil && r.Proto != ProtoTCP && r.Proto != ProtoUDP {
 				d.errf(e.keyPos, "filter.rule.%s needs proto = \"tcp\" or \"udp\" (this rule's proto is %q)", k, r.Proto)
 			}
 		}
-		if e := t.get("icmp_type"); e != nil && r.Proto != ProtoICMP {
-			d.errf(e.keyPos, "filter.rule.icmp_type needs proto = \"icmp\" (this rule's proto is %q)", r.Proto)
+		if e := t.get("icmp_type"); e != nil && r.Proto != ProtoICMP && r.Proto != ProtoICMPv6 {
+			d.errf(e.keyPos, "filter.rule.icmp_type needs proto = \"icmp\" or \"icmpv6\" (this rule's proto is %q)", r.Proto)
 		}
 	}
 	return r
+}
+
+// ruleFamily checks that a rule's prefixes are of one address family, the
+// family of its proto if that is icmp (IPv4) or icmpv6 (IPv6): such a rule
+// could never match. It reports the first prefix that does not fit.
+func (d *decoder) ruleFamily(t *table, r *FilterRule) {
+	six := func(p netip.Prefix) bool { return p.Addr().Is6() }
+	fam, by := 0, ""
+	switch r.Proto {
+	case ProtoICMP:
+		fam, by = 4, "proto icmp (IPv4; IPv6 rules use icmpv6)"
+	case ProtoICMPv6:
+		fam, by = 6, "proto icmpv6 (IPv6; IPv4 rules use icmp)"
+	}
+	for _, k := range []struct {
+		key string
+		ps  []netip.Prefix
+	}{{"source", r.Source}, {"destination", r.Destination}} {
+		for _, p := range k.ps {
+			f := 4
+			if six(p) {
+				f = 6
+			}
+			if fam != 0 && f != fam {
+				d.errf(vpos(t, k.key), "filter.rule.%s %v is IPv%d, but the rule has %s: write one rule per address family", k.key, p, f, by)
+				return
+			}
+			if fam == 0 {
+				fam, by = f, fmt.Sprintf("IPv%d prefix %v", f, p)
+			}
+		}
+	}
 }
 
 // validateFilters checks what relates filters to each other and to the

@@ -149,7 +149,7 @@ func TestFilterBad(t *testing.T) {
 		{"bad action", "[[filter.rule]]\naction = \"allow\"\n", false,
 			`t.toml:17:10: filter.rule.action "allow" is not one of accept, drop, reject`},
 		{"bad proto", "[[filter.rule]]\naction = \"drop\"\nproto = \"sctp\"\n", false,
-			`t.toml:18:9: filter.rule.proto "sctp" is not one of tcp, udp, icmp, any`},
+			`t.toml:18:9: filter.rule.proto "sctp" is not one of tcp, udp, icmp, icmpv6, any`},
 		{"unknown rule key", "[[filter.rule]]\naction = \"drop\"\nport = \"22\"\n", false,
 			`t.toml:18:1: unknown key "filter.rule.port"; did you mean "filter.rule.sport"?`},
 		{"port range reversed", "[[filter.rule]]\naction = \"drop\"\nproto = \"tcp\"\ndport = \"22,90-80\"\n", false,
@@ -173,19 +173,31 @@ func TestFilterBad(t *testing.T) {
 		{"sport with proto any", "[[filter.rule]]\naction = \"drop\"\nsport = \"53\"\n", false,
 			`t.toml:18:1: filter.rule.sport needs proto = "tcp" or "udp" (this rule's proto is "any")`},
 		{"icmp_type with proto tcp", "[[filter.rule]]\naction = \"drop\"\nproto = \"tcp\"\nicmp_type = 8\n", false,
-			`t.toml:19:1: filter.rule.icmp_type needs proto = "icmp" (this rule's proto is "tcp")`},
+			`t.toml:19:1: filter.rule.icmp_type needs proto = "icmp" or "icmpv6" (this rule's proto is "tcp")`},
 		{"icmp_type without proto", "[[filter.rule]]\naction = \"drop\"\nicmp_type = 8\n", false,
-			`t.toml:18:1: filter.rule.icmp_type needs proto = "icmp" (this rule's proto is "any")`},
+			`t.toml:18:1: filter.rule.icmp_type needs proto = "icmp" or "icmpv6" (this rule's proto is "any")`},
 		{"icmp_type out of range", "[[filter.rule]]\naction = \"drop\"\nproto = \"icmp\"\nicmp_type = 256\n", false,
 			`t.toml:19:13: filter.rule.icmp_type 256 out of range 0..255`},
 		{"icmp_type unknown name", "[[filter.rule]]\naction = \"drop\"\nproto = \"icmp\"\nicmp_type = \"ping\"\n", false,
 			`t.toml:19:13: filter.rule.icmp_type "ping" is not an ICMP type name (use a number 0..255 or e.g. "echo-request")`},
 		{"bad prefix", "[[filter.rule]]\naction = \"drop\"\nsource = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n", false,
-			`t.toml:18:25: filter.rule.source: invalid IPv4 address or prefix "10.0.0.0/33" (write a.b.c.d or a.b.c.d/n)`},
+			`t.toml:18:25: filter.rule.source: invalid address or prefix "10.0.0.0/33" (write a.b.c.d, a.b.c.d/n, an IPv6 address or an IPv6 prefix)`},
 		{"bad address", "[[filter.rule]]\naction = \"drop\"\ndestination = [\"10.0.0.256\"]\n", false,
-			`t.toml:18:16: filter.rule.destination: invalid IPv4 address or prefix "10.0.0.256" (write a.b.c.d or a.b.c.d/n)`},
-		{"ipv6 address", "[[filter.rule]]\naction = \"drop\"\ndestination = \"2001:db8::1\"\n", false,
-			`t.toml:18:15: filter.rule.destination: invalid IPv4 address or prefix "2001:db8::1" (write a.b.c.d or a.b.c.d/n)`},
+			`t.toml:18:16: filter.rule.destination: invalid address or prefix "10.0.0.256" (write a.b.c.d, a.b.c.d/n, an IPv6 address or an IPv6 prefix)`},
+		{"ipv6 address with proto icmp", "[[filter.rule]]\naction = \"drop\"\nproto = \"icmp\"\ndestination = \"2001:db8::1\"\n", false,
+			`t.toml:19:15: filter.rule.destination 2001:db8::1/128 is IPv6, but the rule has proto icmp (IPv4; IPv6 rules use icmpv6): write one rule per address family`},
+		{"ipv4 prefix with proto icmpv6", "[[filter.rule]]\naction = \"drop\"\nproto = \"icmpv6\"\nsource = [\"10.0.0.0/8\"]\n", false,
+			`t.toml:19:10: filter.rule.source 10.0.0.0/8 is IPv4, but the rule has proto icmpv6 (IPv6; IPv4 rules use icmp): write one rule per address family`},
+		{"mixed families", "[[filter.rule]]\naction = \"drop\"\nsource = [\"10.0.0.0/8\"]\ndestination = \"2001:db8::/32\"\n", false,
+			`t.toml:19:15: filter.rule.destination 2001:db8::/32 is IPv6, but the rule has IPv4 prefix 10.0.0.0/8: write one rule per address family`},
+		{"ipv4-mapped", "[[filter.rule]]\naction = \"drop\"\nsource = \"::ffff:10.0.0.1\"\n", false,
+			`t.toml:18:10: filter.rule.source: source ::ffff:10.0.0.1 is IPv4-mapped: write the IPv4 address or prefix`},
+		{"ipv6 zone", "[[filter.rule]]\naction = \"drop\"\nsource = \"fe80::1%eth0\"\n", false,
+			`t.toml:18:10: filter.rule.source: source fe80::1%eth0 has a zone: a filter matches addresses on any link; leave it out`},
+		{"ipv6 host bits", "[[filter.rule]]\naction = \"drop\"\ndestination = [\"2001:db8::1/64\"]\n", false,
+			`t.toml:18:16: filter.rule.destination: destination 2001:db8::1/64 has host bits set; did you mean 2001:db8::/64?`},
+		{"icmpv6 type unknown name", "[[filter.rule]]\naction = \"drop\"\nproto = \"icmpv6\"\nicmp_type = \"timestamp-request\"\n", false,
+			`t.toml:19:13: filter.rule.icmp_type "timestamp-request" is not an ICMPv6 type name (use a number 0..255 or e.g. "echo-request")`},
 		{"prefix host bits", "[[filter.rule]]\naction = \"drop\"\nsource = [\"198.51.100.7/24\"]\n", false,
 			`t.toml:18:11: filter.rule.source: source 198.51.100.7/24 has host bits set; did you mean 198.51.100.0/24?`},
 		{"empty source list", "[[filter.rule]]\naction = \"drop\"\nsource = []\n", false,
@@ -292,5 +304,53 @@ func TestApplyDefaultsFilterProto(t *testing.T) {
 	c.ApplyDefaults()
 	if p0, p1 := c.Filters[0].Rules[0].Proto, c.Filters[0].Rules[1].Proto; p0 != ProtoAny || p1 != ProtoTCP {
 		t.Errorf("protos %q %q", p0, p1)
+	}
+}
+
+// IPv6 rules: addresses and prefixes, icmpv6 with its type names (the same
+// name gives another number than for icmp), rules of both families.
+func TestFilterParseIPv6(t *testing.T) {
+	src := fbase + `[[filter.rule]]
+action = "accept"
+proto = "tcp"
+source = ["2001:db8:1::/48", "2001:db8:2::7"]
+dport = 22
+
+[[filter.rule]]
+action = "accept"
+icmp_type = "echo-request"
+proto = "icmpv6"
+
+[[filter.rule]]
+action = "accept"
+proto = "icmpv6"
+icmp_type = "nd-neighbor-solicit"
+destination = "fe80::/10"
+
+[[filter.rule]]
+action = "accept"
+proto = "icmp"
+icmp_type = "echo-request"
+
+[[filter.rule]]
+action = "drop"
+proto = "udp"
+`
+	c, err := Parse("t.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := c.Filters[0].Rules
+	if want := []netip.Prefix{netip.MustParsePrefix("2001:db8:1::/48"), netip.MustParsePrefix("2001:db8:2::7/128")}; !reflect.DeepEqual(rs[0].Source, want) {
+		t.Errorf("source %v, want %v", rs[0].Source, want)
+	}
+	for i, want := range []struct {
+		proto string
+		typ   uint8
+		has   bool
+	}{{ProtoTCP, 0, false}, {ProtoICMPv6, 128, true}, {ProtoICMPv6, 135, true}, {ProtoICMP, 8, true}, {ProtoUDP, 0, false}} {
+		if rs[i].Proto != want.proto || rs[i].ICMPType != want.typ || rs[i].HasICMPType != want.has {
+			t.Errorf("rule %d: %+v, want %+v", i+1, rs[i], want)
+		}
 	}
 }

@@ -20,12 +20,14 @@ type Config struct {
 	HostRoutes []HostRoute
 	FIB        FIB
 	Routes     []Route
+	Routes6    []Route // the IPv6 [[route]]s (config/ipv6.go)
 	ARP        []ARPEntry
 	NAT        NAT
 	Filters    []Filter // [[filter]] rulesets, in file order (filter.go)
 	Conntrack  Conntrack
 	ICMP       ICMP
 	Neighbor   Neighbor
+	HA         HA // [ha] (ha.go)
 }
 
 // Pos is a position in the file (1-based); zero when unknown.
@@ -86,7 +88,14 @@ type Network struct {
 	// HostPuntRate its punt limit in packets/s (config/host.go).
 	Host         string
 	HostPuntRate int
-	Pos          Pos
+	// IPv6 (config/ipv6.go): the router's IPv6 addresses (from
+	// `addresses`), `ra`, `dns` (RDNSS in the advertisements) and
+	// `link_local` (default: EUI-64 from the network's MAC).
+	Addresses6 []netip.Prefix
+	RA         bool
+	DNS        []netip.Addr
+	LinkLocal  netip.Addr
+	Pos        Pos
 }
 
 // HostRoute is one [[hostroute]] (host-routed guest, Virtuozzo venet style).
@@ -95,7 +104,12 @@ type HostRoute struct {
 	Addresses []netip.Addr
 	Gateway   netip.Addr // default 169.254.0.1
 	Publish   []string   // network names
-	Pos       Pos
+	// IPv6 (config/ipv6.go): the guest's IPv6 addresses (from
+	// `addresses`) and its IPv6 gateway (`gateway6`; invalid when not
+	// given: DefaultHostRouteGateway6).
+	Addresses6 []netip.Addr
+	Gateway6   netip.Addr
+	Pos        Pos
 }
 
 // FIB is [fib].

@@ -290,4 +290,5 @@ func (d *decoder) validate() {
 	}
 	d.validateFilters()
 	d.validateHosts()
+	d.validateHA()
 }

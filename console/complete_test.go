@@ -20,10 +20,10 @@ func TestComplete(t *testing.T) {
 		line string
 		want []string
 	}{
-		{"", []string{"capture", "clear", "help", "ip", "quit", "reload", "show", "trace"}},
-		{"sh", []string{"capture", "clear", "help", "ip", "quit", "reload", "show", "trace"}}, // the editor filters by prefix
-		{"show ", []string{"arp", "bridge", "conntrack", "filter", "host-interfaces", "interfaces", "ip", "nat", "proxy-arp", "stats", "trace"}},
-		{"-j show ", []string{"arp", "bridge", "conntrack", "filter", "host-interfaces", "interfaces", "ip", "nat", "proxy-arp", "stats", "trace"}},
+		{"", []string{"capture", "clear", "ha", "help", "ip", "quit", "reload", "show", "trace"}},
+		{"sh", []string{"capture", "clear", "ha", "help", "ip", "quit", "reload", "show", "trace"}}, // the editor filters by prefix
+		{"show ", []string{"arp", "bridge", "conntrack", "filter", "ha", "host-interfaces", "interfaces", "ip", "ipv6", "nat", "proxy-arp", "stats", "trace"}},
+		{"-j show ", []string{"arp", "bridge", "conntrack", "filter", "ha", "host-interfaces", "interfaces", "ip", "ipv6", "nat", "proxy-arp", "stats", "trace"}},
 		{"show ip ", []string{"route"}},
 		{"show ip route ", []string{"192.0.2.1", "198.51.100.10", "summary"}},
 		{"show ip route summary ", nil},
@@ -35,7 +35,7 @@ func TestComplete(t *testing.T) {
 		{"clear ", []string{"arp", "conntrack", "stats"}},
 		{"ip route del ", []string{"10.77.0.0/16"}},
 		{"ip route add ", nil},
-		{"help ", []string{"capture", "clear", "help", "ip", "quit", "reload", "show", "trace"}},
+		{"help ", []string{"capture", "clear", "ha", "help", "ip", "quit", "reload", "show", "trace"}},
 		{"_names ", nil},
 		{"bogus ", nil},
 	} {

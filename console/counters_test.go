@@ -13,6 +13,7 @@ import (
 	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/console"
+	"vrouter/ha"
 	"vrouter/internal/clock"
 	"vrouter/internal/counter"
 	"vrouter/nat"
@@ -124,7 +125,7 @@ out = "b"
 	if err != nil {
 		t.Fatal(err)
 	}
-	stages := [][]counter.Desc{router.Descs(), nat.Descs(), arp.Descs()}
+	stages := [][]counter.Desc{router.Descs(), nat.Descs(), arp.Descs(), ha.Descs()}
 	for _, ds := range stages {
 		if len(ds) == 0 {
 			t.Fatal("a stage declares nothing")

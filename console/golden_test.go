@@ -56,7 +56,7 @@ filter_in = "from-a"
 [[network]]
 name = "b"
 links = ["pb"]
-addresses = ["198.51.100.1/24"]
+addresses = ["198.51.100.1/24", "2001:db8:b::1/64"]
 [[network]]
 name = "lan"
 links = ["trunk.10", "v1"]
@@ -71,6 +71,9 @@ via = "198.51.100.254"
 [[route]]
 prefix = "10.66.0.0/16"
 type = "blackhole"
+[[route]]
+prefix = "2001:db8:c::/48"
+via = "2001:db8:b::fe"
 [[arp]]
 network = "b"
 ip = "198.51.100.77"
@@ -129,6 +132,17 @@ func gARPReq(t testing.TB, vid uint16, src net.HardwareAddr, spa, tpa string) []
 		return gSer(t, eth, &layers.Dot1Q{VLANIdentifier: vid, Type: layers.EthernetTypeARP}, arp)
 	}
 	return gSer(t, eth, arp)
+}
+
+// gNS is a neighbour solicitation from (src, srcIP) for target.
+func gNS(t testing.TB, src net.HardwareAddr, srcIP, target string) []byte {
+	tg := net.ParseIP(target)
+	sn := net.IP{0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, tg[13], tg[14], tg[15]}
+	ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolICMPv6, HopLimit: 255, SrcIP: net.ParseIP(srcIP), DstIP: sn}
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborSolicitation, 0)}
+	ic.SetNetworkLayerForChecksum(ip)
+	return gSer(t, &layers.Ethernet{SrcMAC: src, DstMAC: net.HardwareAddr{0x33, 0x33, 0xff, tg[13], tg[14], tg[15]}, EthernetType: layers.EthernetTypeIPv6},
+		ip, ic, &layers.ICMPv6NeighborSolicitation{TargetAddress: tg, Options: layers.ICMPv6Options{{Type: layers.ICMPv6OptSourceAddress, Data: src}}})
 }
 
 func gUDP(t testing.TB, src, dst net.HardwareAddr, sip, dip string, sport, dport uint16) []byte {
@@ -192,6 +206,7 @@ func gScenario(t *testing.T, exec func(r *router.Router) func([]string, bool) (s
 	send("pa", gUDP(t, hostA, ra, "192.0.2.10", "10.66.0.1", 1000, 2000))
 	send("pa", gUDP(t, hostA, ra, "192.0.2.10", "203.0.113.9", 1000, 2000))
 	send("pa", gUDP(t, hostA, ra, "192.0.2.10", "198.51.100.10", 1000, 3000)) // refused by from-a's default
+	send("pb", gNS(t, hostB, "2001:db8:b::10", "2001:db8:b::1"))
 	return ex, r
 }
 
@@ -204,6 +219,14 @@ var goldenCommands = [][]string{
 	{"show", "ip", "route", "203.0.114.0/24"},
 	{"show", "ip", "route", "bogus"},
 	{"show", "arp"},
+	{"show", "ipv6", "route"},
+	{"show", "ipv6", "route", "2001:db8:c::1"},
+	{"show", "ipv6", "route", "2001:db8:b::/64"},
+	{"show", "ipv6", "route", "2001:db9::1"},
+	{"show", "ipv6", "neighbors"},
+	{"ip", "route", "add", "2001:db8:77::/48", "via", "2001:db8:b::10"},
+	{"show", "ipv6", "route", "2001:db8:77::1"},
+	{"ip", "route", "del", "2001:db8:77::/48"},
 	{"show", "proxy-arp"},
 	{"show", "bridge"},
 	{"show", "bridge", "lan"},
@@ -213,6 +236,8 @@ var goldenCommands = [][]string{
 	{"show", "conntrack", "10.0.0.11"},
 	{"show", "conntrack", "bad"},
 	{"show", "nat"},
+	{"show", "ha"},
+	{"ha", "state", "master"},
 	{"show", "filter"},
 	{"show", "filter", "from-a"},
 	{"show", "filter", "nope"},
@@ -241,6 +266,7 @@ var goldenCommands = [][]string{
 
 var goldenVolatile = []*regexp.Regexp{
 	regexp.MustCompile(`(uptime"?:?\s+"?)[0-9a-zµ.]+`),
+	regexp.MustCompile(`("since": ")[0-9TZ:.-]+`),
 	regexp.MustCompile(`(packet \d+ at )[0-9:.]+`),
 	regexp.MustCompile(`(memory"?\s+)\d+`),
 	regexp.MustCompile(`("(memory|rib)_bytes": )\d+`),
@@ -309,7 +335,8 @@ func goldenMetrics(t *testing.T, text string) string {
 			sort.Strings(ls)
 			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			val := fmt.Sprint(v)
-			if name == "vrouter_uptime_seconds" || name == "vrouter_fib_memory_bytes" || name == "vrouter_goroutines" || name == "vrouter_heap_bytes" {
+			if name == "vrouter_uptime_seconds" || name == "vrouter_fib_memory_bytes" || name == "vrouter_goroutines" ||
+				name == "vrouter_ha_last_transition_seconds" || name == "vrouter_heap_bytes" {
 				val = "X"
 			}
 			lines = append(lines, fmt.Sprintf("%s{%s} %s %s", name, strings.Join(ls, ","), f.GetType(), val))

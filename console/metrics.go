@@ -37,6 +37,7 @@ type collector struct {
 	natPoolUsed, natPoolSize *prometheus.Desc
 
 	host                                   hostMetrics // hostif.go
+	ha                                     haMetrics   // ha.go
 	filterPackets, filterBytes, filterHits *prometheus.Desc
 }
 
@@ -84,6 +85,7 @@ func newCollector(r *router.Router) *collector {
 	}
 	c.counters.learn(r)
 	c.host = newHostMetrics()
+	c.ha = newHAMetrics()
 	return c
 }
 
@@ -98,6 +100,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.counters.describe(ch)
 	c.host.describe(ch)
+	c.ha.describe(ch)
 }
 
 // Collect reads the router's counters.
@@ -118,6 +121,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.counters.collect(r, ch)
 	c.host.collect(r, ch)
+	c.ha.collect(r, ch)
 	ns := r.Neigh.Stats()
 	counter(c.arpRequests, ns.Requests)
 	counter(c.arpFailed, ns.Failed)

@@ -461,14 +461,18 @@ func (c *Console) cmdRouteAdd(args []string, js bool) (string, error) {
 		return "", errors.New("usage: ip route add PREFIX via ADDR")
 	}
 	p, err := netip.ParsePrefix(args[0])
-	if err != nil || !p.Addr().Is4() {
+	if err != nil {
 		return "", fmt.Errorf("bad prefix %q", args[0])
 	}
 	gw, err := netip.ParseAddr(args[2])
-	if err != nil || !gw.Is4() {
+	if err != nil || gw.Is4() != p.Addr().Is4() || gw.Zone() != "" {
 		return "", fmt.Errorf("bad address %q", args[2])
 	}
-	network, err := c.r.AddRoute(p, gw)
+	addRoute := c.r.AddRoute
+	if p.Addr().Is6() {
+		addRoute = c.r.AddRoute6
+	}
+	network, err := addRoute(p, gw)
 	if err != nil {
 		return "", err
 	}
@@ -480,10 +484,14 @@ func (c *Console) cmdRouteDel(args []string, js bool) (string, error) {
 		return "", errors.New("usage: ip route del PREFIX")
 	}
 	p, err := netip.ParsePrefix(args[0])
-	if err != nil || !p.Addr().Is4() {
+	if err != nil {
 		return "", fmt.Errorf("bad prefix %q", args[0])
 	}
-	if !c.r.DeleteRoute(p) {
+	del := c.r.DeleteRoute
+	if p.Addr().Is6() {
+		del = c.r.DeleteRoute6
+	}
+	if !del(p) {
 		return "", fmt.Errorf("no runtime route for %s", p.Masked())
 	}
 	return fmt.Sprintf("deleted %s\n", p.Masked()), nil

@@ -42,6 +42,16 @@ type KernelOptions struct {
 	MaxBatch int
 	// OnError, if set, is told about netlink errors (they are also counted).
 	OnError func(error)
+
+	// Table6, if set, receives the IPv6 routes of the table (a
+	// *fib6.Table), with the same rules as the IPv4 ones: the kernel's
+	// choice among the routes of a prefix, Device for host interfaces.
+	Table6 Table6
+	// Resolve6 gives the vrouter network of an IPv6 gateway that is not
+	// through a Device; ifindex is the route's interface (what a
+	// link-local gateway needs), 0 if none. Nil: such routes are skipped
+	// and counted as unresolved.
+	Resolve6 func(gw [16]byte, ifindex int) (network uint16, ok bool)
 }
 
 // KernelStats counts what the kernel import did. The counters count routes
@@ -59,11 +69,14 @@ type KernelStats struct {
 	Resyncs    uint64 `json:"resyncs"`    // full re-dumps (lost subscription, or Resync)
 	Batches    uint64 `json:"batches"`    // publishes to the FIB
 	Routes     int    `json:"routes"`     // kernel routes in the FIB now (one per prefix)
+	Routes6    int    `json:"routes6"`    // kernel routes in the IPv6 FIB now (one per prefix)
 
 	// Alternates is a gauge: usable routes held but not in the FIB because
 	// a route of the same prefix comes first in the kernel's order (lower
 	// metric); one of them takes over when that route goes.
 	Alternates int64 `json:"alternates"`
+	// Alternates6 is the same for IPv6 routes.
+	Alternates6 int64 `json:"alternates6"`
 	// TOS counts routes with a TOS selector, which apply to some packets
 	// only (vrouter routes without regard to TOS): skipped.
 	TOS uint64 `json:"tos"`
@@ -85,8 +98,9 @@ type KernelWatcher struct {
 	h   *netlink.Handle
 
 	ks    *kstate
-	names map[int]string  // interface names for Device, per dump
-	lh    *netlink.Handle // for the names (h may be in the middle of a dump)
+	ks6   *kstateOf[k6, NextHop6] // nil: IPv4 only
+	names map[int]string          // interface names for Device, per dump
+	lh    *netlink.Handle         // for the names (h may be in the middle of a dump)
 
 	imported, deleted, noGW, unresolved, otherType atomic.Uint64
 	events, errs, resyncs, batches                 atomic.Uint64
@@ -98,7 +112,8 @@ type KernelWatcher struct {
 	err    error
 }
 
-// WatchKernel imports the IPv4 routes of kernel table opt.Table of the
+// WatchKernel imports the IPv4 routes (and, with opt.Table6, the IPv6
+// routes) of kernel table opt.Table of the
 // network namespace of the calling thread into t as Source Kernel and then
 // follows the table's changes until ctx is done. It subscribes to route
 // events before dumping the table, so no change is lost, installs the dump
@@ -146,6 +161,9 @@ func WatchKernel(ctx context.Context, t *Table, opt KernelOptions) (*KernelWatch
 		return nil, fmt.Errorf("fib: netlink: %w", err)
 	}
 	w := &KernelWatcher{t: t, opt: opt, ns: ns, h: h, ks: newKState(t), done: make(chan struct{}), resync: make(chan struct{}, 1)}
+	if opt.Table6 != nil {
+		w.ks6 = newKStateOf[k6, NextHop6](&fam6{t: opt.Table6})
+	}
 	ch, stop, err := w.sync(ctx)
 	if err != nil {
 		w.closeLinks()
@@ -190,6 +208,10 @@ func (w *KernelWatcher) Stats() KernelStats {
 	s.Skipped = s.NoGateway + s.Unresolved + s.OtherType + s.TOS
 	s.Routes = w.t.Stats().Routes[Kernel]
 	s.Alternates = w.ks.alternates.Load()
+	if w.ks6 != nil {
+		s.Routes6 = w.ks6.t.kernelRoutes()
+		s.Alternates6 = w.ks6.alternates.Load()
+	}
 	return s
 }
 
@@ -229,15 +251,34 @@ func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, cha
 	if err != nil {
 		return nil, nil, fmt.Errorf("fib: subscribe to route events: %w", err)
 	}
-	var d *kdump
-	byMap := false
+	err = dumpFamily(ctx, w, netlink.FAMILY_V4, w.ks, routeKey4, w.convert4)
+	if err == nil && w.ks6 != nil {
+		err = dumpFamily(ctx, w, netlink.FAMILY_V6, w.ks6, routeKey6, w.convert6)
+	}
+	if err != nil {
+		drop(ch, stop)
+		return nil, nil, err
+	}
+	return ch, stop, nil
+}
+
+// dumpFamily dumps the routes of one family of the table and installs
+// them (replacing the FIB's kernel routes of that family).
+func dumpFamily[K comparable, N comparable](ctx context.Context, w *KernelWatcher, family int, ks *kstateOf[K, N],
+	key func(*netlink.Route) (K, bool), conv func(*netlink.Route, bool) krouteOf[N]) error {
+	var d *kdumpOf[K, N]
+	// the kernel dumps IPv4 routes by address, the routes of a prefix
+	// together; IPv6 routes in the order of its tree (the routes of a
+	// prefix together, but not by address): group those by a map
+	byMap := family == netlink.FAMILY_V6
+	var err error
 	for try := 0; ; try++ {
 		w.names = nil
-		d = newKDump(w.ks, byMap)
+		d = newKDump(ks, byMap)
 		grouped := true
-		err = w.h.RouteListFilteredIter(netlink.FAMILY_V4, &netlink.Route{Table: w.opt.Table}, netlink.RT_FILTER_TABLE,
+		err = w.h.RouteListFilteredIter(family, &netlink.Route{Table: w.opt.Table}, netlink.RT_FILTER_TABLE,
 			func(r netlink.Route) bool {
-				p, ok := routePrefix(&r)
+				k, ok := key(&r)
 				if !ok {
 					return true
 				}
@@ -245,8 +286,8 @@ func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, cha
 					w.tos.Add(1)
 					return true
 				}
-				e := w.convert(&r, true)
-				grouped = d.add(kkey(p), e)
+				e := conv(&r, true)
+				grouped = d.add(k, e)
 				return grouped
 			})
 		if err == nil && !grouped {
@@ -260,25 +301,45 @@ func (w *KernelWatcher) sync(ctx context.Context) (chan netlink.RouteUpdate, cha
 		}
 	}
 	if err != nil {
-		drop(ch, stop)
-		return nil, nil, fmt.Errorf("fib: dump of kernel table %d: %w", w.opt.Table, err)
+		return fmt.Errorf("fib: dump of kernel table %d: %w", w.opt.Table, err)
 	}
-	w.t.ReplaceSource(Kernel, d.end())
+	ks.t.replace(d.end())
 	w.batches.Add(1)
-	return ch, stop, nil
+	return nil
 }
 
-// convert turns a kernel route into the import's form; count: add what it
-// is to the counters (a route received, not one deleted).
-func (w *KernelWatcher) convert(r *netlink.Route, count bool) kroute {
-	e := kroute{prio: uint32(r.Priority), id: routeID(r)}
+func routeKey4(r *netlink.Route) (uint64, bool) {
+	p, ok := routePrefix(r)
+	return kkey(p), ok
+}
+
+func routeKey6(r *netlink.Route) (k6, bool) {
+	p, ok := routePrefix6(r)
+	return k6Of(p), ok
+}
+
+func (w *KernelWatcher) convert4(r *netlink.Route, count bool) kroute {
+	return convertRoute(w, r, count, w.nextHop, func(k Kind) NextHop { return NextHop{Kind: k} })
+}
+
+func (w *KernelWatcher) convert6(r *netlink.Route, count bool) krouteOf[NextHop6] {
+	return convertRoute(w, r, count, w.nextHop6, func(k Kind) NextHop6 { return NextHop6{Kind: k} })
+}
+
+// convertRoute turns a kernel route into the import's form; count: add
+// what it is to the counters (a route received, not one deleted). nextHop
+// resolves one next hop of the family; kindNH makes a next hop that only
+// has a kind.
+func convertRoute[N comparable](w *KernelWatcher, r *netlink.Route, count bool,
+	nextHop func(gw net.IP, link int) (N, bool, bool), kindNH func(Kind) N) krouteOf[N] {
+	e := krouteOf[N]{prio: uint32(r.Priority), id: routeID(r)}
 	switch r.Type {
 	case unix.RTN_BLACKHOLE:
-		e.nh, e.ok = NextHop{Kind: KindDrop}, true
+		e.nh, e.ok = kindNH(KindDrop), true
 	case unix.RTN_UNREACHABLE:
-		e.nh, e.ok = NextHop{Kind: KindUnreachable}, true
+		e.nh, e.ok = kindNH(KindUnreachable), true
 	case unix.RTN_PROHIBIT:
-		e.nh, e.ok = NextHop{Kind: KindProhibit}, true
+		e.nh, e.ok = kindNH(KindProhibit), true
 	case unix.RTN_UNICAST:
 		n, gws := 0, 0
 		try := func(gw net.IP, link int, other bool) {
@@ -289,7 +350,7 @@ func (w *KernelWatcher) convert(r *netlink.Route, count bool) kroute {
 			if e.ok || other {
 				return
 			}
-			if nh, ok, dev := w.nextHop(gw, link); ok {
+			if nh, ok, dev := nextHop(gw, link); ok {
 				e.nh, e.ok = nh, true
 				if dev && count {
 					w.viaDev.Add(1)
@@ -355,6 +416,33 @@ func (w *KernelWatcher) nextHop(gw net.IP, link int) (nh NextHop, ok, viaDev boo
 		return NextHop{Kind: KindGateway, Network: n, Gateway: a}, true, false
 	}
 	return NextHop{}, false, false
+}
+
+// nextHop6 resolves one next hop of an IPv6 unicast route: through the
+// network of its device (Device), else through its gateway (Resolve6).
+func (w *KernelWatcher) nextHop6(gw net.IP, link int) (nh NextHop6, ok, viaDev bool) {
+	if gw != nil && (len(gw) != net.IPv6len || gw.To4() != nil) {
+		return NextHop6{}, false, false
+	}
+	var a [16]byte
+	if gw != nil {
+		a = [16]byte(gw)
+	}
+	if w.opt.Device != nil && link > 0 {
+		if n, ok := w.opt.Device(link, w.linkName(link)); ok {
+			if gw == nil {
+				return NextHop6{Kind: KindConnected, Network: n}, true, true
+			}
+			return NextHop6{Kind: KindGateway, Network: n, Gateway: a}, true, true
+		}
+	}
+	if gw == nil || w.opt.Resolve6 == nil {
+		return NextHop6{}, false, false
+	}
+	if n, ok := w.opt.Resolve6(a, link); ok {
+		return NextHop6{Kind: KindGateway, Network: n, Gateway: a}, true, false
+	}
+	return NextHop6{}, false, false
 }
 
 // linkName returns the name of interface index (cached per dump; "" if it
@@ -436,6 +524,53 @@ func routePrefix(r *netlink.Route) (netip.Prefix, bool) {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte(ip4)), ones).Masked(), true
 }
 
+// routePrefix6 returns the IPv6 destination of r (nil Dst: the default route).
+func routePrefix6(r *netlink.Route) (netip.Prefix, bool) {
+	if r.Family != netlink.FAMILY_V6 {
+		return netip.Prefix{}, false
+	}
+	if r.Dst == nil {
+		return netip.PrefixFrom(netip.IPv6Unspecified(), 0), true
+	}
+	ones, bits := r.Dst.Mask.Size()
+	if len(r.Dst.IP) != net.IPv6len || bits != 128 {
+		return netip.Prefix{}, false
+	}
+	a := netip.AddrFrom16([16]byte(r.Dst.IP))
+	if a.Is4In6() {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, ones).Masked(), true
+}
+
+// event applies one route notification of a family to its state.
+func event[K comparable, N comparable](w *KernelWatcher, ks *kstateOf[K, N], k K, u *netlink.RouteUpdate,
+	conv func(*netlink.Route, bool) krouteOf[N]) {
+	w.events.Add(1)
+	switch u.Type {
+	case unix.RTM_NEWROUTE:
+		if u.Tos != 0 {
+			w.tos.Add(1)
+			break
+		}
+		place := kFirst
+		switch {
+		case u.NlFlags&unix.NLM_F_REPLACE != 0:
+			place = kReplace
+		case u.NlFlags&unix.NLM_F_EXCL != 0:
+			place = kOnly
+		case u.NlFlags&unix.NLM_F_APPEND != 0:
+			place = kLast
+		}
+		ks.add(k, conv(&u.Route, true), place)
+	case unix.RTM_DELROUTE:
+		w.deleted.Add(1)
+		if u.Tos == 0 {
+			ks.del(k, conv(&u.Route, false))
+		}
+	}
+}
+
 func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, stop chan struct{}) {
 	defer close(w.done)
 	defer w.closeLinks()
@@ -451,10 +586,17 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 			timerC = nil
 		}
 		if len(ks.pending) > 0 {
-			w.t.Apply(ks.pending)
+			ks.t.apply(ks.pending)
 			w.batches.Add(1)
 		}
 		ks.applied()
+		if k6 := w.ks6; k6 != nil {
+			if len(k6.pending) > 0 {
+				k6.t.apply(k6.pending)
+				w.batches.Add(1)
+			}
+			k6.applied()
+		}
 		last = time.Now()
 	}
 	// handle queues one event; it reports false when the channel closed.
@@ -465,34 +607,23 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 		if u.Table != w.opt.Table {
 			return true
 		}
-		p, pok := routePrefix(&u.Route)
-		if !pok {
+		if u.Family == netlink.FAMILY_V6 {
+			if k, ok := routeKey6(&u.Route); ok && w.ks6 != nil {
+				event(w, w.ks6, k, &u, w.convert6)
+			}
 			return true
 		}
-		w.events.Add(1)
-		switch u.Type {
-		case unix.RTM_NEWROUTE:
-			if u.Tos != 0 {
-				w.tos.Add(1)
-				break
-			}
-			place := kFirst
-			switch {
-			case u.NlFlags&unix.NLM_F_REPLACE != 0:
-				place = kReplace
-			case u.NlFlags&unix.NLM_F_EXCL != 0:
-				place = kOnly
-			case u.NlFlags&unix.NLM_F_APPEND != 0:
-				place = kLast
-			}
-			ks.add(kkey(p), w.convert(&u.Route, true), place)
-		case unix.RTM_DELROUTE:
-			w.deleted.Add(1)
-			if u.Tos == 0 {
-				ks.del(kkey(p), w.convert(&u.Route, false))
-			}
+		if k, ok := routeKey4(&u.Route); ok {
+			event(w, ks, k, &u, w.convert4)
 		}
 		return true
+	}
+	pending := func() int {
+		n := len(ks.pending)
+		if w.ks6 != nil {
+			n += len(w.ks6.pending)
+		}
+		return n
 	}
 	for {
 		select {
@@ -514,7 +645,7 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 		case u, ok := <-ch:
 			alive := handle(u, ok)
 		drain:
-			for alive && len(ks.pending) < w.opt.MaxBatch {
+			for alive && pending() < w.opt.MaxBatch {
 				select {
 				case u, ok := <-ch:
 					alive = handle(u, ok)
@@ -532,7 +663,7 @@ func (w *KernelWatcher) run(ctx context.Context, ch chan netlink.RouteUpdate, st
 				last = time.Now()
 				continue
 			}
-			if since := time.Since(last); since >= w.opt.FlushInterval || len(ks.pending) >= w.opt.MaxBatch {
+			if since := time.Since(last); since >= w.opt.FlushInterval || pending() >= w.opt.MaxBatch {
 				flush()
 			} else if timerC == nil {
 				if timer == nil {

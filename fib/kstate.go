@@ -27,16 +27,47 @@ import (
 // route has another metric or is not usable (one), and a prefix with
 // several routes (many).
 
-// kroute is one kernel route of a prefix.
-type kroute struct {
+// krouteOf is one kernel route of a prefix, with a next hop of type N
+// (NextHop or NextHop6).
+type krouteOf[N comparable] struct {
 	prio uint32
 	// id identifies the route among those of its prefix and metric (a hash
 	// of its type, protocol, source, gateways and devices); 0: unknown (the
 	// route came from the dump as the only one of its prefix). A delete
 	// notification names the route it deleted by the same attributes.
 	id uint64
-	nh NextHop
+	nh N
 	ok bool // vrouter can use it: nh is what it installs
+}
+
+// The IPv4 instances.
+type (
+	kroute = krouteOf[NextHop]
+	kstate = kstateOf[uint64, NextHop]
+	kdump  = kdumpOf[uint64, NextHop]
+)
+
+// kupd is a change of the FIB's kernel route of prefix k: install nh, or
+// (del) remove the route.
+type kupd[K comparable, N comparable] struct {
+	k   K
+	nh  N
+	del bool
+}
+
+// kfam is what the import needs of one address family's FIB. K is the key
+// of a masked prefix, N the family's next hop.
+type kfam[K comparable, N comparable] interface {
+	// kernelNH returns the next hop of the FIB's kernel route of k.
+	kernelNH(k K) (N, bool)
+	// addrLen splits k into its address (hi, lo) and length.
+	addrLen(k K) (hi, lo uint64, plen int)
+	// apply publishes changes in one batch.
+	apply(ups []kupd[K, N])
+	// replace replaces all kernel routes with rs (none deletes).
+	replace(rs []kupd[K, N])
+	// kernelRoutes counts the FIB's kernel routes.
+	kernelRoutes() int
 }
 
 // kplace is where a new route goes among the routes of its prefix of equal
@@ -51,31 +82,69 @@ const (
 )
 
 // kinst is what the import installed for a prefix in a batch not yet applied.
-type kinst struct {
-	nh NextHop
+type kinst[N comparable] struct {
+	nh N
 	ok bool
 }
 
-// kstate is the import's view of the routes of the kernel table: the FIB's
-// kernel routes (implicit) plus one and many.
-type kstate struct {
-	t     *Table
+// kstateOf is the import's view of the routes of the kernel table of one
+// address family: the FIB's kernel routes (implicit) plus one and many.
+type kstateOf[K comparable, N comparable] struct {
+	t     kfam[K, N]
 	m0    uint32 // metric of the implicit routes
 	m0set bool
-	one   map[uint64]kroute   // prefix key -> its only route (not implicit)
-	many  map[uint64][]kroute // prefix key -> its routes (two or more), in kernel order
+	one   map[K]krouteOf[N]   // prefix key -> its only route (not implicit)
+	many  map[K][]krouteOf[N] // prefix key -> its routes (two or more), in kernel order
 
 	// pending holds the FIB updates not applied yet; pend, what they leave
 	// installed for each prefix they touch (the FIB does not show it yet).
-	pending []Update
-	pend    map[uint64]kinst
+	pending []kupd[K, N]
+	pend    map[K]kinst[N]
 
-	alternates atomic.Int64 // usable routes held but not installed
-	old, cur   []kroute     // scratch
+	alternates atomic.Int64  // usable routes held but not installed
+	old, cur   []krouteOf[N] // scratch
 }
 
-func newKState(t *Table) *kstate {
-	return &kstate{t: t, one: map[uint64]kroute{}, many: map[uint64][]kroute{}, pend: map[uint64]kinst{}}
+func newKStateOf[K comparable, N comparable](t kfam[K, N]) *kstateOf[K, N] {
+	return &kstateOf[K, N]{t: t, one: map[K]krouteOf[N]{}, many: map[K][]krouteOf[N]{}, pend: map[K]kinst[N]{}}
+}
+
+func newKState(t *Table) *kstate { return newKStateOf[uint64, NextHop](&fam4{t: t}) }
+
+// fam4 is the IPv4 FIB as the import sees it.
+type fam4 struct {
+	t   *Table
+	ups []Update
+}
+
+func (f *fam4) kernelNH(k uint64) (NextHop, bool) { return f.t.sourceNH(k, Kernel) }
+
+func (f *fam4) addrLen(k uint64) (uint64, uint64, int) { return k >> 8, 0, int(k & 0xff) }
+
+func (f *fam4) apply(us []kupd[uint64, NextHop]) {
+	f.ups = f.ups[:0]
+	for _, u := range us {
+		f.ups = append(f.ups, Update{Route: Route{Prefix: kprefix(u.k), Source: Kernel, NH: u.nh}, Delete: u.del})
+	}
+	f.t.Apply(f.ups)
+	clear(f.ups)
+	if cap(f.ups) > 4096 {
+		f.ups = nil // do not keep a flood's buffer
+	}
+}
+
+func (f *fam4) replace(rs []kupd[uint64, NextHop]) {
+	routes := make([]Route, len(rs))
+	for i, r := range rs {
+		routes[i] = Route{Prefix: kprefix(r.k), Source: Kernel, NH: r.nh}
+	}
+	f.t.ReplaceSource(Kernel, routes)
+}
+
+func (f *fam4) kernelRoutes() int {
+	f.t.mu.Lock()
+	defer f.t.mu.Unlock()
+	return f.t.rib.perSrc[Kernel]
 }
 
 // kkey is the key of a masked IPv4 prefix.
@@ -87,17 +156,18 @@ func kprefix(k uint64) netip.Prefix {
 
 // best returns the next hop of the route the kernel's choice gives: the
 // first usable one.
-func best(l []kroute) (NextHop, bool) {
+func best[N comparable](l []krouteOf[N]) (N, bool) {
 	for _, e := range l {
 		if e.ok {
 			return e.nh, true
 		}
 	}
-	return NextHop{}, false
+	var none N
+	return none, false
 }
 
 // alternates counts the usable routes of l that are not installed.
-func alternates(l []kroute) int64 {
+func alternates[N comparable](l []krouteOf[N]) int64 {
 	n := int64(0)
 	for _, e := range l {
 		if e.ok {
@@ -108,7 +178,7 @@ func alternates(l []kroute) int64 {
 }
 
 // routes returns the routes of prefix k into s.old.
-func (s *kstate) routes(k uint64) []kroute {
+func (s *kstateOf[K, N]) routes(k K) []krouteOf[N] {
 	s.old = s.old[:0]
 	if l, ok := s.many[k]; ok {
 		s.old = append(s.old, l...)
@@ -120,22 +190,22 @@ func (s *kstate) routes(k uint64) []kroute {
 	}
 	in, found := s.pend[k]
 	if !found {
-		in.nh, in.ok = s.t.sourceNH(k, Kernel)
+		in.nh, in.ok = s.t.kernelNH(k)
 	}
 	if in.ok {
-		s.old = append(s.old, kroute{prio: s.m0, nh: in.nh, ok: true})
+		s.old = append(s.old, krouteOf[N]{prio: s.m0, nh: in.nh, ok: true})
 	}
 	return s.old
 }
 
 // set records l as the routes of prefix k, which were old, and queues the
 // FIB update if the route to install changed.
-func (s *kstate) set(k uint64, old, l []kroute) {
+func (s *kstateOf[K, N]) set(k K, old, l []krouteOf[N]) {
 	onh, ook := best(old)
 	nnh, nok := best(l)
 	if ook != nok || onh != nnh {
-		s.pending = append(s.pending, Update{Route: Route{Prefix: kprefix(k), Source: Kernel, NH: nnh}, Delete: !nok})
-		s.pend[k] = kinst{nnh, nok}
+		s.pending = append(s.pending, kupd[K, N]{k: k, nh: nnh, del: !nok})
+		s.pend[k] = kinst[N]{nnh, nok}
 	}
 	if d := alternates(l) - alternates(old); d != 0 {
 		s.alternates.Add(d)
@@ -157,7 +227,7 @@ func (s *kstate) set(k uint64, old, l []kroute) {
 }
 
 // group returns the bounds of the routes of metric prio in l.
-func group(l []kroute, prio uint32) (i, j int) {
+func group[N comparable](l []krouteOf[N], prio uint32) (i, j int) {
 	for i < len(l) && l[i].prio < prio {
 		i++
 	}
@@ -173,7 +243,7 @@ func group(l []kroute, prio uint32) (i, j int) {
 // routes of a prefix, metric and next hop told apart by other attributes
 // (ip route append of the same gateway with another protocol) may be taken
 // for one; which next hop is installed does not depend on it.
-func same(h, e kroute) bool {
+func same[N comparable](h, e krouteOf[N]) bool {
 	return h.id == 0 && e.ok && h.ok && h.nh == e.nh
 }
 
@@ -184,7 +254,7 @@ func same(h, e kroute) bool {
 // already is updated in place (the kernel never holds the same route twice
 // in a table), and a route that was the first of its metric replaces what
 // is held at that metric.
-func (s *kstate) add(k uint64, e kroute, place kplace) {
+func (s *kstateOf[K, N]) add(k K, e krouteOf[N], place kplace) {
 	old := s.routes(k)
 	l := append(s.cur[:0], old...)
 	i, j := group(l, e.prio)
@@ -225,7 +295,7 @@ func (s *kstate) add(k uint64, e kroute, place kplace) {
 
 // del applies the notification that route e of prefix k was deleted. A
 // route not held (one that the dump already did not show) is ignored.
-func (s *kstate) del(k uint64, e kroute) {
+func (s *kstateOf[K, N]) del(k K, e krouteOf[N]) {
 	old := s.routes(k)
 	i, j := group(old, e.prio)
 	at := -1
@@ -249,11 +319,11 @@ func (s *kstate) del(k uint64, e kroute) {
 }
 
 // applied forgets the pending updates once they are in the FIB.
-func (s *kstate) applied() {
+func (s *kstateOf[K, N]) applied() {
 	clear(s.pending)
 	s.pending = s.pending[:0]
 	if len(s.pend) > 4096 {
-		s.pend = map[uint64]kinst{} // do not keep (and clear) a flood's buckets
+		s.pend = map[K]kinst[N]{} // do not keep (and clear) a flood's buckets
 	} else {
 		clear(s.pend)
 	}
@@ -262,37 +332,37 @@ func (s *kstate) applied() {
 // kdump builds the state from a dump of the table. The kernel dumps the
 // routes of a prefix one after the other, in its order; add checks that and
 // reports false if it is not so (the dump is then grouped by a map).
-type kdump struct {
-	s      *kstate
-	routes []Route  // the installed route of every prefix
-	prios  []uint32 // metric of routes[i] when it is its prefix's only route
-	byMap  map[uint64][]kroute
+type kdumpOf[K comparable, N comparable] struct {
+	s      *kstateOf[K, N]
+	routes []kupd[K, N] // the installed route of every prefix
+	prios  []uint32     // metric of routes[i] when it is its prefix's only route
+	byMap  map[K][]krouteOf[N]
 
-	key     uint64
-	grp     []kroute
+	key     K
+	grp     []krouteOf[N]
 	started bool
-	addr    uint32 // address of the last prefix, and its lengths seen
-	lens    uint64
+	hi, lo  uint64    // address of the last prefix, and its lengths seen
+	lens    [3]uint64 // bitset over lengths 0-128
 
 	cand  uint32 // majority vote for m0 among the prefixes with one route
 	votes int
 	any   bool
 }
 
-func newKDump(s *kstate, byMap bool) *kdump {
+func newKDump[K comparable, N comparable](s *kstateOf[K, N], byMap bool) *kdumpOf[K, N] {
 	s.m0, s.m0set = 0, false
-	s.one = map[uint64]kroute{}
-	s.many = map[uint64][]kroute{}
+	s.one = map[K]krouteOf[N]{}
+	s.many = map[K][]krouteOf[N]{}
 	s.alternates.Store(0)
 	s.applied()
-	d := &kdump{s: s}
+	d := &kdumpOf[K, N]{s: s}
 	if byMap {
-		d.byMap = map[uint64][]kroute{}
+		d.byMap = map[K][]krouteOf[N]{}
 	}
 	return d
 }
 
-func (d *kdump) add(k uint64, e kroute) bool {
+func (d *kdumpOf[K, N]) add(k K, e krouteOf[N]) bool {
 	if d.byMap != nil {
 		d.byMap[k] = append(d.byMap[k], e)
 		return true
@@ -301,29 +371,29 @@ func (d *kdump) add(k uint64, e kroute) bool {
 		d.grp = append(d.grp, e)
 		return true
 	}
-	addr, plen := uint32(k>>8), k&0xff
+	hi, lo, plen := d.s.t.addrLen(k)
 	if d.started {
 		d.finish(d.key, d.grp)
 		d.grp = d.grp[:0]
-		if addr < d.addr || addr == d.addr && d.lens&(1<<plen) != 0 {
+		if hi < d.hi || hi == d.hi && lo < d.lo || hi == d.hi && lo == d.lo && d.lens[plen>>6]&(1<<(plen&63)) != 0 {
 			return false
 		}
 	}
-	if !d.started || addr != d.addr {
-		d.addr, d.lens = addr, 0
+	if !d.started || hi != d.hi || lo != d.lo {
+		d.hi, d.lo, d.lens = hi, lo, [3]uint64{}
 	}
 	d.started = true
-	d.lens |= 1 << plen
+	d.lens[plen>>6] |= 1 << (plen & 63)
 	d.key = k
 	d.grp = append(d.grp, e)
 	return true
 }
 
 // finish records the routes of prefix k.
-func (d *kdump) finish(k uint64, g []kroute) {
+func (d *kdumpOf[K, N]) finish(k K, g []krouteOf[N]) {
 	s := d.s
 	if len(g) > 1 {
-		slices.SortStableFunc(g, func(a, b kroute) int { return cmp.Compare(a.prio, b.prio) })
+		slices.SortStableFunc(g, func(a, b krouteOf[N]) int { return cmp.Compare(a.prio, b.prio) })
 	}
 	nh, ok := best(g)
 	switch {
@@ -345,13 +415,13 @@ func (d *kdump) finish(k uint64, g []kroute) {
 		d.any = true
 	}
 	if ok {
-		d.routes = append(d.routes, Route{Prefix: kprefix(k), Source: Kernel, NH: nh})
+		d.routes = append(d.routes, kupd[K, N]{k: k, nh: nh})
 		d.prios = append(d.prios, g[0].prio)
 	}
 }
 
 // end completes the state and returns the routes to install.
-func (d *kdump) end() []Route {
+func (d *kdumpOf[K, N]) end() []kupd[K, N] {
 	s := d.s
 	if d.byMap != nil {
 		for k, g := range d.byMap {
@@ -369,9 +439,8 @@ func (d *kdump) end() []Route {
 		if d.prios[i] == s.m0 {
 			continue
 		}
-		k := kkey(r.Prefix)
-		if _, ok := s.many[k]; !ok {
-			s.one[k] = kroute{prio: d.prios[i], nh: r.NH, ok: true}
+		if _, ok := s.many[r.k]; !ok {
+			s.one[r.k] = krouteOf[N]{prio: d.prios[i], nh: r.nh, ok: true}
 		}
 	}
 	return d.routes

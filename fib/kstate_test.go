@@ -48,7 +48,7 @@ func (m kernelModel) check(t *testing.T, s *kstate, what string) {
 	alt := int64(0)
 	for k, l := range m {
 		want, wok := best(l)
-		got, gok := s.t.sourceNH(k, Kernel)
+		got, gok := s.t.kernelNH(k)
 		if got != want || gok != wok {
 			t.Fatalf("%s: %v: FIB has %+v,%v; kernel's choice %+v,%v (routes %+v)", what, kprefix(k), got, gok, want, wok, l)
 		}
@@ -66,7 +66,7 @@ func (m kernelModel) check(t *testing.T, s *kstate, what string) {
 	if a := s.alternates.Load(); a != alt {
 		t.Fatalf("%s: alternates %d, want %d", what, a, alt)
 	}
-	if n := s.t.Stats().Routes[Kernel]; n != m.installed() {
+	if n := s.t.kernelRoutes(); n != m.installed() {
 		t.Fatalf("%s: %d kernel routes in the FIB, want %d", what, n, m.installed())
 	}
 }
@@ -103,11 +103,11 @@ func (m kernelModel) dump(s *kstate, byMap bool) {
 			}
 		}
 	}
-	s.t.ReplaceSource(Kernel, d.end())
+	s.t.replace(d.end())
 }
 
-func (s *kstate) apply() {
-	s.t.Apply(s.pending)
+func applyPending(s *kstate) {
+	s.t.apply(s.pending)
 	s.applied()
 }
 
@@ -128,7 +128,7 @@ func TestKStateMetrics(t *testing.T) {
 				t.Helper()
 				f()
 				if !batched {
-					s.apply()
+					applyPending(s)
 					m.check(t, s, what)
 				}
 			}
@@ -147,9 +147,9 @@ func TestKStateMetrics(t *testing.T) {
 			step("replace 10 by unusable", func() { s.add(k, kr(10, 5), m.add(k, kr(10, 5), kReplace)) })
 			step("append 20", func() { s.add(k, kr(20, 4), m.add(k, kr(20, 4), kLast)) })
 			step("prepend 20", func() { s.add(k, kr(20, 6), m.add(k, kr(20, 6), kFirst)) })
-			s.apply()
+			applyPending(s)
 			m.check(t, s, "end")
-			if nh, _ := s.t.sourceNH(k, Kernel); nh != krNH(6) {
+			if nh, _ := s.t.kernelNH(k); nh != krNH(6) {
 				t.Fatalf("installed %+v, want %+v", nh, krNH(6))
 			}
 		})
@@ -186,10 +186,10 @@ func TestKStateModel(t *testing.T) {
 				m[k] = slices.Delete(l, i, i+1)
 				s.del(k, e)
 			case r < 87:
-				s.apply()
+				applyPending(s)
 				m.dump(s, rnd.IntN(2) == 0)
 			default:
-				s.apply()
+				applyPending(s)
 				m.check(t, s, fmt.Sprintf("seed %d op %d", seed, op))
 			}
 		}
@@ -227,7 +227,7 @@ func TestKStateDumpRace(t *testing.T) {
 				s.add(k, e.e, e.place)
 			}
 		}
-		s.apply()
+		applyPending(s)
 		m.check(t, s, fmt.Sprint("case ", i))
 	}
 }

@@ -92,7 +92,7 @@ func (rs *Ruleset) Classify(k Key) Verdict {
 
 // scan gives the lowest rule of a bucket whose ranges hold the ports, if
 // below best, else best.
-func (rs *Ruleset) scan(b *bucket, sp, dp uint16, best uint32) uint32 {
+func (rs *ranges) scan(b *bucket, sp, dp uint16, best uint32) uint32 {
 	ents := rs.rents[b.first : b.first+b.n]
 	if b.ivN > 0 {
 		x := dp

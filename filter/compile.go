@@ -144,7 +144,10 @@ func kindOf(r config.PortRange) int {
 }
 
 var fullPorts = []config.PortRange{{Lo: 0, Hi: 0xffff}}
-var anyPrefix = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+var (
+	anyPrefix  = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+	anyPrefix6 = []netip.Prefix{netip.PrefixFrom(netip.IPv6Unspecified(), 0)}
+)
 
 func compileRuleset(f *config.Filter) (*Ruleset, error) {
 	def, ok := parseAction(f.Default)
@@ -181,28 +184,42 @@ func compileRuleset(f *config.Filter) (*Ruleset, error) {
 			proto = ProtoUDP
 		case config.ProtoICMP:
 			proto = ProtoICMP
+		case config.ProtoICMPv6:
+			proto = ProtoICMPv6
 		default:
-			return nil, what("proto %q is not tcp, udp, icmp or any", r.Proto)
+			return nil, what("proto %q is not tcp, udp, icmp, icmpv6 or any", r.Proto)
 		}
 		hasPorts := len(r.SPort) > 0 || len(r.DPort) > 0
 		if hasPorts && proto != ProtoTCP && proto != ProtoUDP {
 			return nil, what("ports need proto tcp or udp")
 		}
-		if r.HasICMPType && proto != ProtoICMP {
-			return nil, what("icmp_type needs proto icmp")
+		if r.HasICMPType && proto != ProtoICMP && proto != ProtoICMPv6 {
+			return nil, what("icmp_type needs proto icmp or icmpv6")
 		}
 		need := hasPorts || r.HasICMPType
-		srcs, err := normPrefixes(r.Source)
-		if err != nil {
-			return nil, what("source: %v", err)
-		}
-		dsts, err := normPrefixes(r.Destination)
-		if err != nil {
-			return nil, what("destination: %v", err)
-		}
 		sps, dps := normPorts(r.SPort), normPorts(r.DPort)
 		if r.HasICMPType {
 			dps = []config.PortRange{{Lo: uint16(r.ICMPType), Hi: uint16(r.ICMPType)}}
+		}
+		fam, err := ruleFamily(r, proto)
+		if err != nil {
+			return nil, what("%v", err)
+		}
+		if fam != 4 {
+			if err := rs.six.expand(r, uint32(i), proto, pset, need, sps, dps); err != nil {
+				return nil, what("%v", err)
+			}
+		}
+		if fam == 6 {
+			continue
+		}
+		srcs, err := normPrefixes(r.Source, false)
+		if err != nil {
+			return nil, what("source: %v", err)
+		}
+		dsts, err := normPrefixes(r.Destination, false)
+		if err != nil {
+			return nil, what("destination: %v", err)
 		}
 		for _, s := range srcs {
 			sm := mask(s.Bits())
@@ -250,7 +267,34 @@ func compileRuleset(f *config.Filter) (*Ruleset, error) {
 	// Tables in the order of their best rule: Classify stops at the first
 	// table that cannot beat the match it has.
 	slices.SortStableFunc(rs.tables, func(a, b table) int { return cmp.Compare(a.min, b.min) })
+	rs.six.finish()
 	return rs, nil
+}
+
+// ruleFamily gives the address family a rule applies to: 4 or 6 by its
+// prefixes or its protocol (icmp, icmpv6), 0 for both (no prefixes, a
+// protocol of both). A rule mixing the families is an error.
+func ruleFamily(r *config.FilterRule, proto uint8) (int, error) {
+	fam := 0
+	switch proto {
+	case ProtoICMP:
+		fam = 4
+	case ProtoICMPv6:
+		fam = 6
+	}
+	for _, l := range [][]netip.Prefix{r.Source, r.Destination} {
+		for _, p := range l {
+			f := 4
+			if p.Addr().Is6() && !p.Addr().Is4In6() {
+				f = 6
+			}
+			if fam != 0 && f != fam {
+				return 0, fmt.Errorf("mixes IPv4 and IPv6: %v does not go with the rule's other prefixes or proto %q", p, r.Proto)
+			}
+			fam = f
+		}
+	}
+	return fam, nil
 }
 
 // build adds the table of one shape.
@@ -305,7 +349,11 @@ func (rs *Ruleset) build(b *builder) {
 		var val uint32
 		if sh.ranged() {
 			val = uint32(len(rs.buckets)+1) | rangeFlag
-			rs.addBucket(g, sh)
+			ents := make([]rangeEntry, len(g))
+			for k := range g {
+				ents[k] = g[k].r
+			}
+			rs.addBucket(ents, sh.skind(), sh.dkind())
 		} else {
 			val = g[0].rule + 1
 		}
@@ -332,17 +380,16 @@ func sameKey(a, b *entry) bool { return a.ka == b.ka && a.kb == b.kb && a.p == b
 
 // addBucket stores the entries of one key of a ranged table (sorted by
 // rule), with an interval index when the bucket is long.
-func (rs *Ruleset) addBucket(g []entry, sh shape) {
+// skind and dkind are the port kinds of the table's shape.
+func (rs *ranges) addBucket(g []rangeEntry, skind, dkind int) {
 	bk := bucket{first: uint32(len(rs.rents)), n: uint32(len(g))}
-	for _, e := range g {
-		rs.rents = append(rs.rents, e.r)
-	}
+	rs.rents = append(rs.rents, g...)
 	if len(g) > linearMax {
 		dim := uint8(0)
-		if sh.dkind() != kindRange {
+		if dkind != kindRange {
 			dim = 1
 		}
-		twoD := sh.skind() == kindRange && sh.dkind() == kindRange
+		twoD := skind == kindRange && dkind == kindRange
 		if bounds, lists, ok := intervals(rs.rents[bk.first:], dim, twoD); ok {
 			bk.ivFirst, bk.ivN, bk.dim = uint32(len(rs.bounds)), uint32(len(bounds)), dim
 			rs.bounds = append(rs.bounds, bounds...)
@@ -444,16 +491,23 @@ func (h *entHeap) Pop() any {
 	return x
 }
 
-// normPrefixes gives the prefixes of a source or destination list without
-// those inside another one of the list; an empty list is 0.0.0.0/0.
-func normPrefixes(ps []netip.Prefix) ([]netip.Prefix, error) {
+// normPrefixes gives the prefixes of a source or destination list (of one
+// family: IPv6 if six) without those inside another one of the list; an
+// empty list is 0.0.0.0/0 or ::/0.
+func normPrefixes(ps []netip.Prefix, six bool) ([]netip.Prefix, error) {
 	if len(ps) == 0 {
+		if six {
+			return anyPrefix6, nil
+		}
 		return anyPrefix, nil
 	}
 	out := make([]netip.Prefix, 0, len(ps))
 	for _, p := range ps {
-		if !p.IsValid() || !p.Addr().Is4() {
+		if !six && (!p.IsValid() || !p.Addr().Is4()) {
 			return nil, fmt.Errorf("%v is not an IPv4 prefix", p)
+		}
+		if six && (!p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "") {
+			return nil, fmt.Errorf("%v is not an IPv6 prefix", p)
 		}
 		out = append(out, p.Masked())
 	}

@@ -20,6 +20,8 @@
 //		SPort: sport, DPort: dport, ICMPType: typ, HasPorts: l4})
 //	c.Hit(rs, v, len(pkt)) // v.Rule: rule index or filter.Default; v.Action
 //
+// or, for an IPv6 packet, rs.Classify6(filter.Key6{...}) with 16-byte
+// addresses (Proto the upper-layer protocol, ICMPType the ICMPv6 type),
 // and, if the router counts the later packets of a flow against the rule
 // that accepted it, c.Add(rs, rule, packets, bytes). At the end of each
 // batch the worker calls c.Flush(), which publishes its counts. The control
@@ -37,6 +39,14 @@
 // fragment, which has none, never matches it; rules without them match
 // fragments too. The configuration allows ports only with tcp and udp and
 // icmp_type only with icmp, so a port rule is never meant for "any".
+//
+// Address families: a rule's prefixes are all IPv4 or all IPv6 and it
+// applies to packets of that family; proto icmp is IPv4's, icmpv6 IPv6's
+// (icmp_type then names an ICMPv6 type); a rule with neither prefixes nor
+// such a protocol applies to both. Rule indices are shared, so a verdict
+// and its counters mean the same rule in both families. The IPv6 side
+// (six.go) is the same structure as below with IPv6 keys: its own shapes
+// (lengths up to 128), 40-byte slots and range buckets.
 //
 // # Data structure: tuple space search
 //

@@ -39,9 +39,10 @@ func parseAction(a config.FilterAction) (Action, bool) {
 
 // IP protocol numbers the rules name.
 const (
-	ProtoICMP = 1
-	ProtoTCP  = 6
-	ProtoUDP  = 17
+	ProtoICMP   = 1
+	ProtoTCP    = 6
+	ProtoUDP    = 17
+	ProtoICMPv6 = 58
 )
 
 // Key is what the classifier looks at in a packet. Addresses are in host
@@ -120,20 +121,30 @@ func (s *Set) Lookup(name string) *Ruleset {
 	return nil
 }
 
-// Ruleset is one compiled [[filter]]. Its lookup tables are slices of
-// pointer-free structs indexed by uint32; Classify reads nothing else.
-type Ruleset struct {
-	// lookup path
-	tables  []table      // sorted by min (lowest rule index first)
-	tags    []uint64     // hash lines: a tag word per line, a run per table
-	slots   []slot       // lineSlots per line
+// ranges holds the range buckets of one address family's tables.
+type ranges struct {
 	buckets []bucket     // range buckets (val with rangeFlag)
 	rents   []rangeEntry // bucket entries, by rule index
 	bounds  []uint16     // interval starts of indexed buckets
 	ivs     []span       // per interval: its entries in ivEnts
 	ivEnts  []rangeEntry // interval entries, by rule index
-	actions []Action     // per rule
+}
+
+func (r *ranges) bytes() int {
+	return len(r.buckets)*sizeofBucket + (len(r.rents)+len(r.ivEnts))*sizeofRangeEntry + len(r.bounds)*2 + len(r.ivs)*sizeofSpan
+}
+
+// Ruleset is one compiled [[filter]]. Its lookup tables are slices of
+// pointer-free structs indexed by uint32; Classify reads nothing else.
+type Ruleset struct {
+	// lookup path
+	tables  []table  // sorted by min (lowest rule index first)
+	tags    []uint64 // hash lines: a tag word per line, a run per table
+	slots   []slot   // lineSlots per line
+	ranges           // the range buckets of these tables
+	actions []Action // per rule
 	def     Action
+	six     tables6 // the IPv6 tables (Classify6)
 
 	// control plane
 	id, base uint32 // index in its Set, first counter slot
@@ -177,6 +188,11 @@ type Info struct {
 	Indexed int // of them, with an interval index
 	Scanned int // of them, longer than linearMax without one (scanned)
 	Bytes   int // memory of the lookup tables
+
+	// The same for the IPv6 tables (the fields above are the IPv4 ones;
+	// a rule without addresses and of a protocol of both families is in
+	// both).
+	Entries6, Tables6, Slots6, Bytes6 int
 }
 
 // Info describes the compiled ruleset.
@@ -192,7 +208,9 @@ func (rs *Ruleset) Info() Info {
 			in.Scanned++
 		}
 	}
-	in.Bytes = len(rs.tables)*sizeofTable + len(rs.slots)*sizeofSlot + len(rs.tags)*8 + len(rs.buckets)*sizeofBucket +
-		(len(rs.rents)+len(rs.ivEnts))*sizeofRangeEntry + len(rs.bounds)*2 + len(rs.ivs)*sizeofSpan + len(rs.actions)
+	in.Bytes = len(rs.tables)*sizeofTable + len(rs.slots)*sizeofSlot + len(rs.tags)*8 + rs.ranges.bytes() + len(rs.actions)
+	x := &rs.six
+	in.Entries6, in.Tables6, in.Slots6 = x.entries, len(x.tables), len(x.slots)
+	in.Bytes6 = len(x.tables)*sizeofTable6 + len(x.slots)*sizeofSlot6 + len(x.tags)*8 + x.ranges.bytes()
 	return in
 }

@@ -194,7 +194,8 @@ func TestCompileErrors(t *testing.T) {
 		{"proto", []config.Filter{{Name: "a", Default: config.FilterDrop, Rules: []config.FilterRule{{Action: config.FilterDrop, Proto: "gre"}}}}, `proto "gre"`},
 		{"ports with any", []config.Filter{{Name: "a", Default: config.FilterDrop, Rules: []config.FilterRule{{Action: config.FilterDrop, DPort: []config.PortRange{{Lo: 1, Hi: 1}}}}}}, "ports need proto tcp or udp"},
 		{"icmp type with udp", []config.Filter{{Name: "a", Default: config.FilterDrop, Rules: []config.FilterRule{{Action: config.FilterDrop, Proto: config.ProtoUDP, HasICMPType: true}}}}, "icmp_type needs proto icmp"},
-		{"ipv6 prefix", []config.Filter{{Name: "a", Default: config.FilterDrop, Rules: []config.FilterRule{{Action: config.FilterDrop, Source: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}}}}, "not an IPv4 prefix"},
+		{"ipv6 prefix with icmp", []config.Filter{{Name: "a", Default: config.FilterDrop, Rules: []config.FilterRule{{Action: config.FilterDrop, Proto: config.ProtoICMP, Source: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}}}}}, "mixes IPv4 and IPv6"},
+		{"both families", []config.Filter{{Name: "a", Default: config.FilterDrop, Rules: []config.FilterRule{{Action: config.FilterDrop, Source: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8")}}}}}, "mixes IPv4 and IPv6"},
 		{"too large", []config.Filter{{Name: "a", Default: config.FilterDrop, Rules: []config.FilterRule{{Action: config.FilterDrop, Source: big, Destination: big, Proto: config.ProtoTCP, DPort: []config.PortRange{{Lo: 1, Hi: 1}, {Lo: 3, Hi: 3}}}}}}, "more than 1048576 entries"},
 	}
 	for _, tt := range tests {

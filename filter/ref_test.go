@@ -25,6 +25,9 @@ func naive(f *config.Filter, k Key) Verdict {
 }
 
 func ruleMatches(r *config.FilterRule, k Key) bool {
+	if isV6Rule(r) {
+		return false // an IPv6 rule
+	}
 	switch r.Proto {
 	case config.ProtoTCP:
 		if k.Proto != 6 {
@@ -214,6 +217,9 @@ func (g *gen) key(f *config.Filter) Key {
 				return a
 			}
 			p := ps[g.r.IntN(len(ps))]
+			if !p.Addr().Is4() {
+				return a // an IPv6 rule (six_test.go)
+			}
 			m := mask(p.Bits())
 			return packet.U32(p.Addr())&m | a&^m
 		}

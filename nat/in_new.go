@@ -100,6 +100,10 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *Rul
 		n.mu.Unlock()
 		return w.drop(TCPNoSession)
 	}
+	if n.sync.passive.Load() {
+		n.mu.Unlock()
+		return w.drop(HABackup)
+	}
 	dir := uint8(kReply)
 	if hsrc != f.src || hsr != nil {
 		// Hairpin: a DNAT to the mapping's owner plus the sender's own mapping.
@@ -141,6 +145,9 @@ func (w *Worker) newInbound(p packet.IPv4, f *flow, ff uint16, now int64, r *Rul
 // with the hairpin source translation when the sender is itself inside.
 func (w *Worker) newDNAT(p packet.IPv4, f *flow, toIP uint32, toPort uint16, origin uint16, ff uint16, now int64, r *Rules) (Verdict, Reason) {
 	n := w.n
+	if n.sync.passive.Load() {
+		return w.drop(HABackup)
+	}
 	n.mu.Lock()
 	a, b := f.key()
 	h := &w.ct.h

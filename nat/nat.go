@@ -94,6 +94,7 @@ type NAT struct {
 	lastNow  atomic.Int64
 	reaped   atomic.Uint64
 	flushed  atomic.Uint64
+	sync     syncState // HA session sync (sync.go)
 }
 
 // New allocates the conntrack table for cfg.Conntrack.Max sessions and
@@ -142,13 +143,20 @@ type Worker struct {
 	rdHead, rdN int
 	ready       [HoldSlots]uint32 // slot | generation<<16
 	rel         []byte
+
+	syncq atomic.Pointer[syncRing] // TCP state changes for the HA sync (sync.go); nil when off
 }
 
 // NewWorker returns a worker handle. Each data-path goroutine needs its own.
 func (n *NAT) NewWorker() *Worker {
 	w := &Worker{n: n, r: n.rules.Load(), rel: make([]byte, HoldBytes)}
 	n.mu.Lock()
+	if n.sync.on.Load() {
+		w.syncq.Store(newSyncRing(WorkerSyncRing))
+	}
 	n.workers = append(n.workers, w)
+	ws := append([]*Worker(nil), n.workers...)
+	n.sync.workers.Store(&ws)
 	n.mu.Unlock()
 	return w
 }

@@ -32,6 +32,9 @@ func (w *Worker) newOut(p packet.IPv4, f *flow, inNet, outNet uint16, ff uint16,
 	if sr != nil && f.pt == ptNone {
 		return w.drop(UnsupportedProto)
 	}
+	if n.sync.passive.Load() {
+		return w.drop(HABackup)
+	}
 	n.mu.Lock()
 	a, b := f.key()
 	h := &w.ct.h

@@ -24,6 +24,14 @@ func (n *NAT) pool(ip uint32, proto uint8) *pool {
 
 func (p *pool) isUsed(port uint16) bool { return p.used[port>>6]&(1<<(port&63)) != 0 }
 func (p *pool) set(port uint16)         { p.used[port>>6] |= 1 << (port & 63); p.inUse++ }
+
+// reserve marks port used unless it is (a synced session's mapping).
+func (p *pool) reserve(port uint16) {
+	if !p.isUsed(port) {
+		p.set(port)
+	}
+}
+
 func (p *pool) clear(port uint16) {
 	if p.isUsed(port) {
 		p.used[port>>6] &^= 1 << (port & 63)

@@ -52,6 +52,7 @@ const (
 	Malformed               // transport header too short to translate
 	UnsupportedProto        // protocol without ports cannot share an SNAT address
 	TupleClash              // the new session's reply tuple belongs to another session
+	HABackup                // new translated flow on an HA backup
 	numReasons
 )
 
@@ -74,6 +75,7 @@ var reasonDescs = [numReasons]counter.Desc{
 	Malformed:        natDesc("nat-malformed", counter.Drop, "transport header too short to translate"),
 	UnsupportedProto: natDesc("nat-unsupported-proto", counter.Drop, "protocol without ports from an SNAT source (only TCP, UDP, ICMP query can share an address)"),
 	TupleClash:       natDesc("nat-tuple-clash", counter.Drop, "the new session's reply tuple is already used by another session"),
+	HABackup:         natDesc("nat-ha-backup", counter.Drop, "new flow that needs a NAT session on an HA backup (only the master creates them; synced sessions still pass)"),
 }
 
 func natDesc(name string, k counter.Kind, help string) counter.Desc {

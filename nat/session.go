@@ -148,6 +148,7 @@ func (n *NAT) create(r *Rules, ns *newSess, now int64, h *hit) Reason {
 	// sessions keep this one).
 	s.expires.Store(now + r.udp)
 	n.lastNow.Store(now)
+	n.noteCreate(idx, gen)
 	return 0
 }
 
@@ -190,6 +191,7 @@ func (n *NAT) destroy(idx uint32) {
 		a, b := w.key(typ)
 		t.remove(a, b, idx, typ)
 	}
+	n.noteDelete(&w)
 	t.release(idx)
 	if w.mapped() {
 		n.releaseMapping(w.rDst(), w.rDport(), w.proto())
@@ -277,13 +279,17 @@ func (w *Worker) account(h *hit, dir int, f *flow, p packet.IPv4, now int64, r *
 	switch f.proto {
 	case packet.ProtoTCP:
 		var why Reason
+		var changed bool
 		payload := len(f.l4) - packet.TCP(f.l4).DataOff()
 		if payload < 0 {
 			payload = 0
 		}
-		why, to = tcpTrack(s, h.st>>32, dir, f.l4, payload, r)
+		why, to, changed = tcpTrack(s, h.st>>32, dir, f.l4, payload, r)
 		if why != 0 {
 			return why
+		}
+		if changed {
+			w.noteChange(h.idx, h.st>>32)
 		}
 	case packet.ProtoUDP:
 		to = r.udp

@@ -105,18 +105,19 @@ func wscale(t packet.TCP) int {
 }
 
 // tcpTrack checks and applies one TCP segment to session s. It returns the
-// drop reason (TCPBadRST) or 0, and the timeout that applies afterwards.
-func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rules) (Reason, int64) {
+// drop reason (TCPBadRST) or 0, the timeout that applies afterwards, and
+// whether the segment changed the TCP state (an event for the HA sync).
+func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rules) (why Reason, to int64, changed bool) {
 	flags, seq, ack, win := t.Flags(), t.Seq(), t.Ack(), uint32(t.Window())
 	var st uint64
 	for {
 		st = s.state.Load()
 		if st>>32 != gen || st&stLive == 0 {
-			return 0, r.tcpTrans // gone meanwhile: translate this one, nothing to track
+			return 0, r.tcpTrans, false // gone meanwhile: translate this one, nothing to track
 		}
 		lo := uint32(st)
 		if flags&packet.TCPRst != 0 && !rstOK(s, lo, dir, seq, ack, flags) {
-			return TCPBadRST, 0
+			return TCPBadRST, 0, false
 		}
 		nl := tcpStep(lo, dir, flags)
 		if flags&packet.TCPSyn != 0 {
@@ -134,6 +135,7 @@ func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rul
 			nl |= stSeen1 | stReplied
 		}
 		if nl == lo || s.state.CompareAndSwap(st, st&^0xffffffff|uint64(nl)) {
+			changed = (nl^lo)&stStateMask != 0
 			st = st&^0xffffffff | uint64(nl)
 			break
 		}
@@ -163,9 +165,9 @@ func tcpTrack(s *session, gen uint64, dir int, t packet.TCP, payload int, r *Rul
 		wp.Store(win)
 	}
 	if lo&stStateMask == tcpEstablished {
-		return 0, r.tcpEst
+		return 0, r.tcpEst, changed
 	}
-	return 0, r.tcpTrans
+	return 0, r.tcpTrans, changed
 }
 
 // rstOK: an RST is accepted when its sequence number is within the window

@@ -78,7 +78,8 @@ type Network struct {
 	Name      string
 	MAC       packet.MAC
 	MTU       int
-	Addresses []netip.Prefix // the router's addresses on it
+	Addresses []netip.Prefix // the router's addresses on it (IPv4, IPv6, the IPv6 link-local one last)
+	RA        bool           // router advertisements sent
 	ProxyARP  bool
 	HostRoute bool
 	Links     []LinkStats
@@ -107,6 +108,13 @@ func (r *Router) Networks() []Network {
 		}
 		for _, a := range n.addrs {
 			nw.Addresses = append(nw.Addresses, a.prefix)
+		}
+		if n.v6 != nil {
+			for _, a := range n.v6.addrs {
+				nw.Addresses = append(nw.Addresses, a.prefix)
+			}
+			nw.Addresses = append(nw.Addresses, netip.PrefixFrom(netip.AddrFrom16(n.v6.ll), 64))
+			nw.RA = n.v6.ra
 		}
 		out = append(out, nw)
 	})
@@ -145,6 +153,9 @@ func (r *Router) Neighbours() []Neighbour {
 	})
 	out := make([]Neighbour, 0, len(es))
 	for _, e := range es {
+		if e.V6 {
+			continue // Neighbours6
+		}
 		nb := Neighbour{IP: packet.Addr(e.IP), MAC: e.MAC, State: e.State, Age: e.Age, Queued: e.Queued}
 		if n := s.net(uint16(e.Network)); n != nil {
 			nb.Network = n.name
@@ -282,6 +293,7 @@ func (r *Router) AllCounters() []counter.Value {
 	out := r.StageCounters()
 	out = append(out, r.NAT.Counters()...)
 	out = append(out, r.Neigh.Counters()...)
+	out = append(out, r.haCounters()...)
 	for _, p := range r.snap.Load().ports {
 		if p.closed.Load() || p.host != nil {
 			continue

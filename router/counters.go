@@ -40,6 +40,16 @@ const (
 	CntFilterResets
 	CntPortDeviceLost
 	CntPortReopened
+	// IPv6 (ipv6.go, ndp.go)
+	CntForwarded6
+	CntLocalIn6
+	CntEchoReplies6
+	CntICMPv6Errors
+	CntNDIn
+	CntNSSent
+	CntNASent
+	CntDADSent
+	CntRASent
 	NumCounters
 )
 
@@ -70,9 +80,18 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntHostInjected:       eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
 	CntNATReleased:        eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
 	CntFilterRejects:      eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST or ICMP 3/13 (both rate limited)"),
+	CntFilterResets:       eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
 	CntPortDeviceLost:     eventDesc("port-device-lost", "ports whose kernel device disappeared while the router ran (the port is down until the device comes back)"),
 	CntPortReopened:       eventDesc("port-reopened", "ports opened again by themselves on their device recreated after it disappeared"),
-	CntFilterResets:       eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
+	CntForwarded6:         eventDesc("forwarded6", "IPv6 packets routed to a next hop or a connected host"),
+	CntLocalIn6:           eventDesc("local-in6", "IPv6 packets addressed to the router itself (neighbour discovery included)"),
+	CntEchoReplies6:       eventDesc("echo6-replies", "ICMPv6 echo replies the router sent"),
+	CntICMPv6Errors:       eventDesc("icmpv6-errors-sent", "ICMPv6 errors the router sent (unreachable, packet too big, time exceeded, parameter problem)"),
+	CntNDIn:               eventDesc("nd-in", "neighbour discovery messages received (RS, RA, NS, NA, redirect)"),
+	CntNSSent:             eventDesc("nd-ns-sent", "neighbour solicitations sent to resolve IPv6 next hops"),
+	CntNASent:             eventDesc("nd-na-sent", "neighbour advertisements sent for the router's addresses"),
+	CntDADSent:            eventDesc("nd-dad-sent", "duplicate address detection probes sent for the router's IPv6 addresses"),
+	CntRASent:             eventDesc("nd-ra-sent", "router advertisements sent (periodic and solicited)"),
 }
 
 func eventDesc(name, help string) counter.Desc {

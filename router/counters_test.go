@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"vrouter/arp"
+	"vrouter/ha"
 	"vrouter/internal/counter"
 	"vrouter/nat"
 	"vrouter/router/port"
@@ -47,6 +48,7 @@ func TestAllCounters(t *testing.T) {
 	want = append(want, Descs()...)
 	want = append(want, nat.Descs()...)
 	want = append(want, arp.Descs()...)
+	want = append(want, ha.Descs()...)
 	want = append(want, countedDesc)
 	got := r.AllCounters()
 	if len(got) != len(want) {

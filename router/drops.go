@@ -13,7 +13,6 @@ const (
 	DropUnknownVLAN
 	DropNotForUs
 	DropQinQ
-	DropIPv6
 	DropEtherType
 	DropARPMalformed
 	DropARPBadSender
@@ -53,6 +52,30 @@ const (
 	DropHostStale
 	DropFilter
 	DropFilterInvalid
+	DropHABackupARP
+	// IPv6 (ipv6.go, ndp.go)
+	DropIPv6Off
+	DropIPv6TooShort
+	DropIPv6Version
+	DropIPv6BadLength
+	DropIPv6BadExt
+	DropIPv6BadOption
+	DropIPv6RH0
+	DropIPv6MartianSource
+	DropIPv6LinkLocal
+	DropIPv6Multicast
+	DropIPv6HopLimit
+	DropIPv6TooBig
+	DropIPv6UnknownNext
+	DropIPv6Filtered
+	DropICMPv6Bad
+	DropNDInvalid
+	DropNDNotOurs
+	DropNDConflict
+	DropNDIgnored
+	DropNDQueued
+	DropNDQueueFull
+	DropNDFailed
 	NumDropReasons
 )
 
@@ -62,8 +85,7 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropUnknownVLAN:       dropDesc("unknown-vlan", "frame on a port/VLAN that belongs to no network (unlisted VID or untagged link not configured)"),
 	DropNotForUs:          dropDesc("not-for-us", "unicast frame for another host's MAC on a routed (single-link) network"),
 	DropQinQ:              dropDesc("qinq", "double-tagged (QinQ) frame"),
-	DropIPv6:              dropDesc("ipv6", "IPv6 is not routed yet"),
-	DropEtherType:         dropDesc("ethertype", "EtherType neither IPv4 nor ARP"),
+	DropEtherType:         dropDesc("ethertype", "EtherType neither IPv4, ARP nor IPv6"),
 	DropARPMalformed:      dropDesc("arp-malformed", "ARP packet that is not Ethernet/IPv4 or is truncated"),
 	DropARPBadSender:      dropDesc("arp-bad-sender", "ARP with a broadcast/multicast sender MAC or a sender outside the segment"),
 	DropARPNotOurs:        dropDesc("arp-not-ours", "ARP request for an address the router does not answer for (counted, not an error)"),
@@ -102,6 +124,29 @@ var dropDescs = [NumDropReasons]counter.Desc{
 	DropHostStale:         dropDesc("host-stale", "frame from a host interface whose network a reload has just removed"),
 	DropFilter:            dropDesc("filter", "first packet of a flow refused by a filter ruleset: a rule or the default said drop or reject (show filter; trace names the rule)"),
 	DropFilterInvalid:     dropDesc("filter-invalid", "packet on a filtered network that belongs to no session and cannot start one (TCP other than a SYN, a truncated header), or that its session refuses (an RST outside the window)"),
+	DropHABackupARP:       dropDesc("ha-backup-arp", "ARP request for a floating IP or NAT address left unanswered because this router is not the HA master"),
+	DropIPv6Off:           dropDesc("ipv6-off", "IPv6 frame on a network without an IPv6 address (IPv6 is routed only where addresses has one)"),
+	DropIPv6TooShort:      dropDesc("ipv6-too-short", "IPv6 packet shorter than its 40-byte header"),
+	DropIPv6Version:       dropDesc("ipv6-version", "EtherType IPv6 but the version field is not 6"),
+	DropIPv6BadLength:     dropDesc("ipv6-bad-length", "IPv6 payload length larger than the bytes received, or 0 (jumbograms are not supported)"),
+	DropIPv6BadExt:        dropDesc("ipv6-bad-extension", "IPv6 extension headers truncated, more than 8 of them, or a hop-by-hop header not first (ICMPv6 parameter problem for the latter)"),
+	DropIPv6BadOption:     dropDesc("ipv6-bad-option", "hop-by-hop option the router does not know and may not skip (RFC 8200 4.2; ICMPv6 parameter problem 4/2 unless the action bits say not to)"),
+	DropIPv6RH0:           dropDesc("ipv6-routing-header-0", "IPv6 packet with a type 0 routing header (RFC 5095)"),
+	DropIPv6MartianSource: dropDesc("ipv6-martian-source", "IPv6 source ::, ::1, multicast or IPv4-mapped"),
+	DropIPv6LinkLocal:     dropDesc("ipv6-link-local", "link-local source or destination in a packet to be forwarded (never routed; ICMPv6 1/2 to link-local sources)"),
+	DropIPv6Multicast:     dropDesc("ipv6-multicast", "IPv6 multicast that is not for the router (multicast is not routed)"),
+	DropIPv6HopLimit:      dropDesc("ipv6-hop-limit", "hop limit expired in transit (ICMPv6 3/0 sent)"),
+	DropIPv6TooBig:        dropDesc("ipv6-too-big", "IPv6 packet larger than the egress MTU (routers do not fragment IPv6: ICMPv6 packet too big sent)"),
+	DropIPv6UnknownNext:   dropDesc("ipv6-unknown-next-header", "packet for the router with a next header it does not know (ICMPv6 parameter problem 4/1 sent)"),
+	DropIPv6Filtered:      dropDesc("ipv6-filter", "IPv6 packet from or to a network with a filter ruleset (filters match IPv4 only, so IPv6 is refused there)"),
+	DropICMPv6Bad:         dropDesc("icmpv6-bad", "ICMPv6 message for the router that is truncated or has a wrong checksum"),
+	DropNDInvalid:         dropDesc("nd-invalid", "neighbour discovery message failing RFC 4861 validation (hop limit not 255, bad code, length, option or source)"),
+	DropNDNotOurs:         dropDesc("nd-not-ours", "neighbour solicitation for an address the router does not have (counted, not an error)"),
+	DropNDConflict:        dropDesc("nd-dad-conflict", "another host claims one of the router's IPv6 addresses (duplicate address detection; logged)"),
+	DropNDIgnored:         dropDesc("nd-ignored", "router advertisement, redirect, router solicitation on a network without ra, or advertisement without a link-layer address (not acted on)"),
+	DropNDQueued:          dropDesc("nd-queued", "held while the IPv6 next hop is resolved (sent later, not lost)"),
+	DropNDQueueFull:       dropDesc("nd-queue-full", "IPv6 next hop unresolved and its queue is full"),
+	DropNDFailed:          dropDesc("nd-failed", "IPv6 next hop did not answer neighbour solicitations (ICMPv6 1/3 sent once)"),
 }
 
 func dropDesc(name, help string) counter.Desc {

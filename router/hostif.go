@@ -520,14 +520,15 @@ func (r *Router) syncHosts(cfg *config.Config, all, opened, removed *[]*portStat
 				h.mac, h.mtu = n.mac, n.mtu
 			}
 		}
+		static := hostStatic(nc)
 		for _, a := range h.static {
-			if !slices.Contains(nc.Addresses, a) {
+			if !slices.Contains(static, a) {
 				if err := hs.DelAddr(dev, a); err != nil {
 					r.log.Warn("host interface: removing address", "device", dev, "address", a, "err", err)
 				}
 			}
 		}
-		h.static = slices.Clone(nc.Addresses)
+		h.static = static
 		h.kernel = slices.DeleteFunc(h.kernel, func(a netip.Prefix) bool { return slices.Contains(h.static, a) })
 		for _, a := range h.static {
 			// Also puts back a file address someone removed.
@@ -544,6 +545,16 @@ func (r *Router) syncHosts(cfg *config.Config, all, opened, removed *[]*portStat
 		r.watchHosts()
 	}
 	return npl, nil
+}
+
+// hostStatic is what a network's host interface carries from the file:
+// its addresses, IPv6 ones and a configured link-local one included.
+func hostStatic(nc *config.Network) []netip.Prefix {
+	static := append(slices.Clone(nc.Addresses), nc.Addresses6...)
+	if nc.LinkLocal.IsValid() {
+		static = append(static, netip.PrefixFrom(nc.LinkLocal, 64))
+	}
+	return static
 }
 
 // isolate keeps the kernel off the devices of the ports the router reads
@@ -791,7 +802,7 @@ func (r *Router) HostInterfaces() []HostInterface {
 			hi.Ifindex = p.host.ifindex
 		}
 		if nc := s.cfg.NetworkByName(n.name); nc != nil {
-			hi.Static = nc.Addresses
+			hi.Static = hostStatic(nc)
 		}
 		out = append(out, hi)
 	})

@@ -90,7 +90,7 @@ func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) 
 	case packet.EtherTypeARP:
 		w.arpIn(nw, eth.Src(), f[l2.HdrLen:])
 	case packet.EtherTypeIPv6:
-		w.drop(DropIPv6)
+		w.ipv6(buf, off+l2.HdrLen, n-l2.HdrLen, nw, l2mcast, eth.Src())
 	default:
 		w.drop(DropEtherType)
 	}
@@ -163,6 +163,10 @@ func (w *worker) arpIn(nw *network, l2src packet.MAC, b []byte) {
 		return
 	}
 	if _, pub := s.published[uint64(nw.idx)<<32|uint64(tpa)]; pub {
+		if w.r.haSilent(s, nw.idx, tpa) {
+			w.drop(DropHABackupARP)
+			return
+		}
 		w.cnt[CntARPProxyReplies]++
 		w.sendARPReply(nw, sha, spa, tpa)
 		return
@@ -658,6 +662,10 @@ func (w *worker) fragment(out *network, mac packet.MAC, ip packet.IPv4) {
 func (w *worker) flushQueued(pkt []byte) {
 	nw := w.flushNet
 	if nw == nil || len(pkt) < packet.IPv4MinLen {
+		return
+	}
+	if pkt[0]>>4 == 6 {
+		w.flushQueued6(nw, pkt)
 		return
 	}
 	b := w.getScratch()

@@ -356,7 +356,7 @@ func TestInputChecks(t *testing.T) {
 		{"l2-bcast", mut(func(b []byte) { copy(b[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) }), DropL2BcastUnicastIP},
 		{"other-mac", mut(func(b []byte) { b[5] = 0x77 }), DropNotForUs},
 		{"directed-bcast", icmpEcho(t, hostA, macA, ipHostA, net.IPv4(198, 51, 100, 255).To4(), 64, false, 10), DropDirectedBroadcast},
-		{"ipv6", mut(func(b []byte) { b[12], b[13] = 0x86, 0xdd }), DropIPv6},
+		{"ipv6 on an IPv4-only network", mut(func(b []byte) { b[12], b[13] = 0x86, 0xdd }), DropIPv6Off},
 	}
 	for _, c := range cases {
 		before := l.r.Drops()[c.reason]

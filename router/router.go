@@ -18,6 +18,7 @@ import (
 	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/fib"
+	"vrouter/fib6"
 	"vrouter/internal/clock"
 	"vrouter/nat"
 	"vrouter/packet"
@@ -75,7 +76,8 @@ type Router struct {
 	snap  atomic.Pointer[snapshot]
 
 	FIB   *fib.Table
-	Neigh *arp.Cache
+	FIB6  *fib6.Table
+	Neigh *arp.Cache // both families' neighbours
 	NAT   *nat.NAT
 
 	wmu      sync.Mutex // guards workers and qworkers (appended by reloads)
@@ -98,7 +100,9 @@ type Router struct {
 	arpLimit       arpLimit // arplimit.go
 
 	kernelResync atomic.Pointer[func()]
+	ra           raTimers  // periodic router advertisements (ndp.go)
 	hostState    hostState // under mu
+	ha           haState   // high availability (ha.go)
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
@@ -113,7 +117,7 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = port.DefaultBatch
 	}
-	r := &Router{opts: opts, clock: opts.Clock, log: opts.Logger, FIB: fib.New(), stop: make(chan struct{})}
+	r := &Router{opts: opts, clock: opts.Clock, log: opts.Logger, FIB: fib.New(), FIB6: fib6.New(), stop: make(chan struct{})}
 	for i, p := range ports {
 		ps := newPortState(i, p)
 		if pc := portConfig(cfg, p.Name()); pc != nil {
@@ -133,6 +137,7 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 		return nil, err
 	}
 	r.publish(pl)
+	r.initHA(cfg)
 	r.ctl = r.newWorker(-1, 0)
 	for i := range r.ports {
 		r.workers = append(r.workers, r.newWorker(i, 0))
@@ -173,8 +178,10 @@ func (r *Router) publish(pl *plan) string {
 	if old != nil && !pl.keepRuntime {
 		// Runtime routes (ip route add) last until the next reload (CONFIG.md).
 		pl.routes[fib.Runtime] = nil
+		pl.routes6[fib.Runtime] = nil
 	}
 	r.FIB.ReplaceSources(pl.routes)
+	r.FIB6.ReplaceSources(pl.routes6)
 	r.Neigh.SetStatic(pl.statics)
 	for _, slot := range pl.removed {
 		r.Neigh.FlushNetwork(slot)
@@ -229,6 +236,7 @@ func (r *Router) Stop() {
 		return
 	}
 	close(r.stop)
+	r.stopHA()
 	r.stopHosts()
 	r.mu.Lock()
 	ports := r.ports
@@ -264,7 +272,9 @@ func (r *Router) Tick() {
 	defer r.ctlMu.Unlock()
 	w := r.ctl
 	w.begin()
-	r.Neigh.Tick(w.now, w.sendARPRequest, w.neighFailed)
+	r.Neigh.TickAll(w.now, arp.Handlers{Request: w.sendARPRequest, Unreachable: w.neighFailed,
+		Request6: w.sendNS, Unreachable6: w.neighFailed6})
+	r.raTick(w)
 	r.NAT.Reap(w.now, 20000)
 	w.end()
 }
@@ -289,6 +299,7 @@ func (r *Router) announceLocked() {
 			w.sendGARP(n, uint32(k))
 		}
 	}
+	r.announce6(w)
 	w.end()
 }
 

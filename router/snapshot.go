@@ -9,6 +9,7 @@ import (
 	"vrouter/arp"
 	"vrouter/config"
 	"vrouter/fib"
+	"vrouter/fib6"
 	"vrouter/nat"
 	"vrouter/packet"
 )
@@ -66,6 +67,7 @@ type network struct {
 	bridge    *macTable  // multi-link networks only: MAC learning
 	host      *hostNet   // the network's host interface (hostif.go), nil when none
 	filt      *netFilter // filter_in / filter_out; nil: none (filter.go)
+	v6        *net6      // IPv6; nil when the network has no IPv6 address (snapshot6.go)
 }
 
 // switched reports whether the network switches frames between several links.
@@ -96,6 +98,10 @@ type snapshot struct {
 	local addrSet
 	// published: (network<<32 | ip) the router answers ARP for with its own MAC.
 	published map[uint64]struct{}
+	// haShared: the published NAT addresses (floating IPs, SNAT and
+	// forward addresses that are not the router's own), which only the HA
+	// master answers for (ha.go).
+	haShared map[uint64]struct{}
 	// links holds the counters of every link, indexed by link.id.
 	links []*linkCounters
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
@@ -107,6 +113,7 @@ type snapshot struct {
 	host                hostTable    // host ports to their networks (hostif.go)
 	filters             *filterState // compiled filter rulesets and their counters (never nil)
 	filterOn            bool         // a network has a filter: some packets are tracked
+	v6                  snap6        // IPv6 addresses (snapshot6.go)
 }
 
 // net returns the live network in slot i, or nil (a FIB next hop may name
@@ -145,6 +152,7 @@ func prefixMask(bits int) uint32 {
 type plan struct {
 	snap    *snapshot
 	routes  map[fib.Source][]fib.Route // connected and static
+	routes6 map[fib.Source][]fib6.Route
 	statics []arp.StaticEntry
 	// removed lists slots whose network this reload removes or whose
 	// addresses changed (their neighbours are forgotten).
@@ -235,6 +243,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	}
 	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]member, len(ports)),
 		nets: make([]network, nslots), slots: slots, published: map[uint64]struct{}{},
+		haShared: map[uint64]struct{}{},
 		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst, arpReqRate: cfg.Neighbor.RequestRate}
 	for i := range s.nets {
 		s.nets[i].idx = uint16(i)
@@ -316,6 +325,9 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 				}
 			}
 		}
+	}
+	if err := compile6(cfg, s, slots, pl); err != nil {
+		return nil, err
 	}
 	for _, e := range cfg.ARP {
 		slot, ok := slots[e.Network]
@@ -400,13 +412,14 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 		if s.net(e.Net) != nil {
 			if _, mine := s.local.get(packet.U32(e.Addr)); !mine {
 				s.publish(e.Net, packet.U32(e.Addr))
+				s.haShared[uint64(e.Net)<<32|uint64(packet.U32(e.Addr))] = struct{}{}
 			}
 		}
 	}
 	if old != nil {
 		old.eachNetwork(func(on *network) {
 			n := s.net(on.idx)
-			if n == nil || !slices.Equal(n.addrs, on.addrs) {
+			if n == nil || !slices.Equal(n.addrs, on.addrs) || !same6(n.v6, on.v6) {
 				pl.removed = append(pl.removed, on.idx)
 			}
 		})

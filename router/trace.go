@@ -39,10 +39,11 @@ const (
 	tsTx
 	tsDrop
 	tsFilter
+	tsIPv6
 	numTraceStages
 )
 
-var traceStageNames = [numTraceStages]string{"rx", "l2", "arp", "ipv4", "local", "nat", "fib", "neigh", "icmp", "tx", "drop", "filter"}
+var traceStageNames = [numTraceStages]string{"rx", "l2", "arp", "ipv4", "local", "nat", "fib", "neigh", "icmp", "tx", "drop", "filter", "ipv6"}
 
 func (s traceStage) String() string {
 	if s < numTraceStages {
@@ -67,6 +68,7 @@ type traceEvent struct {
 	tx    txRecord
 	drop  dropRecord
 	filt  filterRecord
+	ip6   ip6Record // trace6.go
 }
 
 const maxTraceEvents = 24
@@ -509,6 +511,8 @@ func (e *traceEvent) format(n traceNames) string {
 		s = e.drop.format(n)
 	case tsFilter:
 		s = e.filt.format(n)
+	case tsIPv6:
+		s = e.ip6.format(n)
 	}
 	return fmt.Sprintf("%-7s %s", e.stage, s)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"vrouter/arp"
+	"vrouter/ha"
 	"vrouter/internal/counter"
 	"vrouter/nat"
 	"vrouter/router"
@@ -61,7 +62,7 @@ func TestMetricsEveryCounter(t *testing.T) {
 
 	legacy := map[string]string{"nat-sessions": "vrouter_conntrack_sessions", "nat-sessions-max": "vrouter_conntrack_max",
 		"nat-frag-entries": "vrouter_nat_fragment_entries", "nat-frag-holding": "vrouter_nat_fragments_holding"}
-	for _, ds := range [][]counter.Desc{router.Descs(), nat.Descs(), arp.Descs()} {
+	for _, ds := range [][]counter.Desc{router.Descs(), nat.Descs(), arp.Descs(), ha.Descs()} {
 		for _, d := range ds {
 			if _, ok := st.Stages[d.Stage][kindKey[d.Kind]][d.Name]; !ok {
 				t.Errorf("%s %s: not in show stats -j stages", d.Stage, d.Name)

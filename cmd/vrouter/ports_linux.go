@@ -93,8 +93,10 @@ func startKernelImport(cfg *config.Config, r *router.Router, log *slog.Logger) (
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := fib.WatchKernel(ctx, r.FIB, fib.KernelOptions{
-		Table:   cfg.FIB.KernelTable,
-		Resolve: r.ResolveGateway,
+		Table:    cfg.FIB.KernelTable,
+		Resolve:  r.ResolveGateway,
+		Table6:   r.FIB6,
+		Resolve6: r.ResolveGateway6,
 		// Routes through a host interface ("dev NAME", no gateway) are
 		// connected routes of its network.
 		Device:  r.ResolveDevice,

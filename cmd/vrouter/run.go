@@ -13,6 +13,7 @@ import (
 	"vrouter/config"
 	"vrouter/console"
 	"vrouter/control"
+	"vrouter/ha"
 	"vrouter/router"
 	"vrouter/router/port"
 )
@@ -121,6 +122,21 @@ func cmdRun(args []string) int {
 		}
 	}
 	r.Start()
+	if cfg.HA.Enabled() {
+		// Session sync: a UDP socket on [ha] local, which the kernel holds
+		// on the host interface of its network (config checks there is one).
+		conn, err := ha.ListenUDP(cfg.HA.Local, cfg.HA.Peer, cfg.HA.Port)
+		if err == nil {
+			err = r.StartHA(conn)
+		}
+		if err != nil {
+			ctl.Close()
+			stop()
+			fmt.Fprintln(os.Stderr, "vrouter:", err)
+			return 1
+		}
+		log.Info("ha: session sync", "local", cfg.HA.Local, "peer", cfg.HA.Peer, "port", cfg.HA.Port, "state", r.HA().State)
+	}
 	log.Info("running", "ports", len(ports), "networks", len(cfg.Networks), "console", sock)
 
 	sig := make(chan os.Signal, 4)

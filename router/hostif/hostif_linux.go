@@ -208,17 +208,43 @@ func (s *System) SetLink(dev string, mac packet.MAC, mtu int) error {
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {
+	if p.Addr().Is6() {
+		a := p.Addr().As16()
+		return &net.IPNet{IP: net.IP(a[:]), Mask: net.CIDRMask(p.Bits(), 128)}
+	}
 	a := p.Addr().As4()
 	return &net.IPNet{IP: net.IP(a[:]), Mask: net.CIDRMask(p.Bits(), 32)}
 }
 
-// AddAddr implements router.HostSystem.
+// AddAddr implements router.HostSystem. An IPv6 address turns IPv6 on for
+// the device first (Open leaves it off), without DAD (the router probes
+// its addresses itself), router advertisements or autoconfiguration: the
+// kernel gets the network's addresses and nothing else.
 func (s *System) AddAddr(dev string, p netip.Prefix) error {
 	link, err := s.h.LinkByName(dev)
 	if err != nil {
 		return err
 	}
-	return s.h.AddrReplace(link, &netlink.Addr{IPNet: ipNet(p)})
+	a := &netlink.Addr{IPNet: ipNet(p)}
+	if p.Addr().Is6() {
+		if err := s.enableIPv6(dev); err != nil {
+			return err
+		}
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return s.h.AddrReplace(link, a)
+}
+
+// enableIPv6 turns IPv6 on for dev in the router's namespace.
+func (s *System) enableIPv6(dev string) error {
+	return s.in(func() error {
+		for _, kv := range [][2]string{{"accept_dad", "0"}, {"accept_ra", "0"}, {"autoconf", "0"}, {"disable_ipv6", "0"}} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+dev+"/"+kv[0], []byte(kv[1]), 0); err != nil {
+				return fmt.Errorf("enabling IPv6 on %s: %v", dev, err)
+			}
+		}
+		return nil
+	})
 }
 
 // DelAddr implements router.HostSystem.

@@ -6,7 +6,12 @@
 // tables. Part 3, host interfaces: dnsmasq gives a VM its address through
 // vrouter, BIRD peers over the router's uplink and feeds its FIB. Part 4,
 // the NAT lab with a stateful filter: the floating-IP VM with only ssh and
-// http open, scanned with nmap from outside. `make demo` runs it (as root).
+// http open, scanned with nmap from outside. Part 5, dual stack: ping6 and
+// traceroute6 through the router, packet too big over a 1280-byte port, a
+// VM configured by SLAAC from vrouter's advertisements, and a host-routed
+// IPv6 guest reached through proxy NDP. Part 6, a redundant pair with
+// keepalived: streams survive killing the master. `make demo` runs it (as
+// root).
 package main
 
 import (
@@ -71,10 +76,13 @@ func main() {
 		closeAll()
 		os.Exit(1)
 	}()
-	standard()
-	natScenes()
-	hostScenes()
-	filterScene()
+	// VRDEMO_PARTS="5" (or "2,5") runs some parts only.
+	parts := os.Getenv("VRDEMO_PARTS")
+	for i, part := range []func(){standard, natScenes, hostScenes, filterScene, dualStack, haScene} {
+		if parts == "" || strings.Contains(","+parts+",", fmt.Sprintf(",%d,", i+1)) {
+			part()
+		}
+	}
 	mu.Lock()
 	closeAll()
 	mu.Unlock()
@@ -360,4 +368,55 @@ func (n *natDemo) show(who, path string) {
 		fmt.Println("  " + l)
 	}
 	n.seen[path] = len(lines)
+}
+
+func dualStack() {
+	t := build(func() (*lab.DualTopo, *lab.Lab, error) {
+		t, err := lab.Dual("demo6", true)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, t.Lab, nil
+	})
+	fmt.Println(`
+part 5: dual stack (IPv4 and IPv6 on the same networks):
+
+  h1 192.0.2.10 2001:db8:1::10 --veth-- [p1] vrouter [p2, mtu 1280] --veth-- h2 198.51.100.10 2001:db8:2::10
+  vm (SLAAC, 2001:db8:3::/64) --TAP-- [vm, ra = true]
+  g 2001:db8:1::77 (host-routed, published on net1 by proxy NDP) --veth-- [g]`)
+	step := func(title, ns string, args ...string) {
+		stopping()
+		fmt.Printf("\n### %s\n$ %s\n", title, strings.Join(args, " "))
+		c, done := context.WithTimeout(ctx, time.Minute)
+		out, err := t.ExecContext(c, ns, args...)
+		done()
+		fmt.Print(out)
+		if err != nil && !strings.Contains(err.Error(), "exit status") {
+			fmt.Println("error:", err)
+		}
+	}
+	step("ping6 h1 -> h2", t.H1, "ping", "-6", "-c", "3", "-i", "0.2", "2001:db8:2::10")
+	step("traceroute6 h1 -> h2: the router is hop 1", t.H1, "traceroute", "-6", "-n", "-q", "1", "-w", "1", "2001:db8:2::10")
+	step("1400 bytes with DF over the 1280-byte port: packet too big (mtu = 1280)", t.H1, "ping", "-6", "-c", "1", "-W", "1", "-M", "do", "-s", "1400", "2001:db8:2::10")
+	step("tracepath6 finds the path MTU", t.H1, "tracepath", "-6", "-n", "2001:db8:2::10")
+	for i := 0; i < 50; i++ { // the VM's SLAAC address, from vrouter's RA
+		stopping()
+		if out, _ := t.Exec(t.VM, "ip", "-6", "route", "show", "default"); strings.Contains(out, "proto ra") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	step("the VM's address and default route, from vrouter's router advertisement", t.VM, "ip", "-6", "addr", "show", "dev", t.TapDev, "scope", "global")
+	step("", t.VM, "ip", "-6", "route", "show", "default")
+	step("ping6 vm -> h1 with its SLAAC address", t.VM, "ping", "-6", "-c", "2", "-i", "0.2", "2001:db8:1::10")
+	step("ping6 h1 -> the host-routed guest (proxy NDP on net1, gateway fe80::1 on its link)", t.H1, "ping", "-6", "-c", "2", "-i", "0.2", "2001:db8:1::77")
+	for _, c := range [][]string{{"show", "ipv6", "route"}, {"show", "ipv6", "neighbors"}, {"show", "interfaces"}} {
+		stopping()
+		out, _ := t.Router.Console(c...)
+		fmt.Printf("\n### vrouter console %s\n%s", strings.Join(c, " "), out)
+	}
+	fmt.Println("\npart 5 done; removing the dual-stack lab")
+	mu.Lock()
+	closeAll()
+	mu.Unlock()
 }

@@ -97,17 +97,24 @@
 //
 // # Transmit
 //
-// WriteBatch uses sendmmsg over arrays prepared at Open (a virtio_net_hdr
-// iovec and the frame per message; the kernel copies the frame once into an
-// skb). A TPACKET_V2 tx ring was measured against it (BenchmarkTx: 15 to 40%
-// more 64-byte frames per second, about the same at 1500 bytes) and not
-// kept: the kernel maps the ring's pages into the skb instead of copying
-// and frees the slot when the skb is orphaned, which the TAP driver and the
-// IP receive path do while still holding those pages, so a slot the router
-// reuses could change a frame under a local receiver; and one socket
-// cannot mix ring and sendmsg, so 64 KB super-frames would need 64 KB slots
-// or a second socket. Several goroutines may write at once; they take turns
-// on the port's arrays (give each worker its own queue to avoid that).
+// With the RxRing receive path (the default) WriteBatch copies each plain
+// frame into a slot of a TPACKET_V2 tx ring mapped with the rx ring and
+// makes one send(2) per batch (txring_linux.go). The slot's virtio_net_hdr
+// says hdr_len = the frame's length, so the kernel copies the whole frame
+// into the skb: with its default the payload would stay in the ring's
+// pages, and the slot is marked free when the skb is orphaned, which the
+// TAP driver and the IP receive path do while still holding those pages,
+// so a reused slot could change a frame under a local receiver. Measured
+// (BenchmarkTx, 64-byte frames on a veth): about 1.9 times the frames per
+// writer CPU second of sendmmsg. Super-frames (the kernel segments them
+// from the skb) and frames larger than a 2 KB slot or the MTU go through a
+// second socket (no protocol: it receives nothing) with sendmmsg, after the
+// pending slots, so frames leave in order. A frame that finds no free slot
+// is dropped (tx-ring-full). Options.TxMmsg, and the other receive paths,
+// send everything with sendmmsg over arrays prepared at Open (a
+// virtio_net_hdr iovec and the frame per message). Several goroutines may
+// write at once; they take turns on the port's ring and arrays (give each
+// worker its own queue to avoid that).
 //
 // # Queues and fanout
 //
@@ -210,6 +217,12 @@ type Options struct {
 
 	// TxBatch is the number of frames per sendmmsg; 0 means port.DefaultBatch.
 	TxBatch int
+	// TxMmsg sends every frame with sendmmsg instead of through the
+	// TPACKET_V2 tx ring (the ring needs the RxRing receive path).
+	TxMmsg bool
+	// TxRingFrames is the number of tx ring slots (2048 bytes each); 0
+	// means 512.
+	TxRingFrames int
 	// KeepQdisc sends through the device's qdisc (PACKET_QDISC_BYPASS
 	// off): for tc shaping on the device or tcpdump there.
 	KeepQdisc bool
@@ -284,6 +297,12 @@ type Port struct {
 	bypass      bool // PACKET_QDISC_BYPASS on
 	writeFn     func(fd uintptr) bool
 	txEmpty     [1]byte // iovec base for an empty frame
+	// The tx ring (nil: sendmmsg only) and the side socket that sends
+	// what does not go into a slot (super-frames, oversized frames).
+	txr      *txRing
+	side     int // fd, -1 when none
+	sideFile *os.File
+	sideRC   syscall.RawConn
 
 	c *shared
 }
@@ -392,12 +411,15 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 		}
 		return nil, fmt.Errorf("port %q: opening AF_PACKET socket on %q: %v", name, device, err)
 	}
-	p := &Port{name: name, device: device, ifindex: ifindex, fd: fd, vnet: !opts.NoVnetHdr, rxMode: opts.Rx, queue: q}
+	p := &Port{name: name, device: device, ifindex: ifindex, fd: fd, vnet: !opts.NoVnetHdr, rxMode: opts.Rx, queue: q, side: -1}
 	p.offloads = opts.Offloads && p.vnet
 	var ring *rxRing
 	fail := func(what string, err error) (*Port, error) {
 		if ring != nil {
 			ring.unmap()
+		}
+		if p.side >= 0 {
+			unix.Close(p.side)
 		}
 		unix.Close(fd)
 		return nil, fmt.Errorf("port %q: %s on %q: %v", name, what, device, err)
@@ -428,10 +450,28 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 		}
 	}
 	if opts.Rx != RxMmsg {
-		if ring, err = newRxRing(fd, opts, p.vnet); err != nil {
+		var tx *txRing
+		if opts.Rx == RxRing && !opts.TxMmsg {
+			tx = newTxRing(opts.TxRingFrames, p.vnet)
+			// Frames the ring refuses are skipped, not left to block it.
+			if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1); err != nil {
+				return fail("PACKET_LOSS", err)
+			}
+		}
+		if ring, err = newRxRing(fd, opts, p.vnet, tx); err != nil {
 			return fail("rx ring", err)
 		}
 		p.ring = ring
+		if tx != nil {
+			if p.side, err = sideSocket(ifindex, p.vnet, !opts.KeepQdisc); err != nil {
+				return fail("transmit socket", err)
+			}
+			p.sideFile = os.NewFile(uintptr(p.side), "afpacket-tx:"+device)
+			if p.sideRC, err = p.sideFile.SyscallConn(); err != nil {
+				return fail("transmit socket", err)
+			}
+			p.txr = tx
+		}
 	} else {
 		rcvbuf := opts.RcvBuf
 		if rcvbuf <= 0 {
@@ -661,7 +701,13 @@ func (p *Port) Close() error {
 	}
 	err := p.file.Close()
 	if p.ring != nil && p.ring.state.CompareAndSwap(ringIdle, ringUnmapped) {
-		p.ring.unmap()
+		p.unmapRings()
+	}
+	if p.sideFile != nil {
+		p.sideFile.Close() // wakes a writer waiting on it
+		p.txMu.Lock()
+		p.sideFile, p.side = nil, -1
+		p.txMu.Unlock()
 	}
 	return err
 }

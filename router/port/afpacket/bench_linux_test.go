@@ -151,7 +151,8 @@ func BenchmarkTx(b *testing.B) {
 	for _, size := range []int{64, 1500} {
 		b.Run(fmt.Sprintf("mmsg/%dB", size), func(b *testing.B) { benchTx(b, size, Options{}) })
 		b.Run(fmt.Sprintf("mmsg-qdisc/%dB", size), func(b *testing.B) { benchTx(b, size, Options{KeepQdisc: true}) })
-		b.Run(fmt.Sprintf("ring/%dB", size), func(b *testing.B) { benchTxRing(b, size) })
+		b.Run(fmt.Sprintf("ring/%dB", size), func(b *testing.B) { benchTxRing(b, size, false) })
+		b.Run(fmt.Sprintf("ring-copy/%dB", size), func(b *testing.B) { benchTxRing(b, size, true) })
 	}
 }
 
@@ -278,8 +279,10 @@ func benchTx(b *testing.B, size int, opts Options) {
 
 // benchTxRing sends through a TPACKET_V2 tx ring (virtio_net_hdr and qdisc
 // bypass on, as the port's own socket): each frame is copied into a ring
-// slot and a send(2) per batch hands the batch to the kernel.
-func benchTxRing(b *testing.B, size int) {
+// slot and a send(2) per batch hands the batch to the kernel. With copy,
+// the virtio_net_hdr's hdr_len is the frame's length, so the kernel copies
+// the whole frame into the skb instead of attaching the ring's pages.
+func benchTxRing(b *testing.B, size int, copyAll bool) {
 	l := newLab(b)
 	sh(b, "ip", "-n", l.nameB, "link", "set", "vb", "up")
 	l.waitUp(b)
@@ -335,6 +338,9 @@ func benchTxRing(b *testing.B, size int) {
 			}
 			slot := mem[s*frameSize : (s+1)*frameSize]
 			var vh packet.VnetHdr
+			if copyAll {
+				vh.HdrLen = uint16(len(f))
+			}
 			vh.Put(slot[dataOff:])
 			copy(slot[dataOff+packet.VnetHdrLen:], f)
 			*(*uint32)(unsafe.Pointer(&slot[4])) = uint32(packet.VnetHdrLen + len(f)) // tp_len

@@ -14,6 +14,7 @@ const (
 	dropBadCsumOffsets
 	dropRingBadFrame
 	dropTxNoVnet
+	dropTxRingFull
 	nDropReasons
 )
 
@@ -38,6 +39,7 @@ var descs = [numCounters]counter.Desc{
 	dropBadCsumOffsets: desc("bad-csum-offsets", counter.Drop, "partial-checksum offsets outside the frame"),
 	dropRingBadFrame:   desc("ring-bad-frame", counter.Drop, "rx ring frames with offsets outside their block (rest of the block skipped)"),
 	dropTxNoVnet:       desc("tx-no-vnet", counter.Drop, "frames given offload metadata to send on a socket without the virtio-net header"),
+	dropTxRingFull:     desc("tx-ring-full", counter.Drop, "frames not sent: no tx ring slot came free (the kernel still sending all of them)"),
 	cKernelDrops:       desc("kernel-drops", counter.Drop, "frames the kernel dropped before the socket (receive buffer or ring full)"),
 	cGSO:               desc("gso-segmented", counter.Event, "TCP/UDP super-frames segmented in software"),
 	cCsum:              desc("csum-completed", counter.Event, "partial checksums completed in software"),

@@ -81,14 +81,18 @@ func (p *Port) classify(f []byte, vh packet.VnetHdr, tagLen int, intact bool, c 
 			proto = packet.ProtoUDP
 		}
 		l3, et, ok := packet.L3Offset(f)
-		if !ok || et != packet.EtherTypeIPv4 || (g != packet.GSOTCPv4 && g != packet.GSOUDPL4) {
+		v4 := et == packet.EtherTypeIPv4 && (g == packet.GSOTCPv4 || g == packet.GSOUDPL4)
+		// IPv6 super-frames are always cut here: the router takes IPv6
+		// only as plain packets.
+		v6 := et == packet.EtherTypeIPv6 && (g == packet.GSOTCPv6 || g == packet.GSOUDPL4)
+		if !ok || !(v4 || v6) {
 			return drop(dropGSOUnsupported)
 		}
-		segs := packet.GSOSegmentsV4(f, l3, proto, int(vh.GSOSize))
+		segs := packet.GSOSegments(f, l3, proto, int(vh.GSOSize))
 		if segs == 0 {
 			return drop(dropGSOUnsupported)
 		}
-		if !intact {
+		if !intact || v6 {
 			p.seg = segState{n: segs, src: f, l3: l3, proto: proto, mss: int(vh.GSOSize)}
 			return rxDecision{act: actSegment}
 		}
@@ -203,7 +207,7 @@ func (p *Port) segment(b *port.Batch, n int, c *rxCount) int {
 		}
 		l := 0
 		if len(b.Bufs[n]) > port.Headroom {
-			l = packet.SegmentV4(b.Bufs[n][port.Headroom:], s.src, s.l3, s.proto, s.mss, s.i)
+			l = packet.Segment(b.Bufs[n][port.Headroom:], s.src, s.l3, s.proto, s.mss, s.i)
 		}
 		s.i++
 		if l == 0 {

@@ -112,8 +112,10 @@ type rxRing struct {
 }
 
 // newRxRing sets up the ring on fd (PACKET_VERSION and PACKET_VNET_HDR
-// already set) and maps it.
-func newRxRing(fd int, opts Options, vnet bool) (*rxRing, error) {
+// already set) and maps it, with the tx ring tx (TPACKET_V2 only; nil for
+// none) in the same mapping after it (the kernel maps both rings of a
+// socket in one piece).
+func newRxRing(fd int, opts Options, vnet bool, tx *txRing) (*rxRing, error) {
 	size := opts.RingSize
 	if size <= 0 {
 		size = defaultRingSize
@@ -180,11 +182,25 @@ func newRxRing(fd int, opts Options, vnet bool) (*rxRing, error) {
 		r.cpMsg.Iov = &r.cpIov
 		r.cpMsg.Iovlen = 1
 	}
-	mem, err := unix.Mmap(fd, 0, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	txBytes := 0
+	if tx != nil {
+		if r.v3 {
+			return nil, fmt.Errorf("a tx ring needs the TPACKET_V2 receive ring")
+		}
+		req := unix.TpacketReq{Block_size: v2BlockSize, Block_nr: uint32(tx.nf * tx.fs / v2BlockSize), Frame_size: uint32(tx.fs), Frame_nr: uint32(tx.nf)}
+		if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &req); err != nil {
+			return nil, fmt.Errorf("PACKET_TX_RING (TPACKET_V2, %d frames of %d bytes): %v", tx.nf, tx.fs, err)
+		}
+		txBytes = tx.nf * tx.fs
+	}
+	mem, err := unix.Mmap(fd, 0, total+txBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
-		return nil, fmt.Errorf("mmap of the %d-byte ring: %v", total, err)
+		return nil, fmt.Errorf("mmap of the %d-byte ring: %v", total+txBytes, err)
 	}
 	r.mem = mem
+	if tx != nil {
+		tx.mem = mem[total : total+txBytes : total+txBytes]
+	}
 	r.readyFn = func(uintptr) bool { return r.ready() }
 	r.cpFn = r.recvmsg
 	return r, nil
@@ -245,7 +261,7 @@ func (p *Port) readRing(b *port.Batch) (int, error) {
 	for {
 		if p.closed.Load() {
 			if r.state.CompareAndSwap(ringReading, ringUnmapped) {
-				r.unmap()
+				p.unmapRings()
 			}
 			return 0, port.ErrClosed
 		}

@@ -3,6 +3,7 @@ package afpacket
 import (
 	"errors"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -87,6 +88,14 @@ func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
 	}
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
+	if p.txr != nil {
+		return p.writeRing(frames, meta)
+	}
+	return p.writeMmsg(frames, meta, p.rc)
+}
+
+// writeMmsg sends frames with sendmmsg on rc (txMu held).
+func (p *Port) writeMmsg(frames [][]byte, meta []packet.VnetHdr, rc syscall.RawConn) (int, error) {
 	sent, failed := 0, 0
 	var bytes uint64
 	var noVnet, gso, csum, viaQdisc uint64
@@ -128,7 +137,7 @@ func (p *Port) WriteBatch(frames [][]byte, meta []packet.VnetHdr) (int, error) {
 			continue
 		}
 		p.txK, p.txDone, p.txOK, p.txFail, p.txFailBytes, p.txRetried, p.txViaQdisc = k, 0, 0, 0, 0, false, 0
-		err = p.rc.Write(p.writeFn)
+		err = rc.Write(p.writeFn)
 		sent += p.txOK
 		viaQdisc += uint64(p.txViaQdisc)
 		failed += p.txFail

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -36,7 +37,18 @@ type Options struct {
 	// NoCsumFix leaves partial TCP/UDP checksums as they arrive (see
 	// completePartial). For tests and measurements.
 	NoCsumFix bool
+	// RxCopy copies received frames into the batch's own slots instead of
+	// handing them over in place in the UMEM. For measurements.
+	RxCopy bool
+	// Spin is how long ReadBatch keeps looking at the rx rings before it
+	// blocks in poll(2) when they are empty: a frame arriving meanwhile is
+	// taken without a sleep and a wakeup. 0 means DefaultSpin; negative
+	// means none.
+	Spin time.Duration
 }
+
+// DefaultSpin is Options.Spin's default.
+const DefaultSpin = 50 * time.Microsecond
 
 // frameSize is the UMEM frame (chunk) size: a page, so that the largest
 // frame is 4096 minus the kernel's XDP headroom (256).
@@ -52,6 +64,8 @@ type Port struct {
 	mac          [6]byte
 	mtu          int
 	csumFix      bool
+	rxCopy       bool
+	spin         time.Duration
 
 	prog      *xdpProgram
 	xsks      []*xsk
@@ -66,6 +80,10 @@ type Port struct {
 	rxNext  int // queue to look at first
 	pollFds []unix.PollFd
 	rxPolls atomic.Uint64
+	// umemOwner: the reader has read in place, so the UMEMs stay mapped
+	// after Close until it sees the close (its last batch points into them).
+	umemOwner bool
+	noRoom    atomic.Uint64 // frames dropped: no headroom in the UMEM frame
 
 	// Transmit state, guarded by txMu.
 	txMu sync.Mutex
@@ -114,7 +132,13 @@ func Open(name, device string, opts Options) (*Port, error) {
 	if opts.Queues > 0 && opts.Queues < nq {
 		nq = opts.Queues
 	}
-	p := &Port{name: name, device: device, ifindex: a.Index, csumFix: !opts.NoCsumFix, wakeFd: -1}
+	p := &Port{name: name, device: device, ifindex: a.Index, csumFix: !opts.NoCsumFix, rxCopy: opts.RxCopy, wakeFd: -1}
+	switch {
+	case opts.Spin == 0:
+		p.spin = DefaultSpin
+	case opts.Spin > 0:
+		p.spin = opts.Spin
+	}
 	fail := func(err error) (*Port, error) {
 		p.release()
 		return nil, fmt.Errorf("port %q on %q: %v", name, device, err)
@@ -229,19 +253,50 @@ func (p *Port) ZeroCopy() bool { return p.zeroCopy }
 func (p *Port) Queues() int { return len(p.xsks) }
 
 // ReadBatch fills b with received frames (see port.Port). It blocks until at
-// least one frame is available.
+// least one frame is available. Unless Options.RxCopy, b.Bufs point into the
+// UMEM (each frame with port.Headroom bytes before it, nothing after it)
+// until the next ReadBatch, which gives those frames back to the kernel: as
+// with an afpacket ring, keep one Batch per port and nothing past the next
+// read.
 func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 	p.rxMu.Lock()
 	defer p.rxMu.Unlock()
 	b.N, b.HasMeta = 0, false
+	if !p.closed.Load() {
+		p.releaseHeld()
+	}
+	var spinStart time.Time
 	for {
 		if p.closed.Load() {
+			// Close has released the sockets and rings; the UMEM is ours.
+			if p.umemOwner {
+				p.umemOwner = false
+				for _, x := range p.xsks {
+					x.held = x.held[:0]
+					x.unmapUMEM()
+				}
+			}
 			return 0, port.ErrClosed
 		}
 		if n := p.deliver(b); n > 0 {
 			b.N = n
 			return n, nil
 		}
+		if p.spin > 0 {
+			// Look again for a while before sleeping: a wakeup costs more
+			// than the frames of a busy link take to arrive, and the
+			// scheduler tends to wake the reader on the CPU that is
+			// delivering to it.
+			if spinStart.IsZero() {
+				spinStart = time.Now()
+			}
+			if time.Since(spinStart) < p.spin {
+				for i := 0; i < 64 && !p.rxWaiting(); i++ {
+				}
+				continue
+			}
+		}
+		spinStart = time.Time{}
 		p.rxPolls.Add(1)
 		for i := range p.pollFds {
 			p.pollFds[i].Revents = 0
@@ -250,18 +305,45 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 		// (need_wakeup, zero-copy mode).
 		if _, err := unix.Poll(p.pollFds, -1); err != nil && err != unix.EINTR {
 			if p.closed.Load() {
-				return 0, port.ErrClosed
+				continue
 			}
 			return 0, fmt.Errorf("port %q: poll: %w", p.name, err)
 		}
 	}
 }
 
-// deliver copies what the rx rings hold into b, from slot 0, taking the
-// queues in turn, and gives the frames back to the fill rings.
+// rxWaiting reports whether some rx ring holds a frame.
+func (p *Port) rxWaiting() bool {
+	for _, x := range p.xsks {
+		if x.rxAvailable() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseHeld gives the frames of the previous batch back to their fill rings.
+func (p *Port) releaseHeld() {
+	for _, x := range p.xsks {
+		if len(x.held) == 0 {
+			continue
+		}
+		for i, a := range x.held {
+			*x.fill.addr(x.fillProd + uint32(i)) = a
+		}
+		x.fillProd += uint32(len(x.held))
+		atomic.StoreUint32(x.fill.producer, x.fillProd)
+		x.held = x.held[:0]
+	}
+}
+
+// deliver hands what the rx rings hold to b, from slot 0, taking the queues
+// in turn: in place (the UMEM frames are held until the next ReadBatch) or,
+// with RxCopy, copied into the batch's slots (the UMEM frame goes back to
+// the fill ring at once).
 func (p *Port) deliver(b *port.Batch) int {
 	n, room := 0, b.Cap()
-	var bytes, csum uint64
+	var bytes, csum, noRoom uint64
 	nq := len(p.xsks)
 	for k := 0; k < nq && n < room; k++ {
 		x := p.xsks[(p.rxNext+k)%nq]
@@ -271,25 +353,46 @@ func (p *Port) deliver(b *port.Batch) int {
 		}
 		take := min(avail, uint32(room-n))
 		mask := uint64(x.frameSize - 1)
+		back := uint32(0) // frames copied, given back at once
 		for i := uint32(0); i < take; i++ {
 			d := x.rx.desc(x.rxCons + i)
 			l := int(d.Len)
-			src := x.umem[d.Addr : d.Addr+uint64(l)]
-			dst := b.Bufs[n][port.Headroom : port.Headroom+l]
-			copy(dst, src)
+			base := d.Addr &^ mask
+			var dst []byte
+			switch {
+			case p.rxCopy:
+				dst = b.Bufs[n][port.Headroom : port.Headroom+l]
+				copy(dst, x.umem[d.Addr:d.Addr+uint64(l)])
+				*x.fill.addr(x.fillProd + back) = base
+				back++
+			case d.Addr-base >= port.Headroom && d.Addr+uint64(l) <= base+uint64(x.frameSize):
+				// The kernel leaves XDP_PACKET_HEADROOM (256) in front.
+				end := d.Addr + uint64(l)
+				b.Bufs[n] = x.umem[d.Addr-port.Headroom : end : end]
+				dst = b.Bufs[n][port.Headroom:]
+				x.held = append(x.held, base)
+			default:
+				noRoom++
+				*x.fill.addr(x.fillProd + back) = base
+				back++
+				continue
+			}
 			if p.csumFix && completePartial(dst) {
 				csum++
 			}
 			b.Off[n], b.Len[n] = port.Headroom, l
 			bytes += uint64(l)
-			*x.fill.addr(x.fillProd + i) = d.Addr &^ mask
 			n++
 		}
 		x.rxCons += take
 		atomic.StoreUint32(x.rx.consumer, x.rxCons)
-		// The fill ring has room for every rx frame: what we took goes back at once.
-		x.fillProd += take
-		atomic.StoreUint32(x.fill.producer, x.fillProd)
+		if back > 0 {
+			x.fillProd += back
+			atomic.StoreUint32(x.fill.producer, x.fillProd)
+		}
+		if len(x.held) > 0 {
+			p.umemOwner = true
+		}
 	}
 	if nq > 1 {
 		p.rxNext = (p.rxNext + 1) % nq
@@ -300,6 +403,9 @@ func (p *Port) deliver(b *port.Batch) int {
 		if csum != 0 {
 			p.csum.Add(csum)
 		}
+	}
+	if noRoom != 0 {
+		p.noRoom.Add(noRoom)
 	}
 	return n
 }
@@ -405,7 +511,7 @@ func (p *Port) Stats() port.Stats {
 		RxBytes:   p.rxBytes.Load(),
 		TxPackets: p.txPackets.Load(),
 		TxBytes:   p.txBytes.Load(),
-		RxDropped: k.Rx_dropped + k.Rx_ring_full + k.Rx_invalid_descs,
+		RxDropped: k.Rx_dropped + k.Rx_ring_full + k.Rx_invalid_descs + p.noRoom.Load(),
 		TxErrors:  k.Tx_invalid_descs + p.txTooBig.Load() + p.txRingFull.Load(),
 		RxCsum:    p.csum.Load(),
 	}
@@ -427,6 +533,7 @@ func (p *Port) Counters() []counter.Value {
 	v[cTxKicks] = p.txKicks.Load()
 	v[cTxKickErrors] = p.txKickErrors.Load()
 	v[cRxPolls] = p.rxPolls.Load()
+	v[cRxNoHeadroom] = p.noRoom.Load()
 	out := make([]counter.Value, numCounters)
 	for i := range out {
 		out[i] = counter.Value{Desc: descs[i], Value: v[i]}
@@ -454,7 +561,10 @@ func (p *Port) Close() error {
 		err = p.prog.close()
 	}
 	for _, x := range p.xsks {
-		x.close()
+		x.closeSocket()
+		if !p.umemOwner {
+			x.unmapUMEM()
+		}
 	}
 	if p.wakeFd >= 0 {
 		unix.Close(p.wakeFd)

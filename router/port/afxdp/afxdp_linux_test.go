@@ -147,7 +147,9 @@ func TestFramesBothWays(t *testing.T) {
 				}
 			}()
 			check(readUntil(t, x, n, 5*time.Second, isOurs))
+			sent := make(chan struct{})
 			go func() {
+				defer close(sent)
 				for i := 0; i < n; i += 50 {
 					if k, err := x.WriteBatch(frames[i:i+50], nil); k != 50 || err != nil {
 						t.Errorf("WriteBatch: %d %v", k, err)
@@ -155,6 +157,7 @@ func TestFramesBothWays(t *testing.T) {
 				}
 			}()
 			check(readUntil(t, peer, n, 5*time.Second, isOurs))
+			<-sent // the last batch's counters are updated after its frames left
 			if st := x.Stats(); st.RxPackets < n || st.TxPackets != n || st.TxErrors != 0 {
 				t.Fatalf("stats %+v", st)
 			}

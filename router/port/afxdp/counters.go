@@ -20,6 +20,7 @@ const (
 	cTxKicks
 	cTxKickErrors
 	cRxPolls
+	cRxNoHeadroom
 	numCounters
 )
 
@@ -35,7 +36,8 @@ var descs = [numCounters]counter.Desc{
 	cCsum:           desc("csum-completed", counter.Event, "partial TCP/UDP checksums (a local sender's offload) completed in software"),
 	cTxKicks:        desc("tx-kicks", counter.Event, "sendto wakeups for the tx ring"),
 	cTxKickErrors:   desc("tx-kick-errors", counter.Event, "sendto wakeups that failed with an error other than busy"),
-	cRxPolls:        desc("rx-polls", counter.Event, "poll calls made with every rx ring empty"),
+	cRxPolls:        desc("rx-polls", counter.Event, "poll calls made with every rx ring empty (after the spin)"),
+	cRxNoHeadroom:   desc("rx-no-headroom", counter.Drop, "frames dropped: the kernel left less than the router's headroom in front of them in the UMEM frame"),
 }
 
 func desc(name string, k counter.Kind, help string) counter.Desc {

@@ -31,25 +31,31 @@
 // completion ring. Each socket is bound zero-copy (XDP_ZEROCOPY) when the
 // program runs native and the driver supports it, otherwise in copy mode
 // (ZeroCopy reports which), always with XDP_USE_NEED_WAKEUP. ReadBatch takes
-// the queues in turn, copies each frame into the batch slot at
-// port.Headroom and gives the UMEM frame straight back to the fill ring (one
-// producer update per batch); with every rx ring empty it blocks in poll(2)
-// on all sockets and an eventfd that Close signals (poll is also the fill
-// ring wakeup a zero-copy driver may ask for). WriteBatch copies frames into
-// free tx frames of queue 0's socket, publishes them with one tx producer
-// update, and calls sendto(MSG_DONTWAIT) to start transmission: always in
-// copy mode (the kernel transmits only then, a few dozen frames per call, so
-// it repeats while the ring drains), in zero-copy mode only when the driver
-// set need_wakeup. Completed frames return to the free list in batches when
-// the list runs short. Steady state allocates nothing.
+// the queues in turn and hands each frame over in place: Batch.Bufs[i]
+// points into the UMEM (the frame with port.Headroom bytes of the kernel's
+// 256-byte XDP headroom in front of it, nothing after it), and the frames go
+// back to the fill ring at the start of the next ReadBatch. As with an
+// afpacket ring, a Batch read from this port must not be given to another
+// port's ReadBatch, and nothing may keep a frame past the next read (the
+// router copies what it holds); Close leaves the UMEM mapped for the
+// reader's last batch, and the reader unmaps it when it sees the close.
+// Options.RxCopy copies into the batch instead (the UMEM frame goes back at
+// once). With every rx ring empty ReadBatch looks again for Options.Spin
+// (default 50 µs) before it blocks in poll(2) on all sockets and an eventfd
+// that Close signals (poll is also the fill ring wakeup a zero-copy driver
+// may ask for): under load a frame then costs no sleep and wakeup, and the
+// reader is not moved by the scheduler onto the CPU that delivers to it.
+// WriteBatch copies frames into free tx frames of queue 0's socket,
+// publishes them with one tx producer update, and calls sendto(MSG_DONTWAIT)
+// to start transmission: always in copy mode (the kernel transmits only
+// then), in zero-copy mode only when the driver set need_wakeup. One sendto
+// transmits up to 512 frames (XDP_MAX_TX_SKB_BUDGET, Linux 6.17+; older
+// kernels send 32 per call and the kick repeats while the ring drains).
+// Completed frames return to the free list in batches when the list runs
+// short. Steady state allocates nothing.
 //
-// Frames are copied into the batch rather than handed over in place: a
-// batch slot pointing into UMEM would have to stay valid until the router
-// is done with the batch and must never be filled by another port, which
-// port.Batch cannot express today. Measured on veth (BenchmarkVeth,
-// 1500-byte frames) the receive copy is about a quarter of the reader's
-// CPU and 6% of the whole (the transmit copy as much again); a zero-copy
-// hand-over needs a Batch that knows whose buffers it holds.
+// Transmit still copies (a frame forwarded from another port's UMEM, or a
+// batch slot, into this socket's tx frames).
 //
 // # On veth (this project's test machine, kernel 6.18)
 //
@@ -84,5 +90,5 @@
 // port's sockets: rx-dropped, rx-ring-full, rx-invalid-descs,
 // tx-invalid-descs, fill-ring-empty, tx-ring-empty) and the driver's own
 // (tx-too-big, tx-ring-full, csum-completed, tx-kicks, tx-kick-errors,
-// rx-polls); see Descs.
+// rx-polls, rx-no-headroom); see Descs.
 package afxdp

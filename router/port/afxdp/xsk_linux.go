@@ -77,8 +77,11 @@ type xsk struct {
 	tx        ring
 
 	// rx state (the single reader).
-	rxCons   uint32 // our consumer index on rx
-	fillProd uint32 // our producer index on fill
+	rxCons   uint32   // our consumer index on rx
+	fillProd uint32   // our producer index on fill
+	held     []uint64 // frames of the last batch, handed over in place
+
+	txBudget int // frames one sendto may transmit (0: the kernel's default, 32)
 
 	// tx state (under Port.txMu).
 	txProd   uint32 // our producer index on tx
@@ -165,9 +168,16 @@ func newXSK(o socketOpts) (x *xsk, err error) {
 	}
 	x.fillProd = half
 	atomic.StoreUint32(x.fill.producer, x.fillProd)
+	x.held = make([]uint64, 0, half)
 	x.txFree = make([]uint64, 0, half)
 	for i := o.frames - 1; i >= half; i-- {
 		x.txFree = append(x.txFree, uint64(i)*uint64(o.frameSize))
+	}
+	// One sendto may transmit a whole batch instead of the kernel's
+	// default 32 frames (Linux 6.17+; older kernels refuse the option and
+	// keep their budget).
+	if unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, int(min(half/2, 512))) == nil {
+		x.txBudget = int(min(half/2, 512))
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20); err != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
@@ -201,6 +211,13 @@ func setsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
 
 // close releases the socket, its rings and its UMEM.
 func (x *xsk) close() {
+	x.closeSocket()
+	x.unmapUMEM()
+}
+
+// closeSocket releases the socket and its rings (the kernel lets go of the
+// UMEM).
+func (x *xsk) closeSocket() {
 	x.rx.unmap()
 	x.tx.unmap()
 	x.fill.unmap()
@@ -209,6 +226,10 @@ func (x *xsk) close() {
 		unix.Close(x.fd)
 		x.fd = -1
 	}
+}
+
+// unmapUMEM unmaps the UMEM (after closeSocket).
+func (x *xsk) unmapUMEM() {
 	if x.umem != nil {
 		unix.Munmap(x.umem)
 		x.umem = nil

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package ha
+
+func freebind(uintptr) error { return nil }
