@@ -236,7 +236,8 @@ type flowBounds struct {
 	MinStreamM float64       // worst 0.5 s interval of the TCP stream, Mbit/s
 }
 
-var defaultBounds = flowBounds{MaxLoss: 5, MaxGap: time.Second, MinStreamM: 1}
+// (generous: the machine that runs them is shared and busy.)
+var defaultBounds = flowBounds{MaxLoss: 5, MaxGap: 2 * time.Second, MinStreamM: 1}
 
 // wait collects the measurements, prints them and checks them against b.
 func (w *watch) wait(t *testing.T, b flowBounds) (pingResult, streamResult) {
