@@ -68,7 +68,7 @@ func TestExample(t *testing.T) {
 			TCPTransitory: 4 * time.Minute, UDP: 5 * time.Minute, ICMP: time.Minute},
 		ICMP: ICMP{RatePerSec: 1000, Burst: 50},
 		Neighbor: Neighbor{Max: 65536, ReachableTime: 30 * time.Second, StaleTime: time.Minute,
-			RetransTime: time.Second, Retries: 3, QueueLen: 3},
+			RetransTime: time.Second, Retries: 3, QueueLen: 3, RequestRate: 1000},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", c, want)
@@ -173,6 +173,7 @@ rate_per_sec = 0
 
 [neighbor]
 retries = 5
+request_rate = 250
 stale_time = "2m"
 `))
 	if err != nil {
@@ -218,7 +219,7 @@ stale_time = "2m"
 		t.Errorf("icmp %+v", c.ICMP)
 	}
 	wantNb := Neighbor{Max: 65536, ReachableTime: 30 * time.Second, StaleTime: 2 * time.Minute,
-		RetransTime: time.Second, Retries: 5, QueueLen: 3}
+		RetransTime: time.Second, Retries: 5, QueueLen: 3, RequestRate: 250}
 	if c.Neighbor != wantNb {
 		t.Errorf("neighbor %+v", c.Neighbor)
 	}
@@ -647,7 +648,7 @@ func TestApplyDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want.NAT.SNAT, want.HostRoutes, want.Conntrack.Max, want.Conntrack.UDP, want.Neighbor.Retries = nil, nil, 1048576, 5*time.Minute, 3
-	want.ICMP.RatePerSec, want.File, want.Router.Pos = 1000, "min.toml", p.Router.Pos
+	want.ICMP.RatePerSec, want.Neighbor.RequestRate, want.File, want.Router.Pos = 1000, 1000, "min.toml", p.Router.Pos
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("parsed\n%+v\nwant\n%+v", p, want)
 	}

@@ -1096,7 +1096,7 @@ func (d *decoder) icmp(t *table) {
 
 func (d *decoder) neighbor(t *table) {
 	nb := &d.c.Neighbor
-	d.each(t, "neighbor", []string{"max", "reachable_time", "stale_time", "retrans_time", "retries", "queue_len"}, func(e *entry, p string) {
+	d.each(t, "neighbor", []string{"max", "reachable_time", "stale_time", "retrans_time", "retries", "queue_len", "request_rate"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "max":
@@ -1110,6 +1110,10 @@ func (d *decoder) neighbor(t *table) {
 		case "queue_len":
 			if n, ok := d.intIn(v, p, 0, 1<<16); ok {
 				nb.QueueLen = n
+			}
+		case "request_rate":
+			if n, ok := d.intIn(v, p, 0, 1<<24); ok {
+				nb.RequestRate = n
 			}
 		case "reachable_time":
 			if dur, ok := d.duration(v, p); ok {

@@ -23,6 +23,7 @@ const (
 	DefaultNeighborRetrans   = time.Second
 	DefaultNeighborRetries   = 3
 	DefaultNeighborQueueLen  = 3
+	DefaultNeighborReqRate   = 1000
 	DefaultSNATPortLo        = 1024
 	DefaultSNATPortHi        = 65535
 	DefaultFiltering         = FilteringAddressDep
@@ -46,7 +47,7 @@ var DefaultHostRouteGateway6 = netip.MustParseAddr("fe80::1")
 
 // defaults is the configuration of an empty file: what Parse starts from.
 func defaults() *Config {
-	c := &Config{ICMP: ICMP{RatePerSec: DefaultICMPRatePerSec}}
+	c := &Config{ICMP: ICMP{RatePerSec: DefaultICMPRatePerSec}, Neighbor: Neighbor{RequestRate: DefaultNeighborReqRate}}
 	c.ApplyDefaults()
 	return c
 }
@@ -55,8 +56,8 @@ func defaults() *Config {
 // that default: [router] console (when the name is set), [nat] filtering,
 // the ports of each [[nat.snat]], the gateway of each [[hostroute]], the
 // proto of each [[filter.rule]] (any), [conntrack], [icmp] burst and
-// [neighbor]. [icmp] rate_per_sec is left
-// alone (0 means unlimited). Parse and Load call it; code that builds a
+// [neighbor]. [icmp] rate_per_sec and [neighbor] request_rate are left
+// alone (0 means unlimited; an empty file gets their defaults from defaults). Parse and Load call it; code that builds a
 // Config by hand (tests) calls it too.
 func (c *Config) ApplyDefaults() {
 	if c.Router.Console == "" && c.Router.Name != "" {

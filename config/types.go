@@ -209,6 +209,7 @@ type Neighbor struct {
 	RetransTime   time.Duration // between requests; default 1s (at most one per second)
 	Retries       int           // requests before failed; default 3
 	QueueLen      int           // packets held per unresolved neighbour; default 3
+	RequestRate   int           // ARP requests sent per second in all (token bucket); default 1000; 0 = unlimited
 }
 
 func itoa(v int) string {

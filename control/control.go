@@ -45,16 +45,23 @@ type Handler func(args []string, js bool) (string, error)
 // maxRequest is the longest request line the server reads.
 const maxRequest = 1 << 20
 
+// MaxConns is how many connections the server serves at once. One more is
+// answered with an error and closed, so that a flood of connections costs a
+// bounded number of goroutines and buffers, never the data path's CPU or
+// the router's memory.
+const MaxConns = 64
+
 // Server answers requests on a unix socket.
 type Server struct {
 	path string
 	h    Handler
 	ln   net.Listener
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closed  bool
+	refused uint64 // connections over MaxConns
+	wg      sync.WaitGroup
 }
 
 // Listen creates the socket at path (and its directory), readable and
@@ -116,11 +123,33 @@ func (s *Server) accept() {
 			c.Close()
 			return
 		}
+		if len(s.conns) >= MaxConns {
+			s.refused++
+			s.mu.Unlock()
+			refuse(c)
+			continue
+		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serve(c)
 	}
+}
+
+// refuse answers a connection over MaxConns with an error and closes it
+// (inline: the answer fits the socket buffer; the deadline bounds it anyway).
+func refuse(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	json.NewEncoder(c).Encode(&Response{Error: fmt.Sprintf("control socket busy: %d connections open; try again", MaxConns)})
+	c.Close()
+}
+
+// Conns is the number of connections being served and the number refused
+// because MaxConns were open.
+func (s *Server) Conns() (open int, refused uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns), s.refused
 }
 
 func (s *Server) serve(c net.Conn) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // echo answers "echo WORDS..." with the words, "fail" with an error after
@@ -193,5 +194,54 @@ func TestConcurrentClients(t *testing.T) {
 func TestDialNoServer(t *testing.T) {
 	if _, err := Dial(filepath.Join(t.TempDir(), "none.sock")); err == nil {
 		t.Fatal("Dial of a missing socket succeeded")
+	}
+}
+
+// A flood of connections is bounded: past MaxConns open ones, a new
+// connection is told the socket is busy and closed; once one closes, a new
+// one is served again.
+func TestConnectionLimit(t *testing.T) {
+	s, path := listen(t, echo)
+	var held []*Client
+	for i := 0; i < MaxConns; i++ {
+		c, err := Dial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Do([]string{"x"}, false); err != nil { // served: it holds a slot
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do([]string{"x"}, false); err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("connection %d: %v, want busy", MaxConns+1, err)
+	}
+	c.Close()
+	if open, refused := s.Conns(); open != MaxConns || refused != 1 {
+		t.Fatalf("open %d refused %d", open, refused)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c, err := Dial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.Do([]string{"y"}, false)
+		c.Close()
+		if err == nil && out == "y\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot after one closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range held[1:] {
+		c.Close()
 	}
 }

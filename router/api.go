@@ -421,6 +421,9 @@ func (r *Router) StartCapture(portName, path string, n int) error {
 	if err != nil {
 		return err
 	}
+	c.failed = func(path string, err error) {
+		r.log.Error("capture stopped: the file cannot be written", "port", p.name, "file", path, "err", err)
+	}
 	if old := p.capture.Swap(c); old != nil {
 		old.stop()
 	}

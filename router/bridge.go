@@ -40,15 +40,27 @@ func macHash(k uint64) uint64 {
 	return k
 }
 
-// learn records that mac was seen on link at time sec.
-func (t *macTable) learn(mac packet.MAC, link int, sec int64) {
+// learn records that mac was seen on link at time sec. It returns false
+// when the MAC could not be learned: every slot of its probe sequence holds
+// another MAC that has not aged out (a MAC flood); the frame is still
+// switched, by flooding. A slot whose MAC aged out is taken over, so a flood
+// of made-up MACs leaves the table usable again once they age out. A MAC
+// already in the table further along the sequence is updated there, never
+// entered twice.
+func (t *macTable) learn(mac packet.MAC, link int, sec int64) bool {
 	k := mac.Uint64() | 1<<63
 	v := uint64(link) | uint64(sec)<<16
 	h := macHash(k)
+	reuse := -1 // the first aged slot of the sequence
+	var reuseKey uint64
 	for i := uint64(0); i < macProbe; i++ {
-		s := &t.slots[(h+i)&t.mask]
+		idx := (h + i) & t.mask
+		s := &t.slots[idx]
 		cur := s.key.Load()
 		if cur == 0 {
+			if reuse >= 0 {
+				break
+			}
 			if !s.key.CompareAndSwap(0, k) {
 				cur = s.key.Load()
 				if cur != k {
@@ -56,7 +68,7 @@ func (t *macTable) learn(mac packet.MAC, link int, sec int64) {
 				}
 			}
 			s.val.Store(v)
-			return
+			return true
 		}
 		if cur == k {
 			old := s.val.Load()
@@ -66,10 +78,23 @@ func (t *macTable) learn(mac packet.MAC, link int, sec int64) {
 			} else if int64(old>>16) != sec {
 				s.val.Store(v)
 			}
-			return
+			return true
+		}
+		if reuse < 0 && sec-int64(s.val.Load()>>16) > macAgeSeconds {
+			reuse, reuseKey = int(idx), cur
+		}
+	}
+	if reuse >= 0 {
+		// Take the aged slot over. Readers that see the new key before its
+		// value find the old, aged time and miss (the frame is flooded).
+		s := &t.slots[reuse]
+		if s.key.CompareAndSwap(reuseKey, k) {
+			s.val.Store(v)
+			return true
 		}
 	}
 	t.full.Add(1)
+	return false
 }
 
 // lookup returns the link a MAC was last seen on, if not aged out.

@@ -25,6 +25,12 @@ type capture struct {
 	left int
 	path string
 	done chan struct{}
+	// failed is called once, outside the data path's lock order concerns
+	// (from the writing worker, after the file is closed), when a write
+	// fails: a full disk ends the capture, it never blocks or breaks the
+	// port.
+	failed func(path string, err error)
+	err    error
 }
 
 // captureSnapLen is the longest part of a frame written; longer frames are
@@ -38,7 +44,13 @@ func newCapture(path string, n int) (*capture, error) {
 	}
 	c := &capture{f: f, w: bufio.NewWriterSize(f, 256<<10), left: n, path: path, done: make(chan struct{})}
 	c.pw = pcapgo.NewWriter(c.w)
-	if err := c.pw.WriteFileHeader(captureSnapLen, layers.LinkTypeEthernet); err != nil {
+	// The header is flushed at once so that a file that cannot be written
+	// (a full disk) is an error of the capture command itself.
+	err = c.pw.WriteFileHeader(captureSnapLen, layers.LinkTypeEthernet)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -59,7 +71,10 @@ func (c *capture) write(frames [][]byte) bool {
 		}
 		n := min(len(f), captureSnapLen)
 		c.ci.CaptureLength, c.ci.Length = n, len(f)
-		c.pw.WritePacket(c.ci, f[:n])
+		if err := c.pw.WritePacket(c.ci, f[:n]); err != nil {
+			c.fail(err)
+			return false
+		}
 		c.left--
 	}
 	if c.left <= 0 {
@@ -71,10 +86,32 @@ func (c *capture) write(frames [][]byte) bool {
 
 func (c *capture) closeLocked() {
 	if c.f != nil {
-		c.w.Flush()
+		err := c.w.Flush()
+		if cerr := c.f.Close(); err == nil {
+			err = cerr
+		}
+		c.f = nil
+		close(c.done)
+		if err != nil && c.err == nil {
+			c.fail(err)
+		}
+	}
+}
+
+// fail ends the capture after a write error (under mu) and reports it.
+func (c *capture) fail(err error) {
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	c.left = 0
+	if c.f != nil {
 		c.f.Close()
 		c.f = nil
 		close(c.done)
+	}
+	if c.failed != nil {
+		c.failed(c.path, err)
 	}
 }
 

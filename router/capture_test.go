@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +72,16 @@ func TestCaptureFile(t *testing.T) {
 	}
 	if len(got) != 3 || !bytes.Equal(got[0], []byte{1, 2, 3}) || !bytes.Equal(got[1], big[:65535]) || !bytes.Equal(got[2], []byte{4}) {
 		t.Fatalf("read back %d frames", len(got))
+	}
+}
+
+// A capture to a full disk fails at once, with the system's reason.
+func TestCaptureFullDisk(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	_, err := newCapture("/dev/full", 10)
+	if err == nil || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("capture to /dev/full: %v", err)
 	}
 }

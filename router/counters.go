@@ -22,11 +22,13 @@ const (
 	CntARPReplies
 	CntARPProxyReplies
 	CntARPRequests
+	CntARPRequestsLimited
 	CntGARP
 	CntNeighFlushed
 	CntL2Switched
 	CntL2Flooded
 	CntL2UnknownFlood
+	CntL2MACTableFull
 	CntNATHeld
 	CntNATReleased
 	CntGSOForwarded
@@ -36,6 +38,8 @@ const (
 	CntHostInjected
 	CntFilterRejects
 	CntFilterResets
+	CntPortDeviceLost
+	CntPortReopened
 	// IPv6 (ipv6.go, ndp.go)
 	CntForwarded6
 	CntLocalIn6
@@ -50,40 +54,44 @@ const (
 )
 
 var eventDescs = [NumCounters]counter.Desc{
-	CntRxFrames:        eventDesc("rx-frames", "frames received on every port"),
-	CntForwarded:       eventDesc("forwarded", "IPv4 packets routed to a next hop or a connected host"),
-	CntLocalIn:         eventDesc("local-in", "IPv4 packets addressed to the router itself"),
-	CntEchoReplies:     eventDesc("echo-replies", "ICMP echo replies the router sent"),
-	CntICMPErrors:      eventDesc("icmp-errors-sent", "ICMP errors the router sent (unreachable, time exceeded, fragmentation needed)"),
-	CntICMPRateLimited: eventDesc("icmp-rate-limited", "ICMP errors not sent because of the rate limit ([icmp] rate_per_sec, burst)"),
-	CntFragmentsOut:    eventDesc("fragments-created", "fragments made from packets larger than the egress MTU"),
-	CntARPIn:           eventDesc("arp-in", "ARP packets received"),
-	CntARPReplies:      eventDesc("arp-replies", "ARP replies sent for the router's own addresses"),
-	CntARPProxyReplies: eventDesc("arp-proxy-replies", "ARP replies sent on behalf of others (proxy ARP, published, floating and host-routed addresses)"),
-	CntARPRequests:     eventDesc("arp-requests-sent", "ARP requests sent to resolve next hops"),
-	CntGARP:            eventDesc("garp-sent", "gratuitous ARP announcements sent"),
-	CntNeighFlushed:    eventDesc("neigh-queue-flushed", "packets sent after waiting for their next hop to resolve"),
-	CntL2Switched:      eventDesc("l2-switched", "frames switched to the one link a destination MAC was learned on"),
-	CntL2Flooded:       eventDesc("l2-flooded", "frame copies flooded to the other links of a switched network (broadcast, multicast, unknown unicast)"),
-	CntL2UnknownFlood:  eventDesc("l2-unknown-unicast", "unicast frames flooded because their destination MAC is not learned yet"),
-	CntNATHeld:         eventDesc("nat-fragments-held", "non-first fragments held until their first fragment gives the NAT its ports"),
-	CntGSOForwarded:    eventDesc("gso-forwarded", "GSO super-frames routed and sent on intact to a port that takes offloads"),
-	CntGSOSegmented:    eventDesc("gso-segmented", "GSO super-frames cut into segments in software (egress without offloads, a switched network, ARP or fragmentation)"),
-	CntCsumCompleted:   eventDesc("csum-completed", "partial L4 checksums completed in software (egress without offloads, a switched network, ARP or fragmentation)"),
-	CntHostPunted:      eventDesc("host-punted", "packets handed to a network's host interface (the kernel's control plane)"),
-	CntHostInjected:    eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
-	CntNATReleased:     eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
-	CntFilterRejects:   eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST, or ICMP 3/13 (IPv6: ICMPv6 1/1), rate limited"),
-	CntFilterResets:    eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
-	CntForwarded6:      eventDesc("forwarded6", "IPv6 packets routed to a next hop or a connected host"),
-	CntLocalIn6:        eventDesc("local-in6", "IPv6 packets addressed to the router itself (neighbour discovery included)"),
-	CntEchoReplies6:    eventDesc("echo6-replies", "ICMPv6 echo replies the router sent"),
-	CntICMPv6Errors:    eventDesc("icmpv6-errors-sent", "ICMPv6 errors the router sent (unreachable, packet too big, time exceeded, parameter problem)"),
-	CntNDIn:            eventDesc("nd-in", "neighbour discovery messages received (RS, RA, NS, NA, redirect)"),
-	CntNSSent:          eventDesc("nd-ns-sent", "neighbour solicitations sent to resolve IPv6 next hops"),
-	CntNASent:          eventDesc("nd-na-sent", "neighbour advertisements sent for the router's addresses"),
-	CntDADSent:         eventDesc("nd-dad-sent", "duplicate address detection probes sent for the router's IPv6 addresses"),
-	CntRASent:          eventDesc("nd-ra-sent", "router advertisements sent (periodic and solicited)"),
+	CntRxFrames:           eventDesc("rx-frames", "frames received on every port"),
+	CntForwarded:          eventDesc("forwarded", "IPv4 packets routed to a next hop or a connected host"),
+	CntLocalIn:            eventDesc("local-in", "IPv4 packets addressed to the router itself"),
+	CntEchoReplies:        eventDesc("echo-replies", "ICMP echo replies the router sent"),
+	CntICMPErrors:         eventDesc("icmp-errors-sent", "ICMP errors the router sent (unreachable, time exceeded, fragmentation needed)"),
+	CntICMPRateLimited:    eventDesc("icmp-rate-limited", "ICMP errors not sent because of the rate limit ([icmp] rate_per_sec, burst)"),
+	CntFragmentsOut:       eventDesc("fragments-created", "fragments made from packets larger than the egress MTU"),
+	CntARPIn:              eventDesc("arp-in", "ARP packets received"),
+	CntARPReplies:         eventDesc("arp-replies", "ARP replies sent for the router's own addresses"),
+	CntARPProxyReplies:    eventDesc("arp-proxy-replies", "ARP replies sent on behalf of others (proxy ARP, published, floating and host-routed addresses)"),
+	CntARPRequests:        eventDesc("arp-requests-sent", "ARP requests sent to resolve next hops"),
+	CntARPRequestsLimited: eventDesc("arp-requests-limited", "ARP requests not sent because of the router-wide rate limit ([neighbor] request_rate); the entry asks again after retrans_time"),
+	CntGARP:               eventDesc("garp-sent", "gratuitous ARP announcements sent"),
+	CntNeighFlushed:       eventDesc("neigh-queue-flushed", "packets sent after waiting for their next hop to resolve"),
+	CntL2Switched:         eventDesc("l2-switched", "frames switched to the one link a destination MAC was learned on"),
+	CntL2Flooded:          eventDesc("l2-flooded", "frame copies flooded to the other links of a switched network (broadcast, multicast, unknown unicast)"),
+	CntL2UnknownFlood:     eventDesc("l2-unknown-unicast", "unicast frames flooded because their destination MAC is not learned yet"),
+	CntL2MACTableFull:     eventDesc("l2-mac-table-full", "source MACs not learned: the network's MAC table had no free or aged slot for them (a MAC flood; the frames are still switched, by flooding)"),
+	CntNATHeld:            eventDesc("nat-fragments-held", "non-first fragments held until their first fragment gives the NAT its ports"),
+	CntGSOForwarded:       eventDesc("gso-forwarded", "GSO super-frames routed and sent on intact to a port that takes offloads"),
+	CntGSOSegmented:       eventDesc("gso-segmented", "GSO super-frames cut into segments in software (egress without offloads, a switched network, ARP or fragmentation)"),
+	CntCsumCompleted:      eventDesc("csum-completed", "partial L4 checksums completed in software (egress without offloads, a switched network, ARP or fragmentation)"),
+	CntHostPunted:         eventDesc("host-punted", "packets handed to a network's host interface (the kernel's control plane)"),
+	CntHostInjected:       eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
+	CntNATReleased:        eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),
+	CntFilterRejects:      eventDesc("filter-rejects", "first packets a filter rejected: answered with a TCP RST, or ICMP 3/13 (IPv6: ICMPv6 1/1), rate limited"),
+	CntFilterResets:       eventDesc("filter-resets-sent", "TCP RSTs sent for segments a filter rejected"),
+	CntPortDeviceLost:     eventDesc("port-device-lost", "ports whose kernel device disappeared while the router ran (the port is down until the device comes back)"),
+	CntPortReopened:       eventDesc("port-reopened", "ports opened again by themselves on their device recreated after it disappeared"),
+	CntForwarded6:         eventDesc("forwarded6", "IPv6 packets routed to a next hop or a connected host"),
+	CntLocalIn6:           eventDesc("local-in6", "IPv6 packets addressed to the router itself (neighbour discovery included)"),
+	CntEchoReplies6:       eventDesc("echo6-replies", "ICMPv6 echo replies the router sent"),
+	CntICMPv6Errors:       eventDesc("icmpv6-errors-sent", "ICMPv6 errors the router sent (unreachable, packet too big, time exceeded, parameter problem)"),
+	CntNDIn:               eventDesc("nd-in", "neighbour discovery messages received (RS, RA, NS, NA, redirect)"),
+	CntNSSent:             eventDesc("nd-ns-sent", "neighbour solicitations sent to resolve IPv6 next hops"),
+	CntNASent:             eventDesc("nd-na-sent", "neighbour advertisements sent for the router's addresses"),
+	CntDADSent:            eventDesc("nd-dad-sent", "duplicate address detection probes sent for the router's IPv6 addresses"),
+	CntRASent:             eventDesc("nd-ra-sent", "router advertisements sent (periodic and solicited)"),
 }
 
 func eventDesc(name, help string) counter.Desc {

@@ -10,6 +10,7 @@ import (
 
 	"vrouter/config"
 	"vrouter/internal/clock"
+	"vrouter/packet"
 	"vrouter/router/port"
 	"vrouter/router/port/pipe"
 )
@@ -169,5 +170,45 @@ func TestLinkCounters(t *testing.T) {
 	// The request came in on v1 (and was flooded to trunk.10 and v2); the reply went out on v1.
 	if got["v1"] != [2]uint64{1, 1} || got["trunk.10"] != [2]uint64{0, 1} || got["v2"] != [2]uint64{0, 1} {
 		t.Fatalf("link counters %v", got)
+	}
+}
+
+// A MAC flood fills the learning table and is refused (counted by the
+// caller); once the flood's MACs age out, their slots take new MACs.
+func TestMACTableFloodThenAgedReuse(t *testing.T) {
+	tb := newMACTable()
+	mac := func(i int) packet.MAC { return packet.MAC{0x02, 0x5e, byte(i >> 16), byte(i >> 8), byte(i), 1} }
+	refused := 0
+	for i := 0; i < 3*macTableSize; i++ {
+		if !tb.learn(mac(i), 1, 0) {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("a flood of 3x the table's MACs was all learned")
+	}
+	// The flood's MACs age out; new hosts are learned in their slots.
+	now := int64(macAgeSeconds + 1)
+	for i := 0; i < macTableSize/2; i++ {
+		m := mac(1<<20 + i)
+		if !tb.learn(m, 2, now) {
+			t.Fatalf("MAC %d not learned after the flood aged out", i)
+		}
+		if l, ok := tb.lookup(m, now); !ok || l != 2 {
+			t.Fatalf("MAC %d: lookup %d %v", i, l, ok)
+		}
+	}
+	// A MAC met again after its slot's neighbours aged is updated in place,
+	// not entered twice.
+	m := mac(1 << 20)
+	tb.learn(m, 3, now+1)
+	n := 0
+	for _, e := range tb.entries(now + 1) {
+		if e.MAC == m {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("MAC entered %d times", n)
 	}
 }

@@ -67,7 +67,9 @@ func (w *worker) frame(p *portState, buf []byte, off, n int, m *packet.VnetHdr) 
 	l2mcast := eth.DstIsMulticast()
 	if nw.switched() {
 		if src := eth.Src(); !src.IsMulticast() {
-			nw.bridge.learn(src, ingress, w.sec())
+			if !nw.bridge.learn(src, ingress, w.sec()) {
+				w.cnt[CntL2MACTableFull]++
+			}
 		}
 		if nw.pureL2() {
 			// No router address: the router is only the switch.
@@ -211,6 +213,10 @@ func (w *worker) sendARP(nw *network, dst packet.MAC, op uint16, spa uint32, tha
 func (w *worker) sendARPRequest(ni uint16, ip uint32, mac packet.MAC) {
 	nw := w.snap.net(ni)
 	if nw == nil {
+		return
+	}
+	if !w.r.arpLimit.allow(w.now, w.snap.arpReqRate) {
+		w.cnt[CntARPRequestsLimited]++
 		return
 	}
 	src := nw.srcFor(ip)

@@ -97,6 +97,7 @@ type Router struct {
 	// workersStarted numbers the workers for pin_workers' round robin.
 	workersStarted atomic.Int64
 	trace          tracer
+	arpLimit       arpLimit // arplimit.go
 
 	kernelResync atomic.Pointer[func()]
 	ra           raTimers  // periodic router advertisements (ndp.go)
@@ -174,7 +175,7 @@ func neighConfig(cfg *config.Config) arp.Config {
 func (r *Router) publish(pl *plan) string {
 	old := r.snap.Load()
 	r.snap.Store(pl.snap)
-	if old != nil {
+	if old != nil && !pl.keepRuntime {
 		// Runtime routes (ip route add) last until the next reload (CONFIG.md).
 		pl.routes[fib.Runtime] = nil
 		pl.routes6[fib.Runtime] = nil
@@ -216,10 +217,14 @@ func (r *Router) Start() {
 	for _, w := range r.qworkers {
 		r.startWorker(w, r.ports[w.id])
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		r.timers()
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.supervise() // supervise.go
 	}()
 	r.announce()
 	r.startHosts()

@@ -107,6 +107,7 @@ type snapshot struct {
 	// anyAddr is a router address to use as ICMP source when nothing better fits.
 	anyAddr             uint32
 	icmpRate, icmpBurst int
+	arpReqRate          int          // [neighbor] request_rate (arplimit.go)
 	nat                 *nat.Rules   // compiled NAT rules (never nil)
 	natOn               bool         // any NAT rule: run the NAT stages
 	host                hostTable    // host ports to their networks (hostif.go)
@@ -156,6 +157,9 @@ type plan struct {
 	// removed lists slots whose network this reload removes or whose
 	// addresses changed (their neighbours are forgotten).
 	removed []uint16
+	// keepRuntime: publish keeps the runtime routes (a port reopened by
+	// the supervisor is no reload).
+	keepRuntime bool
 }
 
 // hostRouteName is the name of the network a [[hostroute]] link becomes.
@@ -240,7 +244,7 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	s := &snapshot{cfg: cfg, ports: ports, portVID: make([][4096]member, len(ports)),
 		nets: make([]network, nslots), slots: slots, published: map[uint64]struct{}{},
 		haShared: map[uint64]struct{}{},
-		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst}
+		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst, arpReqRate: cfg.Neighbor.RequestRate}
 	for i := range s.nets {
 		s.nets[i].idx = uint16(i)
 	}

@@ -206,7 +206,11 @@ func (l *Lab) StartRouter(ns, name, cfg string) (*Router, error) {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	l.Defer(func() {})
-	deadline := time.Now().Add(10 * time.Second)
+	wait := 10 * time.Second
+	if os.Getenv("VROUTER_RACE") != "" {
+		wait = 40 * time.Second // a router built with -race starts several times slower
+	}
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
@@ -219,7 +223,7 @@ func (l *Lab) StartRouter(ns, name, cfg string) (*Router, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("vrouter did not open its console in 10s:\n%s", r.Log())
+	return nil, fmt.Errorf("vrouter did not open its console in %v:\n%s", wait, r.Log())
 }
 
 // Log returns what the router printed so far.

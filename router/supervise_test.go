@@ -1,0 +1,109 @@
+package router
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"vrouter/config"
+	"vrouter/internal/clock"
+	"vrouter/router/port"
+	"vrouter/router/port/pipe"
+)
+
+// devPort is a pipe port that says it sits on a kernel device, so that the
+// supervisor watches it.
+type devPort struct{ *pipe.Port }
+
+func (devPort) Driver() string { return "afpacket" }
+
+// A supervised port's device goes away (counted, the port stays), comes
+// back with a new index (reopened with Options.Open, retried with a
+// back-off while that fails); the new port carries the traffic and the
+// runtime routes survive the swap.
+func TestSuperviseReopensRecreatedDevice(t *testing.T) {
+	pa, pb, pc := pipe.New("pa", macA, 1500), devPort{pipe.New("pb", macB, 1500)}, pipe.New("pc", macC, 1500)
+	var fresh *pipe.Port
+	failOpen := true
+	open := func(pc config.Port) (port.Port, error) {
+		if failOpen {
+			return nil, errors.New("device not ready")
+		}
+		fresh = pipe.New(pc.Name, [6]byte{2, 0, 0, 0, 0, 0x2b}, 1500)
+		return devPort{fresh}, nil
+	}
+	r, err := New(rotatingConfig(0), []port.Port{pa, pb, pc}, Options{Clock: clock.NewManual(), Open: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	devs := map[string]int{"pipe:pb": 5}
+	old := deviceIndex
+	deviceIndex = func(name string) (int, bool) { i, ok := devs[name]; return i, ok }
+	defer func() { deviceIndex = old }()
+	if _, err := r.AddRoute(netip.MustParsePrefix("10.77.0.0/16"), netip.MustParseAddr("198.51.100.254")); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]*watched{}
+	now := time.Unix(1000, 0)
+	r.superviseOnce(seen, now)
+
+	delete(devs, "pipe:pb")
+	r.superviseOnce(seen, now.Add(superviseEvery))
+	r.superviseOnce(seen, now.Add(2*superviseEvery))
+	if c := r.Counters(); c[CntPortDeviceLost] != 1 || c[CntPortReopened] != 0 {
+		t.Fatalf("device gone: lost %d, reopened %d; want 1, 0", c[CntPortDeviceLost], c[CntPortReopened])
+	}
+
+	devs["pipe:pb"] = 9 // recreated: a new index
+	r.superviseOnce(seen, now.Add(3*superviseEvery))
+	if r.Counters()[CntPortReopened] != 0 || r.ports[1].closed.Load() {
+		t.Fatal("a failing open replaced the port")
+	}
+	failOpen = false
+	r.superviseOnce(seen, now.Add(3*superviseEvery+superviseEvery/2)) // within the back-off
+	if fresh != nil {
+		t.Fatal("reopened within the back-off")
+	}
+	r.superviseOnce(seen, now.Add(10*superviseEvery))
+	if fresh == nil || r.Counters()[CntPortReopened] != 1 || !r.ports[1].closed.Load() {
+		t.Fatalf("not reopened: fresh %v, reopened %d", fresh != nil, r.Counters()[CntPortReopened])
+	}
+	fresh.Take() // the gratuitous ARP of the swap
+
+	// Through the runtime route, out of the new port.
+	w := r.workers[0]
+	pa.Inject(udpFrom(t, net.IPv4(10, 77, 1, 1).To4(), 4000))
+	for pa.TryReadBatch(w.rx) > 0 {
+		w.processBatch(r.ports[0], w.rx)
+	}
+	out := fresh.Take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames out of the reopened port, want 1 (drops %v)", len(out), r.Drops())
+	}
+	if ip := checkIPChecksum(t, decode(out[0])); !ip.DstIP.Equal(net.IPv4(10, 77, 1, 1)) || ip.Protocol != layers.IPProtocolUDP {
+		t.Fatalf("out of the reopened port: %v", ip)
+	}
+	got := r.Ports()
+	n := 0
+	for _, p := range got {
+		if p.Name == "pb" {
+			n++
+			if p.TxPackets == 0 {
+				t.Errorf("pb after the swap: %+v", p)
+			}
+		}
+	}
+	if len(got) != 3 || n != 1 {
+		t.Fatalf("ports after the swap: %+v", got)
+	}
+	// Nothing happens on the next looks.
+	r.superviseOnce(seen, now.Add(20*superviseEvery))
+	if c := r.Counters(); c[CntPortReopened] != 1 || c[CntPortDeviceLost] != 1 {
+		t.Fatalf("counters moved: %d %d", c[CntPortDeviceLost], c[CntPortReopened])
+	}
+}
