@@ -40,6 +40,6 @@ func cmdCheck(args []string) int {
 	if !ok {
 		return 1
 	}
-	fmt.Printf("%s: ok (%d ports, %d networks, %d routes)\n", *file, len(cfg.Ports), len(cfg.Networks), len(cfg.Routes))
+	fmt.Printf("%s: ok (%d ports, %d networks, %d IPv4 and %d IPv6 routes)\n", *file, len(cfg.Ports), len(cfg.Networks), len(cfg.Routes), len(cfg.Routes6))
 	return 0
 }
