@@ -22,7 +22,7 @@ import (
 // preempt_delay (a planned switch-back) with the streams still alive.
 func TestHAFailover(t *testing.T) {
 	needRoot(t)
-	for _, tool := range []string{"keepalived", "/usr/bin/python3"} {
+	for _, tool := range []string{"keepalived", "/usr/bin/python3", "tcpdump"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s missing (make deps)", tool)
 		}
@@ -38,6 +38,14 @@ func TestHAFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// On failure: what each stage dropped, the tables, and the captures
+	// (kept with VRLAB_KEEP=1).
+	defer func() {
+		if t.Failed() {
+			t.Logf("diagnostics:\n%s", p.Diagnose())
+		}
+	}()
+	must(p.Capture())
 	show := func(i int) lab.HAView {
 		t.Helper()
 		v, err := p.ShowHA(i)
@@ -61,6 +69,10 @@ func TestHAFailover(t *testing.T) {
 
 	st, err := p.StartStreams()
 	must(err)
+	// The streams' gaps are reported in seconds since their start; the
+	// events are logged on the same clock.
+	t0 := time.Now()
+	mark := func(what string) { t.Logf("at %.2f s: %s", time.Since(t0).Seconds(), what) }
 	time.Sleep(2 * time.Second)
 	// The SNAT mapping the server sees; the backup has the session.
 	b, err := os.ReadFile(st.SNATLog)
@@ -74,10 +86,12 @@ func TestHAFailover(t *testing.T) {
 	}
 
 	killed := time.Now()
+	mark("SIGKILL r1")
 	p.Kill(0)
 	_, err = p.WaitState(1, "master", 5*time.Second)
 	must(err)
 	takeover := time.Since(killed)
+	mark("r2 master")
 	t.Logf("takeover: r2 is master %v after SIGKILL of r1's vrouter and keepalived", takeover.Round(time.Millisecond))
 	if takeover > time.Second {
 		t.Errorf("takeover took %v, want < 1s", takeover)
@@ -97,6 +111,7 @@ func TestHAFailover(t *testing.T) {
 	// The old master comes back as backup and resyncs; keepalived's
 	// preempt_delay (5 s) then hands mastership back to it.
 	back := time.Now()
+	mark("r1 restarts")
 	must(p.StartRouter(0))
 	must(p.StartKeepalived(0, 150))
 	var s1 lab.HAView
@@ -117,10 +132,22 @@ func TestHAFailover(t *testing.T) {
 	if s1.Sync.ResyncsRequested == 0 {
 		t.Error("r1 asked for no resync")
 	}
+	// A backup that starts announces none of the shared addresses: the
+	// server still sends the SNAT stream to r2 (were it sent to r1 before
+	// r1 has the session, the stream would stall in TCP's backoff).
+	r2mac, err := p.MAC(1, "eth-out")
+	must(err)
+	for _, ip := range []string{"203.0.113.10", "203.0.113.50"} {
+		if mac, err := p.NeighMAC(p.Out, ip); err != nil || mac != r2mac {
+			t.Errorf("after r1's restart as backup the server has %s at %q (%v), want r2's %s", ip, mac, err, r2mac)
+		}
+	}
 	_, err = p.WaitState(0, "master", 10*time.Second)
 	must(err)
+	mark("r1 master")
 	_, err = p.WaitState(1, "backup", 2*time.Second)
 	must(err)
+	mark("r2 backup")
 	if out := conntrack(0); !strings.Contains(out, peerBefore) {
 		t.Fatalf("r1 has no session with the mapping %s after the switch-back:\n%s", peerBefore, out)
 	}

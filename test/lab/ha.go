@@ -420,3 +420,88 @@ func (s *Streams) Stop() (snat, floating StreamResult, err error) {
 	}
 	return snat, floating, err
 }
+
+// Capture records the headers of everything crossing the bridges' ports
+// (r1in, r2in, r1out, r2out, hin, hout) in pcap files in the lab's
+// directory, until Close (keep them with VRLAB_KEEP=1).
+func (p *HAPair) Capture() error {
+	for _, dev := range []string{"r1in", "r2in", "r1out", "r2out", "hin", "hout"} {
+		if _, err := p.Start(p.SW, "tcpdump-"+dev+".log", "tcpdump", "-i", dev, "-s", "128", "-U", "-n",
+			"-w", filepath.Join(p.Dir, dev+".pcap")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Diagnose gathers what tells where a stream's packets went: each running
+// router's non-zero counters, sessions and show ha, the hosts' neighbour
+// tables, and the keepalived and router logs.
+func (p *HAPair) Diagnose() string {
+	var b strings.Builder
+	for _, n := range p.R {
+		if n.Router == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "==== %s show stats (non-zero)\n", n.Name)
+		out, err := n.Router.Console("show", "stats")
+		if err != nil {
+			fmt.Fprintf(&b, "%v\n", err)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := firstNumber(l); !ok || v != "0" {
+				b.WriteString(l + "\n") // headers, and the counters that are not zero
+			}
+		}
+		for _, c := range [][]string{{"show", "conntrack"}, {"show", "ha"}, {"show", "arp"}} {
+			out, _ := n.Router.Console(c...)
+			fmt.Fprintf(&b, "==== %s %s\n%s", n.Name, strings.Join(c, " "), out)
+		}
+	}
+	for _, ns := range []string{p.In, p.Out} {
+		out, _ := p.Exec(ns, "ip", "neigh")
+		fmt.Fprintf(&b, "==== %s ip neigh\n%s", ns, out)
+	}
+	for _, n := range p.R {
+		log, _ := os.ReadFile(filepath.Join(p.Dir, n.Name+"-keepalived.log"))
+		fmt.Fprintf(&b, "==== %s keepalived log\n%s", n.Name, log)
+		if n.Router != nil {
+			fmt.Fprintf(&b, "==== %s log\n%s", n.Name, n.Router.Log())
+		}
+	}
+	fmt.Fprintf(&b, "==== captures in %s\n", p.Dir)
+	return b.String()
+}
+
+// firstNumber is the first all-digits field of a show stats line (its
+// value: the tables put it in different columns).
+func firstNumber(l string) (string, bool) {
+	for _, f := range strings.Fields(l) {
+		if strings.Trim(f, "0123456789") == "" {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+// MAC is the MAC address of router i's device dev (eth-in or eth-out).
+func (p *HAPair) MAC(i int, dev string) (string, error) {
+	out, err := p.Exec(p.R[i].NS, "cat", "/sys/class/net/"+dev+"/address")
+	return strings.TrimSpace(out), err
+}
+
+// NeighMAC is the MAC address host namespace ns has for ip ("" when it
+// has no entry with one).
+func (p *HAPair) NeighMAC(ns, ip string) (string, error) {
+	out, err := p.Exec(ns, "ip", "neigh", "show", ip)
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "lladdr" {
+			return f[i+1], nil
+		}
+	}
+	return "", nil
+}
