@@ -87,6 +87,23 @@ initial = "backup"
 `, name, inAddr, outAddr, inAddr, peer, HAKey)
 }
 
+// HANotifyScript is keepalived's vrrp_notify_fifo_script (VROUTER and
+// SOCKET replaced): keepalived runs it once with its FIFO as the last
+// argument and writes a line per transition there, in the order they
+// happen; the script hands them to the router one at a time.
+const HANotifyScript = `#!/bin/sh
+# Lines: INSTANCE "NAME" STATE PRIORITY
+while read -r kind name state prio; do
+	[ "$kind" = INSTANCE ] || continue
+	case "$state" in
+	MASTER) s=master ;;
+	BACKUP) s=backup ;;
+	*) s=fault ;;
+	esac
+	VROUTER console -s SOCKET ha state $s
+done < "$1"
+`
+
 // HAStream is the stream helper: `server BIND PORT LOG` sends 1 KiB every
 // 5 ms to every client (and logs each client's address); `client SRC DST
 // PORT OUT` reads until SIGTERM and writes JSON: bytes, the longest gap
@@ -237,7 +254,10 @@ func (p *HAPair) StartRouter(i int) error {
 
 // StartKeepalived starts router i's keepalived with priority prio: VRRPv3,
 // 0.1 s adverts, both BACKUP with preempt_delay 5 (a returning router
-// resyncs before it takes over), notify calling `vrouter console ha state`.
+// resyncs before it takes over). Its transitions reach the router in order
+// through keepalived's notify FIFO (HANotifyScript), not through notify
+// scripts: those run concurrently, and of a quick MASTER then BACKUP the
+// BACKUP may reach the router first, leaving it master.
 func (p *HAPair) StartKeepalived(i, prio int) error {
 	n := p.R[i]
 	bin, err := Binary()
@@ -249,15 +269,8 @@ func (p *HAPair) StartKeepalived(i, prio int) error {
 		return err
 	}
 	notify := filepath.Join(n.KADir, "notify.sh")
-	if err := os.WriteFile(notify, []byte(fmt.Sprintf(`#!/bin/sh
-# keepalived: notify TYPE NAME STATE PRIORITY
-case "$3" in
-MASTER) s=master ;;
-BACKUP) s=backup ;;
-*) s=fault ;;
-esac
-exec %s console -s %s ha state $s
-`, bin, n.Router.Socket)), 0o755); err != nil {
+	script := strings.NewReplacer("VROUTER", bin, "SOCKET", n.Router.Socket).Replace(HANotifyScript)
+	if err := os.WriteFile(notify, []byte(script), 0o755); err != nil {
 		return err
 	}
 	conf := filepath.Join(n.KADir, "keepalived.conf")
@@ -265,6 +278,8 @@ exec %s console -s %s ha state $s
 	router_id %s
 	vrrp_version 3
 	script_user root
+	vrrp_notify_fifo %s
+	vrrp_notify_fifo_script %s
 }
 vrrp_instance inside {
 	state BACKUP
@@ -276,9 +291,8 @@ vrrp_instance inside {
 	virtual_ipaddress {
 		10.1.1.1/32 dev ha-in
 	}
-	notify %s
 }
-`, n.Name, prio, notify)), 0o644); err != nil {
+`, n.Name, filepath.Join(n.KADir, "notify.fifo"), notify, prio)), 0o644); err != nil {
 		return err
 	}
 	ka, err := p.Start(n.NS, n.Name+"-keepalived.log", "keepalived", "-n", "-l", "-D", "-f", conf,
