@@ -98,7 +98,8 @@ while read -r kind name state prio; do
 	case "$state" in
 	MASTER) s=master ;;
 	BACKUP) s=backup ;;
-	*) s=fault ;;
+	FAULT|STOP|DELETED) s=fault ;;
+	*) continue ;; # MASTER_RX_LOWER_PRI: no transition
 	esac
 	VROUTER console -s SOCKET ha state $s
 done < "$1"
