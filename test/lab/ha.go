@@ -389,7 +389,18 @@ func (p *HAPair) StartStreams() (*Streams, error) {
 			return nil, err
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The servers listen before the clients connect (under load python
+	// may take longer than any fixed pause to start).
+	for _, sv := range [][]string{{p.Out, "5001"}, {p.In, "5002"}} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if out, _ := p.Exec(sv[0], "ss", "-Hltn", "sport = :"+sv[1]); strings.TrimSpace(out) != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("stream server on port %s not listening after 10s", sv[1])
+			}
+		}
+	}
 	var err error
 	if s.snatCli, err = p.Start(p.In, "snat-client.log", py, p.Stream, "client", "10.1.1.6", "203.0.113.100", "5001", s.snatOut); err != nil {
 		return nil, err
