@@ -62,9 +62,16 @@ func TestHAFailover(t *testing.T) {
 	_, err = p.WaitState(0, "master", 10*time.Second)
 	must(err)
 	must(p.StartKeepalived(1, 100))
-	time.Sleep(time.Second)
-	if s1, s2 := show(0), show(1); s1.State != "master" || s2.State != "backup" || !s1.Sync.PeerUp || !s2.Sync.PeerUp {
-		t.Fatalf("want exactly one master with its peer up: r1 %+v, r2 %+v", s1, s2)
+	// Under load r2's keepalived may take over for a moment before it
+	// hears r1 (MASTER, then BACKUP): wait for the pair to settle.
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		s1, s2 := show(0), show(1)
+		if s1.State == "master" && s2.State == "backup" && s1.Sync.PeerUp && s2.Sync.PeerUp {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("want exactly one master with its peer up: r1 %+v, r2 %+v", s1, s2)
+		}
 	}
 
 	st, err := p.StartStreams()
