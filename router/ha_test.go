@@ -167,6 +167,49 @@ func TestHAPair(t *testing.T) {
 	}
 }
 
+// A backup that starts (or reloads) next to a working master announces its
+// own addresses but not the shared ones: a gratuitous ARP for the SNAT
+// address or a floating IP would move the outside neighbours' entries to
+// the backup, which has not yet received the master's sessions, and the
+// master's flows would stall (the switch-back stall of TestHAFailover: a
+// restarted backup took the SNAT address, its resync was not through,
+// and the server's data was dropped as nat-ha-backup until TCP's
+// retransmission backoff found the way again, ~3 s later). Becoming
+// master announces them all.
+func TestHABackupAnnouncesNoSharedAddress(t *testing.T) {
+	l := newHALab(t, "backup")
+	shared := []string{ipSNATShared.String(), ipHAFloat.String()}
+	check := func(when string, wantShared bool) {
+		t.Helper()
+		g := garps(t, l.pb.Take())
+		if !g["198.51.100.1"] {
+			t.Errorf("%s: no gratuitous ARP for the router's own address (got %v)", when, g)
+		}
+		for _, ip := range shared {
+			if g[ip] != wantShared {
+				t.Errorf("%s: gratuitous ARP for %s: %v, want %v", when, ip, g[ip], wantShared)
+			}
+		}
+	}
+	l.r.announce() // what Start does
+	check("backup starts", false)
+	if _, err := l.r.Reconfigure(haConfig("backup")); err != nil {
+		t.Fatal(err)
+	}
+	check("backup reloads", false)
+	if err := l.r.SetHAState("fault", "test"); err != nil {
+		t.Fatal(err)
+	}
+	l.r.announce()
+	check("fault", false)
+	if err := l.r.SetHAState("master", "test"); err != nil {
+		t.Fatal(err)
+	}
+	check("becomes master", true)
+	l.r.announce()
+	check("master starts", true)
+}
+
 // Without [ha] the router answers for everything and ha state is refused.
 func TestHAStandalone(t *testing.T) {
 	l := newLab(t)

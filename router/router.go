@@ -280,7 +280,9 @@ func (r *Router) Tick() {
 }
 
 // announce sends gratuitous ARP for every router address and published
-// address on every link of its network.
+// address on every link of its network, except the HA-shared NAT addresses
+// while the router is not the master (haSilent): a backup that starts or
+// reloads must not pull the master's traffic to itself.
 func (r *Router) announce() { r.announceLocked() }
 
 func (r *Router) announceLocked() {
@@ -295,7 +297,7 @@ func (r *Router) announceLocked() {
 		}
 	})
 	for k := range s.published {
-		if n := s.net(uint16(k >> 32)); n != nil {
+		if n := s.net(uint16(k >> 32)); n != nil && !r.haSilent(s, n.idx, uint32(k)) {
 			w.sendGARP(n, uint32(k))
 		}
 	}

@@ -87,6 +87,24 @@ initial = "backup"
 `, name, inAddr, outAddr, inAddr, peer, HAKey)
 }
 
+// HANotifyScript is keepalived's vrrp_notify_fifo_script (VROUTER and
+// SOCKET replaced): keepalived runs it once with its FIFO as the last
+// argument and writes a line per transition there, in the order they
+// happen; the script hands them to the router one at a time.
+const HANotifyScript = `#!/bin/sh
+# Lines: INSTANCE "NAME" STATE PRIORITY
+while read -r kind name state prio; do
+	[ "$kind" = INSTANCE ] || continue
+	case "$state" in
+	MASTER) s=master ;;
+	BACKUP) s=backup ;;
+	FAULT|STOP|DELETED) s=fault ;;
+	*) continue ;; # MASTER_RX_LOWER_PRI: no transition
+	esac
+	VROUTER console -s SOCKET ha state $s
+done < "$1"
+`
+
 // HAStream is the stream helper: `server BIND PORT LOG` sends 1 KiB every
 // 5 ms to every client (and logs each client's address); `client SRC DST
 // PORT OUT` reads until SIGTERM and writes JSON: bytes, the longest gap
@@ -237,7 +255,10 @@ func (p *HAPair) StartRouter(i int) error {
 
 // StartKeepalived starts router i's keepalived with priority prio: VRRPv3,
 // 0.1 s adverts, both BACKUP with preempt_delay 5 (a returning router
-// resyncs before it takes over), notify calling `vrouter console ha state`.
+// resyncs before it takes over). Its transitions reach the router in order
+// through keepalived's notify FIFO (HANotifyScript), not through notify
+// scripts: those run concurrently, and of a quick MASTER then BACKUP the
+// BACKUP may reach the router first, leaving it master.
 func (p *HAPair) StartKeepalived(i, prio int) error {
 	n := p.R[i]
 	bin, err := Binary()
@@ -249,15 +270,8 @@ func (p *HAPair) StartKeepalived(i, prio int) error {
 		return err
 	}
 	notify := filepath.Join(n.KADir, "notify.sh")
-	if err := os.WriteFile(notify, []byte(fmt.Sprintf(`#!/bin/sh
-# keepalived: notify TYPE NAME STATE PRIORITY
-case "$3" in
-MASTER) s=master ;;
-BACKUP) s=backup ;;
-*) s=fault ;;
-esac
-exec %s console -s %s ha state $s
-`, bin, n.Router.Socket)), 0o755); err != nil {
+	script := strings.NewReplacer("VROUTER", bin, "SOCKET", n.Router.Socket).Replace(HANotifyScript)
+	if err := os.WriteFile(notify, []byte(script), 0o755); err != nil {
 		return err
 	}
 	conf := filepath.Join(n.KADir, "keepalived.conf")
@@ -265,6 +279,8 @@ exec %s console -s %s ha state $s
 	router_id %s
 	vrrp_version 3
 	script_user root
+	vrrp_notify_fifo %s
+	vrrp_notify_fifo_script %s
 }
 vrrp_instance inside {
 	state BACKUP
@@ -276,9 +292,8 @@ vrrp_instance inside {
 	virtual_ipaddress {
 		10.1.1.1/32 dev ha-in
 	}
-	notify %s
 }
-`, n.Name, prio, notify)), 0o644); err != nil {
+`, n.Name, filepath.Join(n.KADir, "notify.fifo"), notify, prio)), 0o644); err != nil {
 		return err
 	}
 	ka, err := p.Start(n.NS, n.Name+"-keepalived.log", "keepalived", "-n", "-l", "-D", "-f", conf,
@@ -374,7 +389,18 @@ func (p *HAPair) StartStreams() (*Streams, error) {
 			return nil, err
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The servers listen before the clients connect (under load python
+	// may take longer than any fixed pause to start).
+	for _, sv := range [][]string{{p.Out, "5001"}, {p.In, "5002"}} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if out, _ := p.Exec(sv[0], "ss", "-Hltn", "sport = :"+sv[1]); strings.TrimSpace(out) != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("stream server on port %s not listening after 10s", sv[1])
+			}
+		}
+	}
 	var err error
 	if s.snatCli, err = p.Start(p.In, "snat-client.log", py, p.Stream, "client", "10.1.1.6", "203.0.113.100", "5001", s.snatOut); err != nil {
 		return nil, err
@@ -419,4 +445,89 @@ func (s *Streams) Stop() (snat, floating StreamResult, err error) {
 		}
 	}
 	return snat, floating, err
+}
+
+// Capture records the headers of everything crossing the bridges' ports
+// (r1in, r2in, r1out, r2out, hin, hout) in pcap files in the lab's
+// directory, until Close (keep them with VRLAB_KEEP=1).
+func (p *HAPair) Capture() error {
+	for _, dev := range []string{"r1in", "r2in", "r1out", "r2out", "hin", "hout"} {
+		if _, err := p.Start(p.SW, "tcpdump-"+dev+".log", "tcpdump", "-i", dev, "-s", "128", "-U", "-n",
+			"-w", filepath.Join(p.Dir, dev+".pcap")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Diagnose gathers what tells where a stream's packets went: each running
+// router's non-zero counters, sessions and show ha, the hosts' neighbour
+// tables, and the keepalived and router logs.
+func (p *HAPair) Diagnose() string {
+	var b strings.Builder
+	for _, n := range p.R {
+		if n.Router == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "==== %s show stats (non-zero)\n", n.Name)
+		out, err := n.Router.Console("show", "stats")
+		if err != nil {
+			fmt.Fprintf(&b, "%v\n", err)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := firstNumber(l); !ok || v != "0" {
+				b.WriteString(l + "\n") // headers, and the counters that are not zero
+			}
+		}
+		for _, c := range [][]string{{"show", "conntrack"}, {"show", "ha"}, {"show", "arp"}} {
+			out, _ := n.Router.Console(c...)
+			fmt.Fprintf(&b, "==== %s %s\n%s", n.Name, strings.Join(c, " "), out)
+		}
+	}
+	for _, ns := range []string{p.In, p.Out} {
+		out, _ := p.Exec(ns, "ip", "neigh")
+		fmt.Fprintf(&b, "==== %s ip neigh\n%s", ns, out)
+	}
+	for _, n := range p.R {
+		log, _ := os.ReadFile(filepath.Join(p.Dir, n.Name+"-keepalived.log"))
+		fmt.Fprintf(&b, "==== %s keepalived log\n%s", n.Name, log)
+		if n.Router != nil {
+			fmt.Fprintf(&b, "==== %s log\n%s", n.Name, n.Router.Log())
+		}
+	}
+	fmt.Fprintf(&b, "==== captures in %s\n", p.Dir)
+	return b.String()
+}
+
+// firstNumber is the first all-digits field of a show stats line (its
+// value: the tables put it in different columns).
+func firstNumber(l string) (string, bool) {
+	for _, f := range strings.Fields(l) {
+		if strings.Trim(f, "0123456789") == "" {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+// MAC is the MAC address of router i's device dev (eth-in or eth-out).
+func (p *HAPair) MAC(i int, dev string) (string, error) {
+	out, err := p.Exec(p.R[i].NS, "cat", "/sys/class/net/"+dev+"/address")
+	return strings.TrimSpace(out), err
+}
+
+// NeighMAC is the MAC address host namespace ns has for ip ("" when it
+// has no entry with one).
+func (p *HAPair) NeighMAC(ns, ip string) (string, error) {
+	out, err := p.Exec(ns, "ip", "neigh", "show", ip)
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "lladdr" {
+			return f[i+1], nil
+		}
+	}
+	return "", nil
 }
