@@ -83,11 +83,16 @@ import (
 //	  port after   1190k-1210k (810-840)       940k-1140k (870-930)
 //	  port-qdisc before 720k-1040k (840-1050)  590k-980k (1010-1130)
 //	  port-qdisc after  1180k-1760k (570-790)  960k-1780k (560-880)
+//
+// superRing is the ring-super configuration: slots of SuperFrameSize in a
+// 16 MB ring (240 slots).
+var superRing = Options{Rx: RxRing, Offloads: true, RingFrameSize: SuperFrameSize, RingSize: 16 << 20}
+
 func BenchmarkRx(b *testing.B) {
 	for _, size := range []int{64, 1500} {
 		b.Run(fmt.Sprintf("ring/%dB", size), func(b *testing.B) { benchRx(b, size, Options{Rx: RxRing}) })
 		b.Run(fmt.Sprintf("ring-super/%dB", size), func(b *testing.B) {
-			benchRx(b, size, Options{Rx: RxRing, Offloads: true, RingFrameSize: SuperFrameSize})
+			benchRx(b, size, superRing)
 		})
 		b.Run(fmt.Sprintf("ring-v3/%dB", size), func(b *testing.B) { benchRx(b, size, Options{Rx: RxRingV3}) })
 		b.Run(fmt.Sprintf("mmsg/%dB", size), func(b *testing.B) { benchRx(b, size, Options{Rx: RxMmsg}) })
@@ -102,7 +107,7 @@ func BenchmarkRxWork(b *testing.B) {
 	for _, m := range []RxMode{RxRing, RxRingV3, RxMmsg} {
 		b.Run(m.String(), func(b *testing.B) { benchRxWork(b, Options{Rx: m}) })
 	}
-	b.Run("ring-super", func(b *testing.B) { benchRxWork(b, Options{Rx: RxRing, Offloads: true, RingFrameSize: SuperFrameSize}) })
+	b.Run("ring-super", func(b *testing.B) { benchRxWork(b, superRing) })
 }
 
 // BenchmarkRxSuper: the writer sends 64 KB TCP super-frames with GSO
@@ -114,7 +119,7 @@ func BenchmarkRxSuper(b *testing.B) {
 		b.Run(m.String(), func(b *testing.B) { benchRxSuper(b, Options{Rx: m, Offloads: true}) })
 	}
 	b.Run("ring-super", func(b *testing.B) {
-		benchRxSuper(b, Options{Rx: RxRing, Offloads: true, RingFrameSize: SuperFrameSize})
+		benchRxSuper(b, superRing)
 	})
 }
 
