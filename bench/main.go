@@ -45,6 +45,7 @@
 //
 //	go run ./bench [-t 3] [-reps 2] [-drivers afpacket,afxdp] [-filter 1000] [-results DIR] [-tests tcp6,...] [-nstag fp]
 //	go run ./bench -tests conn -profileload conn   # profile the new-connections load instead
+//	go run ./bench -tests tcp_on -profileload tcp_on   # or one iperf3 TCP stream (tcp_on, tcp_off)
 //	go run ./bench -table [-json FILE]      # the README's Markdown table
 //	go run ./bench -soak 10m [-drivers afpacket]
 //
@@ -80,7 +81,7 @@ func main() {
 	drivers := flag.String("drivers", "afpacket,afxdp", `vrouters to measure, comma separated, each [LABEL=]DRIVER[:wN][@BIN] (:wN: [router] workers = N; @BIN: another vrouter binary, for A/B; "none": the kernel only)`)
 	tests := flag.String("tests", "", "comma-separated tests of a round to run (default all: "+strings.Join(roundTests, ",")+")")
 	noProfile := flag.Bool("noprofile", false, "skip the profiled run per vrouter after the rounds")
-	profLoad := flag.String("profileload", "udp64", "load of the profiled run: udp64 or conn (new TCP connections; writes DIR/profile-<driver>-conn.pprof)")
+	profLoad := flag.String("profileload", "udp64", "load of the profiled run: udp64, conn (new TCP connections), tcp_on or tcp_off (one iperf3 stream, hosts' offloads on or off); other than udp64 it writes DIR/profile-<driver>-<load>.pprof")
 	resultsDir := flag.String("results", defaultResultsDir(), "directory for latest.json, latest.txt, latest.png and the profiles")
 	outFile := flag.String("out", "", "also write the text report to this file (besides DIR/latest.txt)")
 	table := flag.Bool("table", false, "print the README's Markdown table from -json and exit")
@@ -148,8 +149,10 @@ func main() {
 		fatal(err)
 	}
 	skipProfile = *noProfile
-	if *profLoad != "udp64" && *profLoad != "conn" {
-		fatal(fmt.Errorf("-profileload %q: want udp64 or conn", *profLoad))
+	switch *profLoad {
+	case "udp64", "conn", "tcp_on", "tcp_off":
+	default:
+		fatal(fmt.Errorf("-profileload %q: want udp64, conn, tcp_on or tcp_off", *profLoad))
 	}
 	profileLoad = *profLoad
 	if *reps < 1 || *reps > 5 {

@@ -399,6 +399,11 @@ func (t *topo) iperfTCP(ns, server string, secs int) (float64, error) {
 	if err := t.waitListen(t.S, 5201); err != nil {
 		return 0, err
 	}
+	t.tcpCPUPerGB = 0
+	cpu0 := int64(-1)
+	if t.vr != nil {
+		cpu0 = procCPUTicks(t.vr.pid)
+	}
 	out, err := t.l.ExecTimeout(ns, time.Duration(secs+15)*time.Second, "iperf3", "-c", server, "-t", strconv.Itoa(secs), "-O", "1", "-J")
 	if err != nil {
 		if _, perr := parseIperf(out); perr != nil {
@@ -406,7 +411,16 @@ func (t *topo) iperfTCP(ns, server string, secs int) (float64, error) {
 		}
 		return 0, fmt.Errorf("iperf3: %v", firstLine(err.Error()))
 	}
-	return parseIperf(out)
+	gbps, err := parseIperf(out)
+	if cpu0 >= 0 && err == nil && gbps > 0 {
+		if cpu1 := procCPUTicks(t.vr.pid); cpu1 >= cpu0 {
+			// The omitted second's CPU is in, its bytes are not: the
+			// same bias for every router.
+			gb := gbps / 8 * float64(secs+1)
+			t.tcpCPUPerGB = float64(cpu1-cpu0) / clockTicks / gb
+		}
+	}
+	return gbps, err
 }
 
 func parseIperf(out string) (float64, error) {

@@ -74,7 +74,8 @@ func selectTests(list string) error {
 var skipProfile bool
 
 // profileLoad is the load of the profiled run (-profileload): "udp64"
-// (default) or "conn" (new TCP connections through SNAT).
+// (default), "conn" (new TCP connections through SNAT), "tcp_on" or
+// "tcp_off" (one iperf3 stream, the hosts' offloads on or off).
 var profileLoad = "udp64"
 
 // testsOfRound is the order of the tests in round r: the filter case and
@@ -370,7 +371,11 @@ func (b *bench) measure(s *state, test string, round int) {
 			return
 		}
 		s.add(test, v)
-		fmt.Fprintf(b.w, "%s %.2f Gbit/s\n", label, v)
+		fmt.Fprintf(b.w, "%s %.2f Gbit/s", label, v)
+		if tp.tcpCPUPerGB > 0 {
+			fmt.Fprintf(b.w, " (vrouter %.3f CPU s per GB)", tp.tcpCPUPerGB)
+		}
+		fmt.Fprintln(b.w)
 	case "conn":
 		c, err := tp.connRate(b.secs)
 		if err != nil {
@@ -436,9 +441,14 @@ func (b *bench) profile(s *state) {
 	prof := filepath.Join(b.dir, "profile-"+tp.v.label+".pprof")
 	os.Remove(prof)
 	what := "the 64 B UDP load"
-	if profileLoad == "conn" {
+	switch profileLoad {
+	case "conn":
 		what = "new TCP connections"
-		prof = filepath.Join(b.dir, "profile-"+tp.v.label+"-conn.pprof")
+	case "tcp_on", "tcp_off":
+		what = "iperf3 TCP (" + testByID(profileLoad).Name + ")"
+	}
+	if profileLoad != "udp64" {
+		prof = filepath.Join(b.dir, "profile-"+tp.v.label+"-"+profileLoad+".pprof")
 		os.Remove(prof)
 	}
 	fmt.Fprintf(b.w, "\n%s under %s, profiled:\n", tp.name(), what)
@@ -457,15 +467,20 @@ func (b *bench) profile(s *state) {
 	}
 	var r *udpResult
 	var err error
-	if profileLoad == "conn" {
+	switch profileLoad {
+	case "conn":
 		var c *connResult
 		if c, err = tp.connRate(b.secs); err != nil {
 			fmt.Fprintln(b.w, "  connections:", err)
 		} else {
 			fmt.Fprintf(b.w, "  %.0f connections/s while profiled\n", c.PerSecond)
 		}
-	} else if r, err = tp.udpLoad(tp.C, "eth0", clientIP, clientGW, udpSport, b.secs, false, true); err != nil {
-		fmt.Fprintln(b.w, "  UDP load:", err)
+	case "tcp_on", "tcp_off":
+		b.profileTCP(tp, profileLoad == "tcp_off")
+	default:
+		if r, err = tp.udpLoad(tp.C, "eth0", clientIP, clientGW, udpSport, b.secs, false, true); err != nil {
+			fmt.Fprintln(b.w, "  UDP load:", err)
+		}
 	}
 	if err := tp.stopRouter(); err != nil {
 		fmt.Fprintln(b.w, "  stop:", err)
@@ -488,6 +503,24 @@ func (b *bench) profile(s *state) {
 			fmt.Fprintln(b.w, "    "+l)
 		}
 	}
+}
+
+// profileTCP runs the iperf3 stream of the profiled run, the hosts'
+// offloads off for the time of it when off is set.
+func (b *bench) profileTCP(tp *topo, off bool) {
+	if off {
+		if err := tp.offloads(false); err != nil {
+			fmt.Fprintln(b.w, "  offloads off:", err)
+			return
+		}
+		defer tp.offloads(true)
+	}
+	v, err := tp.iperfTCP(tp.C, serverIP, b.secs)
+	if err != nil {
+		fmt.Fprintln(b.w, "  iperf3:", err)
+		return
+	}
+	fmt.Fprintf(b.w, "  %.2f Gbit/s while profiled\n", v)
 }
 
 func parsePingOut(out string, _ error) pingResult { return parsePing(out) }

@@ -113,14 +113,17 @@ var nsTag = "fp"
 
 // topo is the benchmark topology for one router under test.
 type topo struct {
-	l             *lab.Lab
-	C, R, S, VM   string  // namespaces
-	driver        string  // "" = the Linux kernel
-	v             variant // vrouter: label, binary, workers
-	vmDev         string  // the VM's interface (in VM)
-	vr            *vrouter
-	metrics       bool
-	profile       string
+	l           *lab.Lab
+	C, R, S, VM string  // namespaces
+	driver      string  // "" = the Linux kernel
+	v           variant // vrouter: label, binary, workers
+	vmDev       string  // the VM's interface (in VM)
+	vr          *vrouter
+	metrics     bool
+	profile     string
+	// tcpCPUPerGB is vrouter's CPU seconds per GB received in the last
+	// iperfTCP (0: not measured, or the kernel).
+	tcpCPUPerGB   float64
 	vmAttached    bool
 	paused        bool
 	serverStarted bool

@@ -99,8 +99,10 @@
 // # Transmit
 //
 // With the RxRing receive path (the default) WriteBatch copies each plain
-// frame into a slot of a TPACKET_V2 tx ring mapped with the rx ring and
-// makes one send(2) per batch (txring_linux.go). The slot's virtio_net_hdr
+// frame into a slot of a TPACKET_V2 tx ring and makes one send(2) per
+// batch (txring_linux.go). The ring is on a socket of its own that
+// receives nothing and is kept out of the runtime poller, so the kernel's
+// write-space wake-up for every sent frame finds nobody to wake. The slot's virtio_net_hdr
 // says hdr_len = the frame's length, so the kernel copies the whole frame
 // into the skb: with its default the payload would stay in the ring's
 // pages, and the slot is marked free when the skb is orphaned, which the
@@ -195,9 +197,15 @@ type Options struct {
 	// RingSize is the size of an rx ring in bytes; 0 means 8 MB.
 	RingSize int
 	// RingFrameSize is the slot size of a TPACKET_V2 ring (RxRing), a
-	// divisor of 64 KB; 0 means 2048 (a 1500-byte MTU frame with two tags).
-	// Larger frames are read from the socket queue instead (one recvmsg
-	// each, no loss).
+	// divisor of 64 KB or up to 1 MB (slots larger than 64 KB come 1 MB
+	// blocks at a time, as many as fit); 0 means 2048 (a 1500-byte MTU
+	// frame with two tags). Larger frames are read from the socket queue
+	// instead (one recvmsg each, no loss). SuperFrameSize takes a 64 KB
+	// super-frame into the ring in place: half the CPU per super-frame
+	// (BenchmarkRxSuper), but every small frame takes a whole slot too, so
+	// a ring of RingSize holds few frames (8 MB: 120) and small frames
+	// arrive at half the rate with most dropped (BenchmarkRx/ring-super):
+	// not the default.
 	RingFrameSize int
 	// RingBlockSize is the size of one TPACKET_V3 block (RxRingV3), a
 	// multiple of the page size that holds a 64 KB super-frame; 0 means
@@ -419,6 +427,9 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 		if ring != nil {
 			ring.unmap()
 		}
+		if p.txr != nil {
+			p.txr.close()
+		}
 		if p.side >= 0 {
 			unix.Close(p.side)
 		}
@@ -451,19 +462,14 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 		}
 	}
 	if opts.Rx != RxMmsg {
-		var tx *txRing
-		if opts.Rx == RxRing && !opts.TxMmsg {
-			tx = newTxRing(opts.TxRingFrames, p.vnet)
-			// Frames the ring refuses are skipped, not left to block it.
-			if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1); err != nil {
-				return fail("PACKET_LOSS", err)
-			}
-		}
-		if ring, err = newRxRing(fd, opts, p.vnet, tx); err != nil {
+		if ring, err = newRxRing(fd, opts, p.vnet); err != nil {
 			return fail("rx ring", err)
 		}
 		p.ring = ring
-		if tx != nil {
+		if opts.Rx == RxRing && !opts.TxMmsg {
+			if p.txr, err = openTxRing(ifindex, opts.TxRingFrames, p.vnet, !opts.KeepQdisc); err != nil {
+				return fail("tx ring", err)
+			}
 			if p.side, err = sideSocket(ifindex, p.vnet, !opts.KeepQdisc); err != nil {
 				return fail("transmit socket", err)
 			}
@@ -471,7 +477,6 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 			if p.sideRC, err = p.sideFile.SyscallConn(); err != nil {
 				return fail("transmit socket", err)
 			}
-			p.txr = tx
 		}
 	} else {
 		rcvbuf := opts.RcvBuf
@@ -528,6 +533,9 @@ func openSocket(name, device string, ifindex, q, n int, group *int32, opts Optio
 		p.file.Close()
 		if ring != nil {
 			ring.unmap()
+		}
+		if p.txr != nil {
+			p.txr.close()
 		}
 		return nil, fmt.Errorf("port %q: %v", name, err)
 	}
@@ -708,6 +716,10 @@ func (p *Port) Close() error {
 		p.sideFile.Close() // wakes a writer waiting on it
 		p.txMu.Lock()
 		p.sideFile, p.side = nil, -1
+		if p.txr != nil {
+			p.txr.close()
+			p.txr = nil
+		}
 		p.txMu.Unlock()
 	}
 	return err

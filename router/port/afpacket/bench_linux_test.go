@@ -35,16 +35,20 @@ import (
 // blocking socket with one read(2) per frame. BenchmarkRxWork is the 64-byte
 // case with ~1 µs of work per frame in the reader, roughly the router's.
 // BenchmarkRxSuper reads 64 KB TCP super-frames with Options.Offloads.
+// ring-super is the TPACKET_V2 ring with slots of SuperFrameSize
+// (super-frames in the ring instead of the socket queue).
 //
 // BenchmarkLatency: one frame at a time, written on one end and read on the
 // other; ns/op is the one-way time through the kernel and the port.
 //
 // BenchmarkTx: the benchmark writes b.N frames in batches of 64; nobody
-// reads them (the peer's stack drops them, charged to the sender). "mmsg"
-// is WriteBatch (sendmmsg, qdisc bypassed), "mmsg-qdisc" the same through
-// the qdisc, "ring" a TPACKET_V2 tx ring (copy into the ring, one send(2)
-// per batch) with the same socket options. Reported: frames/s and
-// writer-ns/frame (thread CPU, including the kernel's transmit work).
+// reads them (the peer's stack drops them, charged to the sender). "port"
+// is WriteBatch as the port is opened by default (its tx ring), "mmsg"
+// WriteBatch with Options.TxMmsg (sendmmsg, qdisc bypassed), "-qdisc" the
+// same through the qdisc, "ring" a bare TPACKET_V2 tx ring (copy into the
+// ring, one send(2) per batch) with the same socket options. Reported:
+// frames/s and writer-ns/frame (thread CPU, including the kernel's
+// transmit work).
 //
 // Figures on the project's 2-core VM (kernel 6.18, shared, so ranges over
 // 3 runs, measured for issue 10):
@@ -57,10 +61,13 @@ import (
 //	  ring         390k-420k     4000-4300
 //	  ring-v3      605k-650k     2800-2950
 //	  mmsg         440k-475k     3900-4150
+//	Rx 64 B, slots of SuperFrameSize (240 of them in 16 MB; same run as ring: 327k-491k, 2600-3700)
+//	  ring-super   170k-227k     4990-5200 (58-67% of the frames dropped)
 //	RxSuper 64 KB  Gbit/s        cpu-ns/frame
 //	  ring         27-28         23000-27700
 //	  ring-v3      39-51         13600-15300
 //	  mmsg         14-15         36600-40200
+//	  ring-super   39-49         10900-15700 (same run as ring: 21-28, 24900-30400)
 //	Latency        ns one way
 //	  ring         1700-2900
 //	  ring-v3      1000000 (the 1 ms block timeout)
@@ -69,9 +76,24 @@ import (
 //	  mmsg         500k-630k (1080-1290)       640k-1000k (990-1180)
 //	  mmsg-qdisc   480k-510k (1250)            720k-1080k (850-1190)
 //	  ring         650k-950k (920-1100)        960k-1260k (730-1000)
+//	Tx, 3 paired runs of 500000 frames per case (port: the tx ring on the rx
+//	socket before, on a socket of its own after; whole test process CPU for
+//	all four cases 2.4-3.1 s before, 1.7-2.2 s after, lower in every pair)
+//	  port before  680k-1160k (650-1380)       730k-1030k (810-990)
+//	  port after   1190k-1210k (810-840)       940k-1140k (870-930)
+//	  port-qdisc before 720k-1040k (840-1050)  590k-980k (1010-1130)
+//	  port-qdisc after  1180k-1760k (570-790)  960k-1780k (560-880)
+//
+// superRing is the ring-super configuration: slots of SuperFrameSize in a
+// 16 MB ring (240 slots).
+var superRing = Options{Rx: RxRing, Offloads: true, RingFrameSize: SuperFrameSize, RingSize: 16 << 20}
+
 func BenchmarkRx(b *testing.B) {
 	for _, size := range []int{64, 1500} {
 		b.Run(fmt.Sprintf("ring/%dB", size), func(b *testing.B) { benchRx(b, size, Options{Rx: RxRing}) })
+		b.Run(fmt.Sprintf("ring-super/%dB", size), func(b *testing.B) {
+			benchRx(b, size, superRing)
+		})
 		b.Run(fmt.Sprintf("ring-v3/%dB", size), func(b *testing.B) { benchRx(b, size, Options{Rx: RxRingV3}) })
 		b.Run(fmt.Sprintf("mmsg/%dB", size), func(b *testing.B) { benchRx(b, size, Options{Rx: RxMmsg}) })
 		b.Run(fmt.Sprintf("baseline/%dB", size), func(b *testing.B) { benchBaseline(b, size) })
@@ -85,7 +107,7 @@ func BenchmarkRxWork(b *testing.B) {
 	for _, m := range []RxMode{RxRing, RxRingV3, RxMmsg} {
 		b.Run(m.String(), func(b *testing.B) { benchRxWork(b, Options{Rx: m}) })
 	}
-
+	b.Run("ring-super", func(b *testing.B) { benchRxWork(b, superRing) })
 }
 
 // BenchmarkRxSuper: the writer sends 64 KB TCP super-frames with GSO
@@ -96,6 +118,9 @@ func BenchmarkRxSuper(b *testing.B) {
 	for _, m := range []RxMode{RxRing, RxRingV3, RxMmsg} {
 		b.Run(m.String(), func(b *testing.B) { benchRxSuper(b, Options{Rx: m, Offloads: true}) })
 	}
+	b.Run("ring-super", func(b *testing.B) {
+		benchRxSuper(b, superRing)
+	})
 }
 
 func benchRxSuper(b *testing.B, opts Options) {
@@ -149,8 +174,10 @@ func BenchmarkLatency(b *testing.B) {
 
 func BenchmarkTx(b *testing.B) {
 	for _, size := range []int{64, 1500} {
-		b.Run(fmt.Sprintf("mmsg/%dB", size), func(b *testing.B) { benchTx(b, size, Options{}) })
-		b.Run(fmt.Sprintf("mmsg-qdisc/%dB", size), func(b *testing.B) { benchTx(b, size, Options{KeepQdisc: true}) })
+		b.Run(fmt.Sprintf("port/%dB", size), func(b *testing.B) { benchTx(b, size, Options{}) })
+		b.Run(fmt.Sprintf("port-qdisc/%dB", size), func(b *testing.B) { benchTx(b, size, Options{KeepQdisc: true}) })
+		b.Run(fmt.Sprintf("mmsg/%dB", size), func(b *testing.B) { benchTx(b, size, Options{TxMmsg: true}) })
+		b.Run(fmt.Sprintf("mmsg-qdisc/%dB", size), func(b *testing.B) { benchTx(b, size, Options{TxMmsg: true, KeepQdisc: true}) })
 		b.Run(fmt.Sprintf("ring/%dB", size), func(b *testing.B) { benchTxRing(b, size, false) })
 		b.Run(fmt.Sprintf("ring-copy/%dB", size), func(b *testing.B) { benchTxRing(b, size, true) })
 	}

@@ -88,7 +88,20 @@ func pattern(n int, seed byte) []byte {
 // TestOffloadsRoundTrip; this kernel has no 8021q module for a VLAN
 // device in the peer namespace.)
 func TestRxSuperFramesIntact(t *testing.T) {
-	forModes(t, testRxIntact)
+	forModes(t, func(t *testing.T, m RxMode) {
+		p := testRxIntact(t, Options{Rx: m, Offloads: true})
+		if m == RxRing && len(p.ring.big) == 0 {
+			t.Fatal("2 KB slots: no super-frame came through the socket queue")
+		}
+	})
+	// Slots that hold a super-frame: they arrive in the ring, none through
+	// the socket queue.
+	t.Run("ring-super", func(t *testing.T) {
+		p := testRxIntact(t, Options{Rx: RxRing, Offloads: true, RingFrameSize: SuperFrameSize})
+		if len(p.ring.big) != 0 {
+			t.Fatal("super-frames were copied out of the socket queue, not read from the ring")
+		}
+	})
 }
 
 type seenFrame struct {
@@ -96,9 +109,9 @@ type seenFrame struct {
 	m packet.VnetHdr
 }
 
-func testRxIntact(t *testing.T, m RxMode) {
+func testRxIntact(t *testing.T, opts Options) *Port {
 	l := newLab(t)
-	p := openIn(t, l.b, "lan", "vb", Options{Rx: m, Offloads: true})
+	p := openIn(t, l.b, "lan", "vb", opts)
 	if !p.Offloads() {
 		t.Fatal("Offloads() false with Options.Offloads")
 	}
@@ -210,6 +223,7 @@ func testRxIntact(t *testing.T, m RxMode) {
 	if intact < uint64(supers) {
 		t.Fatalf("gso-intact %d, %d super-frames seen", intact, supers)
 	}
+	return p
 }
 
 // tcpTransfer sends total bytes over TCP from 192.0.2.1 in ns A to a

@@ -321,3 +321,22 @@ func (p *Port) deliverV3orV2(b *port.Batch, v3 bool) int {
 	}
 	return p.deliverV2(b)
 }
+
+// TestRingV2BigSlots: slots larger than 64 KB do not cross the 1 MB blocks
+// the kernel allocates; the offsets skip each block's unused end.
+func TestRingV2BigSlots(t *testing.T) {
+	fpb := v2BigBlockSize / SuperFrameSize
+	r := &rxRing{fs: SuperFrameSize, fpb: fpb, bs: v2BigBlockSize, nf: 3 * fpb, gap: v2BigBlockSize - fpb*SuperFrameSize}
+	if fpb != 15 || r.gap <= 0 {
+		t.Fatalf("%d slots of %d bytes per block, gap %d", fpb, SuperFrameSize, r.gap)
+	}
+	for i, want := range map[uint64]int{0: 0, 1: SuperFrameSize, uint64(fpb - 1): (fpb - 1) * SuperFrameSize,
+		uint64(fpb): v2BigBlockSize, uint64(2*fpb + 1): 2*v2BigBlockSize + SuperFrameSize, uint64(3 * fpb): 0} {
+		if got := r.at(i); got != want {
+			t.Errorf("slot %d at %d, want %d", i, got, want)
+		}
+		if got := r.at(i); got%v2BigBlockSize+SuperFrameSize > v2BigBlockSize {
+			t.Errorf("slot %d crosses its block", i)
+		}
+	}
+}

@@ -78,7 +78,12 @@ const (
 // Ring geometry defaults and limits.
 const (
 	defaultRingSize  = 8 << 20
-	defaultFrameSize = 2048      // V2: a 1500-byte MTU frame with two tags, reserve and headers
+	defaultFrameSize = 2048 // V2: a 1500-byte MTU frame with two tags, reserve and headers
+	// SuperFrameSize is a V2 slot that holds a super-frame (port.MaxSuper)
+	// after the kernel's headers (tpacket2_hdr and sockaddr_ll, 16-aligned:
+	// 80), the reserve and the virtio_net_hdr.
+	SuperFrameSize   = (80 + port.Headroom + packet.VnetHdrLen + port.MaxSuper + 15) &^ 15
+	v2BigBlockSize   = 1 << 20   // V2 blocks for slots larger than v2BlockSize (15 SuperFrameSize slots)
 	defaultBlockSize = 256 << 10 // V3
 	minBlockSize     = 128 << 10 // V3: a 64 KB super-frame with headers and reserve
 	v2BlockSize      = 64 << 10  // V2: frames are allocated in blocks of this size
@@ -89,9 +94,11 @@ type rxRing struct {
 	v3      bool
 	mem     []byte
 	vnetLen int
-	// V2: nf slots of fs bytes. V3: nb blocks of bs bytes.
-	fs, nf int
-	bs, nb int
+	// V2: nf slots of fs bytes, fpb in each block of bs bytes, gap bytes
+	// unused at the end of a block. V3: nb blocks of bs bytes.
+	fs, nf   int
+	fpb, gap int
+	bs, nb   int
 	// head is the oldest slot (V2) or block (V3) not given back to the
 	// kernel, cur the next one to deliver (V3: the block being delivered);
 	// both count from the start (index = % nf or % nb). head..cur-1 were
@@ -112,10 +119,8 @@ type rxRing struct {
 }
 
 // newRxRing sets up the ring on fd (PACKET_VERSION and PACKET_VNET_HDR
-// already set) and maps it, with the tx ring tx (TPACKET_V2 only; nil for
-// none) in the same mapping after it (the kernel maps both rings of a
-// socket in one piece).
-func newRxRing(fd int, opts Options, vnet bool, tx *txRing) (*rxRing, error) {
+// already set) and maps it.
+func newRxRing(fd int, opts Options, vnet bool) (*rxRing, error) {
 	size := opts.RingSize
 	if size <= 0 {
 		size = defaultRingSize
@@ -158,11 +163,16 @@ func newRxRing(fd int, opts Options, vnet bool, tx *txRing) (*rxRing, error) {
 			fs = defaultFrameSize
 		}
 		fs = (fs + 15) &^ 15 // TPACKET_ALIGNMENT
-		if fs < t2Size+20+port.Headroom+r.vnetLen+64 || v2BlockSize%fs != 0 {
-			return nil, fmt.Errorf("ring frame size %d: must divide %d and hold a minimal frame", fs, v2BlockSize)
+		bs := v2BlockSize
+		if fs > v2BlockSize {
+			bs = v2BigBlockSize
 		}
-		nblk := max(size/v2BlockSize, 1)
-		nf := nblk * (v2BlockSize / fs)
+		if fs < t2Size+20+port.Headroom+r.vnetLen+64 || fs > bs || fs <= v2BlockSize && v2BlockSize%fs != 0 {
+			return nil, fmt.Errorf("ring frame size %d: must divide %d, or be at most %d, and hold a minimal frame", fs, v2BlockSize, v2BigBlockSize)
+		}
+		nblk := max(size/bs, 1)
+		fpb := bs / fs
+		nf := nblk * fpb
 		// A frame too large for a slot is queued whole for recvmsg.
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
 			return nil, fmt.Errorf("PACKET_COPY_THRESH: %v", err)
@@ -174,33 +184,20 @@ func newRxRing(fd int, opts Options, vnet bool, tx *txRing) (*rxRing, error) {
 		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
 			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
 		}
-		req := unix.TpacketReq{Block_size: v2BlockSize, Block_nr: uint32(nblk), Frame_size: uint32(fs), Frame_nr: uint32(nf)}
+		req := unix.TpacketReq{Block_size: uint32(bs), Block_nr: uint32(nblk), Frame_size: uint32(fs), Frame_nr: uint32(nf)}
 		if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
 			return nil, fmt.Errorf("PACKET_RX_RING (TPACKET_V2, %d frames of %d bytes): %v", nf, fs, err)
 		}
-		r.fs, r.nf, total = fs, nf, nblk*v2BlockSize
+		r.fs, r.nf, r.fpb, r.bs, total = fs, nf, fpb, bs, nblk*bs
+		r.gap = bs - fpb*fs
 		r.cpMsg.Iov = &r.cpIov
 		r.cpMsg.Iovlen = 1
 	}
-	txBytes := 0
-	if tx != nil {
-		if r.v3 {
-			return nil, fmt.Errorf("a tx ring needs the TPACKET_V2 receive ring")
-		}
-		req := unix.TpacketReq{Block_size: v2BlockSize, Block_nr: uint32(tx.nf * tx.fs / v2BlockSize), Frame_size: uint32(tx.fs), Frame_nr: uint32(tx.nf)}
-		if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &req); err != nil {
-			return nil, fmt.Errorf("PACKET_TX_RING (TPACKET_V2, %d frames of %d bytes): %v", tx.nf, tx.fs, err)
-		}
-		txBytes = tx.nf * tx.fs
-	}
-	mem, err := unix.Mmap(fd, 0, total+txBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	mem, err := unix.Mmap(fd, 0, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
-		return nil, fmt.Errorf("mmap of the %d-byte ring: %v", total+txBytes, err)
+		return nil, fmt.Errorf("mmap of the %d-byte ring: %v", total, err)
 	}
 	r.mem = mem
-	if tx != nil {
-		tx.mem = mem[total : total+txBytes : total+txBytes]
-	}
 	r.readyFn = func(uintptr) bool { return r.ready() }
 	r.cpFn = r.recvmsg
 	return r, nil
@@ -226,7 +223,11 @@ func (r *rxRing) at(i uint64) int {
 	if r.v3 {
 		return int(i%uint64(r.nb)) * r.bs
 	}
-	return int(i%uint64(r.nf)) * r.fs
+	k := int(i % uint64(r.nf))
+	if r.gap == 0 {
+		return k * r.fs
+	}
+	return k/r.fpb*r.bs + k%r.fpb*r.fs // slots do not cross blocks
 }
 
 func (r *rxRing) slots() uint64 {
