@@ -91,6 +91,21 @@ func TestTCPTransitions(t *testing.T) {
 			// Reopen after RST.
 			{'o', syn, 9000, 0, Translated, 0, "SYN_SENT"},
 		}},
+		{"reopen with a lower server ISN, then an RST of the new connection", []step{
+			// The old connection's server side ended far above the new
+			// ISN (a long transfer; ISNs only grow with time): the new
+			// SYN-ACK must restart the server's sequence space, or its
+			// RST would be judged against the old one and dropped.
+			{'o', syn, 100, 0, Translated, 0, "SYN_SENT"},
+			{'r', syn | ack, 3_000_000_000, 101, Translated, 0, "SYN_RCVD"},
+			{'o', ack, 101, 3_000_000_001, Translated, 0, "ESTABLISHED"},
+			{'r', fin | ack, 3_000_000_001, 101, Translated, 0, "CLOSE_WAIT"},
+			{'o', fin | ack, 101, 3_000_000_002, Translated, 0, "TIME_WAIT"},
+			{'o', syn, 5000, 0, Translated, 0, "SYN_SENT"},
+			{'r', syn | ack, 2_000_000_000, 5001, Translated, 0, "SYN_RCVD"},
+			{'o', ack, 5001, 2_000_000_001, Translated, 0, "ESTABLISHED"},
+			{'r', rst, 2_000_000_001, 0, Translated, 0, "CLOSE"},
+		}},
 		{"rst refusing the syn", []step{
 			{'o', syn, 100, 0, Translated, 0, "SYN_SENT"},
 			{'r', rst | ack, 0, 555, Drop, TCPBadRST, "SYN_SENT"},

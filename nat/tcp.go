@@ -153,8 +153,13 @@ func tcpTrack(state *atomic.Uint64, seqs *[4]atomic.Uint32, gen uint64, dir int,
 	if flags&packet.TCPFin != 0 {
 		end++
 	}
+	// A SYN starts its sender's sequence space afresh: a pure SYN always
+	// (a new connection or a reopen), a SYN-ACK while the handshake is on
+	// (on a reopen the new ISN may lie below the old connection's end; a
+	// late duplicate SYN-ACK of an established connection changes nothing).
 	e := &seqs[dir*2]
-	if old := e.Load(); old == 0 || seqGT(end, old) || flags&packet.TCPSyn != 0 && flags&packet.TCPAck == 0 {
+	restart := flags&packet.TCPSyn != 0 && (flags&packet.TCPAck == 0 || lo&stStateMask == tcpSynRcvd)
+	if old := e.Load(); old == 0 || restart || seqGT(end, old) {
 		e.Store(end)
 	}
 	if flags&packet.TCPSyn == 0 && lo&(stWS0|stWS1) == stWS0|stWS1 {
