@@ -509,6 +509,11 @@ func (e *Engine) giveUp() {
 	e.cnt[cRecordsLost].Add(lost)
 	e.o.Logger.Warn("ha: peer does not acknowledge; sync restarts with a resync", "lost", lost)
 	e.newSequence()
+	if !e.master.Load() {
+		// The peer takes our new sequence for a new incarnation and drops
+		// what it had in flight to us (see skipTo): ask for it all.
+		e.resyncWanted.Store(true)
+	}
 }
 
 // receive handles one datagram from the peer's address.
@@ -528,6 +533,9 @@ func (e *Engine) receive(b []byte) {
 		return
 	}
 	now := time.Now()
+	if !e.lastHeard.IsZero() && now.Sub(e.lastHeard) >= e.o.PeerTimeout && h.id == e.peerID {
+		e.peerBack(now)
+	}
 	e.lastHeard = now
 	e.peerSeen.Store(now.UnixNano())
 	e.peerMast.Store(h.flags&flagMaster != 0)
@@ -554,6 +562,9 @@ func (e *Engine) receive(b []byte) {
 			// Only a master has sessions to give.
 			e.requestResync(now)
 		}
+	}
+	if int32(h.base-e.expected) > 0 {
+		e.skipTo(h.base)
 	}
 	if h.typ != msgData {
 		return
@@ -591,12 +602,55 @@ func (e *Engine) receive(b []byte) {
 	}
 }
 
+// skipTo follows the peer's stream past datagrams it no longer sends:
+// its oldest unacknowledged datagram (base) is beyond the one we wait
+// for. The peer moves its base past what we did not acknowledge only when
+// it took us for a new incarnation (we restarted, or gave our own sequence
+// up) and dropped what it had sent to the old one; both times we asked for
+// a resync, whose walk follows the drop in its stream. Waiting for the
+// dropped datagrams instead would stall the stream (and the resync in it)
+// until the peer gave its window up. What is held of the skipped part is
+// applied in order: it is the peer's news all the same.
+func (e *Engine) skipTo(base uint32) {
+	for ; e.expected != base; e.expected++ {
+		if r, ok := e.held[e.expected]; ok {
+			delete(e.held, e.expected)
+			e.apply(r)
+		}
+	}
+	for {
+		r, ok := e.held[e.expected]
+		if !ok {
+			break
+		}
+		delete(e.held, e.expected)
+		e.apply(r)
+		e.expected++
+	}
+	e.ackDue = true
+}
+
+// peerBack restarts the retransmission of what is in flight when the peer
+// is heard again after PeerTimeout of silence (a cut link, a peer that
+// stalled): nothing was sent again meanwhile and the timeouts had grown,
+// so it all goes again at the next tick with the first timeout, and the
+// peer gets GiveUp from now to acknowledge it.
+func (e *Engine) peerBack(now time.Time) {
+	for s := e.base; s != e.next; s++ {
+		if d := &e.win[s%uint32(len(e.win))]; d.used && !d.acked {
+			d.tries, d.sent, d.first = 1, time.Time{}, now
+		}
+	}
+	e.progress = now
+}
+
 // requestResync asks the peer for its whole table, in our numbered stream.
 func (e *Engine) requestResync(now time.Time) {
 	e.cnt[cResyncsRequested].Add(1)
 	r := nat.SyncRecord{Op: opResync}
 	if !e.room() {
 		e.giveUp()
+		e.resyncWanted.Store(false) // asked right now
 	}
 	e.add(&r, now)
 	e.flush(now)

@@ -368,3 +368,73 @@ func TestResyncSweepsStale(t *testing.T) {
 		t.Fatalf("swept %d, want %d; resyncs %d", s.Swept, flushed, s.ResyncsRequested)
 	}
 }
+
+// A backup that is killed while the master has datagrams in flight to it,
+// and comes back as a new incarnation (a new sender id, an empty table),
+// converges at once: whichever of the two hears the other first, the
+// master's stream to the old incarnation must not stall the new one until
+// the master gives its window up (GiveUp, 3 s).
+func TestRestartedBackupConverges(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		dead        time.Duration // how long the backup is gone
+		backupFirst bool          // the new backup hears the master before the master hears it
+	}{
+		{"short/backup-hears-first", 400 * time.Millisecond, true},
+		{"short/master-hears-first", 400 * time.Millisecond, false},
+		{"long/backup-hears-first", 1300 * time.Millisecond, true},
+		{"long/master-hears-first", 1300 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewMemLink(0, 5)
+			na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+			nb.SetPassive(true)
+			o := Options{NetSig: 7, Refresh: time.Hour}
+			ea, eb := New(na, l.A, o), New(nb, l.B, o)
+			ea.SetMaster(true)
+			ea.Start()
+			eb.Start()
+			defer ea.Stop()
+			w := na.NewWorker()
+			clk := clock.System{}
+			for i := 0; i < 1000; i++ {
+				open(t, w, i, packet.ProtoUDP, clk.Now())
+			}
+			waitFor(t, 5*time.Second, "synced", func() bool { return nb.Len() == 1000 })
+			// Kill the backup; the master goes on creating sessions and
+			// sends them to nobody (they stay unacknowledged).
+			eb.Stop()
+			for i := 1000; i < 1200; i++ {
+				open(t, w, i, packet.ProtoUDP, clk.Now())
+			}
+			time.Sleep(tc.dead)
+			nb = newNAT(t, 1<<14)
+			nb.SetPassive(true)
+			cb := l.RenewB()
+			quiet := l.A // the side whose first words are lost
+			if tc.backupFirst {
+				quiet = cb
+			}
+			quiet.SetLoss(1)
+			eb = New(nb, cb, o)
+			start := time.Now()
+			eb.Start()
+			defer eb.Stop()
+			time.Sleep(150 * time.Millisecond)
+			quiet.SetLoss(0)
+			waitFor(t, 10*time.Second, "restarted backup converges", func() bool {
+				return nb.Len() == na.Len() && missing(na, nb, clk.Now()) == 0
+			})
+			took := time.Since(start)
+			a, b := ea.Stats(), eb.Stats()
+			t.Logf("dead %v: converged %v after the restart (150 ms of it one-way); master lost %d, retransmits %d; backup asked %d resyncs",
+				tc.dead, took, a.SessionsLost, a.Retransmits, b.ResyncsRequested)
+			if took > time.Second {
+				t.Errorf("took %v, want < 1 s", took)
+			}
+			if a.SessionsLost != 0 || b.ResyncsRequested != 1 {
+				t.Errorf("master gave its window up (lost %d) or the backup asked %d times", a.SessionsLost, b.ResyncsRequested)
+			}
+		})
+	}
+}
