@@ -124,6 +124,7 @@ type Engine struct {
 	peerSeen     atomic.Int64 // unix nanoseconds of the last valid datagram
 	idNow        atomic.Uint32
 	resyncWanted atomic.Bool // SetMaster(false): ask the peer for a resync
+	handover     atomic.Bool // SetMaster(false): send the events queued while master first
 	sweeping     atomic.Bool // the peer's walk is being received (show ha: resync in progress)
 
 	rx   chan []byte
@@ -198,6 +199,11 @@ func (e *Engine) SetMaster(on bool) {
 		// the master does not have (after a split brain, the flows it
 		// made that the master refused).
 		e.resyncWanted.Store(!on)
+		// Sessions made in its last moments as master may still have
+		// their events queued: they go to the peer before the resync
+		// request, or the new master would not have them and the resync
+		// would sweep them here too.
+		e.handover.Store(!on)
 	}
 }
 
@@ -324,23 +330,32 @@ func (e *Engine) tick(now time.Time) (busy bool) {
 			e.startWalk() // a walk under way starts again: it may have missed them too
 		}
 	}
-	if e.resyncWanted.Load() && e.known && peerUp && e.peerMast.Load() && !master && e.room() {
+	handover := !master && e.handover.Load()
+	if e.resyncWanted.Load() && !handover && e.known && peerUp && e.peerMast.Load() && !master && e.room() {
 		e.resyncWanted.Store(false)
 		e.requestResync(now)
 	}
 	send := master && peerUp
+	sendEvents := (master || handover) && peerUp
 	e.t.SyncNewPass()
 	// Events first (they are the newest news), as long as the window has room.
+	drained := false
 	for e.room() {
 		n := e.t.SyncDrain(MaxRecords, nowNs, func(r *nat.SyncRecord) {
-			if send {
+			if sendEvents {
 				e.add(r, now)
 			}
 		})
 		if n == 0 {
+			drained = true
 			break
 		}
 		busy = true
+	}
+	if handover && (drained || !peerUp) {
+		// All sent (what a backup records from now on is not news for
+		// the master), or nobody to send to.
+		e.handover.Store(false)
 	}
 	if send && e.walking {
 		for e.room() && e.walking {

@@ -429,12 +429,88 @@ func TestRestartedBackupConverges(t *testing.T) {
 			a, b := ea.Stats(), eb.Stats()
 			t.Logf("dead %v: converged %v after the restart (150 ms of it one-way); master lost %d, retransmits %d; backup asked %d resyncs",
 				tc.dead, took, a.SessionsLost, a.Retransmits, b.ResyncsRequested)
-			if took > time.Second {
-				t.Errorf("took %v, want < 1 s", took)
+			limit := time.Second
+			if raceEnabled {
+				limit = 2500 * time.Millisecond // still below GiveUp, which a stall waits for
+			}
+			if took > limit {
+				t.Errorf("took %v, want < %v", took, limit)
 			}
 			if a.SessionsLost != 0 || b.ResyncsRequested != 1 {
 				t.Errorf("master gave its window up (lost %d) or the backup asked %d times", a.SessionsLost, b.ResyncsRequested)
 			}
 		})
 	}
+}
+
+// stepper drives engines by hand (no goroutines): each step hands every
+// engine what reached its end of the link, then ticks it. Tests use it to
+// put events exactly where the running loop would race with them.
+type stepper []struct {
+	e *Engine
+	c *MemConn
+}
+
+func (s stepper) step() {
+	for _, x := range s {
+		for more := true; more; {
+			select {
+			case d := <-x.c.in:
+				x.e.receive(d)
+			default:
+				more = false
+			}
+		}
+		x.e.tick(time.Now())
+	}
+	time.Sleep(time.Millisecond)
+}
+
+func (s stepper) until(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for start := time.Now(); !ok(); s.step() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not after %v", what, d)
+		}
+	}
+}
+
+// Sessions a master created just before it turned backup (their events
+// still queued, not yet sent) reach the new master: the old master sends
+// what it had queued before it takes the new master's table as the truth,
+// so the resync that follows does not sweep them away on either side.
+func TestSwitchBackKeepsLastSessions(t *testing.T) {
+	l := NewMemLink(0, 9)
+	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+	nb.SetPassive(true)
+	o := Options{NetSig: 7, Refresh: time.Hour}
+	ea, eb := New(na, l.A, o), New(nb, l.B, o)
+	ea.SetMaster(true)
+	s := stepper{{ea, l.A}, {eb, l.B}}
+	w := na.NewWorker()
+	clk := clock.System{}
+	for i := 0; i < 100; i++ {
+		open(t, w, i, packet.ProtoTCP, clk.Now())
+	}
+	s.until(t, 5*time.Second, "synced", func() bool {
+		return nb.Len() == 100 && eb.Stats().ResyncsRequested == 1 && !eb.Stats().Resyncing
+	})
+	// The last sessions, then at once the switch (keepalived tells the
+	// old master first here: the worse order for it).
+	for i := 100; i < 150; i++ {
+		open(t, w, i, packet.ProtoTCP, clk.Now())
+	}
+	na.SetPassive(true)
+	ea.SetMaster(false)
+	s.step()
+	nb.SetPassive(false)
+	eb.SetMaster(true)
+	s.until(t, 5*time.Second, "old master resynced", func() bool {
+		a := ea.Stats()
+		return a.ResyncsRequested == 1 && !a.Resyncing && eb.Stats().ResyncsServed == 1 && ea.Stats().Unacked == 0 && eb.Stats().Unacked == 0
+	})
+	if na.Len() != 150 || nb.Len() != 150 || missing(na, nb, clk.Now()) != 0 {
+		t.Fatalf("after the switch the old master has %d sessions, the new one %d (want 150 on both)", na.Len(), nb.Len())
+	}
+	t.Logf("50 sessions created just before the switch: on both routers after it; old master swept %d", ea.Stats().Swept)
 }
