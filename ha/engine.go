@@ -142,6 +142,7 @@ type Engine struct {
 	lastHello time.Time
 	progress  time.Time // the last acknowledgement that moved base (or when the window was empty)
 	queueFull uint64
+	missed    bool // events were drained while the peer was gone: it needs a walk when back
 	// walk: a resync or refresh in progress. Each walk is numbered and
 	// framed by a begin and an end record, so that the peer can remove
 	// what the walk did not refresh.
@@ -351,11 +352,23 @@ func (e *Engine) tick(now time.Time) (busy bool) {
 			break
 		}
 		busy = true
+		if master && !peerUp {
+			e.missed = true
+		}
 	}
 	if handover && (drained || !peerUp) {
 		// All sent (what a backup records from now on is not news for
 		// the master), or nobody to send to.
 		e.handover.Store(false)
+	}
+	if send && e.missed {
+		// The peer is back from a silence shorter than GiveUp (a longer
+		// one starts a new sequence and a resync): what it missed
+		// meanwhile comes with a walk, whose end also removes what was
+		// deleted meanwhile.
+		e.missed = false
+		e.startWalk()
+		e.cnt[cRefreshes].Add(1)
 	}
 	if send && e.walking {
 		for e.room() && e.walking {

@@ -514,3 +514,42 @@ func TestSwitchBackKeepsLastSessions(t *testing.T) {
 	}
 	t.Logf("50 sessions created just before the switch: on both routers after it; old master swept %d", ea.Stats().Swept)
 }
+
+// Sessions created while the link is cut for longer than PeerTimeout but
+// shorter than GiveUp (the master takes the peer as gone and does not send
+// their events; nothing is given up, so neither side starts a new
+// sequence) reach the backup soon after the link returns, not at the next
+// periodic refresh.
+func TestShortCutResyncs(t *testing.T) {
+	l := NewMemLink(0, 11)
+	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+	nb.SetPassive(true)
+	o := Options{NetSig: 7, PeerTimeout: 300 * time.Millisecond, Refresh: time.Hour}
+	ea, eb := New(na, l.A, o), New(nb, l.B, o)
+	ea.SetMaster(true)
+	ea.Start()
+	eb.Start()
+	t.Cleanup(func() { ea.Stop(); eb.Stop() })
+	w := na.NewWorker()
+	clk := clock.System{}
+	for i := 0; i < 500; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	waitFor(t, 5*time.Second, "synced", func() bool { return nb.Len() == 500 && ea.Stats().Unacked == 0 })
+	l.A.SetLoss(1)
+	l.B.SetLoss(1)
+	waitFor(t, 5*time.Second, "master takes the peer as gone", func() bool { return !ea.Stats().PeerUp })
+	for i := 500; i < 600; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	time.Sleep(50 * time.Millisecond)
+	l.A.SetLoss(0)
+	l.B.SetLoss(0)
+	took := waitFor(t, 5*time.Second, "backup converges", func() bool {
+		return nb.Len() == na.Len() && missing(na, nb, clk.Now()) == 0
+	})
+	t.Logf("100 sessions created during a cut: on the backup %v after it; master lost %d", took, ea.Stats().SessionsLost)
+	if took > 2*time.Second {
+		t.Fatalf("took %v", took)
+	}
+}
