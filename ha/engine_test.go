@@ -374,7 +374,7 @@ func TestResyncSweepsStale(t *testing.T) {
 // converges at once: whichever of the two hears the other first, the
 // master's stream to the old incarnation must not stall the new one until
 // the master gives its window up (GiveUp, 3 s).
-func TestRestartedBackupConverges(t *testing.T) {
+func TestResyncRestartedBackup(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		dead        time.Duration // how long the backup is gone
@@ -479,7 +479,7 @@ func (s stepper) until(t *testing.T, d time.Duration, what string, ok func() boo
 // still queued, not yet sent) reach the new master: the old master sends
 // what it had queued before it takes the new master's table as the truth,
 // so the resync that follows does not sweep them away on either side.
-func TestSwitchBackKeepsLastSessions(t *testing.T) {
+func TestSyncSwitchBackKeepsLastSessions(t *testing.T) {
 	l := NewMemLink(0, 9)
 	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
 	nb.SetPassive(true)
@@ -520,7 +520,7 @@ func TestSwitchBackKeepsLastSessions(t *testing.T) {
 // their events; nothing is given up, so neither side starts a new
 // sequence) reach the backup soon after the link returns, not at the next
 // periodic refresh.
-func TestShortCutResyncs(t *testing.T) {
+func TestResyncAfterShortCut(t *testing.T) {
 	l := NewMemLink(0, 11)
 	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
 	nb.SetPassive(true)
