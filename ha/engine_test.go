@@ -553,3 +553,44 @@ func TestResyncAfterShortCut(t *testing.T) {
 		t.Fatalf("took %v", took)
 	}
 }
+
+// A backup that gives its own sequence up (its resync request went
+// unacknowledged for GiveUp) asks for a resync again: the master takes its
+// new sequence for a new incarnation and drops what it had in flight to
+// it, which the backup would otherwise miss until the next refresh.
+func TestResyncAfterBackupGivesUp(t *testing.T) {
+	l := NewMemLink(0, 13)
+	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+	nb.SetPassive(true)
+	ea := New(na, l.A, Options{NetSig: 7, Refresh: time.Hour, PeerTimeout: 10 * time.Second, GiveUp: 10 * time.Second})
+	eb := New(nb, l.B, Options{NetSig: 7, Refresh: time.Hour, GiveUp: 300 * time.Millisecond})
+	ea.SetMaster(true)
+	s := stepper{{ea, l.A}, {eb, l.B}}
+	w := na.NewWorker()
+	clk := clock.System{}
+	for i := 0; i < 100; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	s.until(t, 5*time.Second, "synced", func() bool { return nb.Len() == 100 && ea.Stats().Unacked == 0 && eb.Stats().Unacked == 0 })
+	// Cut both ways; the backup asks for a resync that nobody hears, and
+	// the master sends sessions that nobody hears.
+	l.A.SetLoss(1)
+	l.B.SetLoss(1)
+	eb.requestResync(time.Now())
+	oldID := eb.id
+	for i := 100; i < 150; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	s.until(t, 5*time.Second, "backup gives up", func() bool { return eb.id != oldID })
+	// The backup's new sequence reaches the master first (it drops its
+	// window), then the link is whole again.
+	l.B.SetLoss(0)
+	s.until(t, 5*time.Second, "master sees the new sequence", func() bool { return ea.peerID == eb.id })
+	l.A.SetLoss(0)
+	s.until(t, 5*time.Second, "backup converges", func() bool {
+		return nb.Len() == 150 && missing(na, nb, clk.Now()) == 0
+	})
+	if r := eb.Stats().ResyncsRequested; r != 3 {
+		t.Fatalf("backup asked %d resyncs, want 3 (at start, in the cut, after giving up)", r)
+	}
+}
