@@ -124,6 +124,7 @@ type Engine struct {
 	peerSeen     atomic.Int64 // unix nanoseconds of the last valid datagram
 	idNow        atomic.Uint32
 	resyncWanted atomic.Bool // SetMaster(false): ask the peer for a resync
+	handover     atomic.Bool // SetMaster(false): send the events queued while master first
 	sweeping     atomic.Bool // the peer's walk is being received (show ha: resync in progress)
 
 	rx   chan []byte
@@ -141,6 +142,7 @@ type Engine struct {
 	lastHello time.Time
 	progress  time.Time // the last acknowledgement that moved base (or when the window was empty)
 	queueFull uint64
+	missed    bool // events were drained while the peer was gone: it needs a walk when back
 	// walk: a resync or refresh in progress. Each walk is numbered and
 	// framed by a begin and an end record, so that the peer can remove
 	// what the walk did not refresh.
@@ -198,6 +200,11 @@ func (e *Engine) SetMaster(on bool) {
 		// the master does not have (after a split brain, the flows it
 		// made that the master refused).
 		e.resyncWanted.Store(!on)
+		// Sessions made in its last moments as master may still have
+		// their events queued: they go to the peer before the resync
+		// request, or the new master would not have them and the resync
+		// would sweep them here too.
+		e.handover.Store(!on)
 	}
 }
 
@@ -324,23 +331,44 @@ func (e *Engine) tick(now time.Time) (busy bool) {
 			e.startWalk() // a walk under way starts again: it may have missed them too
 		}
 	}
-	if e.resyncWanted.Load() && e.known && peerUp && e.peerMast.Load() && !master && e.room() {
+	handover := !master && e.handover.Load()
+	if e.resyncWanted.Load() && !handover && e.known && peerUp && e.peerMast.Load() && !master && e.room() {
 		e.resyncWanted.Store(false)
 		e.requestResync(now)
 	}
 	send := master && peerUp
+	sendEvents := (master || handover) && peerUp
 	e.t.SyncNewPass()
 	// Events first (they are the newest news), as long as the window has room.
+	drained := false
 	for e.room() {
 		n := e.t.SyncDrain(MaxRecords, nowNs, func(r *nat.SyncRecord) {
-			if send {
+			if sendEvents {
 				e.add(r, now)
 			}
 		})
 		if n == 0 {
+			drained = true
 			break
 		}
 		busy = true
+		if master && !peerUp {
+			e.missed = true
+		}
+	}
+	if handover && (drained || !peerUp) {
+		// All sent (what a backup records from now on is not news for
+		// the master), or nobody to send to.
+		e.handover.Store(false)
+	}
+	if send && e.missed {
+		// The peer is back from a silence shorter than GiveUp (a longer
+		// one starts a new sequence and a resync): what it missed
+		// meanwhile comes with a walk, whose end also removes what was
+		// deleted meanwhile.
+		e.missed = false
+		e.startWalk()
+		e.cnt[cRefreshes].Add(1)
 	}
 	if send && e.walking {
 		for e.room() && e.walking {
@@ -509,6 +537,11 @@ func (e *Engine) giveUp() {
 	e.cnt[cRecordsLost].Add(lost)
 	e.o.Logger.Warn("ha: peer does not acknowledge; sync restarts with a resync", "lost", lost)
 	e.newSequence()
+	if !e.master.Load() {
+		// The peer takes our new sequence for a new incarnation and drops
+		// what it had in flight to us (see skipTo): ask for it all.
+		e.resyncWanted.Store(true)
+	}
 }
 
 // receive handles one datagram from the peer's address.
@@ -528,6 +561,9 @@ func (e *Engine) receive(b []byte) {
 		return
 	}
 	now := time.Now()
+	if !e.lastHeard.IsZero() && now.Sub(e.lastHeard) >= e.o.PeerTimeout && h.id == e.peerID {
+		e.peerBack(now)
+	}
 	e.lastHeard = now
 	e.peerSeen.Store(now.UnixNano())
 	e.peerMast.Store(h.flags&flagMaster != 0)
@@ -554,6 +590,9 @@ func (e *Engine) receive(b []byte) {
 			// Only a master has sessions to give.
 			e.requestResync(now)
 		}
+	}
+	if int32(h.base-e.expected) > 0 {
+		e.skipTo(h.base)
 	}
 	if h.typ != msgData {
 		return
@@ -591,12 +630,55 @@ func (e *Engine) receive(b []byte) {
 	}
 }
 
+// skipTo follows the peer's stream past datagrams it no longer sends:
+// its oldest unacknowledged datagram (base) is beyond the one we wait
+// for. The peer moves its base past what we did not acknowledge only when
+// it took us for a new incarnation (we restarted, or gave our own sequence
+// up) and dropped what it had sent to the old one; both times we asked for
+// a resync, whose walk follows the drop in its stream. Waiting for the
+// dropped datagrams instead would stall the stream (and the resync in it)
+// until the peer gave its window up. What is held of the skipped part is
+// applied in order: it is the peer's news all the same.
+func (e *Engine) skipTo(base uint32) {
+	for ; e.expected != base; e.expected++ {
+		if r, ok := e.held[e.expected]; ok {
+			delete(e.held, e.expected)
+			e.apply(r)
+		}
+	}
+	for {
+		r, ok := e.held[e.expected]
+		if !ok {
+			break
+		}
+		delete(e.held, e.expected)
+		e.apply(r)
+		e.expected++
+	}
+	e.ackDue = true
+}
+
+// peerBack restarts the retransmission of what is in flight when the peer
+// is heard again after PeerTimeout of silence (a cut link, a peer that
+// stalled): nothing was sent again meanwhile and the timeouts had grown,
+// so it all goes again at the next tick with the first timeout, and the
+// peer gets GiveUp from now to acknowledge it.
+func (e *Engine) peerBack(now time.Time) {
+	for s := e.base; s != e.next; s++ {
+		if d := &e.win[s%uint32(len(e.win))]; d.used && !d.acked {
+			d.tries, d.sent, d.first = 1, time.Time{}, now
+		}
+	}
+	e.progress = now
+}
+
 // requestResync asks the peer for its whole table, in our numbered stream.
 func (e *Engine) requestResync(now time.Time) {
 	e.cnt[cResyncsRequested].Add(1)
 	r := nat.SyncRecord{Op: opResync}
 	if !e.room() {
 		e.giveUp()
+		e.resyncWanted.Store(false) // asked right now
 	}
 	e.add(&r, now)
 	e.flush(now)

@@ -368,3 +368,229 @@ func TestResyncSweepsStale(t *testing.T) {
 		t.Fatalf("swept %d, want %d; resyncs %d", s.Swept, flushed, s.ResyncsRequested)
 	}
 }
+
+// A backup that is killed while the master has datagrams in flight to it,
+// and comes back as a new incarnation (a new sender id, an empty table),
+// converges at once: whichever of the two hears the other first, the
+// master's stream to the old incarnation must not stall the new one until
+// the master gives its window up (GiveUp, 3 s).
+func TestResyncRestartedBackup(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		dead        time.Duration // how long the backup is gone
+		backupFirst bool          // the new backup hears the master before the master hears it
+	}{
+		{"short/backup-hears-first", 400 * time.Millisecond, true},
+		{"short/master-hears-first", 400 * time.Millisecond, false},
+		{"long/backup-hears-first", 1300 * time.Millisecond, true},
+		{"long/master-hears-first", 1300 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewMemLink(0, 5)
+			na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+			nb.SetPassive(true)
+			o := Options{NetSig: 7, Refresh: time.Hour}
+			ea, eb := New(na, l.A, o), New(nb, l.B, o)
+			ea.SetMaster(true)
+			ea.Start()
+			eb.Start()
+			defer ea.Stop()
+			w := na.NewWorker()
+			clk := clock.System{}
+			for i := 0; i < 1000; i++ {
+				open(t, w, i, packet.ProtoUDP, clk.Now())
+			}
+			waitFor(t, 5*time.Second, "synced", func() bool { return nb.Len() == 1000 })
+			// Kill the backup; the master goes on creating sessions and
+			// sends them to nobody (they stay unacknowledged).
+			eb.Stop()
+			for i := 1000; i < 1200; i++ {
+				open(t, w, i, packet.ProtoUDP, clk.Now())
+			}
+			time.Sleep(tc.dead)
+			nb = newNAT(t, 1<<14)
+			nb.SetPassive(true)
+			cb := l.RenewB()
+			quiet := l.A // the side whose first words are lost
+			if tc.backupFirst {
+				quiet = cb
+			}
+			quiet.SetLoss(1)
+			eb = New(nb, cb, o)
+			start := time.Now()
+			eb.Start()
+			defer eb.Stop()
+			time.Sleep(150 * time.Millisecond)
+			quiet.SetLoss(0)
+			waitFor(t, 10*time.Second, "restarted backup converges", func() bool {
+				return nb.Len() == na.Len() && missing(na, nb, clk.Now()) == 0
+			})
+			took := time.Since(start)
+			a, b := ea.Stats(), eb.Stats()
+			t.Logf("dead %v: converged %v after the restart (150 ms of it one-way); master lost %d, retransmits %d; backup asked %d resyncs",
+				tc.dead, took, a.SessionsLost, a.Retransmits, b.ResyncsRequested)
+			limit := time.Second
+			if raceEnabled {
+				limit = 2500 * time.Millisecond // still below GiveUp, which a stall waits for
+			}
+			if took > limit {
+				t.Errorf("took %v, want < %v", took, limit)
+			}
+			if a.SessionsLost != 0 || b.ResyncsRequested != 1 {
+				t.Errorf("master gave its window up (lost %d) or the backup asked %d times", a.SessionsLost, b.ResyncsRequested)
+			}
+		})
+	}
+}
+
+// stepper drives engines by hand (no goroutines): each step hands every
+// engine what reached its end of the link, then ticks it. Tests use it to
+// put events exactly where the running loop would race with them.
+type stepper []struct {
+	e *Engine
+	c *MemConn
+}
+
+func (s stepper) step() {
+	for _, x := range s {
+		for more := true; more; {
+			select {
+			case d := <-x.c.in:
+				x.e.receive(d)
+			default:
+				more = false
+			}
+		}
+		x.e.tick(time.Now())
+	}
+	time.Sleep(time.Millisecond)
+}
+
+func (s stepper) until(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for start := time.Now(); !ok(); s.step() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not after %v", what, d)
+		}
+	}
+}
+
+// Sessions a master created just before it turned backup (their events
+// still queued, not yet sent) reach the new master: the old master sends
+// what it had queued before it takes the new master's table as the truth,
+// so the resync that follows does not sweep them away on either side.
+func TestSyncSwitchBackKeepsLastSessions(t *testing.T) {
+	l := NewMemLink(0, 9)
+	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+	nb.SetPassive(true)
+	o := Options{NetSig: 7, Refresh: time.Hour}
+	ea, eb := New(na, l.A, o), New(nb, l.B, o)
+	ea.SetMaster(true)
+	s := stepper{{ea, l.A}, {eb, l.B}}
+	w := na.NewWorker()
+	clk := clock.System{}
+	for i := 0; i < 100; i++ {
+		open(t, w, i, packet.ProtoTCP, clk.Now())
+	}
+	s.until(t, 5*time.Second, "synced", func() bool {
+		return nb.Len() == 100 && eb.Stats().ResyncsRequested == 1 && !eb.Stats().Resyncing
+	})
+	// The last sessions, then at once the switch (keepalived tells the
+	// old master first here: the worse order for it).
+	for i := 100; i < 150; i++ {
+		open(t, w, i, packet.ProtoTCP, clk.Now())
+	}
+	na.SetPassive(true)
+	ea.SetMaster(false)
+	s.step()
+	nb.SetPassive(false)
+	eb.SetMaster(true)
+	s.until(t, 5*time.Second, "old master resynced", func() bool {
+		a := ea.Stats()
+		return a.ResyncsRequested == 1 && !a.Resyncing && eb.Stats().ResyncsServed == 1 && ea.Stats().Unacked == 0 && eb.Stats().Unacked == 0
+	})
+	if na.Len() != 150 || nb.Len() != 150 || missing(na, nb, clk.Now()) != 0 {
+		t.Fatalf("after the switch the old master has %d sessions, the new one %d (want 150 on both)", na.Len(), nb.Len())
+	}
+	t.Logf("50 sessions created just before the switch: on both routers after it; old master swept %d", ea.Stats().Swept)
+}
+
+// Sessions created while the link is cut for longer than PeerTimeout but
+// shorter than GiveUp (the master takes the peer as gone and does not send
+// their events; nothing is given up, so neither side starts a new
+// sequence) reach the backup soon after the link returns, not at the next
+// periodic refresh.
+func TestResyncAfterShortCut(t *testing.T) {
+	l := NewMemLink(0, 11)
+	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+	nb.SetPassive(true)
+	o := Options{NetSig: 7, PeerTimeout: 300 * time.Millisecond, Refresh: time.Hour}
+	ea, eb := New(na, l.A, o), New(nb, l.B, o)
+	ea.SetMaster(true)
+	ea.Start()
+	eb.Start()
+	t.Cleanup(func() { ea.Stop(); eb.Stop() })
+	w := na.NewWorker()
+	clk := clock.System{}
+	for i := 0; i < 500; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	waitFor(t, 5*time.Second, "synced", func() bool { return nb.Len() == 500 && ea.Stats().Unacked == 0 })
+	l.A.SetLoss(1)
+	l.B.SetLoss(1)
+	waitFor(t, 5*time.Second, "master takes the peer as gone", func() bool { return !ea.Stats().PeerUp })
+	for i := 500; i < 600; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	time.Sleep(50 * time.Millisecond)
+	l.A.SetLoss(0)
+	l.B.SetLoss(0)
+	took := waitFor(t, 5*time.Second, "backup converges", func() bool {
+		return nb.Len() == na.Len() && missing(na, nb, clk.Now()) == 0
+	})
+	t.Logf("100 sessions created during a cut: on the backup %v after it; master lost %d", took, ea.Stats().SessionsLost)
+	if took > 2*time.Second {
+		t.Fatalf("took %v", took)
+	}
+}
+
+// A backup that gives its own sequence up (its resync request went
+// unacknowledged for GiveUp) asks for a resync again: the master takes its
+// new sequence for a new incarnation and drops what it had in flight to
+// it, which the backup would otherwise miss until the next refresh.
+func TestResyncAfterBackupGivesUp(t *testing.T) {
+	l := NewMemLink(0, 13)
+	na, nb := newNAT(t, 1<<14), newNAT(t, 1<<14)
+	nb.SetPassive(true)
+	ea := New(na, l.A, Options{NetSig: 7, Refresh: time.Hour, PeerTimeout: 10 * time.Second, GiveUp: 10 * time.Second})
+	eb := New(nb, l.B, Options{NetSig: 7, Refresh: time.Hour, GiveUp: 300 * time.Millisecond})
+	ea.SetMaster(true)
+	s := stepper{{ea, l.A}, {eb, l.B}}
+	w := na.NewWorker()
+	clk := clock.System{}
+	for i := 0; i < 100; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	s.until(t, 5*time.Second, "synced", func() bool { return nb.Len() == 100 && ea.Stats().Unacked == 0 && eb.Stats().Unacked == 0 })
+	// Cut both ways; the backup asks for a resync that nobody hears, and
+	// the master sends sessions that nobody hears.
+	l.A.SetLoss(1)
+	l.B.SetLoss(1)
+	eb.requestResync(time.Now())
+	oldID := eb.id
+	for i := 100; i < 150; i++ {
+		open(t, w, i, packet.ProtoUDP, clk.Now())
+	}
+	s.until(t, 5*time.Second, "backup gives up", func() bool { return eb.id != oldID })
+	// The backup's new sequence reaches the master first (it drops its
+	// window), then the link is whole again.
+	l.B.SetLoss(0)
+	s.until(t, 5*time.Second, "master sees the new sequence", func() bool { return ea.peerID == eb.id })
+	l.A.SetLoss(0)
+	s.until(t, 5*time.Second, "backup converges", func() bool {
+		return nb.Len() == 150 && missing(na, nb, clk.Now()) == 0
+	})
+	if r := eb.Stats().ResyncsRequested; r != 3 {
+		t.Fatalf("backup asked %d resyncs, want 3 (at start, in the cut, after giving up)", r)
+	}
+}

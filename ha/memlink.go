@@ -11,12 +11,14 @@ import (
 // netem is not available everywhere, and a seeded loss is reproducible.
 type MemLink struct {
 	A, B *MemConn
+	seed uint64
+	gen  uint64
 }
 
 // MemConn is one end of a MemLink.
 type MemConn struct {
 	in      chan []byte
-	peer    *MemConn
+	peer    atomic.Pointer[MemConn]
 	loss    atomic.Uint64 // drop probability, scaled by 1<<32
 	mu      sync.Mutex
 	rng     *rand.Rand
@@ -35,8 +37,22 @@ func NewMemLink(loss float64, seed uint64) *MemLink {
 		return c
 	}
 	a, b := mk(1), mk(2)
-	a.peer, b.peer = b, a
-	return &MemLink{A: a, B: b}
+	a.peer.Store(b)
+	b.peer.Store(a)
+	return &MemLink{A: a, B: b, seed: seed}
+}
+
+// RenewB gives the link a new B end, as if the router on that side
+// restarted (a new socket; what was in flight to the old one is lost).
+// Close the old end first.
+func (l *MemLink) RenewB() *MemConn {
+	l.gen++
+	b := &MemConn{in: make(chan []byte, 8192), rng: rand.New(rand.NewPCG(l.seed, 2+l.gen)), closed: make(chan struct{})}
+	b.SetLoss(float64(l.B.loss.Load()) / (1 << 32))
+	b.peer.Store(l.A)
+	l.A.peer.Store(b)
+	l.B = b
+	return b
 }
 
 // SetLoss changes the share of this end's sends that are dropped.
@@ -52,9 +68,10 @@ func (c *MemConn) Send(b []byte) error {
 		c.Dropped.Add(1)
 		return nil
 	}
+	p := c.peer.Load()
 	select {
-	case c.peer.in <- append([]byte(nil), b...):
-	case <-c.peer.closed:
+	case p.in <- append([]byte(nil), b...):
+	case <-p.closed:
 	default:
 		c.Dropped.Add(1) // the receiver's queue is full, like a socket buffer
 	}
