@@ -524,3 +524,44 @@ func TestIPv6HostInterfaceVIP(t *testing.T) {
 		t.Fatalf("deleted VIP still answers:\n%s", out)
 	}
 }
+
+// TestIPv6Drivers: IPv6 forwarding (ping6 and an iperf3 -6 stream, the
+// hosts' offloads on) over each port driver of the matrix.
+func TestIPv6Drivers(t *testing.T) {
+	forDrivers(t, func(t *testing.T, driver string) {
+		needRoot(t)
+		d, err := lab.DualEdit("v6", false, func(cfg, _ string) string {
+			return strings.ReplaceAll(cfg, `driver = "afpacket"`, `driver = "`+driver+`"`)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("router log:\n%s", d.Router.Log())
+			}
+			d.Close()
+		})
+		v := &v6Lab{d}
+		out := run(t, v.topo(), v.H1, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:2::10")
+		contains(t, out, "3 received")
+		iperfServer(t, v.Lab, v.H2, "5201")
+		time.Sleep(300 * time.Millisecond)
+		out, err = v.ExecTimeout(v.H1, 30*time.Second, "iperf3", "-6", "-c", "2001:db8:2::10", "-p", "5201", "-t", "2", "-f", "m")
+		if err != nil {
+			t.Fatalf("iperf3 -6 over %s: %v\n%s", driver, err, out)
+		}
+		m := iperfRate.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no iperf3 result in:\n%s", out)
+		}
+		rate, _ := strconv.ParseFloat(m[1], 64)
+		if m[2] == "G" {
+			rate *= 1000
+		}
+		t.Logf("iperf3 -6 TCP through vrouter over %s: %.0f Mbit/s", driver, rate)
+		if rate < 50 {
+			t.Fatalf("IPv6 TCP over %s at %.1f Mbit/s", driver, rate)
+		}
+	})
+}
