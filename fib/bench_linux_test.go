@@ -10,33 +10,10 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
-	"golang.org/x/sys/unix"
 
+	"vrouter/internal/benchtest"
 	"vrouter/packet"
 )
-
-// threadCPU returns the CPU time of the calling OS thread. The machine the
-// benchmarks run on is shared, so besides wall-clock ns/op the lookup
-// benchmarks report cpu-ns/op: CPU time of the benchmark thread per lookup,
-// which waiting for a core does not inflate.
-func threadCPU() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
-	}
-	return ts.Nano()
-}
-
-// cpuTimer measures the benchmark loop's thread CPU time.
-func cpuTimer(b *testing.B) func() {
-	runtime.LockOSThread()
-	c0 := threadCPU()
-	return func() {
-		c1 := threadCPU()
-		runtime.UnlockOSThread()
-		b.ReportMetric(float64(c1-c0)/float64(b.N), "cpu-ns/op")
-	}
-}
 
 // The benchmarks compare this FIB with github.com/gaissmai/bart (Table and
 // Fast) on the 901,899 IPv4 prefixes of testdata/prefixes.txt.gz, with the
@@ -115,7 +92,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("impl=fib", func(b *testing.B) {
 		b.ReportAllocs()
 		var sum uint32
-		done := cpuTimer(b)
+		done := benchtest.CPUTimer(b)
 		for i := 0; i < b.N; i++ {
 			nh, _ := d.fib.Lookup(d.addrs[i&(benchAddrs-1)])
 			sum += nh.Gateway
@@ -126,7 +103,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("impl=bart.Table", func(b *testing.B) {
 		b.ReportAllocs()
 		var sum uint32
-		done := cpuTimer(b)
+		done := benchtest.CPUTimer(b)
 		for i := 0; i < b.N; i++ {
 			v, _ := d.bt.Lookup(d.naddrs[i&(benchAddrs-1)])
 			sum += v
@@ -137,7 +114,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("impl=bart.Fast", func(b *testing.B) {
 		b.ReportAllocs()
 		var sum uint32
-		done := cpuTimer(b)
+		done := benchtest.CPUTimer(b)
 		for i := 0; i < b.N; i++ {
 			v, _ := d.bf.Lookup(d.naddrs[i&(benchAddrs-1)])
 			sum += v
@@ -145,14 +122,6 @@ func BenchmarkLookup(b *testing.B) {
 		done()
 		runtime.KeepAlive(sum)
 	})
-}
-
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // BenchmarkBuild builds the full table per iteration; B/prefix is the heap
@@ -163,10 +132,10 @@ func BenchmarkBuild(b *testing.B) {
 	d := getBench(b)
 	n := float64(len(d.ps))
 	b.Run("impl=fib", func(b *testing.B) {
-		h0 := heapAlloc()
+		h0 := benchtest.HeapAlloc()
 		t := New()
 		t.Apply(d.ups)
-		h1 := heapAlloc()
+		h1 := benchtest.HeapAlloc()
 		mem := t.Summary().MemoryBytes
 		runtime.KeepAlive(t)
 		b.ResetTimer()
@@ -178,9 +147,9 @@ func BenchmarkBuild(b *testing.B) {
 		b.ReportMetric(float64(mem)/n, "fibB/prefix")
 	})
 	b.Run("impl=bart.Table", func(b *testing.B) {
-		h0 := heapAlloc()
+		h0 := benchtest.HeapAlloc()
 		t := buildBartTable(d.ps, d.nhIdx)
-		h1 := heapAlloc()
+		h1 := benchtest.HeapAlloc()
 		runtime.KeepAlive(t)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -189,9 +158,9 @@ func BenchmarkBuild(b *testing.B) {
 		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
 	})
 	b.Run("impl=bart.Fast", func(b *testing.B) {
-		h0 := heapAlloc()
+		h0 := benchtest.HeapAlloc()
 		t := buildBartFast(d.ps, d.nhIdx)
-		h1 := heapAlloc()
+		h1 := benchtest.HeapAlloc()
 		runtime.KeepAlive(t)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -262,7 +231,7 @@ func runUpdates(b *testing.B, step int, lookup func(i int), update func(i int)) 
 	done := lookupLoad(&stop, lookup)
 	b.ResetTimer()
 	st := time.Now()
-	cpu := cpuTimer(b)
+	cpu := benchtest.CPUTimer(b)
 	for i := 0; i < b.N; i += step {
 		update(i)
 	}
@@ -373,7 +342,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		off := (i * round) & (benchAddrs - 1)
 		for impl := range 3 {
-			w0, c0 := time.Now(), threadCPU()
+			w0, c0 := time.Now(), benchtest.ThreadCPU()
 			switch impl {
 			case 0:
 				for _, a := range d.addrs[off : off+round] {
@@ -391,7 +360,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 					sum += v
 				}
 			}
-			cpu[impl] += threadCPU() - c0
+			cpu[impl] += benchtest.ThreadCPU() - c0
 			wall[impl] += int64(time.Since(w0))
 		}
 	}

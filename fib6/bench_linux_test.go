@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
-	"golang.org/x/sys/unix"
 
 	"vrouter/fib"
+	"vrouter/internal/benchtest"
 )
 
 // The benchmarks compare this FIB with github.com/gaissmai/bart (Table and
@@ -21,27 +21,6 @@ import (
 // with the same next hops (one of 11 per prefix) and the same addresses:
 // "mixed" is 70% inside a random prefix of the table and 30% uniform in
 // 2000::/3; "inside" is 100% inside a random prefix.
-
-// threadCPU returns the CPU time of the calling OS thread: the machine is
-// shared, so the lookup benchmarks also report cpu-ns/op, which waiting
-// for a core does not inflate.
-func threadCPU() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
-	}
-	return ts.Nano()
-}
-
-func cpuTimer(b *testing.B) func() {
-	runtime.LockOSThread()
-	c0 := threadCPU()
-	return func() {
-		c1 := threadCPU()
-		runtime.UnlockOSThread()
-		b.ReportMetric(float64(c1-c0)/float64(b.N), "cpu-ns/op")
-	}
-}
 
 const benchAddrs = 1 << 20
 
@@ -129,7 +108,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Run("addrs="+s.name+"/impl=fib", func(b *testing.B) {
 			b.ReportAllocs()
 			var sum uint16
-			done := cpuTimer(b)
+			done := benchtest.CPUTimer(b)
 			for i := 0; i < b.N; i++ {
 				nh, _ := d.fib.Lookup(s.addrs[i&(benchAddrs-1)])
 				sum += nh.Network
@@ -140,7 +119,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Run("addrs="+s.name+"/impl=bart.Table", func(b *testing.B) {
 			b.ReportAllocs()
 			var sum uint32
-			done := cpuTimer(b)
+			done := benchtest.CPUTimer(b)
 			for i := 0; i < b.N; i++ {
 				v, _ := d.bt.Lookup(s.na[i&(benchAddrs-1)])
 				sum += v
@@ -151,7 +130,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Run("addrs="+s.name+"/impl=bart.Fast", func(b *testing.B) {
 			b.ReportAllocs()
 			var sum uint32
-			done := cpuTimer(b)
+			done := benchtest.CPUTimer(b)
 			for i := 0; i < b.N; i++ {
 				v, _ := d.bf.Lookup(s.na[i&(benchAddrs-1)])
 				sum += v
@@ -179,7 +158,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				off := (i * round) & (benchAddrs - 1)
 				for impl := range 3 {
-					c0 := threadCPU()
+					c0 := benchtest.ThreadCPU()
 					switch impl {
 					case 0:
 						for _, a := range s.addrs[off : off+round] {
@@ -197,7 +176,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 							sum += v
 						}
 					}
-					cpu[impl] += threadCPU() - c0
+					cpu[impl] += benchtest.ThreadCPU() - c0
 				}
 			}
 			runtime.KeepAlive(sum)
@@ -211,14 +190,6 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 	}
 }
 
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // BenchmarkBuild builds the full table per iteration; B/prefix is the heap
 // it keeps (HeapAlloc after minus before, after GC), measured on one extra
 // build. For the FIB that is everything (RIB of all sources, compiled
@@ -227,10 +198,10 @@ func BenchmarkBuild(b *testing.B) {
 	d := getBench(b)
 	n := float64(len(d.ps))
 	b.Run("impl=fib", func(b *testing.B) {
-		h0 := heapAlloc()
+		h0 := benchtest.HeapAlloc()
 		t := New()
 		t.Apply(d.ups)
-		h1 := heapAlloc()
+		h1 := benchtest.HeapAlloc()
 		mem := t.Summary().MemoryBytes
 		runtime.KeepAlive(t)
 		b.ResetTimer()
@@ -242,9 +213,9 @@ func BenchmarkBuild(b *testing.B) {
 		b.ReportMetric(float64(mem)/n, "fibB/prefix")
 	})
 	b.Run("impl=bart.Table", func(b *testing.B) {
-		h0 := heapAlloc()
+		h0 := benchtest.HeapAlloc()
 		t := buildBartTable(d.ps, d.nhIdx)
-		h1 := heapAlloc()
+		h1 := benchtest.HeapAlloc()
 		runtime.KeepAlive(t)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -253,9 +224,9 @@ func BenchmarkBuild(b *testing.B) {
 		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
 	})
 	b.Run("impl=bart.Fast", func(b *testing.B) {
-		h0 := heapAlloc()
+		h0 := benchtest.HeapAlloc()
 		t := buildBartFast(d.ps, d.nhIdx)
-		h1 := heapAlloc()
+		h1 := benchtest.HeapAlloc()
 		runtime.KeepAlive(t)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -308,7 +279,7 @@ func runUpdates(b *testing.B, step int, lookup func(i int), update func(i int)) 
 	}()
 	b.ResetTimer()
 	st := time.Now()
-	cpu := cpuTimer(b)
+	cpu := benchtest.CPUTimer(b)
 	for i := 0; i < b.N; i += step {
 		update(i)
 	}
