@@ -10,7 +10,6 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"vrouter/config"
-	"vrouter/internal/clock"
 	"vrouter/packet"
 	"vrouter/router/port"
 	"vrouter/router/port/pipe"
@@ -72,13 +71,7 @@ func filter6Lab(t testing.TB, old, new string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	l := labWith(t, cfg)
 	l.resolve6()
 	return l
 }
@@ -415,16 +408,7 @@ func BenchmarkFilter6Established(b *testing.B) {
 	l.fromB6(seg6{src: ip6HostB, dst: ip6HostA, sport: 80, dport: 40000, flags: "SA", seq: 9, ack: 2})
 	l.pb.SetSink(true)
 	frame := seg6{src: ip6HostA, dst: ip6HostB, sport: 40000, dport: 80, flags: "A", seq: 2, ack: 10, payload: make([]byte, 6)}.frame(b, hostA, macA)
-	gen := pipe.NewGenerator("pa", macA, 1500, [][]byte{frame})
-	w := l.r.workers[0]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		gen.ReadBatch(w.rx)
-		w.processBatch(l.r.ports[0], w.rx)
-		done += w.rx.N
-	}
-	b.StopTimer()
+	runGen(b, l, pipe.NewGenerator("pa", macA, 1500, [][]byte{frame}))
 	if l.r.Counters()[CntForwarded6] < uint64(b.N) {
 		b.Fatal("not forwarded")
 	}

@@ -12,9 +12,7 @@ import (
 
 	"vrouter/config"
 	"vrouter/filter"
-	"vrouter/internal/clock"
 	"vrouter/router/port"
-	"vrouter/router/port/pipe"
 )
 
 // The filter lab: network a (port pa, 192.0.2.0/24) is the outside with
@@ -97,16 +95,11 @@ func filterCfg(t testing.TB, extra string) *config.Config {
 // filterLab is the filter lab with both hosts resolved.
 func filterLab(t testing.TB, extra string) *lab {
 	t.Helper()
-	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(filterCfg(t, extra), []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	l := labWith(t, filterCfg(t, extra))
 	l.resolveA()
-	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
-	r.Neigh.Update(0, 0xc0000214, [6]byte(hostA), true, clk.Now(), func([]byte) {}) // 192.0.2.20 (host C) shares A's MAC
+	now := l.clk.Now()
+	l.r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, now, func([]byte) {})
+	l.r.Neigh.Update(0, 0xc0000214, [6]byte(hostA), true, now, func([]byte) {}) // 192.0.2.20 (host C) shares A's MAC
 	return l
 }
 

@@ -45,16 +45,7 @@ func testConfig6() *config.Config {
 	return c
 }
 
-func newLab6(t testing.TB) *lab {
-	pa := pipe.New("pa", macA, 1500)
-	pb := pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(testConfig6(), []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
-}
+func newLab6(t testing.TB) *lab { return labWith(t, testConfig6()) }
 
 func a16(a netip.Addr) net.IP { b := a.As16(); return net.IP(b[:]) }
 
@@ -625,17 +616,7 @@ func BenchmarkPipelineForward6(b *testing.B) {
 	udp.SetNetworkLayerForChecksum(ip)
 	frame := ser(b, &layers.Ethernet{SrcMAC: hostA, DstMAC: macA[:], EthernetType: layers.EthernetTypeIPv6},
 		ip, udp, gopacket.Payload(make([]byte, 18)))
-	gen := pipe.NewGenerator("pa", macA, 1500, [][]byte{frame})
-	w := l.r.workers[0]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		gen.ReadBatch(w.rx)
-		w.processBatch(l.r.ports[0], w.rx)
-		done += w.rx.N
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+	runGen(b, l, pipe.NewGenerator("pa", macA, 1500, [][]byte{frame}))
 }
 
 // TestIPv6Reload: a reload that adds IPv6 to networks routes it (routes
