@@ -83,19 +83,9 @@ func (d *decoder) network6Key(n *Network, key string, v *value, p string) {
 	case "ra":
 		n.RA, _ = d.boolean(v, p)
 	case "link_local":
-		s, ok := d.str(v, p)
-		if !ok {
-			return
+		if a, ok := d.linkLocal(v, p, "network.link_local"); ok {
+			n.LinkLocal = a
 		}
-		a, err := parseAddr6(s)
-		if err == nil && !a.IsLinkLocalUnicast() {
-			err = fmt.Errorf("%s is not a link-local address (fe80::/10)", s)
-		}
-		if err != nil {
-			d.errf(v.pos, "network.link_local: %v", err)
-			return
-		}
-		n.LinkLocal = a
 	case "dns":
 		if v.kind != kArray || v.aot {
 			d.wrongType(v, p, "an array of strings")
@@ -329,17 +319,25 @@ func (d *decoder) hostAddr6(h *HostRoute, s string, pos Pos) {
 
 // hostGateway6 decodes a [[hostroute]]'s gateway6.
 func (d *decoder) hostGateway6(h *HostRoute, v *value, p string) {
+	if a, ok := d.linkLocal(v, p, "hostroute.gateway6"); ok {
+		h.Gateway6 = a
+	}
+}
+
+// linkLocal decodes a link-local IPv6 address; an error names the key as
+// what.
+func (d *decoder) linkLocal(v *value, p, what string) (netip.Addr, bool) {
 	s, ok := d.str(v, p)
 	if !ok {
-		return
+		return netip.Addr{}, false
 	}
 	a, err := parseAddr6(s)
 	if err == nil && !a.IsLinkLocalUnicast() {
 		err = fmt.Errorf("%s is not a link-local address (fe80::/10)", s)
 	}
 	if err != nil {
-		d.errf(v.pos, "hostroute.gateway6: %v", err)
-		return
+		d.errf(v.pos, "%s: %v", what, err)
+		return netip.Addr{}, false
 	}
-	h.Gateway6 = a
+	return a, true
 }
