@@ -113,31 +113,26 @@ func (d *decoder) network6Key(n *Network, key string, v *value, p string) {
 // `addresses` left (validation needed them for positions).
 func (d *decoder) compactAddresses() {
 	for i := range d.c.Networks {
-		n := &d.c.Networks[i]
-		out := n.Addresses[:0]
-		for _, a := range n.Addresses {
-			if a.IsValid() {
-				out = append(out, a)
-			}
-		}
-		if len(out) == 0 {
-			out = nil
-		}
-		n.Addresses = out
+		d.c.Networks[i].Addresses = validOnly(d.c.Networks[i].Addresses)
 	}
 	for i := range d.c.HostRoutes {
-		h := &d.c.HostRoutes[i]
-		out := h.Addresses[:0]
-		for _, a := range h.Addresses {
-			if a.IsValid() {
-				out = append(out, a)
-			}
-		}
-		if len(out) == 0 {
-			out = nil
-		}
-		h.Addresses = out
+		d.c.HostRoutes[i].Addresses = validOnly(d.c.HostRoutes[i].Addresses)
 	}
+}
+
+// validOnly drops the invalid (zero) entries of s in place; nil if none
+// is left.
+func validOnly[T interface{ IsValid() bool }](s []T) []T {
+	out := s[:0]
+	for _, a := range s {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // validate6 checks the IPv6 parts: no address twice, no prefix in two
@@ -256,22 +251,7 @@ func (d *decoder) validate6() {
 			d.errf(vpos(t, "via"), "route.via %s is IPv4 but the prefix is IPv6", r.Via)
 			continue
 		}
-		if r.Type == "" {
-			continue
-		}
-		if r.Type != RouteUnicast {
-			for _, k := range []string{"via", "network"} {
-				if e := t.get(k); e != nil {
-					d.errf(e.keyPos, "a %s route takes no %s", r.Type, k)
-				}
-			}
-			continue
-		}
-		if t.get("via") == nil && t.get("network") == nil {
-			d.errf(t.pos, "[[route]] needs via = \"2001:db8::1\" or network = \"...\" (or a type like blackhole)")
-			continue
-		}
-		if !r.Via.IsValid() {
+		if !d.routeKeys(t, r, "2001:db8::1") {
 			continue
 		}
 		pos := vpos(t, "via")

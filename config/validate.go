@@ -171,22 +171,7 @@ func (d *decoder) validate() {
 				routeAt[r.Prefix] = i
 			}
 		}
-		if r.Type == "" {
-			continue // invalid type, already reported
-		}
-		if r.Type != RouteUnicast {
-			for _, k := range []string{"via", "network"} {
-				if e := t.get(k); e != nil {
-					d.errf(e.keyPos, "a %s route takes no %s", r.Type, k)
-				}
-			}
-			continue
-		}
-		if t.get("via") == nil && t.get("network") == nil {
-			d.errf(t.pos, "[[route]] needs via = \"a.b.c.d\" or network = \"...\" (or a type like blackhole)")
-			continue
-		}
-		if !r.Via.IsValid() {
+		if !d.routeKeys(t, r, "a.b.c.d") {
 			continue
 		}
 		pos := vpos(t, "via")
@@ -306,4 +291,27 @@ func (d *decoder) validate() {
 	d.validateFilters()
 	d.validateHosts()
 	d.validateHA()
+}
+
+// routeKeys checks the keys of route r (table t) against its type: a
+// refusing route takes no via or network, a unicast one needs one of them.
+// It reports whether r is a well-formed route via a gateway, which the
+// caller checks next; gw is an example gateway for the error.
+func (d *decoder) routeKeys(t *table, r *Route, gw string) bool {
+	if r.Type == "" {
+		return false // invalid type, already reported
+	}
+	if r.Type != RouteUnicast {
+		for _, k := range []string{"via", "network"} {
+			if e := t.get(k); e != nil {
+				d.errf(e.keyPos, "a %s route takes no %s", r.Type, k)
+			}
+		}
+		return false
+	}
+	if t.get("via") == nil && t.get("network") == nil {
+		d.errf(t.pos, "[[route]] needs via = %q or network = \"...\" (or a type like blackhole)", gw)
+		return false
+	}
+	return r.Via.IsValid()
 }
