@@ -11,7 +11,6 @@ import (
 
 	"vrouter/config"
 	"vrouter/packet"
-	"vrouter/router/port"
 	"vrouter/router/port/pipe"
 )
 
@@ -366,18 +365,8 @@ func TestFilter6ZeroAlloc(t *testing.T) {
 	l.pb.SetSink(true)
 	l.fromA6(seg6{src: ip6HostA, dst: ip6HostB, sport: 40000, dport: 80, flags: "S", seq: 1})
 	l.fromB6(seg6{src: ip6HostB, dst: ip6HostA, sport: 80, dport: 40000, flags: "SA", seq: 9, ack: 2})
-	w := l.r.workers[0]
-	b := w.rx
-	batch := func(f func(i int) []byte) {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], f(i))
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	}
 	est := seg6{src: ip6HostA, dst: ip6HostB, sport: 40000, dport: 80, flags: "A", seq: 2, ack: 10, payload: make([]byte, 64)}.frame(t, hostA, macA)
-	if a := testing.AllocsPerRun(200, func() { batch(func(int) []byte { return est }) }); a != 0 {
+	if a := l.allocsPerBatch(200, 32, same(est)); a != 0 {
 		t.Fatalf("%.1f allocations per batch of an established flow", a)
 	}
 	firsts := make([][]byte, 32*101)
@@ -386,14 +375,14 @@ func TestFilter6ZeroAlloc(t *testing.T) {
 	}
 	k := 0
 	before := l.r.Counters()[CntForwarded6]
-	if a := testing.AllocsPerRun(100, func() { batch(func(int) []byte { k++; return firsts[k-1] }) }); a != 0 {
+	if a := l.allocsPerBatch(100, 32, func(int) []byte { k++; return firsts[k-1] }); a != 0 {
 		t.Fatalf("%.1f allocations per batch of first packets", a)
 	}
 	if got := l.r.Counters()[CntForwarded6] - before; got != 101*32 {
 		t.Fatalf("%d first packets forwarded", got)
 	}
 	refused := seg6{src: ip6HostA, dst: ip6HostB, sport: 1, dport: 25, flags: "S"}.frame(t, hostA, macA)
-	if a := testing.AllocsPerRun(200, func() { batch(func(int) []byte { return refused }) }); a != 0 {
+	if a := l.allocsPerBatch(200, 32, same(refused)); a != 0 {
 		t.Fatalf("%.1f allocations per batch of refused first packets", a)
 	}
 }

@@ -496,16 +496,7 @@ func TestIPv6ForwardNoAlloc(t *testing.T) {
 	l.resolve6()
 	frame := echo6(t, hostA, macA, ip6HostA, ip6HostB, 64, 64)
 	l.pb.SetSink(true) // the pipe's own copies of sent frames would count
-	w := l.r.workers[0]
-	b := w.rx
-	allocs := testing.AllocsPerRun(200, func() {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame)
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs := l.allocsPerBatch(200, 32, same(frame))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch, want 0", allocs)
 	}
@@ -516,14 +507,7 @@ func TestIPv6ForwardNoAlloc(t *testing.T) {
 	for _, f := range [][]byte{echo6(t, hostA, macA, ip6HostA, ip6RA, 64, 64), nsFrame(t, hostA, ip6HostA, ip6RA),
 		echo6(t, hostA, macA, ip6HostA, ip6HostB, 1, 64)} {
 		l.pa.SetSink(true) // the pipe's own copies of sent frames would count
-		allocs = testing.AllocsPerRun(100, func() {
-			for i := 0; i < 8; i++ {
-				b.Off[i] = port.Headroom
-				b.Len[i] = copy(b.Bufs[i][port.Headroom:], f)
-			}
-			b.N = 8
-			w.processBatch(l.r.ports[0], b)
-		})
+		allocs = l.allocsPerBatch(100, 8, same(f))
 		if allocs != 0 {
 			t.Fatalf("%.1f allocations per local batch", allocs)
 		}

@@ -405,16 +405,7 @@ func TestZeroAllocForward(t *testing.T) {
 	l.resolveBoth()
 	l.pb.SetSink(true)
 	frame := icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 64)
-	w := l.r.workers[0]
-	b := w.rx
-	allocs := testing.AllocsPerRun(200, func() {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame)
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs := l.allocsPerBatch(200, 32, same(frame))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch, want 0", allocs)
 	}
@@ -422,6 +413,24 @@ func TestZeroAllocForward(t *testing.T) {
 		t.Fatal("not forwarded")
 	}
 }
+
+// allocsPerBatch is testing.AllocsPerRun over runs batches of n frames
+// (frame(i) in slot i) received on port a and processed by its worker.
+func (l *lab) allocsPerBatch(runs, n int, frame func(i int) []byte) float64 {
+	w := l.r.workers[0]
+	b := w.rx
+	return testing.AllocsPerRun(runs, func() {
+		for i := 0; i < n; i++ {
+			b.Off[i] = port.Headroom
+			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame(i))
+		}
+		b.N = n
+		w.processBatch(l.r.ports[0], b)
+	})
+}
+
+// same is a frame function for allocsPerBatch that gives f in every slot.
+func same(f []byte) func(int) []byte { return func(int) []byte { return f } }
 
 // runGen forwards b.N frames of gen, in batches, as received on port a.
 func runGen(b *testing.B, l *lab, gen *pipe.Port) { runGenOn(b, l, 0, gen) }
@@ -536,18 +545,9 @@ func TestZeroAllocTraced(t *testing.T) {
 	l := natLab(t)
 	l.pb.SetSink(true)
 	frame := tcpSYN(t, 40000, 80)
-	w := l.r.workers[0]
-	b := w.rx
 	const batch = 4
 	l.r.trace.arm(traceKeep)
-	allocs := testing.AllocsPerRun(50, func() {
-		for i := 0; i < batch; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame)
-		}
-		b.N = batch
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs := l.allocsPerBatch(50, batch, same(frame))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per traced batch, want 0", allocs)
 	}
