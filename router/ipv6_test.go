@@ -302,16 +302,7 @@ func TestIPv6Errors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := l.r.Drops()[tc.drop]
-			l.pa.Inject(tc.frame)
-			l.run()
-			if got := l.r.Drops()[tc.drop] - before; got != 1 {
-				t.Fatalf("%s counted %d times", tc.drop, got)
-			}
-			out := l.pa.Take()
-			if l.pb.Take() != nil {
-				t.Fatal("forwarded")
-			}
+			out := l.dropFromA(t, tc.frame, tc.drop)
 			if tc.typ == 0 {
 				if len(out) != 0 {
 					if tc.drop == DropIPv6LinkLocal && len(out) == 1 {
@@ -337,6 +328,23 @@ func TestIPv6Errors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropFromA injects frame on port a and checks that the router drops it
+// for reason drop (counted once, nothing forwarded); it returns the frames
+// sent back on a.
+func (l *lab) dropFromA(t *testing.T, frame []byte, drop DropReason) [][]byte {
+	t.Helper()
+	before := l.r.Drops()[drop]
+	l.pa.Inject(frame)
+	l.run()
+	if got := l.r.Drops()[drop] - before; got != 1 {
+		t.Fatalf("%s counted %d times", drop, got)
+	}
+	if l.pb.Take() != nil {
+		t.Fatal("forwarded")
+	}
+	return l.pa.Take()
 }
 
 func TestIPv6Malformed(t *testing.T) {
@@ -368,16 +376,7 @@ func TestIPv6Malformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := l.r.Drops()[tc.drop]
-			l.pa.Inject(tc.frame)
-			l.run()
-			if got := l.r.Drops()[tc.drop] - before; got != 1 {
-				t.Fatalf("%s counted %d times", tc.drop, got)
-			}
-			out := l.pa.Take()
-			if l.pb.Take() != nil {
-				t.Fatal("forwarded")
-			}
+			out := l.dropFromA(t, tc.frame, tc.drop)
 			if tc.typ == 0 {
 				if len(out) != 0 {
 					t.Fatalf("%d frames sent", len(out))
