@@ -78,19 +78,11 @@ func getBench(b *testing.B) *benchData {
 }
 
 func buildBartTable(ps []netip.Prefix, v []uint32) *bart.Table[uint32] {
-	t := new(bart.Table[uint32])
-	for i, p := range ps {
-		t.Insert(p, v[i])
-	}
-	return t
+	return benchtest.Insert(new(bart.Table[uint32]), ps, v)
 }
 
 func buildBartFast(ps []netip.Prefix, v []uint32) *bart.Fast[uint32] {
-	t := new(bart.Fast[uint32])
-	for i, p := range ps {
-		t.Insert(p, v[i])
-	}
-	return t
+	return benchtest.Insert(new(bart.Fast[uint32]), ps, v)
 }
 
 func BenchmarkLookup(b *testing.B) {
@@ -198,41 +190,18 @@ func BenchmarkBuild(b *testing.B) {
 	d := getBench(b)
 	n := float64(len(d.ps))
 	b.Run("impl=fib", func(b *testing.B) {
-		h0 := benchtest.HeapAlloc()
-		t := New()
-		t.Apply(d.ups)
-		h1 := benchtest.HeapAlloc()
-		mem := t.Summary().MemoryBytes
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
+		t := benchtest.BuildKept(b, len(d.ps), func() *Table {
 			t := New()
 			t.Apply(d.ups)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
-		b.ReportMetric(float64(mem)/n, "fibB/prefix")
+			return t
+		})
+		b.ReportMetric(float64(t.Summary().MemoryBytes)/n, "fibB/prefix")
 	})
 	b.Run("impl=bart.Table", func(b *testing.B) {
-		h0 := benchtest.HeapAlloc()
-		t := buildBartTable(d.ps, d.nhIdx)
-		h1 := benchtest.HeapAlloc()
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buildBartTable(d.ps, d.nhIdx)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
+		benchtest.BuildKept(b, len(d.ps), func() *bart.Table[uint32] { return buildBartTable(d.ps, d.nhIdx) })
 	})
 	b.Run("impl=bart.Fast", func(b *testing.B) {
-		h0 := benchtest.HeapAlloc()
-		t := buildBartFast(d.ps, d.nhIdx)
-		h1 := benchtest.HeapAlloc()
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buildBartFast(d.ps, d.nhIdx)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
+		benchtest.BuildKept(b, len(d.ps), func() *bart.Fast[uint32] { return buildBartFast(d.ps, d.nhIdx) })
 	})
 }
 

@@ -4,6 +4,7 @@
 package benchtest
 
 import (
+	"net/netip"
 	"runtime"
 	"testing"
 )
@@ -28,4 +29,30 @@ func HeapAlloc() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BuildKept benchmarks build, one per iteration, and reports B/prefix:
+// the heap one build keeps (HeapAlloc after minus before, after GC) per
+// prefix of the n it holds. It returns the measured build.
+func BuildKept[T any](b *testing.B, n int, build func() T) T {
+	h0 := HeapAlloc()
+	t := build()
+	h1 := HeapAlloc()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		build()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(h1-h0)/float64(n), "B/prefix")
+	return t
+}
+
+// Insert inserts each prefix ps[i] with value v[i] into t (a table of
+// another implementation the benchmarks compare with, e.g. bart's) and
+// returns t.
+func Insert[T interface{ Insert(netip.Prefix, uint32) }](t T, ps []netip.Prefix, v []uint32) T {
+	for i, p := range ps {
+		t.Insert(p, v[i])
+	}
+	return t
 }
