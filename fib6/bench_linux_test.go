@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gaissmai/bart"
 
@@ -205,61 +204,6 @@ func BenchmarkBuild(b *testing.B) {
 	})
 }
 
-// churn yields the update stream of BenchmarkUpdate: odd steps delete a
-// random prefix of the table, even steps add back the prefix deleted 1024
-// deletes earlier, so every step changes the table and it stays full.
-type churn struct {
-	rng   *rand.Rand
-	ring  [1024]int
-	n, nd int
-	max   int
-}
-
-func newChurn(max int) *churn { return &churn{rng: rand.New(rand.NewPCG(9, 9)), max: max} }
-
-func (c *churn) next() (int, bool) {
-	c.n++
-	if c.n&1 == 1 {
-		k := c.rng.IntN(c.max)
-		c.ring[c.nd&1023] = k
-		c.nd++
-		return k, true
-	}
-	if c.nd >= 1024 {
-		return c.ring[c.nd&1023], false
-	}
-	return c.ring[c.nd-1], false
-}
-
-// runUpdates times update(i) for i = 0, step, 2*step, ... < b.N while
-// lookup runs on another goroutine; it reports updates/s and lookups/s.
-func runUpdates(b *testing.B, step int, lookup func(i int), update func(i int)) {
-	var stop atomic.Bool
-	done := make(chan int64)
-	go func() {
-		var n int64
-		for !stop.Load() {
-			for i := range 1024 {
-				lookup(int(n) + i)
-			}
-			n += 1024
-		}
-		done <- n
-	}()
-	b.ResetTimer()
-	st := time.Now()
-	cpu := benchtest.CPUTimer(b)
-	for i := 0; i < b.N; i += step {
-		update(i)
-	}
-	el := time.Since(st)
-	cpu()
-	stop.Store(true)
-	n := <-done
-	b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
-	b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
-}
-
 // BenchmarkUpdate measures updates per second on the full table while
 // lookups run on another goroutine. For the FIB, batch=1 publishes every
 // update on its own (Add/Delete), batch=N groups N updates per Apply. bart
@@ -273,12 +217,12 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Run("impl=fib/batch="+strconv.Itoa(batch), func(b *testing.B) {
 			t := New()
 			t.Apply(d.ups)
-			ch := newChurn(len(d.ps))
+			ch := benchtest.NewChurn(len(d.ps))
 			ups := make([]Update, 0, batch)
-			runUpdates(b, batch, func(i int) { t.Lookup(mixed.addrs[i&(benchAddrs-1)]) }, func(int) {
+			benchtest.RunUpdates(b, batch, func(i int) { t.Lookup(mixed.addrs[i&(benchAddrs-1)]) }, func(int) {
 				ups = ups[:0]
 				for range batch {
-					k, del := ch.next()
+					k, del := ch.Next()
 					ups = append(ups, Update{Route: d.ups[k].Route, Delete: del})
 				}
 				t.Apply(ups)
@@ -288,9 +232,9 @@ func BenchmarkUpdate(b *testing.B) {
 	b.Run("impl=bart.Table/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Table[uint32]]
 		cur.Store(buildBartTable(d.ps, d.nhIdx))
-		ch := newChurn(len(d.ps))
-		runUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
-			if k, del := ch.next(); del {
+		ch := benchtest.NewChurn(len(d.ps))
+		benchtest.RunUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.Next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
@@ -300,9 +244,9 @@ func BenchmarkUpdate(b *testing.B) {
 	b.Run("impl=bart.Fast/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Fast[uint32]]
 		cur.Store(buildBartFast(d.ps, d.nhIdx))
-		ch := newChurn(len(d.ps))
-		runUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
-			if k, del := ch.next(); del {
+		ch := benchtest.NewChurn(len(d.ps))
+		benchtest.RunUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.Next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
