@@ -140,36 +140,13 @@ func validOnly[T interface{ IsValid() bool }](s []T) []T {
 // network.
 func (d *decoder) validate6() {
 	c := d.c
-	type owner struct {
-		net  int
-		pos  Pos
-		pfx  netip.Prefix
-		name string
-	}
-	var addrs []owner
+	var addrs []addrOwner
 	lls := map[netip.Addr]int{}
 	for i := range c.Networks {
 		n := &c.Networks[i]
 		t := d.netT[i]
 		for k, a := range n.Addresses6 {
-			pos := d.addr6Pos[i][k]
-			bad := false
-			for _, o := range addrs {
-				if o.pfx.Addr() == a.Addr() {
-					d.errf(pos, "duplicate address %s (also on network %q, line %d)", a.Addr(), o.name, o.pos.Line)
-					bad = true
-					break
-				}
-			}
-			if !bad {
-				for _, o := range addrs {
-					if o.net != i && o.pfx.Overlaps(a) {
-						d.errf(pos, "overlapping addresses in two networks: %s (network %q) overlaps %s (network %q, line %d)", a, n.Name, o.pfx, o.name, o.pos.Line)
-						break
-					}
-				}
-			}
-			addrs = append(addrs, owner{i, pos, a, n.Name})
+			addrs = d.claimAddr(addrs, addrOwner{net: i, pos: d.addr6Pos[i][k], pfx: a, name: n.Name})
 		}
 		if n.LinkLocal.IsValid() {
 			if j, dup := lls[n.LinkLocal]; dup {
