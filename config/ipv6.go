@@ -83,19 +83,9 @@ func (d *decoder) network6Key(n *Network, key string, v *value, p string) {
 	case "ra":
 		n.RA, _ = d.boolean(v, p)
 	case "link_local":
-		s, ok := d.str(v, p)
-		if !ok {
-			return
+		if a, ok := d.linkLocal(v, p, "network.link_local"); ok {
+			n.LinkLocal = a
 		}
-		a, err := parseAddr6(s)
-		if err == nil && !a.IsLinkLocalUnicast() {
-			err = fmt.Errorf("%s is not a link-local address (fe80::/10)", s)
-		}
-		if err != nil {
-			d.errf(v.pos, "network.link_local: %v", err)
-			return
-		}
-		n.LinkLocal = a
 	case "dns":
 		if v.kind != kArray || v.aot {
 			d.wrongType(v, p, "an array of strings")
@@ -123,31 +113,26 @@ func (d *decoder) network6Key(n *Network, key string, v *value, p string) {
 // `addresses` left (validation needed them for positions).
 func (d *decoder) compactAddresses() {
 	for i := range d.c.Networks {
-		n := &d.c.Networks[i]
-		out := n.Addresses[:0]
-		for _, a := range n.Addresses {
-			if a.IsValid() {
-				out = append(out, a)
-			}
-		}
-		if len(out) == 0 {
-			out = nil
-		}
-		n.Addresses = out
+		d.c.Networks[i].Addresses = validOnly(d.c.Networks[i].Addresses)
 	}
 	for i := range d.c.HostRoutes {
-		h := &d.c.HostRoutes[i]
-		out := h.Addresses[:0]
-		for _, a := range h.Addresses {
-			if a.IsValid() {
-				out = append(out, a)
-			}
-		}
-		if len(out) == 0 {
-			out = nil
-		}
-		h.Addresses = out
+		d.c.HostRoutes[i].Addresses = validOnly(d.c.HostRoutes[i].Addresses)
 	}
+}
+
+// validOnly drops the invalid (zero) entries of s in place; nil if none
+// is left.
+func validOnly[T interface{ IsValid() bool }](s []T) []T {
+	out := s[:0]
+	for _, a := range s {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // validate6 checks the IPv6 parts: no address twice, no prefix in two
@@ -155,36 +140,13 @@ func (d *decoder) compactAddresses() {
 // network.
 func (d *decoder) validate6() {
 	c := d.c
-	type owner struct {
-		net  int
-		pos  Pos
-		pfx  netip.Prefix
-		name string
-	}
-	var addrs []owner
+	var addrs []addrOwner
 	lls := map[netip.Addr]int{}
 	for i := range c.Networks {
 		n := &c.Networks[i]
 		t := d.netT[i]
 		for k, a := range n.Addresses6 {
-			pos := d.addr6Pos[i][k]
-			bad := false
-			for _, o := range addrs {
-				if o.pfx.Addr() == a.Addr() {
-					d.errf(pos, "duplicate address %s (also on network %q, line %d)", a.Addr(), o.name, o.pos.Line)
-					bad = true
-					break
-				}
-			}
-			if !bad {
-				for _, o := range addrs {
-					if o.net != i && o.pfx.Overlaps(a) {
-						d.errf(pos, "overlapping addresses in two networks: %s (network %q) overlaps %s (network %q, line %d)", a, n.Name, o.pfx, o.name, o.pos.Line)
-						break
-					}
-				}
-			}
-			addrs = append(addrs, owner{i, pos, a, n.Name})
+			addrs = d.claimAddr(addrs, addrOwner{net: i, pos: d.addr6Pos[i][k], pfx: a, name: n.Name})
 		}
 		if n.LinkLocal.IsValid() {
 			if j, dup := lls[n.LinkLocal]; dup {
@@ -266,22 +228,7 @@ func (d *decoder) validate6() {
 			d.errf(vpos(t, "via"), "route.via %s is IPv4 but the prefix is IPv6", r.Via)
 			continue
 		}
-		if r.Type == "" {
-			continue
-		}
-		if r.Type != RouteUnicast {
-			for _, k := range []string{"via", "network"} {
-				if e := t.get(k); e != nil {
-					d.errf(e.keyPos, "a %s route takes no %s", r.Type, k)
-				}
-			}
-			continue
-		}
-		if t.get("via") == nil && t.get("network") == nil {
-			d.errf(t.pos, "[[route]] needs via = \"2001:db8::1\" or network = \"...\" (or a type like blackhole)")
-			continue
-		}
-		if !r.Via.IsValid() {
+		if !d.routeKeys(t, r, "2001:db8::1") {
 			continue
 		}
 		pos := vpos(t, "via")
@@ -329,17 +276,25 @@ func (d *decoder) hostAddr6(h *HostRoute, s string, pos Pos) {
 
 // hostGateway6 decodes a [[hostroute]]'s gateway6.
 func (d *decoder) hostGateway6(h *HostRoute, v *value, p string) {
+	if a, ok := d.linkLocal(v, p, "hostroute.gateway6"); ok {
+		h.Gateway6 = a
+	}
+}
+
+// linkLocal decodes a link-local IPv6 address; an error names the key as
+// what.
+func (d *decoder) linkLocal(v *value, p, what string) (netip.Addr, bool) {
 	s, ok := d.str(v, p)
 	if !ok {
-		return
+		return netip.Addr{}, false
 	}
 	a, err := parseAddr6(s)
 	if err == nil && !a.IsLinkLocalUnicast() {
 		err = fmt.Errorf("%s is not a link-local address (fe80::/10)", s)
 	}
 	if err != nil {
-		d.errf(v.pos, "hostroute.gateway6: %v", err)
-		return
+		d.errf(v.pos, "%s: %v", what, err)
+		return netip.Addr{}, false
 	}
-	h.Gateway6 = a
+	return a, true
 }

@@ -55,12 +55,6 @@ func (d *decoder) validate() {
 
 	// networks
 	netAt := map[string]int{}
-	type addrOwner struct {
-		net  int
-		pos  Pos
-		pfx  netip.Prefix
-		name string
-	}
 	var addrs []addrOwner
 	for i, n := range c.Networks {
 		t := d.netT[i]
@@ -78,24 +72,7 @@ func (d *decoder) validate() {
 			if !a.IsValid() {
 				continue
 			}
-			pos := epos(t, "addresses", k)
-			bad := false
-			for _, o := range addrs {
-				if o.pfx.Addr() == a.Addr() {
-					d.errf(pos, "duplicate address %s (also on network %q, line %d)", a.Addr(), o.name, o.pos.Line)
-					bad = true
-					break
-				}
-			}
-			if !bad {
-				for _, o := range addrs {
-					if o.net != i && o.pfx.Overlaps(a) {
-						d.errf(pos, "overlapping addresses in two networks: %s (network %q) overlaps %s (network %q, line %d)", a, n.Name, o.pfx, o.name, o.pos.Line)
-						break
-					}
-				}
-			}
-			addrs = append(addrs, addrOwner{net: i, pos: pos, pfx: a, name: n.Name})
+			addrs = d.claimAddr(addrs, addrOwner{net: i, pos: epos(t, "addresses", k), pfx: a, name: n.Name})
 		}
 	}
 
@@ -171,22 +148,7 @@ func (d *decoder) validate() {
 				routeAt[r.Prefix] = i
 			}
 		}
-		if r.Type == "" {
-			continue // invalid type, already reported
-		}
-		if r.Type != RouteUnicast {
-			for _, k := range []string{"via", "network"} {
-				if e := t.get(k); e != nil {
-					d.errf(e.keyPos, "a %s route takes no %s", r.Type, k)
-				}
-			}
-			continue
-		}
-		if t.get("via") == nil && t.get("network") == nil {
-			d.errf(t.pos, "[[route]] needs via = \"a.b.c.d\" or network = \"...\" (or a type like blackhole)")
-			continue
-		}
-		if !r.Via.IsValid() {
+		if !d.routeKeys(t, r, "a.b.c.d") {
 			continue
 		}
 		pos := vpos(t, "via")
@@ -306,4 +268,56 @@ func (d *decoder) validate() {
 	d.validateFilters()
 	d.validateHosts()
 	d.validateHA()
+}
+
+// routeKeys checks the keys of route r (table t) against its type: a
+// refusing route takes no via or network, a unicast one needs one of them.
+// It reports whether r is a well-formed route via a gateway, which the
+// caller checks next; gw is an example gateway for the error.
+func (d *decoder) routeKeys(t *table, r *Route, gw string) bool {
+	if r.Type == "" {
+		return false // invalid type, already reported
+	}
+	if r.Type != RouteUnicast {
+		for _, k := range []string{"via", "network"} {
+			if e := t.get(k); e != nil {
+				d.errf(e.keyPos, "a %s route takes no %s", r.Type, k)
+			}
+		}
+		return false
+	}
+	if t.get("via") == nil && t.get("network") == nil {
+		d.errf(t.pos, "[[route]] needs via = %q or network = \"...\" (or a type like blackhole)", gw)
+		return false
+	}
+	return r.Via.IsValid()
+}
+
+// addrOwner is a router address as the checks for duplicate and
+// overlapping addresses see it: its network (index and name), position
+// and prefix.
+type addrOwner struct {
+	net  int
+	pos  Pos
+	pfx  netip.Prefix
+	name string
+}
+
+// claimAddr checks address a against those claimed before it (one
+// address twice, or overlapping prefixes of two networks, is an error)
+// and returns claimed with a added.
+func (d *decoder) claimAddr(claimed []addrOwner, a addrOwner) []addrOwner {
+	for _, o := range claimed {
+		if o.pfx.Addr() == a.pfx.Addr() {
+			d.errf(a.pos, "duplicate address %s (also on network %q, line %d)", a.pfx.Addr(), o.name, o.pos.Line)
+			return append(claimed, a)
+		}
+	}
+	for _, o := range claimed {
+		if o.net != a.net && o.pfx.Overlaps(a.pfx) {
+			d.errf(a.pos, "overlapping addresses in two networks: %s (network %q) overlaps %s (network %q, line %d)", a.pfx, a.name, o.pfx, o.name, o.pos.Line)
+			break
+		}
+	}
+	return append(claimed, a)
 }

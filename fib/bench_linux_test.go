@@ -10,33 +10,10 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
-	"golang.org/x/sys/unix"
 
+	"vrouter/internal/benchtest"
 	"vrouter/packet"
 )
-
-// threadCPU returns the CPU time of the calling OS thread. The machine the
-// benchmarks run on is shared, so besides wall-clock ns/op the lookup
-// benchmarks report cpu-ns/op: CPU time of the benchmark thread per lookup,
-// which waiting for a core does not inflate.
-func threadCPU() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
-	}
-	return ts.Nano()
-}
-
-// cpuTimer measures the benchmark loop's thread CPU time.
-func cpuTimer(b *testing.B) func() {
-	runtime.LockOSThread()
-	c0 := threadCPU()
-	return func() {
-		c1 := threadCPU()
-		runtime.UnlockOSThread()
-		b.ReportMetric(float64(c1-c0)/float64(b.N), "cpu-ns/op")
-	}
-}
 
 // The benchmarks compare this FIB with github.com/gaissmai/bart (Table and
 // Fast) on the 901,899 IPv4 prefixes of testdata/prefixes.txt.gz, with the
@@ -87,19 +64,11 @@ func getBench(b *testing.B) *benchData {
 }
 
 func buildBartTable(ps []netip.Prefix, v []uint32) *bart.Table[uint32] {
-	t := new(bart.Table[uint32])
-	for i, p := range ps {
-		t.Insert(p, v[i])
-	}
-	return t
+	return benchtest.Insert(new(bart.Table[uint32]), ps, v)
 }
 
 func buildBartFast(ps []netip.Prefix, v []uint32) *bart.Fast[uint32] {
-	t := new(bart.Fast[uint32])
-	for i, p := range ps {
-		t.Insert(p, v[i])
-	}
-	return t
+	return benchtest.Insert(new(bart.Fast[uint32]), ps, v)
 }
 
 func BenchmarkLookup(b *testing.B) {
@@ -115,7 +84,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("impl=fib", func(b *testing.B) {
 		b.ReportAllocs()
 		var sum uint32
-		done := cpuTimer(b)
+		done := benchtest.CPUTimer(b)
 		for i := 0; i < b.N; i++ {
 			nh, _ := d.fib.Lookup(d.addrs[i&(benchAddrs-1)])
 			sum += nh.Gateway
@@ -126,7 +95,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("impl=bart.Table", func(b *testing.B) {
 		b.ReportAllocs()
 		var sum uint32
-		done := cpuTimer(b)
+		done := benchtest.CPUTimer(b)
 		for i := 0; i < b.N; i++ {
 			v, _ := d.bt.Lookup(d.naddrs[i&(benchAddrs-1)])
 			sum += v
@@ -137,7 +106,7 @@ func BenchmarkLookup(b *testing.B) {
 	b.Run("impl=bart.Fast", func(b *testing.B) {
 		b.ReportAllocs()
 		var sum uint32
-		done := cpuTimer(b)
+		done := benchtest.CPUTimer(b)
 		for i := 0; i < b.N; i++ {
 			v, _ := d.bf.Lookup(d.naddrs[i&(benchAddrs-1)])
 			sum += v
@@ -145,14 +114,6 @@ func BenchmarkLookup(b *testing.B) {
 		done()
 		runtime.KeepAlive(sum)
 	})
-}
-
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // BenchmarkBuild builds the full table per iteration; B/prefix is the heap
@@ -163,129 +124,40 @@ func BenchmarkBuild(b *testing.B) {
 	d := getBench(b)
 	n := float64(len(d.ps))
 	b.Run("impl=fib", func(b *testing.B) {
-		h0 := heapAlloc()
-		t := New()
-		t.Apply(d.ups)
-		h1 := heapAlloc()
-		mem := t.Summary().MemoryBytes
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
+		t := benchtest.BuildKept(b, len(d.ps), func() *Table {
 			t := New()
 			t.Apply(d.ups)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
-		b.ReportMetric(float64(mem)/n, "fibB/prefix")
+			return t
+		})
+		b.ReportMetric(float64(t.Summary().MemoryBytes)/n, "fibB/prefix")
 	})
 	b.Run("impl=bart.Table", func(b *testing.B) {
-		h0 := heapAlloc()
-		t := buildBartTable(d.ps, d.nhIdx)
-		h1 := heapAlloc()
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buildBartTable(d.ps, d.nhIdx)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
+		benchtest.BuildKept(b, len(d.ps), func() *bart.Table[uint32] { return buildBartTable(d.ps, d.nhIdx) })
 	})
 	b.Run("impl=bart.Fast", func(b *testing.B) {
-		h0 := heapAlloc()
-		t := buildBartFast(d.ps, d.nhIdx)
-		h1 := heapAlloc()
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buildBartFast(d.ps, d.nhIdx)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
+		benchtest.BuildKept(b, len(d.ps), func() *bart.Fast[uint32] { return buildBartFast(d.ps, d.nhIdx) })
 	})
-}
-
-// lookupLoad runs lookups on another goroutine until stop; it returns how
-// many it did.
-func lookupLoad(stop *atomic.Bool, f func(i int)) (done chan int64) {
-	done = make(chan int64)
-	go func() {
-		var n int64
-		for !stop.Load() {
-			for i := range 1024 {
-				f(int(n) + i)
-			}
-			n += 1024
-		}
-		done <- n
-	}()
-	return done
-}
-
-// churn yields the update stream of BenchmarkUpdate: even steps delete a
-// random prefix of the table, odd steps add back the prefix deleted 1024
-// deletes earlier, so every step changes the table and it stays full
-// (minus about 1024 prefixes).
-type churn struct {
-	rng   *rand.Rand
-	ring  [1024]int
-	n, nd int
-	max   int
-}
-
-func newChurn(max int) *churn {
-	return &churn{rng: rand.New(rand.NewPCG(9, 9)), max: max}
-}
-
-// next returns the prefix index and whether it is a delete.
-func (c *churn) next() (int, bool) {
-	c.n++
-	if c.n&1 == 1 {
-		k := c.rng.IntN(c.max)
-		c.ring[c.nd&1023] = k
-		c.nd++
-		return k, true
-	}
-	if c.nd >= 1024 {
-		return c.ring[c.nd&1023], false // the oldest delete
-	}
-	return c.ring[c.nd-1], false
 }
 
 // BenchmarkUpdate measures updates per second on the full table while
-// lookups run on another goroutine (see churn for the updates). For the
+// lookups run on another goroutine (see benchtest.Churn for the updates). For the
 // FIB, batch=1 publishes every update on its own (Add/Delete), batch=N
 // groups N updates per Apply. bart is made safe for concurrent readers the
 // way its API intends: InsertPersist/DeletePersist (copy-on-write) and an
 // atomic pointer swap per update. lookups/s is the rate of the reader
 // goroutine meanwhile; cpu-ns/op the updating thread's CPU time per update.
-// runUpdates times update(i) for i = 0, step, 2*step, ... < b.N while lookup
-// runs on another goroutine, and reports updates/s and lookups/s.
-func runUpdates(b *testing.B, step int, lookup func(i int), update func(i int)) {
-	var stop atomic.Bool
-	done := lookupLoad(&stop, lookup)
-	b.ResetTimer()
-	st := time.Now()
-	cpu := cpuTimer(b)
-	for i := 0; i < b.N; i += step {
-		update(i)
-	}
-	el := time.Since(st)
-	cpu()
-	stop.Store(true)
-	n := <-done
-	b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
-	b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
-}
-
 func BenchmarkUpdate(b *testing.B) {
 	d := getBench(b)
 	for _, batch := range []int{1, 100} {
 		b.Run("impl=fib/batch="+itoa(batch), func(b *testing.B) {
 			t := New()
 			t.Apply(d.ups)
-			ch := newChurn(len(d.ps))
+			ch := benchtest.NewChurn(len(d.ps))
 			ups := make([]Update, 0, batch)
-			runUpdates(b, batch, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) }, func(int) {
+			benchtest.RunUpdates(b, batch, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) }, func(int) {
 				ups = ups[:0]
 				for j := 0; j < batch; j++ {
-					k, del := ch.next()
+					k, del := ch.Next()
 					ups = append(ups, Update{Route: d.ups[k].Route, Delete: del})
 				}
 				if batch == 1 {
@@ -309,7 +181,7 @@ func BenchmarkUpdate(b *testing.B) {
 		ups := make([]Update, 0, 1000)
 		rng := rand.New(rand.NewPCG(7, 7))
 		start := 0
-		runUpdates(b, 1000, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) }, func(i int) {
+		benchtest.RunUpdates(b, 1000, func(i int) { t.Lookup(d.addrs[i&(benchAddrs-1)]) }, func(i int) {
 			del := (i/1000)&1 == 0
 			if del {
 				start = rng.IntN(len(d.ups) - 1000)
@@ -324,9 +196,9 @@ func BenchmarkUpdate(b *testing.B) {
 	b.Run("impl=bart.Table/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Table[uint32]]
 		cur.Store(buildBartTable(d.ps, d.nhIdx))
-		ch := newChurn(len(d.ps))
-		runUpdates(b, 1, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) }, func(int) {
-			if k, del := ch.next(); del {
+		ch := benchtest.NewChurn(len(d.ps))
+		benchtest.RunUpdates(b, 1, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.Next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
@@ -336,9 +208,9 @@ func BenchmarkUpdate(b *testing.B) {
 	b.Run("impl=bart.Fast/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Fast[uint32]]
 		cur.Store(buildBartFast(d.ps, d.nhIdx))
-		ch := newChurn(len(d.ps))
-		runUpdates(b, 1, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) }, func(int) {
-			if k, del := ch.next(); del {
+		ch := benchtest.NewChurn(len(d.ps))
+		benchtest.RunUpdates(b, 1, func(i int) { cur.Load().Lookup(d.naddrs[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.Next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
@@ -373,7 +245,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		off := (i * round) & (benchAddrs - 1)
 		for impl := range 3 {
-			w0, c0 := time.Now(), threadCPU()
+			w0, c0 := time.Now(), benchtest.ThreadCPU()
 			switch impl {
 			case 0:
 				for _, a := range d.addrs[off : off+round] {
@@ -391,7 +263,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 					sum += v
 				}
 			}
-			cpu[impl] += threadCPU() - c0
+			cpu[impl] += benchtest.ThreadCPU() - c0
 			wall[impl] += int64(time.Since(w0))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"vrouter/internal/poptrie"
 	"vrouter/packet"
 )
 
@@ -296,8 +297,8 @@ func (t *Table) rewriteLeaf(c, addr uint32, plen int) bool {
 	R := s.nodes[e]
 	k := (addr >> 8) & 63
 	n := uint32(1) << (24 - plen)
-	lv := R.leafvec
-	if R.vec != 0 || lv>>k&1 == 0 || (k+n < 64 && lv>>(k+n)&1 == 0) {
+	lv := R.Leafvec
+	if R.Vec != 0 || lv>>k&1 == 0 || (k+n < 64 && lv>>(k+n)&1 == 0) {
 		return false
 	}
 	// the slots' new values: the routes up to /24 covering or inside
@@ -345,7 +346,7 @@ func (t *Table) rewriteLeaf(c, addr uint32, plen int) bool {
 		}
 	}
 	t.leafRewrites++
-	idx := R.base0 + uint32(bits.OnesCount64(lv&(uint64(1)<<k-1)))
+	idx := R.Base0 + uint32(bits.OnesCount64(lv&(uint64(1)<<k-1)))
 	for j := k; j < k+n; j++ {
 		if lv>>j&1 == 0 {
 			continue
@@ -436,7 +437,7 @@ func (t *Table) compileChunk(c uint32) (uint32, bool) {
 	}
 	t.rib.fillChunk(&t.b, c)
 	t.b.build(t.rib.chunks[c].def)
-	if len(t.b.nodes) == 1 && t.b.nodes[0].vec == 0 && len(t.b.leaves) == 1 {
+	if len(t.b.nodes) == 1 && t.b.nodes[0].Vec == 0 && len(t.b.leaves) == 1 {
 		return leafFlag | t.b.leaves[0], true
 	}
 	return 0, false
@@ -451,7 +452,7 @@ func (t *Table) rebuildChunk(c uint32) {
 			t.compact(nn, nl, 0)
 			s = t.cur.Load()
 		}
-		t.b.place(s.nodes, s.leaves, uint32(t.nUsed), uint32(t.lUsed))
+		poptrie.Place(s.nodes, s.leaves, uint32(t.nUsed), uint32(t.lUsed), t.b.nodes, t.b.leaves)
 		ne = uint32(t.nUsed)
 		t.nUsed += nn
 		t.lUsed += nl
@@ -461,60 +462,20 @@ func (t *Table) rebuildChunk(c uint32) {
 	}
 }
 
-// liveSize counts the nodes and leaves reachable from s.dir.
-func liveSize(s *snapshot) (nn, nl int) {
-	for _, e := range s.dir {
-		if e&leafFlag == 0 {
-			a, b := subtreeSize(s.nodes, e)
-			nn += a
-			nl += b
-		}
-	}
-	return nn, nl
-}
-
-// headroom sizes arrays at compaction: twice the live size, so that the
-// garbage of many chunk rebuilds fits before the next compaction.
-func headroom(live, need, min int) int {
-	return live + need + 2*max(live, min)
-}
-
 // compact copies the live chunks into fresh arrays with room for need more
 // nodes and leaves (and nhCap next hops) and publishes them.
 func (t *Table) compact(needN, needL, nhCap int) {
 	t.compactions++
 	old := t.cur.Load()
-	nLive, lLive := liveSize(old)
-	cp := copier{
-		src:    old,
-		nodes:  make([]node, 0, headroom(nLive, needN, 4096)),
-		leaves: make([]uint32, 0, headroom(lLive, needL, 16384)),
-	}
 	dir := new([dirSize]uint32)
-	for i, e := range old.dir {
-		if e&leafFlag != 0 {
-			dir[i] = e
-			continue
-		}
-		dst := len(cp.nodes)
-		if n := old.nodes[e]; n.vec == 0 {
-			// a flat chunk (most): the root and its leaves
-			lb := len(cp.leaves)
-			cp.leaves = append(cp.leaves, old.leaves[n.base0:int(n.base0)+bits.OnesCount64(n.leafvec)]...)
-			cp.nodes = append(cp.nodes, node{leafvec: n.leafvec, base0: uint32(lb), base1: uint32(dst + 1)})
-		} else {
-			cp.nodes = append(cp.nodes, node{})
-			cp.copyNode(e, dst)
-		}
-		dir[i] = uint32(dst)
-	}
+	nodes, leaves, nUsed, lUsed := poptrie.Compact(dir[:], old.dir[:], old.nodes, old.leaves, needN, needL)
 	nhs := old.nhs
 	if nhCap > len(nhs) {
 		nhs = make([]NextHop, nhCap)
 		copy(nhs, old.nhs)
 	}
-	t.nUsed, t.lUsed = len(cp.nodes), len(cp.leaves)
-	t.cur.Store(&snapshot{dir: dir, nodes: cp.nodes[:cap(cp.nodes)], leaves: cp.leaves[:cap(cp.leaves)], nhs: nhs})
+	t.nUsed, t.lUsed = nUsed, lUsed
+	t.cur.Store(&snapshot{dir: dir, nodes: nodes, leaves: leaves, nhs: nhs})
 }
 
 // rebuild compiles the whole table from the RIB into fresh arrays and
@@ -547,13 +508,7 @@ func (t *Table) rebuild() {
 		ne, leaf := t.compileChunk(c)
 		if !leaf {
 			ne = uint32(len(nodes))
-			nb, lb := len(nodes), len(leaves)
-			nodes = append(nodes, t.b.nodes...)
-			leaves = append(leaves, t.b.leaves...)
-			for i := nb; i < len(nodes); i++ {
-				nodes[i].base0 += uint32(lb)
-				nodes[i].base1 += uint32(nb)
-			}
+			nodes, leaves = poptrie.Append(nodes, leaves, t.b.nodes, t.b.leaves)
 		}
 		dir[c] = ne
 	}
@@ -791,7 +746,7 @@ func (t *Table) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.cur.Load()
-	nLive, lLive := liveSize(s)
+	nLive, lLive := poptrie.LiveSize(s.dir[:], s.nodes)
 	return Stats{
 		Prefixes: t.rib.prefixes, Routes: t.rib.perSrc, NextHops: t.nhN - 1,
 		Nodes: nLive, Leaves: lLive, NodeCap: len(s.nodes), LeafCap: len(s.leaves),

@@ -565,7 +565,7 @@ func TestBuilderSweepVsPaint(t *testing.T) {
 		}
 		var b3 builder
 		ok := b3.buildFlat(l, def)
-		single := len(b2.nodes) == 1 && b2.nodes[0].vec == 0 && len(b2.leaves) == 1
+		single := len(b2.nodes) == 1 && b2.nodes[0].Vec == 0 && len(b2.leaves) == 1
 		if ok != (flat && !single) {
 			t.Fatalf("round %d: buildFlat = %v for flat %v single %v: %v", round, ok, flat, single, ents)
 		}

@@ -15,23 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"vrouter/internal/nstest"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() != 0 && os.Getenv("CI") == "" {
-		t.Skip("needs root (network namespaces); runs as root or in CI")
-	}
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
 
 // testNS creates a network namespace with a veth pair d0/d1 inside it
 // (this kernel has no dummy driver), d0 holding 10.99.0.1/24, and removes
@@ -40,49 +25,23 @@ func testNS(t *testing.T) string {
 	t.Helper()
 	name := fmt.Sprintf("vrfib-%d", os.Getpid())
 	exec.Command("ip", "netns", "del", name).Run()
-	ipCmd(t, "netns", "add", name)
+	nstest.Sh(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	ipCmd(t, "-n", name, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
-	ipCmd(t, "-n", name, "link", "set", "d1", "up")
-	ipCmd(t, "-n", name, "link", "set", "d0", "up")
-	ipCmd(t, "-n", name, "addr", "add", "10.99.0.1/24", "dev", "d0")
+	nstest.Sh(t, "ip", "-n", name, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	nstest.Sh(t, "ip", "-n", name, "link", "set", "d1", "up")
+	nstest.Sh(t, "ip", "-n", name, "link", "set", "d0", "up")
+	nstest.Sh(t, "ip", "-n", name, "addr", "add", "10.99.0.1/24", "dev", "d0")
 	return name
-}
-
-// ipBatch runs ip -n ns -batch with the given lines.
-func ipBatch(t *testing.T, ns string, lines []string) {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "batch")
-	if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ipCmd(t, "-n", ns, "-batch", f)
 }
 
 // startWatcher runs WatchKernel from a thread switched into the namespace.
 func startWatcher(t *testing.T, ctx context.Context, ns string, tb *Table, opt KernelOptions) *KernelWatcher {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	var w *KernelWatcher
+	var err error
+	nstest.InNamed(t, ns, func() { w, err = WatchKernel(ctx, tb, opt) })
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		t.Fatal(err)
-	}
-	w, werr := WatchKernel(ctx, tb, opt)
-	if err := netns.Set(orig); err != nil {
-		panic(err) // the thread is in the wrong namespace: do not let it run anything else
-	}
-	if werr != nil {
-		t.Fatal(werr)
 	}
 	return w
 }
@@ -95,22 +54,11 @@ func resolve10_99(gw uint32) (uint16, bool) {
 	return 0, false
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestKernelImport(t *testing.T) {
-	needRoot(t)
+	nstest.NeedRoot(t)
 	ns := testNS(t)
 	// routes present before the watcher starts (the dump)
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 192.0.2.0/24 via 10.99.0.2 table 100",
 		"route add 198.51.100.0/24 via 10.77.0.1 dev d0 onlink table 100", // gateway on no vrouter network
 		"route add 192.0.2.128/25 dev d0 table 100",                       // no gateway
@@ -144,28 +92,28 @@ func TestKernelImport(t *testing.T) {
 		t.Fatalf("Get = %+v", r)
 	}
 	// events: add, blackhole/unreachable/prohibit, replace, delete
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 198.51.100.0/25 via 10.99.0.4 table 100",
 		"route add unreachable 198.51.100.128/26 table 100",
 		"route add prohibit 198.51.100.192/26 table 100",
 		"route add 10.200.0.0/16 via 10.99.0.5 table 101",
 		"route add default via 10.99.0.6 table 100",
 	})
-	waitFor(t, "events", 30*time.Second, func() bool { return w.Stats().Routes == 6 })
+	nstest.WaitFor(t, "events", 30*time.Second, func() bool { return w.Stats().Routes == 6 })
 	checkProbes(t, tb, []probe{
 		{"198.51.100.1", true, gw(1, "10.99.0.4")},
 		{"198.51.100.130", true, NextHop{Kind: KindUnreachable}},
 		{"198.51.100.200", true, NextHop{Kind: KindProhibit}},
 		{"10.200.0.1", true, gw(1, "10.99.0.6")}, // table 101 ignored, default of table 100
 	})
-	ipBatch(t, ns, []string{"route replace 192.0.2.0/24 via 10.99.0.9 table 100"})
-	waitFor(t, "replace", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.9") })
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{"route replace 192.0.2.0/24 via 10.99.0.9 table 100"})
+	nstest.WaitFor(t, "replace", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.9") })
+	nstest.IPBatch(t, ns, []string{
 		"route del 192.0.2.0/24 table 100",
 		"route del default table 100",
 		"route del blackhole 203.0.113.0/24 table 100",
 	})
-	waitFor(t, "deletes", 30*time.Second, func() bool { return w.Stats().Routes == 3 })
+	nstest.WaitFor(t, "deletes", 30*time.Second, func() bool { return w.Stats().Routes == 3 })
 	checkProbes(t, tb, []probe{
 		{"192.0.2.1", false, NextHop{}},
 		{"10.200.0.1", false, NextHop{}},
@@ -178,7 +126,7 @@ func TestKernelImport(t *testing.T) {
 	// Resync re-resolves every gateway: move 10.99.0.0/24 to network 2
 	netOf.Store(2)
 	w.Resync()
-	waitFor(t, "resync", 30*time.Second, func() bool {
+	nstest.WaitFor(t, "resync", 30*time.Second, func() bool {
 		nh, _ := tb.Lookup(ip("198.51.100.1"))
 		return nh == gw(2, "10.99.0.4")
 	})
@@ -221,7 +169,7 @@ func TestKernelFullTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("full-table test: runs in the main pass of make test, not in the -short -race pass")
 	}
-	needRoot(t)
+	nstest.NeedRoot(t)
 	ps := loadFull(t)
 	ns := testNS(t)
 	lines := make([]string, 0, len(ps))
@@ -268,7 +216,7 @@ func TestKernelFullTable(t *testing.T) {
 	}
 	ipDone := time.Since(st)
 	want := len(ps)
-	waitFor(t, "full table in the FIB", 120*time.Second, func() bool { return tb.Len() == want+1 })
+	nstest.WaitFor(t, "full table in the FIB", 120*time.Second, func() bool { return tb.Len() == want+1 })
 	loaded := time.Since(st)
 	close(stop)
 	if n := <-bad; n != 0 {
@@ -375,7 +323,7 @@ func kernelVia(t *testing.T, ns, addr string) string {
 // kernelRule makes the kernel of ns look table 100 up first, so that
 // ip route get shows its choice among the routes of that table.
 func kernelRule(t *testing.T, ns string) {
-	ipCmd(t, "-n", ns, "rule", "add", "pref", "100", "lookup", "100")
+	nstest.Sh(t, "ip", "-n", ns, "rule", "add", "pref", "100", "lookup", "100")
 }
 
 // waitVia waits until the FIB sends addr through gateway via of network 1
@@ -409,11 +357,11 @@ func waitVia(t *testing.T, tb *Table, ns, addr, via, what string, kernelToo bool
 // follows the kernel's choice; deleting the chosen one falls back to the
 // next; a dump and a resync make the same choice.
 func TestKernelMetrics(t *testing.T) {
-	needRoot(t)
+	nstest.NeedRoot(t)
 	ns := testNS(t)
 	kernelRule(t, ns)
 	// before the watcher starts (the dump): both orders
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 192.0.2.0/25 via 10.99.0.2 metric 10 table 100",
 		"route add 192.0.2.0/25 via 10.99.0.3 metric 20 table 100",
 		"route add 192.0.2.128/25 via 10.99.0.3 metric 20 table 100",
@@ -462,24 +410,24 @@ func TestKernelMetrics(t *testing.T) {
 		{"route del " + P + " via 10.99.0.7 metric 10 table 100", "10.99.0.4", true},
 	}
 	for _, s := range steps {
-		ipBatch(t, ns, []string{s.cmd})
+		nstest.IPBatch(t, ns, []string{s.cmd})
 		waitVia(t, tb, ns, A, s.via, s.cmd, s.kernel)
 	}
 	// a route with a TOS selector applies to some packets only: skipped
-	ipBatch(t, ns, []string{"route add 203.0.113.0/24 tos 0x20 via 10.99.0.2 table 100"})
-	waitFor(t, "tos route", 30*time.Second, func() bool { return w.Stats().TOS == 1 })
+	nstest.IPBatch(t, ns, []string{"route add 203.0.113.0/24 tos 0x20 via 10.99.0.2 table 100"})
+	nstest.WaitFor(t, "tos route", 30*time.Second, func() bool { return w.Stats().TOS == 1 })
 	checkProbes(t, tb, []probe{{"203.0.113.1", false, NextHop{}}})
 	// three metrics, several alternates
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add " + P + " via 10.99.0.2 metric 5 table 100",
 		"route add " + P + " via 10.99.0.3 metric 10 table 100",
 	})
 	waitVia(t, tb, ns, A, "10.99.0.2", "three metrics", true)
-	waitFor(t, "alternates", 30*time.Second, func() bool { return w.Stats().Alternates == 4 })
+	nstest.WaitFor(t, "alternates", 30*time.Second, func() bool { return w.Stats().Alternates == 4 })
 
 	// a resync, and a new watcher's dump, make the same choices
 	w.Resync()
-	waitFor(t, "resync", 30*time.Second, func() bool { return w.Stats().Resyncs == 1 })
+	nstest.WaitFor(t, "resync", 30*time.Second, func() bool { return w.Stats().Resyncs == 1 })
 	time.Sleep(50 * time.Millisecond)
 	for _, tbl := range []*Table{tb, nil} {
 		if tbl == nil {
@@ -492,9 +440,9 @@ func TestKernelMetrics(t *testing.T) {
 		waitVia(t, tbl, ns, A, "10.99.0.2", "after the dump", true)
 		waitVia(t, tbl, ns, "192.0.2.1", "10.99.0.2", "after the dump", true)
 		waitVia(t, tbl, ns, "192.0.2.129", "10.99.0.2", "after the dump", true)
-		ipBatch(t, ns, []string{"route del " + P + " metric 5 table 100"})
+		nstest.IPBatch(t, ns, []string{"route del " + P + " metric 5 table 100"})
 		waitVia(t, tbl, ns, A, "10.99.0.3", "after the dump, metric 5 deleted", true)
-		ipBatch(t, ns, []string{"route add " + P + " via 10.99.0.2 metric 5 table 100"})
+		nstest.IPBatch(t, ns, []string{"route add " + P + " via 10.99.0.2 metric 5 table 100"})
 		waitVia(t, tbl, ns, A, "10.99.0.2", "after the dump, metric 5 back", true)
 	}
 	st := w.Stats()
@@ -508,20 +456,20 @@ func TestKernelMetrics(t *testing.T) {
 // TestKernelMultipath: a multipath route uses its first next hop that
 // resolves (no ECMP); the others are counted.
 func TestKernelMultipath(t *testing.T) {
-	needRoot(t)
+	nstest.NeedRoot(t)
 	ns := testNS(t)
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 203.0.113.0/25 table 100 nexthop via 10.99.0.2 nexthop via 10.99.0.3",
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tb := New()
 	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve10_99})
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 203.0.113.128/25 table 100 nexthop via 10.77.0.1 dev d0 onlink nexthop via 10.99.0.3 nexthop via 10.99.0.4",
 		"route add 198.51.100.0/24 table 100 nexthop via 10.77.0.1 dev d0 onlink nexthop via 10.77.0.2 dev d0 onlink",
 	})
-	waitFor(t, "multipath routes", 30*time.Second, func() bool { return w.Stats().Routes == 2 && w.Stats().Unresolved == 1 })
+	nstest.WaitFor(t, "multipath routes", 30*time.Second, func() bool { return w.Stats().Routes == 2 && w.Stats().Unresolved == 1 })
 	checkProbes(t, tb, []probe{
 		{"203.0.113.1", true, gw(1, "10.99.0.2")},
 		{"203.0.113.129", true, gw(1, "10.99.0.3")},
@@ -532,21 +480,21 @@ func TestKernelMultipath(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// a multipath route beside a single one of another metric
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 203.0.113.0/25 via 10.99.0.9 metric 10 table 100",
 		"route del 203.0.113.0/25 metric 0 table 100",
 	})
-	waitFor(t, "fallback", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == gw(1, "10.99.0.9") })
+	nstest.WaitFor(t, "fallback", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == gw(1, "10.99.0.9") })
 	// a next hop whose link is down is dead: the kernel marks it so
 	// (without a notification) and a resync sees it
-	ipCmd(t, "-n", ns, "link", "add", "e0", "type", "veth", "peer", "name", "e1")
-	ipCmd(t, "-n", ns, "link", "set", "e1", "up")
-	ipCmd(t, "-n", ns, "link", "set", "e0", "up")
-	ipBatch(t, ns, []string{"route add 192.0.2.0/24 table 100 nexthop via 10.99.0.5 dev e0 onlink nexthop via 10.99.0.6 dev d0"})
-	waitFor(t, "route via e0", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.5") })
-	ipCmd(t, "-n", ns, "link", "set", "e0", "down")
+	nstest.Sh(t, "ip", "-n", ns, "link", "add", "e0", "type", "veth", "peer", "name", "e1")
+	nstest.Sh(t, "ip", "-n", ns, "link", "set", "e1", "up")
+	nstest.Sh(t, "ip", "-n", ns, "link", "set", "e0", "up")
+	nstest.IPBatch(t, ns, []string{"route add 192.0.2.0/24 table 100 nexthop via 10.99.0.5 dev e0 onlink nexthop via 10.99.0.6 dev d0"})
+	nstest.WaitFor(t, "route via e0", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.5") })
+	nstest.Sh(t, "ip", "-n", ns, "link", "set", "e0", "down")
 	w.Resync()
-	waitFor(t, "dead next hop skipped", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.6") })
+	nstest.WaitFor(t, "dead next hop skipped", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("192.0.2.1")); return nh == gw(1, "10.99.0.6") })
 	t.Logf("stats %+v", w.Stats())
 }
 
@@ -554,19 +502,19 @@ func TestKernelMultipath(t *testing.T) {
 // resolve to its network through Device, with or without a gateway; routes
 // through other interfaces resolve by gateway.
 func TestKernelDevice(t *testing.T) {
-	needRoot(t)
+	nstest.NeedRoot(t)
 	ns := testNS(t)
-	ipCmd(t, "-n", ns, "link", "add", "h0", "type", "veth", "peer", "name", "h1")
-	ipCmd(t, "-n", ns, "link", "set", "h1", "up")
-	ipCmd(t, "-n", ns, "link", "set", "h0", "up")
-	ipCmd(t, "-n", ns, "addr", "add", "10.98.0.1/24", "dev", "h0")
+	nstest.Sh(t, "ip", "-n", ns, "link", "add", "h0", "type", "veth", "peer", "name", "h1")
+	nstest.Sh(t, "ip", "-n", ns, "link", "set", "h1", "up")
+	nstest.Sh(t, "ip", "-n", ns, "link", "set", "h0", "up")
+	nstest.Sh(t, "ip", "-n", ns, "addr", "add", "10.98.0.1/24", "dev", "h0")
 	out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "h0").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var h0 int
 	fmt.Sscanf(string(out), "%d:", &h0)
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 192.0.2.0/25 dev h0 table 100",
 		"route add 198.51.100.0/25 via 10.98.0.2 dev h0 table 100",
 	})
@@ -584,13 +532,13 @@ func TestKernelDevice(t *testing.T) {
 	defer cancel()
 	tb := New()
 	w := startWatcher(t, ctx, ns, tb, KernelOptions{Table: 100, Resolve: resolve10_99, Device: device})
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 192.0.2.128/25 dev h0 table 100",
 		"route add 198.51.100.128/25 via 10.99.0.9 dev h0 onlink table 100", // Resolve would say network 1
 		"route add 203.0.113.0/25 via 10.99.0.2 dev d0 table 100",           // d0: not a host interface
 		"route add 203.0.113.128/25 dev d0 table 100",                       // skipped: no gateway
 	})
-	waitFor(t, "routes", 30*time.Second, func() bool { return w.Stats().Routes == 5 && w.Stats().NoGateway == 1 })
+	nstest.WaitFor(t, "routes", 30*time.Second, func() bool { return w.Stats().Routes == 5 && w.Stats().NoGateway == 1 })
 	conn7 := NextHop{Kind: KindConnected, Network: 7}
 	checkProbes(t, tb, []probe{
 		{"192.0.2.1", true, conn7},
@@ -607,12 +555,12 @@ func TestKernelDevice(t *testing.T) {
 		t.Fatal(b)
 	}
 	// a route through the host interface beside one through a gateway
-	ipBatch(t, ns, []string{"route add 203.0.113.0/25 dev h0 metric 5 table 100"})
+	nstest.IPBatch(t, ns, []string{"route add 203.0.113.0/25 dev h0 metric 5 table 100"})
 	time.Sleep(20 * time.Millisecond)
 	checkProbes(t, tb, []probe{{"203.0.113.1", true, gw(1, "10.99.0.2")}}) // metric 0 stays
-	ipBatch(t, ns, []string{"route del 203.0.113.0/25 via 10.99.0.2 dev d0 table 100"})
-	waitFor(t, "metric 5 via h0", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == conn7 })
-	ipBatch(t, ns, []string{"route add 203.0.113.0/25 via 10.99.0.2 dev d0 table 100"})
-	waitFor(t, "back to the gateway", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == gw(1, "10.99.0.2") })
+	nstest.IPBatch(t, ns, []string{"route del 203.0.113.0/25 via 10.99.0.2 dev d0 table 100"})
+	nstest.WaitFor(t, "metric 5 via h0", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == conn7 })
+	nstest.IPBatch(t, ns, []string{"route add 203.0.113.0/25 via 10.99.0.2 dev d0 table 100"})
+	nstest.WaitFor(t, "back to the gateway", 30*time.Second, func() bool { nh, _ := tb.Lookup(ip("203.0.113.1")); return nh == gw(1, "10.99.0.2") })
 	t.Logf("stats %+v", w.Stats())
 }

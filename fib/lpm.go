@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"slices"
 	"sync/atomic"
+
+	"vrouter/internal/poptrie"
 )
 
 // The compiled FIB is a poptrie-like multibit trie over pointer-free arrays.
@@ -35,20 +37,15 @@ import (
 const (
 	dirBits  = 18
 	dirSize  = 1 << dirBits
-	leafFlag = 1 << 31
+	leafFlag = poptrie.LeafFlag
 	// maxNH is the largest next-hop index (next-hop indices fit 24 bits in
 	// the RIB encoding).
 	maxNH = 1<<24 - 1
 )
 
-type node struct {
-	vec     uint64
-	leafvec uint64
-	base0   uint32 // first leaf
-	base1   uint32 // first child
-}
+type node = poptrie.Node
 
-const nodeBytes = 24
+const nodeBytes = poptrie.NodeBytes
 
 // snapshot is what lookups read. nodes, leaves and nhs have len == cap; the
 // writer tracks how much of them is used.
@@ -71,17 +68,17 @@ func (s *snapshot) lookup(addr uint32) uint32 {
 	}
 	n := &s.nodes[e]
 	v := (addr >> 8) & 63
-	if n.vec>>v&1 != 0 {
-		n = &s.nodes[n.base1+uint32(bits.OnesCount64(n.vec&(uint64(1)<<v-1)))]
+	if n.Vec>>v&1 != 0 {
+		n = &s.nodes[n.Base1+uint32(bits.OnesCount64(n.Vec&(uint64(1)<<v-1)))]
 		v = (addr >> 2) & 63
-		if n.vec>>v&1 != 0 {
-			n = &s.nodes[n.base1+uint32(bits.OnesCount64(n.vec&(uint64(1)<<v-1)))]
+		if n.Vec>>v&1 != 0 {
+			n = &s.nodes[n.Base1+uint32(bits.OnesCount64(n.Vec&(uint64(1)<<v-1)))]
 			v = (addr << 4) & 63
 		}
 	}
 	// atomic: a leaf of a published chunk may be rewritten in place
 	// (see Table.rewriteLeaf); on amd64 this is a plain load
-	return atomic.LoadUint32(&s.leaves[n.base0+uint32(bits.OnesCount64(n.leafvec&(uint64(2)<<v-1)))-1])
+	return atomic.LoadUint32(&s.leaves[n.Base0+uint32(bits.OnesCount64(n.Leafvec&(uint64(2)<<v-1)))-1])
 }
 
 // bent is one (best) route of a chunk as the builder sees it.
@@ -182,7 +179,7 @@ func (b *builder) buildNode(ni int, lv uint, ents []bent, def uint32) {
 	for range nc {
 		b.nodes = append(b.nodes, node{})
 	}
-	b.nodes[ni] = node{vec: vec, leafvec: leafvec, base0: uint32(lb), base1: uint32(cb)}
+	b.nodes[ni] = node{Vec: vec, Leafvec: leafvec, Base0: uint32(lb), Base1: uint32(cb)}
 	for c := range nc {
 		b.buildNode(cb+c, lv+1, ents[gs[c]:ge[c]], cd[c])
 	}
@@ -236,52 +233,6 @@ func (b *builder) buildFlat(l []rent, def uint32) bool {
 		out = append(out, slots[bits.TrailingZeros64(m)])
 	}
 	b.leaves = out
-	b.nodes = append(b.nodes[:0], node{leafvec: leafvec, base1: 1})
+	b.nodes = append(b.nodes[:0], node{Leafvec: leafvec, Base1: 1})
 	return true
-}
-
-// place copies the built chunk to nodes[nb:], leaves[lb:], rebasing indices.
-func (b *builder) place(nodes []node, leaves []uint32, nb, lb uint32) {
-	for i, n := range b.nodes {
-		n.base0 += lb
-		n.base1 += nb
-		nodes[nb+uint32(i)] = n
-	}
-	copy(leaves[lb:], b.leaves)
-}
-
-// subtreeSize counts the nodes and leaves of the subtree rooted at i.
-func subtreeSize(nodes []node, i uint32) (nn, nl int) {
-	n := nodes[i]
-	nn, nl = 1, bits.OnesCount64(n.leafvec)
-	for c := range uint32(bits.OnesCount64(n.vec)) {
-		a, l := subtreeSize(nodes, n.base1+c)
-		nn += a
-		nl += l
-	}
-	return nn, nl
-}
-
-// copier copies subtrees into fresh arrays (compaction).
-type copier struct {
-	src    *snapshot
-	nodes  []node
-	leaves []uint32
-}
-
-// copyNode copies node i of src into c.nodes[dst] (already reserved).
-func (c *copier) copyNode(i uint32, dst int) {
-	n := c.src.nodes[i]
-	nl := bits.OnesCount64(n.leafvec)
-	lb := len(c.leaves)
-	c.leaves = append(c.leaves, c.src.leaves[n.base0:int(n.base0)+nl]...)
-	k := bits.OnesCount64(n.vec)
-	cb := len(c.nodes)
-	for range k {
-		c.nodes = append(c.nodes, node{})
-	}
-	c.nodes[dst] = node{vec: n.vec, leafvec: n.leafvec, base0: uint32(lb), base1: uint32(cb)}
-	for j := range k {
-		c.copyNode(n.base1+uint32(j), cb+j)
-	}
 }

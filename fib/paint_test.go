@@ -68,7 +68,7 @@ func (b *builder) buildNodePaint(ni int, lv uint, ents []bent, def uint32) {
 		prev ^= d & -isLeaf
 	}
 	b.leaves = b.leaves[:lb+n]
-	b.nodes[ni] = node{vec: vec, leafvec: leafvec, base0: uint32(lb), base1: uint32(cb)}
+	b.nodes[ni] = node{Vec: vec, Leafvec: leafvec, Base0: uint32(lb), Base1: uint32(cb)}
 	c := cb
 	for m := vec; m != 0; m &= m - 1 {
 		k := bits.TrailingZeros64(m)

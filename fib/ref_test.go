@@ -1,14 +1,12 @@
 package fib
 
 import (
-	"bufio"
-	"compress/gzip"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 
+	"vrouter/internal/prefixfile"
 	"vrouter/packet"
 )
 
@@ -97,29 +95,7 @@ var (
 func loadFull(tb testing.TB) []netip.Prefix {
 	tb.Helper()
 	fullOnce.Do(func() {
-		f, err := os.Open("testdata/prefixes.txt.gz")
-		if err != nil {
-			fullErr = err
-			return
-		}
-		defer f.Close()
-		z, err := gzip.NewReader(f)
-		if err != nil {
-			fullErr = err
-			return
-		}
-		sc := bufio.NewScanner(z)
-		for sc.Scan() {
-			p, err := netip.ParsePrefix(sc.Text())
-			if err != nil {
-				fullErr = err
-				return
-			}
-			if p.Addr().Is4() {
-				fullPfx = append(fullPfx, p)
-			}
-		}
-		fullErr = sc.Err()
+		fullPfx, fullErr = prefixfile.Read("testdata/prefixes.txt.gz", func(p netip.Prefix) bool { return p.Addr().Is4() })
 	})
 	if fullErr != nil {
 		tb.Fatalf("full table test data testdata/prefixes.txt.gz missing or unreadable (see testdata/README.md; copy it from ../shared/data/): %v", fullErr)

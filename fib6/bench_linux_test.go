@@ -8,12 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gaissmai/bart"
-	"golang.org/x/sys/unix"
 
 	"vrouter/fib"
+	"vrouter/internal/benchtest"
 )
 
 // The benchmarks compare this FIB with github.com/gaissmai/bart (Table and
@@ -21,27 +20,6 @@ import (
 // with the same next hops (one of 11 per prefix) and the same addresses:
 // "mixed" is 70% inside a random prefix of the table and 30% uniform in
 // 2000::/3; "inside" is 100% inside a random prefix.
-
-// threadCPU returns the CPU time of the calling OS thread: the machine is
-// shared, so the lookup benchmarks also report cpu-ns/op, which waiting
-// for a core does not inflate.
-func threadCPU() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
-	}
-	return ts.Nano()
-}
-
-func cpuTimer(b *testing.B) func() {
-	runtime.LockOSThread()
-	c0 := threadCPU()
-	return func() {
-		c1 := threadCPU()
-		runtime.UnlockOSThread()
-		b.ReportMetric(float64(c1-c0)/float64(b.N), "cpu-ns/op")
-	}
-}
 
 const benchAddrs = 1 << 20
 
@@ -99,19 +77,11 @@ func getBench(b *testing.B) *benchData {
 }
 
 func buildBartTable(ps []netip.Prefix, v []uint32) *bart.Table[uint32] {
-	t := new(bart.Table[uint32])
-	for i, p := range ps {
-		t.Insert(p, v[i])
-	}
-	return t
+	return benchtest.Insert(new(bart.Table[uint32]), ps, v)
 }
 
 func buildBartFast(ps []netip.Prefix, v []uint32) *bart.Fast[uint32] {
-	t := new(bart.Fast[uint32])
-	for i, p := range ps {
-		t.Insert(p, v[i])
-	}
-	return t
+	return benchtest.Insert(new(bart.Fast[uint32]), ps, v)
 }
 
 func BenchmarkLookup(b *testing.B) {
@@ -129,7 +99,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Run("addrs="+s.name+"/impl=fib", func(b *testing.B) {
 			b.ReportAllocs()
 			var sum uint16
-			done := cpuTimer(b)
+			done := benchtest.CPUTimer(b)
 			for i := 0; i < b.N; i++ {
 				nh, _ := d.fib.Lookup(s.addrs[i&(benchAddrs-1)])
 				sum += nh.Network
@@ -140,7 +110,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Run("addrs="+s.name+"/impl=bart.Table", func(b *testing.B) {
 			b.ReportAllocs()
 			var sum uint32
-			done := cpuTimer(b)
+			done := benchtest.CPUTimer(b)
 			for i := 0; i < b.N; i++ {
 				v, _ := d.bt.Lookup(s.na[i&(benchAddrs-1)])
 				sum += v
@@ -151,7 +121,7 @@ func BenchmarkLookup(b *testing.B) {
 		b.Run("addrs="+s.name+"/impl=bart.Fast", func(b *testing.B) {
 			b.ReportAllocs()
 			var sum uint32
-			done := cpuTimer(b)
+			done := benchtest.CPUTimer(b)
 			for i := 0; i < b.N; i++ {
 				v, _ := d.bf.Lookup(s.na[i&(benchAddrs-1)])
 				sum += v
@@ -179,7 +149,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				off := (i * round) & (benchAddrs - 1)
 				for impl := range 3 {
-					c0 := threadCPU()
+					c0 := benchtest.ThreadCPU()
 					switch impl {
 					case 0:
 						for _, a := range s.addrs[off : off+round] {
@@ -197,7 +167,7 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 							sum += v
 						}
 					}
-					cpu[impl] += threadCPU() - c0
+					cpu[impl] += benchtest.ThreadCPU() - c0
 				}
 			}
 			runtime.KeepAlive(sum)
@@ -211,14 +181,6 @@ func BenchmarkLookupInterleaved(b *testing.B) {
 	}
 }
 
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // BenchmarkBuild builds the full table per iteration; B/prefix is the heap
 // it keeps (HeapAlloc after minus before, after GC), measured on one extra
 // build. For the FIB that is everything (RIB of all sources, compiled
@@ -227,97 +189,19 @@ func BenchmarkBuild(b *testing.B) {
 	d := getBench(b)
 	n := float64(len(d.ps))
 	b.Run("impl=fib", func(b *testing.B) {
-		h0 := heapAlloc()
-		t := New()
-		t.Apply(d.ups)
-		h1 := heapAlloc()
-		mem := t.Summary().MemoryBytes
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
+		t := benchtest.BuildKept(b, len(d.ps), func() *Table {
 			t := New()
 			t.Apply(d.ups)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
-		b.ReportMetric(float64(mem)/n, "fibB/prefix")
+			return t
+		})
+		b.ReportMetric(float64(t.Summary().MemoryBytes)/n, "fibB/prefix")
 	})
 	b.Run("impl=bart.Table", func(b *testing.B) {
-		h0 := heapAlloc()
-		t := buildBartTable(d.ps, d.nhIdx)
-		h1 := heapAlloc()
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buildBartTable(d.ps, d.nhIdx)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
+		benchtest.BuildKept(b, len(d.ps), func() *bart.Table[uint32] { return buildBartTable(d.ps, d.nhIdx) })
 	})
 	b.Run("impl=bart.Fast", func(b *testing.B) {
-		h0 := heapAlloc()
-		t := buildBartFast(d.ps, d.nhIdx)
-		h1 := heapAlloc()
-		runtime.KeepAlive(t)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buildBartFast(d.ps, d.nhIdx)
-		}
-		b.ReportMetric(float64(h1-h0)/n, "B/prefix")
+		benchtest.BuildKept(b, len(d.ps), func() *bart.Fast[uint32] { return buildBartFast(d.ps, d.nhIdx) })
 	})
-}
-
-// churn yields the update stream of BenchmarkUpdate: odd steps delete a
-// random prefix of the table, even steps add back the prefix deleted 1024
-// deletes earlier, so every step changes the table and it stays full.
-type churn struct {
-	rng   *rand.Rand
-	ring  [1024]int
-	n, nd int
-	max   int
-}
-
-func newChurn(max int) *churn { return &churn{rng: rand.New(rand.NewPCG(9, 9)), max: max} }
-
-func (c *churn) next() (int, bool) {
-	c.n++
-	if c.n&1 == 1 {
-		k := c.rng.IntN(c.max)
-		c.ring[c.nd&1023] = k
-		c.nd++
-		return k, true
-	}
-	if c.nd >= 1024 {
-		return c.ring[c.nd&1023], false
-	}
-	return c.ring[c.nd-1], false
-}
-
-// runUpdates times update(i) for i = 0, step, 2*step, ... < b.N while
-// lookup runs on another goroutine; it reports updates/s and lookups/s.
-func runUpdates(b *testing.B, step int, lookup func(i int), update func(i int)) {
-	var stop atomic.Bool
-	done := make(chan int64)
-	go func() {
-		var n int64
-		for !stop.Load() {
-			for i := range 1024 {
-				lookup(int(n) + i)
-			}
-			n += 1024
-		}
-		done <- n
-	}()
-	b.ResetTimer()
-	st := time.Now()
-	cpu := cpuTimer(b)
-	for i := 0; i < b.N; i += step {
-		update(i)
-	}
-	el := time.Since(st)
-	cpu()
-	stop.Store(true)
-	n := <-done
-	b.ReportMetric(float64(b.N)/el.Seconds(), "updates/s")
-	b.ReportMetric(float64(n)/el.Seconds(), "lookups/s")
 }
 
 // BenchmarkUpdate measures updates per second on the full table while
@@ -333,12 +217,12 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Run("impl=fib/batch="+strconv.Itoa(batch), func(b *testing.B) {
 			t := New()
 			t.Apply(d.ups)
-			ch := newChurn(len(d.ps))
+			ch := benchtest.NewChurn(len(d.ps))
 			ups := make([]Update, 0, batch)
-			runUpdates(b, batch, func(i int) { t.Lookup(mixed.addrs[i&(benchAddrs-1)]) }, func(int) {
+			benchtest.RunUpdates(b, batch, func(i int) { t.Lookup(mixed.addrs[i&(benchAddrs-1)]) }, func(int) {
 				ups = ups[:0]
 				for range batch {
-					k, del := ch.next()
+					k, del := ch.Next()
 					ups = append(ups, Update{Route: d.ups[k].Route, Delete: del})
 				}
 				t.Apply(ups)
@@ -348,9 +232,9 @@ func BenchmarkUpdate(b *testing.B) {
 	b.Run("impl=bart.Table/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Table[uint32]]
 		cur.Store(buildBartTable(d.ps, d.nhIdx))
-		ch := newChurn(len(d.ps))
-		runUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
-			if k, del := ch.next(); del {
+		ch := benchtest.NewChurn(len(d.ps))
+		benchtest.RunUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.Next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))
@@ -360,9 +244,9 @@ func BenchmarkUpdate(b *testing.B) {
 	b.Run("impl=bart.Fast/persist", func(b *testing.B) {
 		var cur atomic.Pointer[bart.Fast[uint32]]
 		cur.Store(buildBartFast(d.ps, d.nhIdx))
-		ch := newChurn(len(d.ps))
-		runUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
-			if k, del := ch.next(); del {
+		ch := benchtest.NewChurn(len(d.ps))
+		benchtest.RunUpdates(b, 1, func(i int) { cur.Load().Lookup(mixed.na[i&(benchAddrs-1)]) }, func(int) {
+			if k, del := ch.Next(); del {
 				cur.Store(cur.Load().DeletePersist(d.ps[k]))
 			} else {
 				cur.Store(cur.Load().InsertPersist(d.ps[k], d.nhIdx[k]))

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"vrouter/fib"
+	"vrouter/internal/poptrie"
 )
 
 // NextHop is the result of a lookup: Kind, Network (index of the network)
@@ -310,11 +311,11 @@ func (t *Table) locate(s *snapshot, hi, lo uint64, plen int) (ni, parent int, d 
 	for plen >= d+stride {
 		n := &s.nodes[ni]
 		v := slotAt(hi, lo, uint(d))
-		if n.vec>>v&1 == 0 {
+		if n.Vec>>v&1 == 0 {
 			break
 		}
 		parent = ni
-		ni = int(n.base1) + bits.OnesCount64(n.vec&(uint64(1)<<v-1))
+		ni = int(n.Base1) + bits.OnesCount64(n.Vec&(uint64(1)<<v-1))
 		d += stride
 	}
 	return ni, parent, d
@@ -340,7 +341,7 @@ func (t *Table) fill(hi, lo uint64, d int) uint32 {
 
 // singleLeaf reports whether t.b holds a subtree that is one leaf.
 func (t *Table) singleLeaf() bool {
-	return len(t.b.nodes) == 1 && t.b.nodes[0].vec == 0 && len(t.b.leaves) == 1
+	return len(t.b.nodes) == 1 && t.b.nodes[0].Vec == 0 && len(t.b.leaves) == 1
 }
 
 // rebuildSub recompiles the subtree of the node at depth d whose range
@@ -367,7 +368,7 @@ func (t *Table) rebuildSub(hi, lo uint64, d int) {
 					t.compact(nn, nl, 0)
 					s = t.cur.Load()
 				}
-				b.place(s.nodes, s.leaves, uint32(t.nUsed), uint32(t.lUsed))
+				poptrie.Place(s.nodes, s.leaves, uint32(t.nUsed), uint32(t.lUsed), b.nodes, b.leaves)
 				ne = uint32(t.nUsed)
 				t.nUsed += nn
 				t.lUsed += nl
@@ -383,7 +384,7 @@ func (t *Table) rebuildSub(hi, lo uint64, d int) {
 	if nd != d || parent < 0 {
 		panic("fib6: rebuildSub of a node that does not exist")
 	}
-	k := bits.OnesCount64(s.nodes[parent].vec)
+	k := bits.OnesCount64(s.nodes[parent].Vec)
 	nn, nl := len(b.nodes), len(b.leaves)
 	if t.nUsed+nn+k > len(s.nodes) || t.lUsed+nl > len(s.leaves) {
 		t.compact(nn+k, nl, 0)
@@ -392,13 +393,13 @@ func (t *Table) rebuildSub(hi, lo uint64, d int) {
 	}
 	p := &s.nodes[parent]
 	root := uint32(t.nUsed)
-	b.place(s.nodes, s.leaves, root, uint32(t.lUsed))
+	poptrie.Place(s.nodes, s.leaves, root, uint32(t.lUsed), b.nodes, b.leaves)
 	sib := root + uint32(nn)
-	copy(s.nodes[sib:sib+uint32(k)], s.nodes[p.base1:p.base1+uint32(k)])
-	s.nodes[sib+uint32(ni)-p.base1] = s.nodes[root]
+	copy(s.nodes[sib:sib+uint32(k)], s.nodes[p.Base1:p.Base1+uint32(k)])
+	s.nodes[sib+uint32(ni)-p.Base1] = s.nodes[root]
 	t.nUsed += nn + k
 	t.lUsed += nl
-	atomic.StoreUint32(&p.base1, sib)
+	atomic.StoreUint32(&p.Base1, sib)
 }
 
 // rebuild compiles the whole table from the RIB into fresh arrays and
@@ -431,14 +432,8 @@ func (t *Table) rebuild() {
 			dir[c] = leafFlag | b.leaves[0]
 			continue
 		}
-		nb, lb := len(nodes), len(leaves)
-		nodes = append(nodes, b.nodes...)
-		leaves = append(leaves, b.leaves...)
-		for i := nb; i < len(nodes); i++ {
-			nodes[i].base0 += uint32(lb)
-			nodes[i].base1 += uint32(nb)
-		}
-		dir[c] = uint32(nb)
+		dir[c] = uint32(len(nodes))
+		nodes, leaves = poptrie.Append(nodes, leaves, b.nodes, b.leaves)
 	}
 	// the scratch of the largest chunk: not kept for the small
 	// recompiles that follow
@@ -462,48 +457,15 @@ func (t *Table) rebuild() {
 func (t *Table) compact(needN, needL, nhCap int) {
 	t.compactions++
 	old := t.cur.Load()
-	nLive, lLive := liveSize(old)
-	cp := copier{
-		src:    old,
-		nodes:  make([]node, 0, headroom(nLive, needN, 4096)),
-		leaves: make([]uint32, 0, headroom(lLive, needL, 16384)),
-	}
 	dir := new([dirSize]uint32)
-	for i, e := range old.dir {
-		if e&leafFlag != 0 {
-			dir[i] = e
-			continue
-		}
-		dst := len(cp.nodes)
-		cp.nodes = append(cp.nodes, node{})
-		cp.copyNode(e, dst)
-		dir[i] = uint32(dst)
-	}
+	nodes, leaves, nUsed, lUsed := poptrie.Compact(dir[:], old.dir[:], old.nodes, old.leaves, needN, needL)
 	nhs := old.nhs
 	if nhCap > len(nhs) {
 		nhs = make([]NextHop, nhCap)
 		copy(nhs, old.nhs)
 	}
-	t.nUsed, t.lUsed = len(cp.nodes), len(cp.leaves)
-	t.cur.Store(&snapshot{dir: dir, nodes: cp.nodes[:cap(cp.nodes)], leaves: cp.leaves[:cap(cp.leaves)], nhs: nhs})
-}
-
-// headroom sizes arrays at compaction: three times the live size, so that
-// the garbage of many subtree rebuilds fits before the next compaction.
-func headroom(live, need, min int) int {
-	return live + need + 2*max(live, min)
-}
-
-// liveSize counts the nodes and leaves reachable from s.dir.
-func liveSize(s *snapshot) (nn, nl int) {
-	for _, e := range s.dir {
-		if e&leafFlag == 0 {
-			a, b := subtreeSize(s.nodes, e)
-			nn += a
-			nl += b
-		}
-	}
-	return nn, nl
+	t.nUsed, t.lUsed = nUsed, lUsed
+	t.cur.Store(&snapshot{dir: dir, nodes: nodes, leaves: leaves, nhs: nhs})
 }
 
 // Add inserts or replaces the route of r.Source for r.Prefix.
@@ -668,7 +630,7 @@ func (t *Table) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.cur.Load()
-	nLive, lLive := liveSize(s)
+	nLive, lLive := poptrie.LiveSize(s.dir[:], s.nodes)
 	return Stats{
 		Prefixes: t.rib.prefixes, Routes: t.rib.perSrc, NextHops: t.nhN - 1,
 		Nodes: nLive, Leaves: lLive, NodeCap: len(s.nodes), LeafCap: len(s.leaves),

@@ -6,34 +6,15 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"vrouter/fib"
+	"vrouter/internal/nstest"
 )
 
 // The kernel import of IPv6 routes (fib.WatchKernel with Table6), in a
 // network namespace of its own, as package fib tests the IPv4 import.
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() != 0 && os.Getenv("CI") == "" {
-		t.Skip("needs root (network namespaces); runs as root or in CI")
-	}
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
 
 // testNS creates a namespace with a veth pair d0/d1, d0 holding
 // 2001:db8:99::1/64 and 10.99.0.1/24, removed when the test ends.
@@ -41,61 +22,27 @@ func testNS(t *testing.T) string {
 	t.Helper()
 	name := fmt.Sprintf("f6k-%d", os.Getpid())
 	exec.Command("ip", "netns", "del", name).Run()
-	ipCmd(t, "netns", "add", name)
+	nstest.Sh(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	ipCmd(t, "-n", name, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
-	ipCmd(t, "-n", name, "link", "set", "d1", "up")
-	ipCmd(t, "-n", name, "link", "set", "d0", "up")
-	ipCmd(t, "-n", name, "addr", "add", "2001:db8:99::1/64", "dev", "d0", "nodad")
-	ipCmd(t, "-n", name, "addr", "add", "10.99.0.1/24", "dev", "d0")
+	nstest.Sh(t, "ip", "-n", name, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	nstest.Sh(t, "ip", "-n", name, "link", "set", "d1", "up")
+	nstest.Sh(t, "ip", "-n", name, "link", "set", "d0", "up")
+	nstest.Sh(t, "ip", "-n", name, "addr", "add", "2001:db8:99::1/64", "dev", "d0", "nodad")
+	nstest.Sh(t, "ip", "-n", name, "addr", "add", "10.99.0.1/24", "dev", "d0")
 	return name
 }
 
-func ipBatch(t *testing.T, ns string, lines []string) {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "batch")
-	if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ipCmd(t, "-n", ns, "-batch", f)
-}
-
+// startWatcher runs fib.WatchKernel from a thread switched into the
+// namespace.
 func startWatcher(t *testing.T, ctx context.Context, ns string, tb4 *fib.Table, opt fib.KernelOptions) *fib.KernelWatcher {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	var w *fib.KernelWatcher
+	var err error
+	nstest.InNamed(t, ns, func() { w, err = fib.WatchKernel(ctx, tb4, opt) })
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		t.Fatal(err)
-	}
-	w, werr := fib.WatchKernel(ctx, tb4, opt)
-	if err := netns.Set(orig); err != nil {
-		panic(err) // the thread is in the wrong namespace: do not let it run anything else
-	}
-	if werr != nil {
-		t.Fatal(werr)
 	}
 	return w
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func gw6(n uint16, g string) NextHop {
@@ -124,13 +71,13 @@ func checkProbes6(t *testing.T, tb *Table, ps []probe6) {
 // cannot use counted, other tables ignored, the static source winning,
 // events, and the kernel's choice among routes of several metrics.
 func TestKernelImport6(t *testing.T) {
-	needRoot(t)
+	nstest.NeedRoot(t)
 	ns := testNS(t)
 	d0, err := linkIndex(ns, "d0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 2001:db8:1::/48 via 2001:db8:99::2 table 100",
 		"route add 2001:db8:2::/48 via 2001:db8:77::1 dev d0 onlink table 100", // gateway on no vrouter network
 		"route add 2001:db8:3::/48 dev d0 table 100",                           // no gateway
@@ -173,7 +120,7 @@ func TestKernelImport6(t *testing.T) {
 		t.Fatalf("Get = %+v", r)
 	}
 	// events
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 2001:db8:7::/48 via 2001:db8:99::7 table 100",
 		"route add unreachable 2001:db8:8::/48 table 100",
 		"route add prohibit 2001:db8:9::/48 table 100",
@@ -181,22 +128,22 @@ func TestKernelImport6(t *testing.T) {
 		"route add ::/0 via fe80::1 dev d0 table 100",
 		"route del 2001:db8:5::/48 via 2001:db8:99::4 metric 10 table 100", // falls back to metric 20
 	})
-	waitFor(t, "events", 30*time.Second, func() bool { return w.Stats().Routes6 == 7 })
-	waitFor(t, "fallback", 30*time.Second, func() bool { nh, _ := tb.Lookup(a16("2001:db8:5::1")); return nh == gw6(1, "2001:db8:99::5") })
+	nstest.WaitFor(t, "events", 30*time.Second, func() bool { return w.Stats().Routes6 == 7 })
+	nstest.WaitFor(t, "fallback", 30*time.Second, func() bool { nh, _ := tb.Lookup(a16("2001:db8:5::1")); return nh == gw6(1, "2001:db8:99::5") })
 	checkProbes6(t, tb, []probe6{
 		{"2001:db8:7::1", true, gw6(1, "2001:db8:99::7")},
 		{"2001:db8:8::1", true, NextHop{Kind: fib.KindUnreachable}},
 		{"2001:db8:9::1", true, NextHop{Kind: fib.KindProhibit}},
 		{"2001:db8:a::1", true, gw6(1, "fe80::1")}, // table 101 ignored: the default
 	})
-	ipBatch(t, ns, []string{"route replace 2001:db8:1::/48 via 2001:db8:99::9 table 100"})
-	waitFor(t, "replace", 30*time.Second, func() bool { nh, _ := tb.Lookup(a16("2001:db8:1::1")); return nh == gw6(1, "2001:db8:99::9") })
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{"route replace 2001:db8:1::/48 via 2001:db8:99::9 table 100"})
+	nstest.WaitFor(t, "replace", 30*time.Second, func() bool { nh, _ := tb.Lookup(a16("2001:db8:1::1")); return nh == gw6(1, "2001:db8:99::9") })
+	nstest.IPBatch(t, ns, []string{
 		"route del 2001:db8:1::/48 table 100",
 		"route del ::/0 table 100",
 		"route del blackhole 2001:db8:4::/48 table 100",
 	})
-	waitFor(t, "deletes", 30*time.Second, func() bool { return w.Stats().Routes6 == 4 })
+	nstest.WaitFor(t, "deletes", 30*time.Second, func() bool { return w.Stats().Routes6 == 4 })
 	checkProbes6(t, tb, []probe6{
 		{"2001:db8:1::1", false, NextHop{}},
 		{"2001:db8:a::1", false, NextHop{}},
@@ -204,11 +151,11 @@ func TestKernelImport6(t *testing.T) {
 	})
 	// a resync and a new watcher's dump make the same choices
 	w.Resync()
-	waitFor(t, "resync", 30*time.Second, func() bool { return w.Stats().Resyncs == 1 })
+	nstest.WaitFor(t, "resync", 30*time.Second, func() bool { return w.Stats().Resyncs == 1 })
 	tb2 := New()
 	w2 := startWatcher(t, ctx, ns, fib.New(), fib.KernelOptions{Table: 100, Resolve: resolve4, Table6: tb2, Resolve6: resolve6})
 	for _, x := range []*Table{tb, tb2} {
-		waitFor(t, "after the dump", 30*time.Second, func() bool {
+		nstest.WaitFor(t, "after the dump", 30*time.Second, func() bool {
 			nh, _ := x.Lookup(a16("2001:db8:5::1"))
 			return nh == gw6(1, "2001:db8:99::5") && x.Summary().BySource["kernel"] == 4
 		})
@@ -227,9 +174,9 @@ func TestKernelImport6(t *testing.T) {
 // network, as a connected route without a gateway, through the gateway
 // with one.
 func TestKernelDevice6(t *testing.T) {
-	needRoot(t)
+	nstest.NeedRoot(t)
 	ns := testNS(t)
-	ipBatch(t, ns, []string{
+	nstest.IPBatch(t, ns, []string{
 		"route add 2001:db8:1::/48 dev d1 table 100",
 		"route add 2001:db8:2::/48 via fe80::2 dev d1 table 100",
 		"route add 2001:db8:3::/48 dev d0 table 100", // no Device mapping: no gateway, skipped
@@ -265,7 +212,7 @@ func linkIndex(ns, name string) (int, error) {
 // with ip -batch while a watcher runs (events), then starts a second
 // watcher (a dump), and compares both FIBs with the reference.
 func TestKernelFullTable6(t *testing.T) {
-	needRoot(t)
+	nstest.NeedRoot(t)
 	if testing.Short() {
 		t.Skip("-short: loads 160,147 routes into the kernel")
 	}
@@ -285,9 +232,9 @@ func TestKernelFullTable6(t *testing.T) {
 		r.add(Route{Prefix: p, Source: fib.Kernel, NH: gw6(1, g)})
 	}
 	st := time.Now()
-	ipBatch(t, ns, lines)
+	nstest.IPBatch(t, ns, lines)
 	ipDone := time.Since(st)
-	waitFor(t, "all routes", 300*time.Second, func() bool { return w.Stats().Routes6 == len(ps) })
+	nstest.WaitFor(t, "all routes", 300*time.Second, func() bool { return w.Stats().Routes6 == len(ps) })
 	t.Logf("ip -batch of %d routes: %v; in the FIB %v after the start", len(ps), ipDone, time.Since(st))
 	rng := newRng()
 	addrs := randAddrs(rng, ps, 100000)

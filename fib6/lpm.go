@@ -3,6 +3,8 @@ package fib6
 import (
 	"math/bits"
 	"sync/atomic"
+
+	"vrouter/internal/poptrie"
 )
 
 // The compiled FIB is a poptrie-like multibit trie over pointer-free
@@ -38,17 +40,12 @@ const (
 	dirBits  = 16
 	dirSize  = 1 << dirBits
 	stride   = 6
-	leafFlag = 1 << 31
+	leafFlag = poptrie.LeafFlag
 )
 
-type node struct {
-	vec     uint64
-	leafvec uint64
-	base0   uint32 // first leaf
-	base1   uint32 // first child
-}
+type node = poptrie.Node
 
-const nodeBytes = 24
+const nodeBytes = poptrie.NodeBytes
 
 // snapshot is what lookups read. nodes, leaves and nhs have len == cap; the
 // writer tracks how much of them is used.
@@ -73,12 +70,12 @@ func (s *snapshot) lookup(hi, lo uint64) uint32 {
 	hi, lo = hi<<dirBits|lo>>(64-dirBits), lo<<dirBits
 	n := &s.nodes[e]
 	v := hi >> (64 - stride)
-	for n.vec>>v&1 != 0 {
-		n = &s.nodes[atomic.LoadUint32(&n.base1)+uint32(bits.OnesCount64(n.vec&(uint64(1)<<v-1)))]
+	for n.Vec>>v&1 != 0 {
+		n = &s.nodes[atomic.LoadUint32(&n.Base1)+uint32(bits.OnesCount64(n.Vec&(uint64(1)<<v-1)))]
 		hi, lo = hi<<stride|lo>>(64-stride), lo<<stride
 		v = hi >> (64 - stride)
 	}
-	return s.leaves[n.base0+uint32(bits.OnesCount64(n.leafvec&(uint64(2)<<v-1)))-1]
+	return s.leaves[n.Base0+uint32(bits.OnesCount64(n.Leafvec&(uint64(2)<<v-1)))-1]
 }
 
 // slotAt returns the 6 address bits of hi/lo from bit d on (zeros past 127).
@@ -191,54 +188,8 @@ func (b *builder) buildNode(ni int, d uint, ents []bent, def uint32) {
 	for range nc {
 		b.nodes = append(b.nodes, node{})
 	}
-	b.nodes[ni] = node{vec: vec, leafvec: leafvec, base0: uint32(lb), base1: uint32(cb)}
+	b.nodes[ni] = node{Vec: vec, Leafvec: leafvec, Base0: uint32(lb), Base1: uint32(cb)}
 	for c := range nc {
 		b.buildNode(cb+c, end, ents[gs[c]:ge[c]], cd[c])
-	}
-}
-
-// place copies the built subtree to nodes[nb:], leaves[lb:], rebasing indices.
-func (b *builder) place(nodes []node, leaves []uint32, nb, lb uint32) {
-	for i, n := range b.nodes {
-		n.base0 += lb
-		n.base1 += nb
-		nodes[nb+uint32(i)] = n
-	}
-	copy(leaves[lb:], b.leaves)
-}
-
-// subtreeSize counts the nodes and leaves of the subtree rooted at i.
-func subtreeSize(nodes []node, i uint32) (nn, nl int) {
-	n := nodes[i]
-	nn, nl = 1, bits.OnesCount64(n.leafvec)
-	for c := range uint32(bits.OnesCount64(n.vec)) {
-		a, l := subtreeSize(nodes, n.base1+c)
-		nn += a
-		nl += l
-	}
-	return nn, nl
-}
-
-// copier copies subtrees into fresh arrays (compaction).
-type copier struct {
-	src    *snapshot
-	nodes  []node
-	leaves []uint32
-}
-
-// copyNode copies node i of src into c.nodes[dst] (already reserved).
-func (c *copier) copyNode(i uint32, dst int) {
-	n := c.src.nodes[i]
-	nl := bits.OnesCount64(n.leafvec)
-	lb := len(c.leaves)
-	c.leaves = append(c.leaves, c.src.leaves[n.base0:int(n.base0)+nl]...)
-	k := bits.OnesCount64(n.vec)
-	cb := len(c.nodes)
-	for range k {
-		c.nodes = append(c.nodes, node{})
-	}
-	c.nodes[dst] = node{vec: n.vec, leafvec: n.leafvec, base0: uint32(lb), base1: uint32(cb)}
-	for j := range k {
-		c.copyNode(n.base1+uint32(j), cb+j)
 	}
 }

@@ -1,15 +1,13 @@
 package fib6
 
 import (
-	"bufio"
-	"compress/gzip"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 
 	"vrouter/fib"
+	"vrouter/internal/prefixfile"
 )
 
 // ref is the naive reference (the first version of this package): every
@@ -121,29 +119,7 @@ var (
 func loadFull(tb testing.TB) []netip.Prefix {
 	tb.Helper()
 	fullOnce.Do(func() {
-		f, err := os.Open("../fib/testdata/prefixes.txt.gz")
-		if err != nil {
-			fullErr = err
-			return
-		}
-		defer f.Close()
-		z, err := gzip.NewReader(f)
-		if err != nil {
-			fullErr = err
-			return
-		}
-		sc := bufio.NewScanner(z)
-		for sc.Scan() {
-			p, err := netip.ParsePrefix(sc.Text())
-			if err != nil {
-				fullErr = err
-				return
-			}
-			if p.Addr().Is6() {
-				fullPfx = append(fullPfx, p)
-			}
-		}
-		fullErr = sc.Err()
+		fullPfx, fullErr = prefixfile.Read("../fib/testdata/prefixes.txt.gz", func(p netip.Prefix) bool { return p.Addr().Is6() })
 	})
 	if fullErr != nil {
 		tb.Fatalf("full table test data ../fib/testdata/prefixes.txt.gz missing or unreadable: %v", fullErr)

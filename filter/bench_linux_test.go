@@ -6,21 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"vrouter/config"
+	"vrouter/internal/benchtest"
 )
-
-// threadCPU is the CPU time of the calling OS thread (ns). The benchmark
-// machine is shared: waiting for a core inflates wall-clock ns/op, not
-// this.
-func threadCPU() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err)
-	}
-	return ts.Nano()
-}
 
 // BenchmarkClassifyScaling classifies the "mixed" packets of the 10, 1,000
 // and 10,000-rule CloudStack rulesets in alternating rounds of 65,536 on
@@ -49,11 +37,11 @@ func BenchmarkClassifyScaling(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for i, rs := range rss {
-			w0, c0 := time.Now(), threadCPU()
+			w0, c0 := time.Now(), benchtest.ThreadCPU()
 			for _, k := range keys[i] {
 				acc += rs.Classify(k).Rule
 			}
-			cpu[i] += threadCPU() - c0
+			cpu[i] += benchtest.ThreadCPU() - c0
 			wall[i] += int64(time.Since(w0))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"vrouter/config"
+	"vrouter/internal/benchtest"
 	"vrouter/packet"
 )
 
@@ -113,11 +114,11 @@ func BenchmarkClassify(b *testing.B) {
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
 				var acc int32
-				c0 := threadCPU()
+				c0 := benchtest.ThreadCPU()
 				for i := 0; b.Loop(); i++ {
 					acc += rs.Classify(keys[i&(len(keys)-1)]).Rule
 				}
-				if c := threadCPU() - c0; c > 0 {
+				if c := benchtest.ThreadCPU() - c0; c > 0 {
 					b.ReportMetric(float64(c)/float64(b.N), "cpu-ns/op")
 				}
 				sink = acc

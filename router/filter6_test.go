@@ -10,9 +10,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"vrouter/config"
-	"vrouter/internal/clock"
 	"vrouter/packet"
-	"vrouter/router/port"
 	"vrouter/router/port/pipe"
 )
 
@@ -72,13 +70,7 @@ func filter6Lab(t testing.TB, old, new string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	l := labWith(t, cfg)
 	l.resolve6()
 	return l
 }
@@ -373,18 +365,8 @@ func TestFilter6ZeroAlloc(t *testing.T) {
 	l.pb.SetSink(true)
 	l.fromA6(seg6{src: ip6HostA, dst: ip6HostB, sport: 40000, dport: 80, flags: "S", seq: 1})
 	l.fromB6(seg6{src: ip6HostB, dst: ip6HostA, sport: 80, dport: 40000, flags: "SA", seq: 9, ack: 2})
-	w := l.r.workers[0]
-	b := w.rx
-	batch := func(f func(i int) []byte) {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], f(i))
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	}
 	est := seg6{src: ip6HostA, dst: ip6HostB, sport: 40000, dport: 80, flags: "A", seq: 2, ack: 10, payload: make([]byte, 64)}.frame(t, hostA, macA)
-	if a := testing.AllocsPerRun(200, func() { batch(func(int) []byte { return est }) }); a != 0 {
+	if a := l.allocsPerBatch(200, 32, same(est)); a != 0 {
 		t.Fatalf("%.1f allocations per batch of an established flow", a)
 	}
 	firsts := make([][]byte, 32*101)
@@ -393,14 +375,14 @@ func TestFilter6ZeroAlloc(t *testing.T) {
 	}
 	k := 0
 	before := l.r.Counters()[CntForwarded6]
-	if a := testing.AllocsPerRun(100, func() { batch(func(int) []byte { k++; return firsts[k-1] }) }); a != 0 {
+	if a := l.allocsPerBatch(100, 32, func(int) []byte { k++; return firsts[k-1] }); a != 0 {
 		t.Fatalf("%.1f allocations per batch of first packets", a)
 	}
 	if got := l.r.Counters()[CntForwarded6] - before; got != 101*32 {
 		t.Fatalf("%d first packets forwarded", got)
 	}
 	refused := seg6{src: ip6HostA, dst: ip6HostB, sport: 1, dport: 25, flags: "S"}.frame(t, hostA, macA)
-	if a := testing.AllocsPerRun(200, func() { batch(func(int) []byte { return refused }) }); a != 0 {
+	if a := l.allocsPerBatch(200, 32, same(refused)); a != 0 {
 		t.Fatalf("%.1f allocations per batch of refused first packets", a)
 	}
 }
@@ -415,16 +397,7 @@ func BenchmarkFilter6Established(b *testing.B) {
 	l.fromB6(seg6{src: ip6HostB, dst: ip6HostA, sport: 80, dport: 40000, flags: "SA", seq: 9, ack: 2})
 	l.pb.SetSink(true)
 	frame := seg6{src: ip6HostA, dst: ip6HostB, sport: 40000, dport: 80, flags: "A", seq: 2, ack: 10, payload: make([]byte, 6)}.frame(b, hostA, macA)
-	gen := pipe.NewGenerator("pa", macA, 1500, [][]byte{frame})
-	w := l.r.workers[0]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		gen.ReadBatch(w.rx)
-		w.processBatch(l.r.ports[0], w.rx)
-		done += w.rx.N
-	}
-	b.StopTimer()
+	runGen(b, l, pipe.NewGenerator("pa", macA, 1500, [][]byte{frame}))
 	if l.r.Counters()[CntForwarded6] < uint64(b.N) {
 		b.Fatal("not forwarded")
 	}

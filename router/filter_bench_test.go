@@ -11,9 +11,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"vrouter/config"
-	"vrouter/internal/clock"
 	"vrouter/packet"
-	"vrouter/router/port"
 	"vrouter/router/port/pipe"
 )
 
@@ -67,16 +65,10 @@ func benchLab(b *testing.B, nat bool, n int) *lab {
 		cfg.Networks[0].FilterIn = "cloud"
 	}
 	cfg.ApplyDefaults()
-	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		b.Fatal(err)
-	}
-	l := &lab{t: b, r: r, clk: clk, pa: pa, pb: pb}
+	l := labWith(b, cfg)
 	l.resolveA()
-	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
-	pb.SetSink(true)
+	l.r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, l.clk.Now(), func([]byte) {})
+	l.pb.SetSink(true)
 	return l
 }
 
@@ -86,20 +78,6 @@ func udpFrame(b testing.TB, src, dst net.IP, sport, dport uint16) []byte {
 	udp.SetNetworkLayerForChecksum(ip)
 	return ser(b, &layers.Ethernet{SrcMAC: hostA, DstMAC: macA[:], EthernetType: layers.EthernetTypeIPv4},
 		ip, udp, gopacket.Payload(make([]byte, 18)))
-}
-
-// runGen forwards b.N frames of gen through worker 0 in batches.
-func runGen(b *testing.B, l *lab, gen *pipe.Port) {
-	w := l.r.workers[0]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		gen.ReadBatch(w.rx)
-		w.processBatch(l.r.ports[0], w.rx)
-		done += w.rx.N
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
 }
 
 // BenchmarkFilterEstablished forwards the 64-byte frames of one
@@ -147,16 +125,7 @@ func BenchmarkFilterEstablished(b *testing.B) {
 			udp.SetNetworkLayerForChecksum(ip)
 			frame := ser(b, &layers.Ethernet{SrcMAC: hostB, DstMAC: macB[:], EthernetType: layers.EthernetTypeIPv4},
 				ip, udp, gopacket.Payload(make([]byte, 18)))
-			gen := pipe.NewGenerator("pb", macB, 1400, [][]byte{frame})
-			w := l.r.workers[1]
-			b.ReportAllocs()
-			b.ResetTimer()
-			for done := 0; done < b.N; {
-				gen.ReadBatch(w.rx)
-				w.processBatch(l.r.ports[1], w.rx)
-				done += w.rx.N
-			}
-			b.StopTimer()
+			runGenOn(b, l, 1, pipe.NewGenerator("pb", macB, 1400, [][]byte{frame}))
 			if l.r.Counters()[CntForwarded] < uint64(b.N) {
 				b.Fatal("not forwarded")
 			}

@@ -12,9 +12,6 @@ import (
 
 	"vrouter/config"
 	"vrouter/filter"
-	"vrouter/internal/clock"
-	"vrouter/router/port"
-	"vrouter/router/port/pipe"
 )
 
 // The filter lab: network a (port pa, 192.0.2.0/24) is the outside with
@@ -97,16 +94,11 @@ func filterCfg(t testing.TB, extra string) *config.Config {
 // filterLab is the filter lab with both hosts resolved.
 func filterLab(t testing.TB, extra string) *lab {
 	t.Helper()
-	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(filterCfg(t, extra), []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	l := labWith(t, filterCfg(t, extra))
 	l.resolveA()
-	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
-	r.Neigh.Update(0, 0xc0000214, [6]byte(hostA), true, clk.Now(), func([]byte) {}) // 192.0.2.20 (host C) shares A's MAC
+	now := l.clk.Now()
+	l.r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, now, func([]byte) {})
+	l.r.Neigh.Update(0, 0xc0000214, [6]byte(hostA), true, now, func([]byte) {}) // 192.0.2.20 (host C) shares A's MAC
 	return l
 }
 
@@ -627,16 +619,7 @@ func TestFilterZeroAlloc(t *testing.T) {
 	l.fromA(seg{src: ipHostA, dst: ipHostB, sport: 40000, dport: 80, flags: "S", seq: 1})
 	l.fromB(seg{src: ipHostB, dst: ipHostA, sport: 80, dport: 40000, flags: "SA", seq: 9, ack: 2})
 	est := seg{src: ipHostA, dst: ipHostB, sport: 40000, dport: 80, flags: "A", seq: 2, ack: 10, payload: make([]byte, 64)}.frame(t, hostA, macA)
-	w := l.r.workers[0]
-	b := w.rx
-	allocs := testing.AllocsPerRun(200, func() {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], est)
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs := l.allocsPerBatch(200, 32, same(est))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch of an established flow, want 0", allocs)
 	}
@@ -646,15 +629,7 @@ func TestFilterZeroAlloc(t *testing.T) {
 	}
 	k := 0
 	before := l.r.Counters()[CntForwarded]
-	allocs = testing.AllocsPerRun(100, func() {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], firsts[k])
-			k++
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs = l.allocsPerBatch(100, 32, func(int) []byte { k++; return firsts[k-1] })
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch of first packets, want 0", allocs)
 	}
@@ -662,14 +637,7 @@ func TestFilterZeroAlloc(t *testing.T) {
 		t.Fatalf("%d first packets forwarded, want %d", got, 101*32)
 	}
 	dropped := seg{src: ipHostA, dst: ipHostB, sport: 1, dport: 25, flags: "S"}.frame(t, hostA, macA)
-	allocs = testing.AllocsPerRun(200, func() {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], dropped)
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs = l.allocsPerBatch(200, 32, same(dropped))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch of refused first packets, want 0", allocs)
 	}

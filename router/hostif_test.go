@@ -503,17 +503,8 @@ func TestHostZeroAlloc(t *testing.T) {
 		{"forward", icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 64), CntForwarded},
 		{"punt", udpTo(t, hostA, macA[:], ipHostA, ipRA, 5353, 53), CntHostPunted},
 	} {
-		w := l.r.workers[0]
-		b := w.rx
 		before := l.r.Counters()[tc.cnt]
-		allocs := testing.AllocsPerRun(200, func() {
-			for i := 0; i < 32; i++ {
-				b.Off[i] = port.Headroom
-				b.Len[i] = copy(b.Bufs[i][port.Headroom:], tc.frame)
-			}
-			b.N = 32
-			w.processBatch(l.r.ports[0], b)
-		})
+		allocs := l.allocsPerBatch(200, 32, same(tc.frame))
 		if allocs != 0 {
 			t.Fatalf("%s: %.1f allocations per batch, want 0", tc.name, allocs)
 		}

@@ -45,16 +45,7 @@ func testConfig6() *config.Config {
 	return c
 }
 
-func newLab6(t testing.TB) *lab {
-	pa := pipe.New("pa", macA, 1500)
-	pb := pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(testConfig6(), []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
-}
+func newLab6(t testing.TB) *lab { return labWith(t, testConfig6()) }
 
 func a16(a netip.Addr) net.IP { b := a.As16(); return net.IP(b[:]) }
 
@@ -311,16 +302,7 @@ func TestIPv6Errors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := l.r.Drops()[tc.drop]
-			l.pa.Inject(tc.frame)
-			l.run()
-			if got := l.r.Drops()[tc.drop] - before; got != 1 {
-				t.Fatalf("%s counted %d times", tc.drop, got)
-			}
-			out := l.pa.Take()
-			if l.pb.Take() != nil {
-				t.Fatal("forwarded")
-			}
+			out := l.dropFromA(t, tc.frame, tc.drop)
 			if tc.typ == 0 {
 				if len(out) != 0 {
 					if tc.drop == DropIPv6LinkLocal && len(out) == 1 {
@@ -346,6 +328,23 @@ func TestIPv6Errors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropFromA injects frame on port a and checks that the router drops it
+// for reason drop (counted once, nothing forwarded); it returns the frames
+// sent back on a.
+func (l *lab) dropFromA(t *testing.T, frame []byte, drop DropReason) [][]byte {
+	t.Helper()
+	before := l.r.Drops()[drop]
+	l.pa.Inject(frame)
+	l.run()
+	if got := l.r.Drops()[drop] - before; got != 1 {
+		t.Fatalf("%s counted %d times", drop, got)
+	}
+	if l.pb.Take() != nil {
+		t.Fatal("forwarded")
+	}
+	return l.pa.Take()
 }
 
 func TestIPv6Malformed(t *testing.T) {
@@ -377,16 +376,7 @@ func TestIPv6Malformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := l.r.Drops()[tc.drop]
-			l.pa.Inject(tc.frame)
-			l.run()
-			if got := l.r.Drops()[tc.drop] - before; got != 1 {
-				t.Fatalf("%s counted %d times", tc.drop, got)
-			}
-			out := l.pa.Take()
-			if l.pb.Take() != nil {
-				t.Fatal("forwarded")
-			}
+			out := l.dropFromA(t, tc.frame, tc.drop)
 			if tc.typ == 0 {
 				if len(out) != 0 {
 					t.Fatalf("%d frames sent", len(out))
@@ -505,16 +495,7 @@ func TestIPv6ForwardNoAlloc(t *testing.T) {
 	l.resolve6()
 	frame := echo6(t, hostA, macA, ip6HostA, ip6HostB, 64, 64)
 	l.pb.SetSink(true) // the pipe's own copies of sent frames would count
-	w := l.r.workers[0]
-	b := w.rx
-	allocs := testing.AllocsPerRun(200, func() {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame)
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs := l.allocsPerBatch(200, 32, same(frame))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch, want 0", allocs)
 	}
@@ -525,14 +506,7 @@ func TestIPv6ForwardNoAlloc(t *testing.T) {
 	for _, f := range [][]byte{echo6(t, hostA, macA, ip6HostA, ip6RA, 64, 64), nsFrame(t, hostA, ip6HostA, ip6RA),
 		echo6(t, hostA, macA, ip6HostA, ip6HostB, 1, 64)} {
 		l.pa.SetSink(true) // the pipe's own copies of sent frames would count
-		allocs = testing.AllocsPerRun(100, func() {
-			for i := 0; i < 8; i++ {
-				b.Off[i] = port.Headroom
-				b.Len[i] = copy(b.Bufs[i][port.Headroom:], f)
-			}
-			b.N = 8
-			w.processBatch(l.r.ports[0], b)
-		})
+		allocs = l.allocsPerBatch(100, 8, same(f))
 		if allocs != 0 {
 			t.Fatalf("%.1f allocations per local batch", allocs)
 		}
@@ -625,17 +599,7 @@ func BenchmarkPipelineForward6(b *testing.B) {
 	udp.SetNetworkLayerForChecksum(ip)
 	frame := ser(b, &layers.Ethernet{SrcMAC: hostA, DstMAC: macA[:], EthernetType: layers.EthernetTypeIPv6},
 		ip, udp, gopacket.Payload(make([]byte, 18)))
-	gen := pipe.NewGenerator("pa", macA, 1500, [][]byte{frame})
-	w := l.r.workers[0]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		gen.ReadBatch(w.rx)
-		w.processBatch(l.r.ports[0], w.rx)
-		done += w.rx.N
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+	runGen(b, l, pipe.NewGenerator("pa", macA, 1500, [][]byte{frame}))
 }
 
 // TestIPv6Reload: a reload that adds IPv6 to networks routes it (routes

@@ -59,11 +59,15 @@ type lab struct {
 	pa, pb *pipe.Port
 }
 
-func newLab(t testing.TB) *lab {
-	pa := pipe.New("pa", macA, 1500)
-	pb := pipe.New("pb", macB, 1400)
+func newLab(t testing.TB) *lab { return labWith(t, testConfig()) }
+
+// labWith is a lab of a router with cfg over the pipe ports pa (MTU 1500)
+// and pb (MTU 1400) and a manual clock.
+func labWith(t testing.TB, cfg *config.Config) *lab {
+	t.Helper()
+	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
 	clk := clock.NewManual()
-	r, err := New(testConfig(), []port.Port{pa, pb}, Options{Clock: clk})
+	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,22 +405,49 @@ func TestZeroAllocForward(t *testing.T) {
 	l.resolveBoth()
 	l.pb.SetSink(true)
 	frame := icmpEcho(t, hostA, macA, ipHostA, ipHostB, 64, false, 64)
-	w := l.r.workers[0]
-	b := w.rx
-	allocs := testing.AllocsPerRun(200, func() {
-		for i := 0; i < 32; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame)
-		}
-		b.N = 32
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs := l.allocsPerBatch(200, 32, same(frame))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per batch, want 0", allocs)
 	}
 	if l.r.Counters()[CntForwarded] < 200*32 {
 		t.Fatal("not forwarded")
 	}
+}
+
+// allocsPerBatch is testing.AllocsPerRun over runs batches of n frames
+// (frame(i) in slot i) received on port a and processed by its worker.
+func (l *lab) allocsPerBatch(runs, n int, frame func(i int) []byte) float64 {
+	w := l.r.workers[0]
+	b := w.rx
+	return testing.AllocsPerRun(runs, func() {
+		for i := 0; i < n; i++ {
+			b.Off[i] = port.Headroom
+			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame(i))
+		}
+		b.N = n
+		w.processBatch(l.r.ports[0], b)
+	})
+}
+
+// same is a frame function for allocsPerBatch that gives f in every slot.
+func same(f []byte) func(int) []byte { return func(int) []byte { return f } }
+
+// runGen forwards b.N frames of gen, in batches, as received on port a.
+func runGen(b *testing.B, l *lab, gen *pipe.Port) { runGenOn(b, l, 0, gen) }
+
+// runGenOn forwards b.N frames of gen, in batches, as received on port in
+// (by its worker), and reports ns/packet.
+func runGenOn(b *testing.B, l *lab, in int, gen *pipe.Port) {
+	w := l.r.workers[in]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		gen.ReadBatch(w.rx)
+		w.processBatch(l.r.ports[in], w.rx)
+		done += w.rx.N
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
 }
 
 func BenchmarkPipelineForward(b *testing.B) {
@@ -428,17 +459,7 @@ func BenchmarkPipelineForward(b *testing.B) {
 	udp.SetNetworkLayerForChecksum(ip)
 	frame := ser(b, &layers.Ethernet{SrcMAC: hostA, DstMAC: macA[:], EthernetType: layers.EthernetTypeIPv4},
 		ip, udp, gopacket.Payload(make([]byte, 18)))
-	gen := pipe.NewGenerator("pa", macA, 1500, [][]byte{frame})
-	w := l.r.workers[0]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		gen.ReadBatch(w.rx)
-		w.processBatch(l.r.ports[0], w.rx)
-		done += w.rx.N
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+	runGen(b, l, pipe.NewGenerator("pa", macA, 1500, [][]byte{frame}))
 }
 
 func TestTrace(t *testing.T) {
@@ -472,15 +493,9 @@ func natLab(t testing.TB) *lab {
 		To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
 	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
 	cfg.ApplyDefaults()
-	pa, pb := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1400)
-	clk := clock.NewManual()
-	r, err := New(cfg, []port.Port{pa, pb}, Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lab{t: t, r: r, clk: clk, pa: pa, pb: pb}
+	l := labWith(t, cfg)
 	l.resolveA()
-	r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, clk.Now(), func([]byte) {})
+	l.r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, l.clk.Now(), func([]byte) {})
 	return l
 }
 
@@ -530,18 +545,9 @@ func TestZeroAllocTraced(t *testing.T) {
 	l := natLab(t)
 	l.pb.SetSink(true)
 	frame := tcpSYN(t, 40000, 80)
-	w := l.r.workers[0]
-	b := w.rx
 	const batch = 4
 	l.r.trace.arm(traceKeep)
-	allocs := testing.AllocsPerRun(50, func() {
-		for i := 0; i < batch; i++ {
-			b.Off[i] = port.Headroom
-			b.Len[i] = copy(b.Bufs[i][port.Headroom:], frame)
-		}
-		b.N = batch
-		w.processBatch(l.r.ports[0], b)
-	})
+	allocs := l.allocsPerBatch(50, batch, same(frame))
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per traced batch, want 0", allocs)
 	}

@@ -350,14 +350,9 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 	}
 	for _, r := range cfg.Routes {
 		nh := fib.NextHop{}
-		switch r.Type {
-		case config.RouteBlackhole:
-			nh.Kind = fib.KindDrop
-		case config.RouteUnreachable:
-			nh.Kind = fib.KindUnreachable
-		case config.RouteProhibit:
-			nh.Kind = fib.KindProhibit
-		default:
+		if k, ok := refusingKind(r.Type); ok {
+			nh.Kind = k
+		} else {
 			if r.Via.IsValid() {
 				gw := packet.U32(r.Via)
 				ni := s.networkContaining(gw)
@@ -430,6 +425,20 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 // publish makes the router answer ARP for ip on network slot with its MAC.
 func (s *snapshot) publish(slot uint16, ip uint32) {
 	s.published[uint64(slot)<<32|uint64(ip)] = struct{}{}
+}
+
+// refusingKind is the next-hop kind of a static route of type t that
+// refuses traffic (blackhole, unreachable, prohibit); false for unicast.
+func refusingKind(t config.RouteType) (fib.Kind, bool) {
+	switch t {
+	case config.RouteBlackhole:
+		return fib.KindDrop, true
+	case config.RouteUnreachable:
+		return fib.KindUnreachable, true
+	case config.RouteProhibit:
+		return fib.KindProhibit, true
+	}
+	return 0, false
 }
 
 // networkContaining returns the slot of the network whose router address

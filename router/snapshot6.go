@@ -137,14 +137,9 @@ func compile6(cfg *config.Config, s *snapshot, slots map[string]uint16, pl *plan
 	}
 	for _, r := range cfg.Routes6 {
 		nh := fib6.NextHop{}
-		switch r.Type {
-		case config.RouteBlackhole:
-			nh.Kind = fib.KindDrop
-		case config.RouteUnreachable:
-			nh.Kind = fib.KindUnreachable
-		case config.RouteProhibit:
-			nh.Kind = fib.KindProhibit
-		default:
+		if k, ok := refusingKind(r.Type); ok {
+			nh.Kind = k
+		} else {
 			ni := -1
 			if r.Network != "" {
 				if slot, ok := slots[r.Network]; ok {

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"vrouter/test/lab"
 )
 
 // The IPv6 filter lab is the dual-stack lab (lab.Dual) with h1's network
@@ -44,23 +42,12 @@ icmp_type = "echo-request"
 
 func newFilter6Lab(t *testing.T) *v6Lab {
 	t.Helper()
-	needRoot(t)
-	d, err := lab.DualEdit("vf6", false, func(cfg, _ string) string {
+	return newV6LabEdit(t, "vf6", false, func(cfg, _ string) string {
 		cfg = strings.Replace(cfg, "device = \"r-h2\"\nmtu    = 1280\n", "device = \"r-h2\"\n", 1)
 		cfg = strings.Replace(cfg, "addresses = [\"192.0.2.1/24\", \"2001:db8:1::1/64\"]\n",
 			"addresses = [\"192.0.2.1/24\", \"2001:db8:1::1/64\"]\nfilter_out = \"h1-in6\"\n", 1)
 		return cfg + filter6Rules
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", d.Router.Log())
-		}
-		d.Close()
-	})
-	return &v6Lab{d}
 }
 
 func TestFilterIPv6(t *testing.T) {

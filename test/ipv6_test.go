@@ -33,10 +33,15 @@ func newV6Lab(t *testing.T) *v6Lab { return newV6LabWith(t, false) }
 // newV6LabGuest is the IPv6 lab with a host-routed guest in namespace G.
 func newV6LabGuest(t *testing.T) *v6Lab { return newV6LabWith(t, true) }
 
-func newV6LabWith(t *testing.T, guest bool) *v6Lab {
+func newV6LabWith(t *testing.T, guest bool) *v6Lab { return newV6LabEdit(t, "v6", guest, nil) }
+
+// newV6LabEdit is the IPv6 lab (namespaces named after tag) with its
+// configuration passed through edit (lab.DualEdit); the router's log is
+// shown when the test fails.
+func newV6LabEdit(t *testing.T, tag string, guest bool, edit func(cfg, prefix string) string) *v6Lab {
 	t.Helper()
 	needRoot(t)
-	d, err := lab.Dual("v6", guest)
+	d, err := lab.DualEdit(tag, guest, edit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,23 +394,18 @@ func TestIPv6HostInterfaceBGP(t *testing.T) {
 			t.Fatalf("%s missing (make deps)", tool)
 		}
 	}
-	d, err := lab.DualEdit("v6", false, func(cfg, prefix string) string {
+	d := newV6LabEdit(t, "v6", false, func(cfg, prefix string) string {
 		line := `addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]`
 		return strings.Replace(cfg, line, line+"\nhost = \""+prefix+"-n2\"", 1) + "\n[fib]\nkernel_table = 100\n"
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
+	}).DualTopo
+	t.Cleanup(func() { // before the lab's cleanup removes d.Dir
 		if t.Failed() {
-			t.Logf("router log:\n%s", d.Router.Log())
 			for _, f := range []string{"bird-r.log", "bird-up.log"} {
 				if b, err := os.ReadFile(filepath.Join(d.Dir, f)); err == nil {
 					t.Logf("%s:\n%s", f, b)
 				}
 			}
 		}
-		d.Close()
 	})
 	dev := d.Prefix + "-n2"
 	addrs := run(t, &lab.Topo{Lab: d.Lab}, d.R, "ip", "-6", "addr", "show", "dev", dev)
@@ -483,25 +483,16 @@ protocol bgp peer6 {
 // (as keepalived adds a VIP) becomes vrouter's on net2: h2 reaches it (ND
 // answered by vrouter, echo answered); deleted, it is gone again.
 func TestIPv6HostInterfaceVIP(t *testing.T) {
-	needRoot(t)
-	d, err := lab.DualEdit("v6", false, func(cfg, prefix string) string {
+	d := newV6LabEdit(t, "v6", false, func(cfg, prefix string) string {
 		line := `addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]`
 		return strings.Replace(cfg, line, line+"\nhost = \""+prefix+"-n2\"", 1)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", d.Router.Log())
-		}
-		d.Close()
-	})
+	}).DualTopo
 	tl := &lab.Topo{Lab: d.Lab, Router: d.Router}
 	dev := d.Prefix + "-n2"
 	const vip = "2001:db8:2::50"
 	run(t, tl, d.R, "ip", "-6", "addr", "add", vip+"/128", "dev", dev, "nodad")
 	var out string
+	var err error
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		out, err = d.Exec(d.H2, "ping", "-6", "-c", "1", "-W", "1", vip)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -124,5 +125,39 @@ func (v *Veth) WaitUp(t testing.TB) {
 			t.Fatalf("veth not up:\n%s%s", a, b)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// InNamed runs f as In does, in the namespace called name (made by the
+// test, e.g. with ip netns add).
+func InNamed(t testing.TB, name string, f func()) {
+	t.Helper()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	In(t, h, f)
+}
+
+// IPBatch runs `ip -n ns -batch` over lines.
+func IPBatch(t testing.TB, ns string, lines []string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "batch")
+	if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Sh(t, "ip", "-n", ns, "-batch", f)
+}
+
+// WaitFor polls f until it reports true and fails the test after d.
+func WaitFor(t testing.TB, what string, d time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timeout waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
