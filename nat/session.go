@@ -1,6 +1,8 @@
 package nat
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"vrouter/packet"
@@ -230,43 +232,58 @@ func (n *NAT) reap4(now int64, budget int) int {
 	n.mu.Lock()
 	hwm := t.hwm
 	n.mu.Unlock()
+	return reapScan(t.slab, hwm, &n.reapPos, n.reapBuf[:0], &n.mu, n.destroy, now, budget)
+}
+
+// slot is what the reaper reads of a session of either family.
+type slot interface {
+	stateWord() *atomic.Uint64
+	expiry() *atomic.Int64
+}
+
+func (s *session) stateWord() *atomic.Uint64  { return &s.state }
+func (s *session) expiry() *atomic.Int64      { return &s.expires }
+func (s *session6) stateWord() *atomic.Uint64 { return &s.state }
+func (s *session6) expiry() *atomic.Int64     { return &s.expires }
+
+// reapScan destroys at most budget sessions of slab[:hwm] whose timeout
+// passed, scanning on from *pos (at most max(budget*8, 4096) slots per
+// call) without the table's lock and taking it (mu) once per batch of
+// candidates: a candidate is destroyed only if it is still the same
+// session (generation), still expired and not refreshed meanwhile (its
+// expiry claimed with a CAS, so a worker's refresh then fails).
+func reapScan[S any, P interface {
+	*S
+	slot
+}](slab []S, hwm uint32, pos *uint32, batch []reapCand, mu *sync.Mutex, destroy func(uint32), now int64, budget int) int {
 	if hwm == 0 || budget <= 0 {
 		return 0
 	}
-	scan := budget * 8
-	if scan < 4096 {
-		scan = 4096
-	}
-	if scan > int(hwm) {
-		scan = int(hwm)
-	}
+	scan := min(max(budget*8, 4096), int(hwm))
 	done := 0
-	batch := n.reapBuf[:0]
 	flush := func() {
-		n.mu.Lock()
+		mu.Lock()
 		for _, c := range batch {
-			s := &t.slab[c.idx]
-			// Still the same session, still expired, and not refreshed by a
-			// worker meanwhile: claim it (a worker's refresh CAS then fails).
-			if st := s.state.Load(); st&stLive != 0 && st>>32 == c.gen {
-				if e := s.expires.Load(); e <= now && e != expDying && s.expires.CompareAndSwap(e, expDying) {
-					n.destroy(c.idx)
+			s := P(&slab[c.idx])
+			if st := s.stateWord().Load(); st&stLive != 0 && st>>32 == c.gen {
+				if e := s.expiry().Load(); e <= now && e != expDying && s.expiry().CompareAndSwap(e, expDying) {
+					destroy(c.idx)
 					done++
 				}
 			}
 		}
-		n.mu.Unlock()
+		mu.Unlock()
 		batch = batch[:0]
 	}
 	for i := 0; i < scan && done+len(batch) < budget; i++ {
-		if n.reapPos >= hwm {
-			n.reapPos = 0
+		if *pos >= hwm {
+			*pos = 0
 		}
-		idx := n.reapPos
-		n.reapPos++
-		s := &t.slab[idx]
-		st := s.state.Load()
-		if st&stLive == 0 || s.expires.Load() > now {
+		idx := *pos
+		*pos++
+		s := P(&slab[idx])
+		st := s.stateWord().Load()
+		if st&stLive == 0 || s.expiry().Load() > now {
 			continue
 		}
 		batch = append(batch, reapCand{idx, st >> 32})

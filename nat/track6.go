@@ -268,44 +268,7 @@ func (n *NAT) reap6(now int64, budget int) int {
 	t.mu.Lock()
 	hwm := t.hwm
 	t.mu.Unlock()
-	if hwm == 0 || budget <= 0 {
-		return 0
-	}
-	scan := min(max(budget*8, 4096), int(hwm))
-	done := 0
-	batch := n.reapBuf[:0]
-	flush := func() {
-		t.mu.Lock()
-		for _, c := range batch {
-			s := &t.slab[c.idx]
-			if st := s.state.Load(); st&stLive != 0 && st>>32 == c.gen {
-				if e := s.expires.Load(); e <= now && e != expDying && s.expires.CompareAndSwap(e, expDying) {
-					t.destroy(c.idx)
-					done++
-				}
-			}
-		}
-		t.mu.Unlock()
-		batch = batch[:0]
-	}
-	for i := 0; i < scan && done+len(batch) < budget; i++ {
-		if t.reapPos >= hwm {
-			t.reapPos = 0
-		}
-		idx := t.reapPos
-		t.reapPos++
-		s := &t.slab[idx]
-		st := s.state.Load()
-		if st&stLive == 0 || s.expires.Load() > now {
-			continue
-		}
-		batch = append(batch, reapCand{idx, st >> 32})
-		if len(batch) == cap(batch) {
-			flush()
-		}
-	}
-	flush()
-	return done
+	return reapScan(t.slab, hwm, &t.reapPos, n.reapBuf[:0], &t.mu, t.destroy, now, budget)
 }
 
 // scan6 calls f for every live IPv6 session (each read consistently; the
