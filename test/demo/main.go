@@ -292,7 +292,7 @@ no rule: the filter is stateful.
 			fmt.Println("error:", err)
 		}
 	}
-	fmt.Println("\ndemo done; removing the filter lab")
+	fmt.Println("\npart 4 done; removing the filter lab")
 }
 
 func (n *natDemo) logName(what string) string {
