@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -280,36 +279,7 @@ func testTCPTransfer(t *testing.T, m RxMode, offloads bool) {
 		}
 	}()
 
-	var ln net.Listener
-	var err error
-	inNS(t, l.b, func() { ln, err = net.Listen("tcp4", "192.0.2.2:5001") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	recvd := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			recvd <- -1
-			return
-		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		recvd <- n
-	}()
-	var c net.Conn
-	inNS(t, l.a, func() { c, err = net.Dial("tcp4", "192.0.2.2:5001") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write(make([]byte, total)); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if n := <-recvd; n != total {
-		t.Fatalf("listener got %d bytes", n)
-	}
+	tcpTransfer(t, l, total)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
