@@ -311,3 +311,31 @@ func TestTestsOfRound(t *testing.T) {
 		t.Fatal("testsOfRound changed roundTests")
 	}
 }
+
+func TestParseVariant(t *testing.T) {
+	for _, c := range []struct {
+		spec, label, driver, cpus string
+		workers                   int
+		bad                       bool
+	}{
+		{spec: "afpacket", label: "afpacket", driver: "afpacket"},
+		{spec: "afxdp:w2", label: "afxdp:w2", driver: "afxdp", workers: 2},
+		{spec: "pinned=afxdp:c1", label: "pinned", driver: "afxdp", cpus: "1"},
+		{spec: "afpacket:w2:c0-1", label: "afpacket:w2:c0-1", driver: "afpacket", workers: 2, cpus: "0-1"},
+		{spec: "afpacket:c", bad: true},
+		{spec: "afpacket:cx", bad: true},
+		{spec: "afpacket:w0", bad: true},
+		{spec: "tap", bad: true},
+	} {
+		v, err := parseVariant(c.spec)
+		if c.bad {
+			if err == nil {
+				t.Errorf("%q: no error", c.spec)
+			}
+			continue
+		}
+		if err != nil || v.label != c.label || v.driver != c.driver || v.cpus != c.cpus || v.workers != c.workers {
+			t.Errorf("%q: got %+v, %v", c.spec, v, err)
+		}
+	}
+}

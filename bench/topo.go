@@ -270,6 +270,9 @@ func (t *topo) startRouter(profile string) error {
 		return err
 	}
 	args := []string{bin, "run", "-c", cfgPath}
+	if t.v.cpus != "" {
+		args = append([]string{"taskset", "-c", t.v.cpus}, args...)
+	}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
@@ -310,6 +313,9 @@ func (t *topo) config(sock string, filter bool) string {
 	metrics := t.metricsLine
 	if t.v.workers > 0 {
 		metrics += fmt.Sprintf("\nworkers = %d", t.v.workers)
+	}
+	if t.v.cpus != "" {
+		metrics += "\npin_workers = true"
 	}
 	return strings.NewReplacer("SOCKET", sock, "DRIVER", t.driver, "METRICS", metrics,
 		"FILTER_IN\n", in+"\n", "FILTERS", rules).Replace(vrouterCfg)

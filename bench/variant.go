@@ -9,15 +9,19 @@ import (
 
 // variant is one vrouter under test as -drivers names it:
 //
-//	[LABEL=]DRIVER[:wN][@BIN]
+//	[LABEL=]DRIVER[:wN][:cCPUS][@BIN]
 //
-// DRIVER is the ports' driver, :wN sets [router] workers = N, @BIN runs
+// DRIVER is the ports' driver, :wN sets [router] workers = N, :cCPUS runs
+// the process on those CPUs only (taskset -c CPUS, a list like 1 or 0-1)
+// with [router] pin_workers (a core of its own, as a VPP worker gets one;
+// trafgen runs on CPU 0), @BIN runs
 // another vrouter binary (an A/B comparison of two builds in one run).
 // LABEL names it in the report (default DRIVER[:wN]; give one when two
 // variants differ by their binary only).
 type variant struct {
 	label, driver, bin string
 	workers            int
+	cpus               string // taskset CPU list; "" = unrestricted
 }
 
 func parseVariant(spec string) (variant, error) {
@@ -35,9 +39,16 @@ func parseVariant(spec string) (variant, error) {
 	parts := strings.Split(s, ":")
 	v.driver = parts[0]
 	for _, opt := range parts[1:] {
+		if c, ok := strings.CutPrefix(opt, "c"); ok {
+			if c == "" || strings.Trim(c, "0123456789,-") != "" {
+				return v, fmt.Errorf("-drivers %q: option %q: want cCPUS (a CPU list as taskset -c takes, e.g. c1)", spec, opt)
+			}
+			v.cpus = c
+			continue
+		}
 		n, err := strconv.Atoi(strings.TrimPrefix(opt, "w"))
 		if !strings.HasPrefix(opt, "w") || err != nil || n < 1 || n > 64 {
-			return v, fmt.Errorf("-drivers %q: option %q: want wN (workers, 1..64)", spec, opt)
+			return v, fmt.Errorf("-drivers %q: option %q: want wN (workers, 1..64) or cCPUS", spec, opt)
 		}
 		v.workers = n
 	}
