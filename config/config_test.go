@@ -65,7 +65,7 @@ func TestExample(t *testing.T) {
 				Destination: []netip.Prefix{netip.MustParsePrefix("10.1.1.5/32")},
 				DPort:       []PortRange{{22, 22}, {80, 80}, {443, 443}, {8000, 8100}}, Pos: Pos{99, 1}}}}},
 		Conntrack: Conntrack{Max: 1048576, TCPEstablished: 2*time.Hour + 4*time.Minute,
-			TCPTransitory: 4 * time.Minute, UDP: 5 * time.Minute, ICMP: time.Minute},
+			TCPTransitory: 4 * time.Minute, UDP: 5 * time.Minute, ICMP: time.Minute, FragmentTimeout: 30 * time.Second},
 		ICMP: ICMP{RatePerSec: 1000, Burst: 50},
 		Neighbor: Neighbor{Max: 65536, ReachableTime: 30 * time.Second, StaleTime: time.Minute,
 			RetransTime: time.Second, Retries: 3, QueueLen: 3, RequestRate: 1000},
@@ -224,7 +224,7 @@ stale_time = "2m"
 		t.Errorf("neighbor %+v", c.Neighbor)
 	}
 	wantCt := Conntrack{Max: 1048576, TCPEstablished: 124 * time.Minute, TCPTransitory: 4 * time.Minute,
-		UDP: 5 * time.Minute, ICMP: time.Minute}
+		UDP: 5 * time.Minute, ICMP: time.Minute, FragmentTimeout: 30 * time.Second}
 	if c.Conntrack != wantCt {
 		t.Errorf("conntrack %+v", c.Conntrack)
 	}
@@ -273,6 +273,22 @@ name = "n1"
 links = ["p1"]
 addresses = ["192.0.2.1/24"]
 `
+
+// [conntrack] fragment_timeout takes any duration from 1s to 5m.
+func TestFragmentTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		src  string
+		want time.Duration
+	}{{"3s", 3 * time.Second}, {"1s", time.Second}, {"5m", 5 * time.Minute}, {"90s", 90 * time.Second}} {
+		c, err := Parse("t.toml", []byte(base+"[conntrack]\nfragment_timeout = \""+tt.src+"\"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.src, err)
+		}
+		if c.Conntrack.FragmentTimeout != tt.want {
+			t.Errorf("%s: got %v", tt.src, c.Conntrack.FragmentTimeout)
+		}
+	}
+}
 
 func TestBaseValid(t *testing.T) {
 	if _, err := Parse("t.toml", []byte(base)); err != nil {
@@ -374,6 +390,12 @@ func TestBad(t *testing.T) {
 			`t.toml:14:19: conntrack.tcp_established "2h" is below the minimum 2h4m (RFC 5382 REQ-5)`},
 		{"icmp below minimum", "[conntrack]\nicmp = \"30s\"\n", false,
 			`t.toml:14:8: conntrack.icmp "30s" is below the minimum 60s (RFC 5508 REQ-2)`},
+		{"fragment_timeout below 1s", "[conntrack]\nfragment_timeout = \"500ms\"\n", false,
+			`t.toml:14:20: conntrack.fragment_timeout "500ms" out of range 1s..5m`},
+		{"fragment_timeout over 5m", "[conntrack]\nfragment_timeout = \"5m1s\"\n", false,
+			`t.toml:14:20: conntrack.fragment_timeout "5m1s" out of range 1s..5m`},
+		{"fragment_timeout not a duration", "[conntrack]\nfragment_timeout = 30\n", false,
+			`t.toml:14:20: wrong type for conntrack.fragment_timeout: expected a string, got an integer`},
 		{"syntax error", "[[port]]\nname = \n", false,
 			`t.toml:14:8: TOML syntax error: unexpected character U+000A at start of value`},
 		{"syntax error unclosed header", "[router\nname = \"r\"\n", true,
@@ -634,7 +656,7 @@ func TestApplyDefaults(t *testing.T) {
 			{Out: "wan", Ports: PortRange{2000, 3000}}}},
 		HostRoutes: []HostRoute{{Link: Link{Port: "t0"}, Gateway: netip.MustParseAddr("169.254.0.1")}},
 		Conntrack: Conntrack{Max: 99, TCPEstablished: 2*time.Hour + 4*time.Minute, TCPTransitory: 4 * time.Minute,
-			UDP: 3 * time.Minute, ICMP: time.Minute},
+			UDP: 3 * time.Minute, ICMP: time.Minute, FragmentTimeout: 30 * time.Second},
 		ICMP: ICMP{RatePerSec: 0, Burst: 50},
 		Neighbor: Neighbor{Max: 65536, ReachableTime: 30 * time.Second, StaleTime: time.Minute,
 			RetransTime: time.Second, Retries: 7, QueueLen: 3},

@@ -51,6 +51,13 @@ const (
 	maxWorkers        = 1024
 )
 
+// Range of [conntrack] fragment_timeout (the default, 30s as Linux
+// net.ipv4.ipfrag_time, is in defaults.go).
+const (
+	MinFragmentTimeout = time.Second
+	MaxFragmentTimeout = 5 * time.Minute
+)
+
 // ---- generic helpers -------------------------------------------------------
 
 func join(path, key string) string {
@@ -1053,7 +1060,7 @@ func (d *decoder) minDuration(v *value, p string, got, minimum time.Duration, mi
 
 func (d *decoder) conntrack(t *table) {
 	ct := &d.c.Conntrack
-	d.each(t, "conntrack", []string{"max", "tcp_established", "tcp_transitory", "udp", "icmp"}, func(e *entry, p string) {
+	d.each(t, "conntrack", []string{"max", "tcp_established", "tcp_transitory", "udp", "icmp", "fragment_timeout"}, func(e *entry, p string) {
 		v := e.val
 		if e.key == "max" {
 			if n, ok := d.intIn(v, p, 1, 1<<31-1); ok {
@@ -1074,6 +1081,12 @@ func (d *decoder) conntrack(t *table) {
 			ct.UDP = d.minDuration(v, p, dur, MinUDP, "2m", "RFC 4787 REQ-5")
 		case "icmp":
 			ct.ICMP = d.minDuration(v, p, dur, MinICMPTimeout, "60s", "RFC 5508 REQ-2")
+		case "fragment_timeout":
+			if dur < MinFragmentTimeout || dur > MaxFragmentTimeout {
+				d.errf(v.pos, "%s %q out of range 1s..5m", p, v.s)
+				return
+			}
+			ct.FragmentTimeout = dur
 		}
 	})
 }

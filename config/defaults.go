@@ -15,6 +15,7 @@ const (
 	DefaultTCPTransitory     = 4 * time.Minute
 	DefaultUDP               = 5 * time.Minute
 	DefaultICMPTimeout       = 60 * time.Second
+	DefaultFragmentTimeout   = 30 * time.Second // Linux net.ipv4.ipfrag_time
 	DefaultICMPRatePerSec    = 1000
 	DefaultICMPBurst         = 50
 	DefaultNeighborMax       = 65536
@@ -90,6 +91,7 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.Conntrack.TCPTransitory, DefaultTCPTransitory)
 	setDur(&c.Conntrack.UDP, DefaultUDP)
 	setDur(&c.Conntrack.ICMP, DefaultICMPTimeout)
+	setDur(&c.Conntrack.FragmentTimeout, DefaultFragmentTimeout)
 	setInt(&c.ICMP.Burst, DefaultICMPBurst)
 	n := &c.Neighbor
 	setInt(&n.Max, DefaultNeighborMax)

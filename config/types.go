@@ -192,6 +192,10 @@ type Conntrack struct {
 	TCPTransitory  time.Duration // default 4m, minimum 4m
 	UDP            time.Duration // default 5m, minimum 2m (RFC 4787 REQ-5)
 	ICMP           time.Duration // default 60s, minimum 60s (RFC 5508 REQ-2)
+	// FragmentTimeout: how long the NAT remembers a first fragment and holds
+	// a non-first fragment waiting for its first one (like Linux
+	// net.ipv4.ipfrag_time); default 30s, 1s..5m.
+	FragmentTimeout time.Duration
 }
 
 // ICMP is [icmp]: output rate limiting of ICMP messages the router sends

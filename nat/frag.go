@@ -39,6 +39,7 @@ type fragTable struct {
 	e   []fragEntry
 	set uint64
 	n   int
+	ttl int64 // how long an entry lives (fragment_timeout), set by setFragTimeout
 }
 
 func (ft *fragTable) init(n int) {
@@ -72,7 +73,7 @@ func (ft *fragTable) learn(src, dst uint32, proto uint8, id uint16, stage int, i
 	for i := range b {
 		e := &b[i]
 		if e.k2 != 0 && e.k1 == k1 && e.k2 == k2 {
-			e.ip, e.expires = ip, now+int64(FragTimeout)
+			e.ip, e.expires = ip, now+ft.ttl
 			return true
 		}
 		if free < 0 && (e.k2 == 0 || e.expires <= now) {
@@ -85,8 +86,24 @@ func (ft *fragTable) learn(src, dst uint32, proto uint8, id uint16, stage int, i
 	if b[free].k2 == 0 {
 		ft.n++
 	}
-	b[free] = fragEntry{k1, k2, ip, now + int64(FragTimeout)}
+	b[free] = fragEntry{k1, k2, ip, now + ft.ttl}
 	return true
+}
+
+// setFragTimeout sets how long the fragment tables remember a first
+// fragment and the hold buffer keeps a fragment (New, Commit: the rules'
+// [conntrack] fragment_timeout). Each is read under its table's lock, where
+// the table is locked anyway: no extra load per packet.
+func (n *NAT) setFragTimeout(ttl int64) {
+	n.frags.mu.Lock()
+	n.frags.ttl = ttl
+	n.frags.mu.Unlock()
+	n.frags6.mu.Lock()
+	n.frags6.ttl = ttl
+	n.frags6.mu.Unlock()
+	n.hold.mu.Lock()
+	n.hold.ttl = ttl
+	n.hold.mu.Unlock()
 }
 
 func (ft *fragTable) find(src, dst uint32, proto uint8, id uint16, stage int, now int64) (uint32, bool) {

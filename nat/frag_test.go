@@ -136,11 +136,11 @@ func TestFragmentTableBounded(t *testing.T) {
 		t.Fatalf("table never full or too big: %v", counts(n)["nat-frag-entries"])
 	}
 	// Entries expire.
-	n.Reap(sec+int64(FragTimeout), 10)
+	n.Reap(sec+int64(DefaultFragTimeout), 10)
 	if counts(n)["nat-frag-entries"] != 0 {
 		t.Fatal("fragment entries not expired")
 	}
 	f1, f2 := fragments(t, "10.1.1.10", "198.51.100.7", 5000, 53, 1)
-	out(t, w, f1, sec+int64(FragTimeout), Translated)
-	out(t, w, f2, sec+int64(FragTimeout), Translated)
+	out(t, w, f1, sec+int64(DefaultFragTimeout), Translated)
+	out(t, w, f2, sec+int64(DefaultFragTimeout), Translated)
 }

@@ -198,7 +198,7 @@ func FuzzArbitrary(f *testing.F) {
 			t.Fatalf("%d sessions left after every timeout", n.Len())
 		}
 		if h := counts(n)["nat-frag-holding"]; h != 0 {
-			t.Fatalf("%d fragments held after FragTimeout", h)
+			t.Fatalf("%d fragments held after DefaultFragTimeout", h)
 		}
 	})
 }

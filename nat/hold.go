@@ -21,7 +21,8 @@ import (
 // Memory is bounded: HoldSlots slots of HoldBytes. A fragment larger than a
 // slot is dropped (FragOutOfOrder). A full buffer evicts its oldest held
 // fragment; a held fragment whose first fragment does not come within
-// FragTimeout is freed by Reap; those whose first fragment the stage drops
+// [conntrack] fragment_timeout (DefaultFragTimeout unless set) is freed by
+// Reap; those whose first fragment the stage drops
 // (no session, filtered...) are freed then. All are counted.
 
 // HoldSlots is the number of fragments the hold buffer keeps.
@@ -75,6 +76,7 @@ type holdBuf struct {
 	slots [HoldSlots]holdSlot
 	data  []byte // HoldSlots * HoldBytes
 	held  int    // slots in state hsHeld
+	ttl   int64  // fragment_timeout, set by setFragTimeout
 
 	cHeld, cReleased, cExpired, cEvicted, cDiscarded uint64
 }
@@ -233,7 +235,7 @@ func (w *Worker) HasReleased() bool { return w.rdN != 0 }
 // TTL, Out...) or StageOut (continue after Out: output on outNet, TTL
 // already decremented). inNet is the network the fragment arrived on; outNet
 // is the egress network for StageOut and Local for StageIn. ok is false when
-// nothing (more) is ready; ready fragments left undrained for FragTimeout are
+// nothing (more) is ready; ready fragments left undrained for fragment_timeout are
 // freed by Reap (then skipped here).
 func (w *Worker) Released() (pkt []byte, inNet, outNet uint16, stage Stage, ok bool) {
 	if w.rdN == 0 {
@@ -270,13 +272,13 @@ func (w *Worker) Released() (pkt []byte, inNet, outNet uint16, stage Stage, ok b
 	return w.rel[:n], inNet, outNet, stage, true
 }
 
-// expire frees held fragments older than FragTimeout, and released ones a
-// worker left undrained that long.
+// expire frees held fragments older than fragment_timeout (hb.ttl), and
+// released ones a worker left undrained that long.
 func (hb *holdBuf) expire(now int64) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	for i := range hb.slots {
-		if s := &hb.slots[i]; s.state != hsFree && now-s.at >= int64(FragTimeout) {
+		if s := &hb.slots[i]; s.state != hsFree && now-s.at >= hb.ttl {
 			hb.free(i)
 			hb.cExpired++
 		}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -190,7 +191,7 @@ func TestHoldPortForward(t *testing.T) {
 
 // TestHoldBounded: 1000 fragments whose first fragment never comes: at most
 // HoldSlots are held, the rest evict the oldest, and Reap frees them after
-// FragTimeout.
+// DefaultFragTimeout.
 func TestHoldBounded(t *testing.T) {
 	n, w := newNAT(t, fwdConfig())
 	for i := 0; i < 1000; i++ {
@@ -219,11 +220,11 @@ func TestHoldBounded(t *testing.T) {
 		t.Fatal("evicted fragment released")
 	}
 	// Not expired yet, then expired.
-	n.Reap(sec+int64(FragTimeout)-1, 10)
+	n.Reap(sec+int64(DefaultFragTimeout)-1, 10)
 	if c := counts(n); c["nat-frag-hold-expired"] != 0 || c["nat-frag-holding"] != HoldSlots-1 {
 		t.Fatal(c)
 	}
-	n.Reap(sec+1000+int64(FragTimeout), 10)
+	n.Reap(sec+1000+int64(DefaultFragTimeout), 10)
 	if c := counts(n); c["nat-frag-hold-expired"] != HoldSlots-1 || c["nat-frag-holding"] != 0 {
 		t.Fatal(c)
 	}
@@ -564,7 +565,7 @@ func TestHoldRandomOrder(t *testing.T) {
 }
 
 // TestHoldUndrained: a worker that never drains its released fragments does
-// not keep the buffer: Reap frees them after FragTimeout, the stale entries
+// not keep the buffer: Reap frees them after DefaultFragTimeout, the stale entries
 // are skipped, and holding works again.
 func TestHoldUndrained(t *testing.T) {
 	n, w := newNAT(t, fwdConfig())
@@ -586,7 +587,7 @@ func TestHoldUndrained(t *testing.T) {
 	if v, r := w.In(fs[1], nPublic, sec); v != Drop || r != FragOutOfOrder {
 		t.Fatalf("%v %v", v, r)
 	}
-	now := sec + int64(FragTimeout)
+	now := sec + int64(DefaultFragTimeout)
 	n.Reap(now, 10)
 	if c := counts(n); c["nat-frag-hold-expired"] != HoldSlots {
 		t.Fatal(c)
@@ -610,6 +611,50 @@ func TestHoldUndrained(t *testing.T) {
 		t.Fatalf("%d released", got)
 	}
 	if c := counts(n); c["nat-frag-holding"] != 0 || c["nat-frag-released"] != HoldSlots {
+		t.Fatal(c)
+	}
+}
+
+// TestFragTimeoutConfigured: with [conntrack] fragment_timeout = 3s a held
+// fragment and a fragment-table entry live 3 s, not DefaultFragTimeout; a
+// Commit with another timeout applies it to the fragments held meanwhile.
+func TestFragTimeoutConfigured(t *testing.T) {
+	c := fwdConfig()
+	c.Conntrack.FragmentTimeout = 3 * time.Second
+	n, w := newNAT(t, c)
+	// Held: a non-first fragment to a port forward without its first.
+	fs := split(t, "198.51.100.9", "203.0.113.1", 4000, 5353, 7, 100, 64)
+	if v, r := w.In(fs[1], nPublic, sec); v != Held {
+		t.Fatalf("%v %v", v, r)
+	}
+	// Remembered: the first fragment of a datagram through SNAT.
+	f1, _ := fragments(t, "10.1.1.10", "198.51.100.7", 5000, 53, 1)
+	w.In(f1, nInside, sec)
+	out(t, w, f1, sec, Translated)
+	if c := counts(n); c["nat-frag-holding"] != 1 || c["nat-frag-entries"] == 0 {
+		t.Fatal(c)
+	}
+	n.Reap(sec+3*sec-1, 10)
+	if c := counts(n); c["nat-frag-holding"] != 1 || c["nat-frag-entries"] == 0 || c["nat-frag-hold-expired"] != 0 {
+		t.Fatal(c)
+	}
+	n.Reap(sec+3*sec, 10)
+	if c := counts(n); c["nat-frag-holding"] != 0 || c["nat-frag-entries"] != 0 || c["nat-frag-hold-expired"] != 1 {
+		t.Fatal(c)
+	}
+	// A reload to 10s: the fragment held at 10 s expires at 20 s.
+	c2 := fwdConfig()
+	c2.Conntrack.FragmentTimeout = 10 * time.Second
+	n.Commit(compileRules(t, c2))
+	if v, r := w.In(fs[1], nPublic, 10*sec); v != Held {
+		t.Fatalf("%v %v", v, r)
+	}
+	n.Reap(20*sec-1, 10)
+	if c := counts(n); c["nat-frag-holding"] != 1 {
+		t.Fatal(c)
+	}
+	n.Reap(20*sec, 10)
+	if c := counts(n); c["nat-frag-holding"] != 0 || c["nat-frag-hold-expired"] != 2 {
 		t.Fatal(c)
 	}
 }

@@ -35,7 +35,8 @@
 //   - ICMP errors from hosts (either side) are translated in In; errors the
 //     router generates itself are passed to Out with inNet == Local.
 //   - Fragments: see frag.go and hold.go. A non-first fragment is translated
-//     like its first fragment (remembered per stage for FragTimeout). One
+//     like its first fragment (remembered per stage for [conntrack]
+//     fragment_timeout, DefaultFragTimeout unless set). One
 //     that arrives before its first fragment is translated at once when the
 //     address mapping does not depend on ports (floating IPs, SNAT sources,
 //     a single inside host behind an SNAT address for that remote);
@@ -45,7 +46,7 @@
 //     worker translates the first fragment it translates the held ones and
 //     hands them to the router through Worker.Released, to continue after
 //     the stage that held them. A full buffer evicts its oldest fragment;
-//     Reap frees those held for FragTimeout, and those whose first fragment
+//     Reap frees those held for fragment_timeout, and those whose first fragment
 //     is dropped are freed then; all are counted. A first
 //     fragment a stage leaves untranslated is remembered too, so its
 //     followers pass (and held ones are released untouched).
@@ -72,8 +73,13 @@ const Local uint16 = 0xffff
 // full table.
 const EvictIdle = time.Second
 
-// FragTimeout is how long the fragment table remembers a first fragment.
-const FragTimeout = 30 * time.Second
+// DefaultFragTimeout is how long, unless [conntrack] fragment_timeout says
+// otherwise, the fragment tables remember a first fragment and the hold
+// buffer keeps a non-first fragment waiting for its first one (30 s, as
+// Linux's net.ipv4.ipfrag_time). A reload (Commit) applies a changed
+// timeout to the first fragments learned from then on and to every held
+// fragment (counted from when it was held).
+const DefaultFragTimeout = config.DefaultFragmentTimeout
 
 // NAT is the connection tracking table and the NAT rules.
 type NAT struct {
@@ -120,6 +126,7 @@ func New(cfg *config.Config, initial *Rules) (*NAT, error) {
 	n.frags.init(4096)
 	n.frags6.init(4096)
 	n.hold.init()
+	n.setFragTimeout(initial.frag)
 	return n, nil
 }
 

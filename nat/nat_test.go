@@ -696,6 +696,7 @@ func TestCompileErrorChangesNothing(t *testing.T) {
 		func(c *config.Config) { c.NAT.SNAT[0].Out = "nowhere" },
 		func(c *config.Config) { c.NAT.Forward[0].Proto = "sctp" },
 		func(c *config.Config) { c.Conntrack.UDP = 0 }, // defaults not applied
+		func(c *config.Config) { c.Conntrack.FragmentTimeout = 0 },
 		func(c *config.Config) { c.NAT.SNAT[0].Ports = config.PortRange{} },
 		func(c *config.Config) { c.NAT.Floating = append(c.NAT.Floating, c.NAT.Floating[0]) },
 		func(c *config.Config) {

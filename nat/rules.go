@@ -74,6 +74,7 @@ type Rules struct {
 	max     int // cfg.Conntrack.Max (only New uses it; Commit notes a change)
 
 	tcpEst, tcpTrans, udp, icmp int64
+	frag                        int64 // [conntrack] fragment_timeout (New and Commit give it to the fragment tables)
 }
 
 // Active reports whether r has any SNAT, floating or forward rule (the
@@ -168,11 +169,12 @@ func Compile(cfg *config.Config, netIndex func(name string) (uint16, bool)) (*Ru
 		max:        cfg.Conntrack.Max,
 	}
 	ct := cfg.Conntrack
-	if ct.Max <= 0 || ct.TCPEstablished <= 0 || ct.TCPTransitory <= 0 || ct.UDP <= 0 || ct.ICMP <= 0 {
-		return nil, fmt.Errorf("nat: conntrack settings unset (max %d, timeouts %v %v %v %v): defaults not applied",
-			ct.Max, ct.TCPEstablished, ct.TCPTransitory, ct.UDP, ct.ICMP)
+	if ct.Max <= 0 || ct.TCPEstablished <= 0 || ct.TCPTransitory <= 0 || ct.UDP <= 0 || ct.ICMP <= 0 || ct.FragmentTimeout <= 0 {
+		return nil, fmt.Errorf("nat: conntrack settings unset (max %d, timeouts %v %v %v %v, fragments %v): defaults not applied",
+			ct.Max, ct.TCPEstablished, ct.TCPTransitory, ct.UDP, ct.ICMP, ct.FragmentTimeout)
 	}
 	r.tcpEst, r.tcpTrans, r.udp, r.icmp = int64(ct.TCPEstablished), int64(ct.TCPTransitory), int64(ct.UDP), int64(ct.ICMP)
+	r.frag = int64(ct.FragmentTimeout)
 	for _, nw := range cfg.Networks {
 		for _, p := range nw.Addresses {
 			if p.Addr().Is4() {
@@ -329,6 +331,7 @@ func (n *NAT) Commit(nr *Rules) (flushed int, why string) {
 	defer n.mu.Unlock()
 	old := n.rules.Load()
 	n.rules.Store(nr)
+	n.setFragTimeout(nr.frag)
 	counts := map[string]int{}
 	var order []string
 	n.scan(n.t.hwm, func(idx uint32, _ *session, w *words, _ uint64) {

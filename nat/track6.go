@@ -418,12 +418,13 @@ type frag6Entry struct {
 }
 
 // frag6Table remembers the datagrams whose first fragment passed, by
-// (source, destination, identification), for FragTimeout.
+// (source, destination, identification), for fragment_timeout.
 type frag6Table struct {
 	mu  sync.Mutex
 	e   []frag6Entry
 	set uint64
 	n   int
+	ttl int64 // fragment_timeout, set by setFragTimeout
 }
 
 func (ft *frag6Table) init(n int) {
@@ -443,9 +444,9 @@ func (ft *frag6Table) key(p packet.IPv6, id uint32) (frag6Entry, []frag6Entry) {
 
 func (ft *frag6Table) learn(p packet.IPv6, id uint32, now int64) {
 	k, b := ft.key(p, id)
-	k.expires = now + int64(FragTimeout)
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
+	k.expires = now + ft.ttl
 	free := -1
 	for i := range b {
 		e := &b[i]

@@ -238,7 +238,7 @@ func TestTrack6Fragments(t *testing.T) {
 	if st, _ := track6(t, w, other, now, false); st != FlowNew {
 		t.Fatalf("fragment of another datagram: %v", st)
 	}
-	if st, _ := track6(t, w, later, now+int64(FragTimeout), false); st != FlowNew {
+	if st, _ := track6(t, w, later, now+int64(DefaultFragTimeout), false); st != FlowNew {
 		t.Fatalf("later fragment after the timeout: %v", st)
 	}
 }

@@ -24,7 +24,7 @@ func TestNATOutOfOrderFragments(t *testing.T) {
 	cfg.NAT.Forward = []config.Forward{{Proto: "udp", External: netip.MustParseAddrPort("198.51.100.1:5353"),
 		Internal: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.10:53"), netip.MustParseAddrPort("192.0.2.11:53")}}}
 	cfg.NAT.Filtering = "address-dependent"
-	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
+	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9, FragmentTimeout: 30e9}
 	pa := pipe.New("pa", macA, 1500)
 	pb := pipe.New("pb", macB, 1400)
 	clk := clock.NewManual()
@@ -103,7 +103,7 @@ func TestJumboThroughSNAT(t *testing.T) {
 		To:    config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")},
 		Ports: config.PortRange{Lo: 1024, Hi: 65535}}}
 	cfg.NAT.Filtering = "address-dependent"
-	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
+	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9, FragmentTimeout: 30e9}
 	pa := pipe.New("pa", macA, 9000)
 	pb := pipe.New("pb", macB, 9000)
 	clk := clock.NewManual()

@@ -491,7 +491,7 @@ func natLab(t testing.TB) *lab {
 	cfg := testConfig()
 	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
 		To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
-	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9}
+	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9, FragmentTimeout: 30e9}
 	cfg.ApplyDefaults()
 	l := labWith(t, cfg)
 	l.resolveA()

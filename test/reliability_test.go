@@ -18,7 +18,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"vrouter/nat"
 	"vrouter/test/lab"
 )
 
@@ -316,11 +315,13 @@ func TestReliabilityTTLFlood(t *testing.T) {
 // Fragments whose datagram never completes, through SNAT: non-first
 // fragments wait in the NAT's hold buffer (256 slots) for a first fragment
 // that never comes and expire or are evicted, counted; first fragments
-// without the rest fill the fragment table, bounded. The test waits out the
-// 30 s hold timeout to see the last ones expire.
+// without the rest fill the fragment table, bounded. The router runs with
+// [conntrack] fragment_timeout = "3s" (default 30 s) and the test waits it
+// out to see the last ones expire.
 func TestReliabilityFragmentFlood(t *testing.T) {
 	const n0, pps = 20000, 5000
-	n := newRLNAT(t, lab.NATConfig)
+	const fragTimeout = 3 * time.Second
+	n := newRLNAT(t, strings.Replace(lab.NATConfig, "[conntrack]\n", fmt.Sprintf("[conntrack]\nfragment_timeout = %q\n", fragTimeout), 1))
 	rmac, smac := macOf(t, n.Lab, n.R, "r-in2"), macOf(t, n.Lab, n.In2, "eth0")
 	w := startWatch(t, n.Lab, "fragment-flood", n.In1, "198.51.100.10", n.In2, n.Srv, "198.51.100.10", 8*time.Second)
 	time.Sleep(time.Second)
@@ -345,10 +346,10 @@ func TestReliabilityFragmentFlood(t *testing.T) {
 	dur := time.Since(start)
 	hmax, emax := holding.max(), entries.max()
 	w.wait(t, defaultBounds)
-	// The last held fragments expire after nat.FragTimeout (30 s, as
-	// Linux's ipfrag_time).
+	// The last held fragments expire after fragment_timeout (3 s here; the
+	// default nat.DefaultFragTimeout is 30 s, as Linux's ipfrag_time).
 	var st statsAll
-	deadline := time.Now().Add(nat.FragTimeout + 5*time.Second)
+	deadline := time.Now().Add(fragTimeout + 5*time.Second)
 	for {
 		st = mustStats(t, n.Router)
 		if st.stage("nat", "nat-frag-holding") == 0 || time.Now().After(deadline) {
