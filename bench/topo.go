@@ -271,7 +271,9 @@ func (t *topo) startRouter(profile string) error {
 	}
 	args := []string{bin, "run", "-c", cfgPath}
 	if t.v.cpus != "" {
-		args = append([]string{"taskset", "-c", t.v.cpus}, args...)
+		// Go sizes GOMAXPROCS from the affinity mask; keep two Ps so
+		// the pinned worker does not share its P with everything else.
+		args = append([]string{"env", "GOMAXPROCS=2", "taskset", "-c", t.v.cpus}, args...)
 	}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
