@@ -153,7 +153,7 @@ func HelpText(words []string) string {
 		return fmt.Sprintf("no command %q\n", strings.Join(words, " "))
 	}
 	if len(words) == 0 {
-		sb.WriteString("Put -j before a show command for JSON. Tab completes, ? lists what can follow.\n")
+		sb.WriteString("Add -j to a command (before or after it) for JSON. Tab completes, ? lists what can follow.\n")
 	}
 	return sb.String()
 }

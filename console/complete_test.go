@@ -99,7 +99,7 @@ func TestHelpText(t *testing.T) {
 			t.Errorf("help lacks %q", syn)
 		}
 	}
-	if !strings.Contains(all, "Put -j before a show command") {
+	if !strings.Contains(all, "Add -j to a command (before or after it) for JSON") {
 		t.Error("help lacks the -j hint")
 	}
 	ip := HelpText([]string{"show", "ip"})

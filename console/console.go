@@ -37,8 +37,12 @@ type Console struct {
 func New(r *router.Router, opts Options) *Console { return &Console{r: r, opts: opts} }
 
 // Exec runs one command (its words) and returns its output, JSON when js
-// is set. Commands of the interactive client (help, quit) are unknown here.
+// is set or when one of the words is -j (before or after the command:
+// "-j show arp" and "show arp -j" are the same). Commands of the
+// interactive client (help, quit) are unknown here. A command that takes no
+// arguments refuses extra words rather than ignoring them.
 func (c *Console) Exec(args []string, js bool) (string, error) {
+	args, js = jsonFlag(args, js)
 	if len(args) == 0 {
 		return "", nil
 	}
@@ -46,7 +50,29 @@ func (c *Console) Exec(args []string, js bool) (string, error) {
 	if cmd == nil {
 		return "", fmt.Errorf("unknown command %q (try help)", strings.Join(args, " "))
 	}
-	return cmd.run(c, args[len(cmd.Words):], js)
+	rest := args[len(cmd.Words):]
+	if cmd.Args == "" && len(rest) > 0 && !cmd.Hidden() {
+		return "", fmt.Errorf("usage: %s (takes no arguments; %q is extra)", strings.Join(cmd.Words, " "), strings.Join(rest, " "))
+	}
+	return cmd.run(c, rest, js)
+}
+
+// jsonFlag removes the -j words from args; js is then set if there was one.
+// args is not modified.
+func jsonFlag(args []string, js bool) ([]string, bool) {
+	for i, a := range args {
+		if a != "-j" {
+			continue
+		}
+		out := append([]string(nil), args[:i]...)
+		for _, a := range args[i+1:] {
+			if a != "-j" {
+				out = append(out, a)
+			}
+		}
+		return out, true
+	}
+	return args, js
 }
 
 // lookup finds the command with the longest words that start args.

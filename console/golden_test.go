@@ -258,6 +258,11 @@ var goldenCommands = [][]string{
 	{"capture", "pa", "stop"},
 	{"reload"},
 	{"show", "bogus"},
+	{"show", "arp", "-j"},                    // -j after the command is -j
+	{"-j", "show", "ip", "route", "summary"}, // and before it
+	{"show", "arp", "192.0.2.10"},            // extra words are refused, not ignored
+	{"show", "ip", "route", "summary", "x"},
+	{"clear", "stats", "now"},
 	{"clear", "conntrack", "10.0.0.11"},
 	{"clear", "arp"},
 	{"clear", "stats"},
