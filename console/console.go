@@ -107,6 +107,19 @@ func toJSON(v any) (string, error) {
 	return string(b) + "\n", err
 }
 
+// done is the answer of a command that acts rather than shows: its message
+// as one line, or with -j one JSON object of the message and data.
+func done(js bool, msg string, data map[string]any) (string, error) {
+	if !js {
+		return msg + "\n", nil
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["message"] = msg
+	return toJSON(data)
+}
+
 func table(f func(tw *tabwriter.Writer)) string {
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)

@@ -21,7 +21,7 @@ func (c *Console) cmdTrace(args []string, js bool) (string, error) {
 	if err := c.r.Trace(n); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("tracing the next %d packets; show trace prints them\n", n), nil
+	return done(js, fmt.Sprintf("tracing the next %d packets; show trace prints them", n), map[string]any{"packets": n})
 }
 
 func (c *Console) cmdShowTrace(args []string, js bool) (string, error) {
@@ -44,7 +44,7 @@ func (c *Console) cmdCapture(args []string, js bool) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("capture on %s stopped: %s\n", args[0], path), nil
+		return done(js, fmt.Sprintf("capture on %s stopped: %s", args[0], path), map[string]any{"port": args[0], "file": path})
 	}
 	n := 100
 	if len(args) == 3 {
@@ -59,5 +59,6 @@ func (c *Console) cmdCapture(args []string, js bool) (string, error) {
 		}
 		return "", fmt.Errorf("capture: %v", err)
 	}
-	return fmt.Sprintf("capturing the next %d frames of port %s (in and out) to %s\n", n, args[0], args[1]), nil
+	return done(js, fmt.Sprintf("capturing the next %d frames of port %s (in and out) to %s", n, args[0], args[1]),
+		map[string]any{"port": args[0], "file": args[1], "frames": n})
 }

@@ -88,7 +88,7 @@ func (c *Console) cmdClearConntrack(args []string, js bool) (string, error) {
 		return "", fmt.Errorf("usage: clear conntrack [ADDR]: %v", err)
 	}
 	n := c.r.NAT.Clear(f)
-	return fmt.Sprintf("%d sessions cleared\n", n), nil
+	return done(js, fmt.Sprintf("%d sessions cleared", n), map[string]any{"cleared": n})
 }
 
 // natJSON is show nat -j: the rules with their session counts and port

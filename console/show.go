@@ -454,12 +454,12 @@ func (c *Console) cmdStats(args []string, js bool) (string, error) {
 
 func (c *Console) cmdClearStats(args []string, js bool) (string, error) {
 	c.r.ClearStats()
-	return "counters cleared\n", nil
+	return done(js, "counters cleared", nil)
 }
 
 func (c *Console) cmdClearARP(args []string, js bool) (string, error) {
 	c.r.ClearARP()
-	return "neighbour cache cleared (static entries kept)\n", nil
+	return done(js, "neighbour cache cleared (static entries kept)", nil)
 }
 
 func (c *Console) cmdRouteAdd(args []string, js bool) (string, error) {
@@ -482,7 +482,8 @@ func (c *Console) cmdRouteAdd(args []string, js bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("added %s via %s (%s)\n", p.Masked(), gw, network), nil
+	return done(js, fmt.Sprintf("added %s via %s (%s)", p.Masked(), gw, network),
+		map[string]any{"prefix": p.Masked().String(), "via": gw.String(), "network": network})
 }
 
 func (c *Console) cmdRouteDel(args []string, js bool) (string, error) {
@@ -500,7 +501,7 @@ func (c *Console) cmdRouteDel(args []string, js bool) (string, error) {
 	if !del(p) {
 		return "", fmt.Errorf("no runtime route for %s", p.Masked())
 	}
-	return fmt.Sprintf("deleted %s\n", p.Masked()), nil
+	return done(js, fmt.Sprintf("deleted %s", p.Masked()), map[string]any{"prefix": p.Masked().String()})
 }
 
 func (c *Console) cmdReload(args []string, js bool) (string, error) {
@@ -511,5 +512,5 @@ func (c *Console) cmdReload(args []string, js bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return msg + "\n", nil
+	return done(js, msg, nil)
 }
