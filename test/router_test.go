@@ -197,7 +197,8 @@ func TestBadConfigAndMissingDevice(t *testing.T) {
 		t.Fatal("router ran without its device")
 	}
 	lines := lab.Lines(out)
-	if len(lines) != 1 || !strings.Contains(lines[0], `"uplink"`) || !strings.Contains(lines[0], "nosuchdev0") {
-		t.Fatalf("want one line naming the port, got:\n%s", out)
+	if len(lines) != 1 || !strings.Contains(lines[0], `"uplink"`) || !strings.Contains(lines[0], "nosuchdev0") ||
+		!strings.Contains(lines[0], "create it, or correct device in the file") {
+		t.Fatalf("want one line naming the port and the fix, got:\n%s", out)
 	}
 }

@@ -364,7 +364,7 @@ func open(name, device string, n int, opts Options) ([]*Port, error) {
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("port %q: device %q not found", name, device)
+			return nil, fmt.Errorf("port %q: device %q not found (an afpacket port needs an existing interface: create it, or correct device in the file)", name, device)
 		}
 		return nil, fmt.Errorf("port %q: looking up device %q: %v", name, device, err)
 	}

@@ -38,7 +38,7 @@ func forModes(t *testing.T, f func(t *testing.T, m RxMode)) {
 
 func TestOpenMissingDevice(t *testing.T) {
 	_, err := Open("uplink", "vr-no-such-dev9", Options{})
-	if err == nil || err.Error() != `port "uplink": device "vr-no-such-dev9" not found` {
+	if err == nil || err.Error() != `port "uplink": device "vr-no-such-dev9" not found (an afpacket port needs an existing interface: create it, or correct device in the file)` {
 		t.Fatalf("got %v", err)
 	}
 }

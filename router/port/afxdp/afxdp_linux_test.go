@@ -20,7 +20,7 @@ import (
 
 func TestOpenMissingDevice(t *testing.T) {
 	_, err := Open("uplink", "vr-no-such-dev9", Options{})
-	if err == nil || err.Error() != `port "uplink": device "vr-no-such-dev9" not found` {
+	if err == nil || err.Error() != `port "uplink": device "vr-no-such-dev9" not found (an afxdp port needs an existing interface: create it, or correct device in the file)` {
 		t.Fatalf("got %v", err)
 	}
 }

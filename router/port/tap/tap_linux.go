@@ -178,9 +178,9 @@ func Open(name, device string, opts Options) (*Port, error) {
 		case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
 			return nil, fmt.Errorf("port %q: creating TAP %q needs CAP_NET_ADMIN (run as root)", name, device)
 		case errors.Is(err, unix.EBUSY):
-			return nil, fmt.Errorf("port %q: TAP %q is in use by another process", name, device)
+			return nil, fmt.Errorf("port %q: TAP %q is in use by another process (stop it, or choose another device for the port)", name, device)
 		case errors.Is(err, unix.EINVAL):
-			return nil, fmt.Errorf("port %q: device %q exists and is not a TAP device", name, device)
+			return nil, fmt.Errorf("port %q: device %q exists and is not a TAP device (choose another device for the port, or driver = \"afpacket\" to use that interface)", name, device)
 		}
 		return nil, fmt.Errorf("port %q: creating TAP %q: %v", name, device, err)
 	}

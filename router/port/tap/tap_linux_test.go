@@ -329,12 +329,12 @@ func TestOpenErrors(t *testing.T) {
 	l := newLab(t)
 	var err error
 	inNS(t, l.r, func() { _, err = Open("vm1", "lo", Options{}) })
-	if err == nil || err.Error() != `port "vm1": device "lo" exists and is not a TAP device` {
+	if err == nil || err.Error() != `port "vm1": device "lo" exists and is not a TAP device (choose another device for the port, or driver = "afpacket" to use that interface)` {
 		t.Fatalf("got %v", err)
 	}
 	p := openIn(t, l.r, "vm1", l.tap, Options{})
 	inNS(t, l.r, func() { _, err = Open("vm2", l.tap, Options{}) })
-	if err == nil || err.Error() != `port "vm2": TAP "`+l.tap+`" is in use by another process` {
+	if err == nil || err.Error() != `port "vm2": TAP "`+l.tap+`" is in use by another process (stop it, or choose another device for the port)` {
 		t.Fatalf("got %v", err)
 	}
 	p.Close()
