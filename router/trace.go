@@ -43,7 +43,10 @@ const (
 	numTraceStages
 )
 
-var traceStageNames = [numTraceStages]string{"rx", "l2", "arp", "ipv4", "local", "nat", "fib", "neigh", "icmp", "tx", "drop", "filter", "ipv6"}
+// The names follow CONFIG.md's trace contract (rx, parse, nat, fib, arp,
+// tx or drop): the frame's link-layer parse is "parse", and the next hop's
+// resolution is "arp" like the handling of an ARP packet.
+var traceStageNames = [numTraceStages]string{"rx", "parse", "arp", "ipv4", "local", "nat", "fib", "arp", "icmp", "tx", "drop", "filter", "ipv6"}
 
 func (s traceStage) String() string {
 	if s < numTraceStages {

@@ -34,7 +34,7 @@ func TestTraceFormat(t *testing.T) {
 			"nat     in: udp 198.51.100.10:53 -> 198.51.100.1:1024 => 198.51.100.10:53 -> 192.0.2.10:5000"},
 		{traceEvent{stage: tsFIB, fib: fibRecord{kind: fib.KindGateway, net: 1, gw: b}}, "fib     gateway network b via 198.51.100.10"},
 		{traceEvent{stage: tsFIB, fib: fibRecord{kind: fib.KindDrop}}, "fib     blackhole"},
-		{traceEvent{stage: tsNeigh, neigh: neighRecord{ip: b, net: 1}}, "neigh   198.51.100.10 on b unresolved: queue full"},
+		{traceEvent{stage: tsNeigh, neigh: neighRecord{ip: b, net: 1}}, "arp     198.51.100.10 on b unresolved: queue full"},
 		{traceEvent{stage: tsICMP, icmp: icmpRecord{typ: 11, to: a}}, "icmp    sent time-exceeded/ttl to 192.0.2.10"},
 		{traceEvent{stage: tsTx, tx: txRecord{port: 0, bytes: 60}}, "tx      port pa vlan 0, 60 bytes"},
 		{traceEvent{stage: tsDrop, drop: dropRecord{reason: DropTTLExceeded}}, "drop    ttl-exceeded (TTL expired in transit (ICMP 11/0 sent))"},

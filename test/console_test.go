@@ -94,7 +94,7 @@ func TestInteractiveConsole(t *testing.T) {
 	run(t, l, l.H1, "ping", "-c", "1", "-W", "2", "198.51.100.10")
 	c.keys("show trace", "Enter")
 	s = c.wait("tx      port p2", 1)
-	for _, want := range []string{"rx      port p1", "fib     connected network net2", "neigh   198.51.100.10"} {
+	for _, want := range []string{"rx      port p1", "fib     connected network net2", "arp     198.51.100.10"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("trace lacks %q:\n%s", want, s)
 		}
