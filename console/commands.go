@@ -35,7 +35,7 @@ const (
 // (and its handler): dispatch, help, '?' and Tab completion all read it.
 // Where several commands start with the same words, the longest match runs.
 var commands = []Command{
-	{Words: []string{"show", "interfaces"}, Help: "ports and networks: driver, device, MAC, MTU, VLAN, counters", run: (*Console).cmdInterfaces},
+	{Words: []string{"show", "interfaces"}, Help: "ports and networks: driver, device, MAC, MTU, VLAN, state, counters", run: (*Console).cmdInterfaces},
 	{Words: []string{"show", "ip", "route", "summary"}, Help: "route counts by source and prefix length, FIB memory", run: (*Console).cmdRouteSummary},
 	{Words: []string{"show", "ip", "route"}, Args: "[ADDR | PREFIX]", Names: AddressNames, Help: "the FIB; with an address, the route it matches", run: (*Console).cmdRoute},
 	{Words: []string{"show", "arp"}, Help: "neighbour cache", run: (*Console).cmdARP},

@@ -65,7 +65,7 @@ func TestHelp(t *testing.T) {
 		t.Errorf("summary listed twice:\n%s", h)
 	}
 	h = n.Help("show in")
-	if h != "  interfaces             ports and networks: driver, device, MAC, MTU, VLAN, counters\n" {
+	if h != "  interfaces             ports and networks: driver, device, MAC, MTU, VLAN, state, counters\n" {
 		t.Errorf("help for 'show in': %q", h)
 	}
 	if h = n.Help("show "); !strings.Contains(h, "  ip                     ...\n") {

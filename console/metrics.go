@@ -23,7 +23,8 @@ import (
 type collector struct {
 	r *router.Router
 
-	port []portMetric
+	port   []portMetric
+	portUp *prometheus.Desc
 
 	// counters are the declared counters of every stage (counters.go);
 	// arpRequests and arpFailed repeat two of them under their old names.
@@ -66,6 +67,8 @@ func newCollector(r *router.Router) *collector {
 			pm("port_kernel_rx_dropped_total", "Frames the port driver could not take (too large, kernel drops).",
 				func(p *router.PortStats) uint64 { return p.DeviceStats.RxDropped }),
 		},
+		portUp: d("port_up", "1 if the port's device is up (or its state is unknown), 0 if it is down, administratively down or lost (show interfaces: STATE).",
+			"port", "driver", "device"),
 		arpRequests:  d("arp_requests_total", "ARP requests the neighbour cache asked for."),
 		arpFailed:    d("arp_failed_total", "Neighbour resolutions that failed."),
 		fibRoutes:    d("fib_routes", "Routes installed in the FIB, by source.", "source"),
@@ -94,7 +97,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.port {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
+	for _, d := range []*prometheus.Desc{c.portUp, c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
 		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.heap, c.natPoolUsed, c.natPoolSize, c.filterPackets, c.filterBytes, c.filterHits} {
 		ch <- d
 	}
@@ -118,6 +121,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			p := &ports[i]
 			counter(m.desc, m.get(p), p.Name, p.Driver, p.Device)
 		}
+	}
+	for i := range ports {
+		p := &ports[i]
+		up := 0.0
+		if p.Up() {
+			up = 1
+		}
+		gauge(c.portUp, up, p.Name, p.Driver, p.Device)
 	}
 	c.counters.collect(r, ch)
 	c.host.collect(r, ch)

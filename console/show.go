@@ -30,6 +30,7 @@ type portJSON struct {
 	Device      string     `json:"device"`
 	MAC         string     `json:"mac"`
 	MTU         int        `json:"mtu"`
+	State       string     `json:"state"`
 	RxPackets   uint64     `json:"rx_packets"`
 	RxBytes     uint64     `json:"rx_bytes"`
 	TxPackets   uint64     `json:"tx_packets"`
@@ -65,7 +66,7 @@ type linkJSON struct {
 func (c *Console) interfaces() interfacesJSON {
 	var info interfacesJSON
 	for _, p := range c.r.Ports() {
-		info.Ports = append(info.Ports, portJSON{Name: p.Name, Driver: p.Driver, Device: p.Device, MAC: p.MAC.String(), MTU: p.MTU,
+		info.Ports = append(info.Ports, portJSON{Name: p.Name, Driver: p.Driver, Device: p.Device, MAC: p.MAC.String(), MTU: p.MTU, State: p.State,
 			RxPackets: p.RxPackets, RxBytes: p.RxBytes, TxPackets: p.TxPackets, TxBytes: p.TxBytes,
 			Drops: p.Drops, TxErrors: p.TxErrors, DeviceStats: p.DeviceStats})
 	}
@@ -92,9 +93,9 @@ func (c *Console) cmdInterfaces(args []string, js bool) (string, error) {
 		return toJSON(info)
 	}
 	return table(func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "PORT\tDRIVER\tDEVICE\tMAC\tMTU\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tDROPS")
+		fmt.Fprintln(tw, "PORT\tDRIVER\tDEVICE\tMAC\tMTU\tSTATE\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tDROPS")
 		for _, p := range info.Ports {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Name, p.Driver, p.Device, p.MAC, p.MTU,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, p.Driver, p.Device, p.MAC, p.MTU, p.State,
 				p.RxPackets, p.RxBytes, p.TxPackets, p.TxBytes, p.Drops+p.TxErrors)
 		}
 		fmt.Fprintln(tw, "\nNETWORK\tMAC\tMTU\tLINKS\tADDRESSES\tPROXY-ARP\tRX PKTS\tTX PKTS")

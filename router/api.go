@@ -57,16 +57,25 @@ type PortStats struct {
 	Drops                uint64 // frames dropped at the port (malformed, unknown VLAN)
 	TxErrors             uint64 // frames the port refused to send
 	DeviceStats          port.Stats
+	// State is "up", "lost" (the device is gone: supervise.go), the
+	// kernel's operational state of the device (down, lowerlayerdown,
+	// dormant, notpresent, testing, unknown) or "admin-down"; see
+	// linkstate.go.
+	State string
 }
 
-// Ports returns the open ports with their counters, in configuration order.
+// Ports returns the open ports with their counters and states, in
+// configuration order. The states are looked up now (rtnetlink, one
+// request per device).
 func (r *Router) Ports() []PortStats {
 	var out []PortStats
+	look := newLinkLookup()
+	defer look.close()
 	for _, p := range r.snap.Load().ports {
 		if p.closed.Load() || p.host != nil { // host interfaces: HostInterfaces
 			continue
 		}
-		out = append(out, PortStats{Name: p.name, Driver: p.p.Driver(), Device: p.p.Device(), MAC: p.mac, MTU: p.mtu,
+		out = append(out, PortStats{Name: p.name, Driver: p.p.Driver(), Device: p.p.Device(), MAC: p.mac, MTU: p.mtu, State: p.linkState(look),
 			RxPackets: p.rxPackets.Load(), RxBytes: p.rxBytes.Load(), TxPackets: p.txPackets.Load(),
 			TxBytes: p.txBytes.Load(), Drops: p.drops.Load(), TxErrors: p.txErrors.Load(), DeviceStats: p.p.Stats()})
 	}

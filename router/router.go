@@ -50,6 +50,11 @@ type portState struct {
 	cfg    config.Port // as configured (to tell unchanged ports on reload)
 	closed atomic.Bool // removed by a reload (or stopped)
 	host   *hostIf     // a network's host interface (hostif.go), nil for a configured port
+
+	// devLost: the supervisor found the device gone, or gone and created
+	// again, and has not reopened the port yet (supervise.go); Ports says
+	// "lost".
+	devLost atomic.Bool
 }
 
 // Options are the router's dependencies.

@@ -70,6 +70,7 @@ func (r *Router) superviseOnce(seen map[string]*watched, now time.Time) {
 			}
 			continue
 		}
+		p.devLost.Store(!ok || idx != w.ifindex) // show interfaces: "lost"
 		switch {
 		case !ok:
 			if !w.gone {

@@ -45,6 +45,7 @@ func TestSuperviseReopensRecreatedDevice(t *testing.T) {
 	old := deviceIndex
 	deviceIndex = func(name string) (int, bool) { i, ok := devs[name]; return i, ok }
 	defer func() { deviceIndex = old }()
+	stubLinks(t, map[string]string{"pipe:pb": "up"}) // what the kernel says of the device when there
 	if _, err := r.AddRoute(netip.MustParsePrefix("10.77.0.0/16"), netip.MustParseAddr("198.51.100.254")); err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +59,15 @@ func TestSuperviseReopensRecreatedDevice(t *testing.T) {
 	if c := r.Counters(); c[CntPortDeviceLost] != 1 || c[CntPortReopened] != 0 {
 		t.Fatalf("device gone: lost %d, reopened %d; want 1, 0", c[CntPortDeviceLost], c[CntPortReopened])
 	}
+	wantState(t, r, "pb", PortStateLost)
+	wantState(t, r, "pa", PortStateUp) // a pipe: no device
 
 	devs["pipe:pb"] = 9 // recreated: a new index
 	r.superviseOnce(seen, now.Add(3*superviseEvery))
 	if r.Counters()[CntPortReopened] != 0 || r.ports[1].closed.Load() {
 		t.Fatal("a failing open replaced the port")
 	}
+	wantState(t, r, "pb", PortStateLost) // the device is there, the port is not on it yet
 	failOpen = false
 	r.superviseOnce(seen, now.Add(3*superviseEvery+superviseEvery/2)) // within the back-off
 	if fresh != nil {
@@ -74,6 +78,7 @@ func TestSuperviseReopensRecreatedDevice(t *testing.T) {
 		t.Fatalf("not reopened: fresh %v, reopened %d", fresh != nil, r.Counters()[CntPortReopened])
 	}
 	fresh.Take() // the gratuitous ARP of the swap
+	wantState(t, r, "pb", PortStateUp)
 
 	// Through the runtime route, out of the new port.
 	w := r.workers[0]

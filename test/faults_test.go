@@ -7,12 +7,14 @@ package test
 // notice and prints RESULT lines for the README's table.
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,15 +54,68 @@ func waitLog(t *testing.T, r *lab.Router, want string, d time.Duration) {
 	}
 }
 
+// portStateOf is port name's state in show interfaces -j.
+func portStateOf(t *testing.T, r *lab.Router, name string) string {
+	t.Helper()
+	out, err := r.Console("-j", "show", "interfaces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Ports []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		} `json:"ports"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range info.Ports {
+		if p.Name == name {
+			return p.State
+		}
+	}
+	t.Fatalf("no port %s in show interfaces:\n%s", name, out)
+	return ""
+}
+
+// waitPortState waits until show interfaces says port name is in one of
+// states (the kernel updates a device's operational state shortly after
+// its carrier changes).
+func waitPortState(t *testing.T, r *lab.Router, name string, d time.Duration, states ...string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := portStateOf(t, r, name)
+		if slices.Contains(states, st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %s: state %q, want one of %v", name, st, states)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // A port's device is deleted while the router runs, then created again:
 // the router logs it, the other ports forward on, and the port comes back
-// by itself (port-reopened) without a reload.
+// by itself (port-reopened) without a reload. show interfaces says the
+// port is lost meanwhile, and up again after.
 func TestFaultPortDeviceRecreated(t *testing.T) {
 	l := standard(t, "")
 	w := startWatch(t, l.Lab, "device-recreated", l.VM, "198.51.100.10", "", "", "", 6*time.Second)
 	time.Sleep(500 * time.Millisecond)
+	if st := portStateOf(t, l.Router, "p1"); st != "up" {
+		t.Errorf("p1 before: state %q, want up", st)
+	}
 	run(t, l, l.R, "ip", "link", "del", "r-h1") // its peer, h1's eth0, goes too
 	waitLog(t, l.Router, "port device is gone", 3*time.Second)
+	if st := portStateOf(t, l.Router, "p1"); st != "lost" {
+		t.Errorf("p1 with its device gone: state %q, want lost", st)
+	}
+	if st := portStateOf(t, l.Router, "p2"); st != "up" {
+		t.Errorf("p2 meanwhile: state %q, want up", st)
+	}
 	time.Sleep(time.Second)
 	if err := l.Veth(l.H1, "eth0", l.R, "r-h1"); err != nil {
 		t.Fatal(err)
@@ -70,6 +125,7 @@ func TestFaultPortDeviceRecreated(t *testing.T) {
 	run(t, l, l.H1, "ip", "route", "add", "default", "via", "192.0.2.1")
 	waitPing(t, l.Lab, l.H1, "198.51.100.10", 10*time.Second)
 	took := time.Since(back)
+	waitPortState(t, l.Router, "p1", 2*time.Second, "up")
 	w.wait(t, defaultBounds)
 	st := mustStats(t, l.Router)
 	t.Logf("RESULT device-recreated: r-h1 deleted for 1 s and created again: forwarding through it again %v after the device came back; port-device-lost %d, port-reopened %d",
@@ -95,12 +151,18 @@ func TestFaultTAPReaderGone(t *testing.T) {
 	run(t, l, l.VM, "ip", "link", "set", l.TapDev, "down")
 	// Traffic for the VM meanwhile: refused by the TAP, counted.
 	l.Exec(l.H2, "ping", "-c", "5", "-i", "0.1", "-W", "0.3", "10.10.0.10")
+	// The router looks the TAP's device up in the VM's namespace.
+	if st := portStateOf(t, l.Router, "vm"); st != "admin-down" {
+		t.Errorf("vm with the TAP down in the VM: state %q, want admin-down", st)
+	}
 	time.Sleep(1500 * time.Millisecond)
 	run(t, l, l.VM, "ip", "link", "set", l.TapDev, "up")
 	back := time.Now()
 	run(t, l, l.VM, "ip", "route", "replace", "default", "via", "10.10.0.1")
 	waitPing(t, l.Lab, l.VM, "198.51.100.10", 5*time.Second)
 	took := time.Since(back)
+	// The kernel calls a TAP that always had carrier "unknown".
+	waitPortState(t, l.Router, "vm", 2*time.Second, "up", "unknown")
 	w.wait(t, defaultBounds)
 	var txErr uint64
 	out, err := l.Router.Console("-j", "show", "interfaces")

@@ -263,6 +263,32 @@ func (p *Port) Offloads() bool { return p.vnet }
 // without Options.Offloads.
 func (p *Port) OffloadFlags() int { return p.offloads }
 
+// DeviceNetNS says where the TAP's kernel device is now: a new descriptor
+// of its network namespace (TUNGETDEVNETNS, Linux 5.2; the caller closes
+// it) and its name there (TUNGETIFF). The device may have been moved into
+// another namespace (the VM's) and renamed there since Open; the router
+// looks its state up there for show interfaces.
+func (p *Port) DeviceNetNS() (nsfd int, name string, err error) {
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed.Load() {
+		return -1, "", port.ErrClosed
+	}
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return -1, "", err
+	}
+	if err := unix.IoctlIfreq(p.fd, unix.TUNGETIFF, ifr); err != nil {
+		return -1, "", err
+	}
+	nsfd, err = unix.IoctlRetInt(p.fd, unix.TUNGETDEVNETNS)
+	if err != nil {
+		return -1, "", err
+	}
+	unix.CloseOnExec(nsfd)
+	return nsfd, ifr.Name(), nil
+}
+
 // MAC is the router's own address on this link (not the device's).
 func (p *Port) MAC() [6]byte { return p.mac }
 func (p *Port) MTU() int     { return p.mtu }
