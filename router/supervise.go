@@ -29,6 +29,11 @@ var deviceIndex = func(name string) (int, bool) {
 	return ifi.Index, true
 }
 
+// indexedPort is a port that knows the index of the device it was opened
+// on (afpacket, afxdp): the supervisor compares against that, so a device
+// recreated before its first look is noticed too.
+type indexedPort interface{ Ifindex() int }
+
 // watched is one supervised port: the index of the device it was opened on.
 type watched struct {
 	ifindex int
@@ -42,7 +47,7 @@ func supervisedDriver(d string) bool { return d == "afpacket" || d == "afxdp" }
 
 // supervise runs until Stop.
 func (r *Router) supervise() {
-	seen := map[string]*watched{}
+	seen := map[*portState]*watched{}
 	t := time.NewTicker(superviseEvery)
 	defer t.Stop()
 	for {
@@ -56,19 +61,27 @@ func (r *Router) supervise() {
 }
 
 // superviseOnce looks at each supervised port's device once.
-func (r *Router) superviseOnce(seen map[string]*watched, now time.Time) {
+func (r *Router) superviseOnce(seen map[*portState]*watched, now time.Time) {
+	for p := range seen {
+		if p.closed.Load() {
+			delete(seen, p) // reopened, or removed by a reload
+		}
+	}
 	for _, p := range r.snap.Load().ports {
 		if p.closed.Load() || p.host != nil || !supervisedDriver(p.p.Driver()) {
 			continue
 		}
 		dev := p.p.Device()
-		w := seen[p.name]
+		w := seen[p]
 		idx, ok := deviceIndex(dev)
 		if w == nil {
-			if ok {
-				seen[p.name] = &watched{ifindex: idx}
+			w = &watched{ifindex: idx}
+			if ip, isIdx := p.p.(indexedPort); isIdx && ip.Ifindex() > 0 {
+				w.ifindex = ip.Ifindex()
+			} else if !ok {
+				continue // nothing to compare with until the device is seen
 			}
-			continue
+			seen[p] = w
 		}
 		p.devLost.Store(!ok || idx != w.ifindex) // show interfaces: "lost"
 		switch {
@@ -94,7 +107,6 @@ func (r *Router) superviseOnce(seen map[string]*watched, now time.Time) {
 			}
 			r.ctlCount(CntPortReopened)
 			r.log.Info("port device is back; port reopened", "port", p.name, "device", dev, "ifindex", idx)
-			seen[p.name] = &watched{ifindex: idx}
 		case w.gone:
 			// Back with the same index: the device was only moved out and
 			// in again; the socket still works.

@@ -49,7 +49,7 @@ func TestSuperviseReopensRecreatedDevice(t *testing.T) {
 	if _, err := r.AddRoute(netip.MustParsePrefix("10.77.0.0/16"), netip.MustParseAddr("198.51.100.254")); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]*watched{}
+	seen := map[*portState]*watched{}
 	now := time.Unix(1000, 0)
 	r.superviseOnce(seen, now)
 
@@ -110,5 +110,51 @@ func TestSuperviseReopensRecreatedDevice(t *testing.T) {
 	r.superviseOnce(seen, now.Add(20*superviseEvery))
 	if c := r.Counters(); c[CntPortReopened] != 1 || c[CntPortDeviceLost] != 1 {
 		t.Fatalf("counters moved: %d %d", c[CntPortDeviceLost], c[CntPortReopened])
+	}
+}
+
+// idxPort is a supervised port that knows its device's index at open.
+type idxPort struct {
+	devPort
+	idx int
+}
+
+func (p idxPort) Ifindex() int { return p.idx }
+
+// A device deleted and created again before the supervisor's first look
+// at the port: the index the port was opened on says it is another
+// device, so the port is reopened all the same.
+func TestSuperviseDeviceRecreatedBeforeFirstLook(t *testing.T) {
+	pa, pb := pipe.New("pa", macA, 1500), idxPort{devPort{pipe.New("pb", macB, 1500)}, 5}
+	var fresh *pipe.Port
+	open := func(pc config.Port) (port.Port, error) {
+		fresh = pipe.New(pc.Name, [6]byte{2, 0, 0, 0, 0, 0x2b}, 1500)
+		return idxPort{devPort{fresh}, 9}, nil
+	}
+	r, err := New(rotatingConfig(0), []port.Port{pa, pb, pipe.New("pc", macC, 1500)}, Options{Clock: clock.NewManual(), Open: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	devs := map[string]int{"pipe:pb": 9} // already recreated
+	old := deviceIndex
+	deviceIndex = func(name string) (int, bool) { i, ok := devs[name]; return i, ok }
+	defer func() { deviceIndex = old }()
+	stubLinks(t, map[string]string{"pipe:pb": "up"})
+	seen := map[*portState]*watched{}
+	now := time.Unix(1000, 0)
+	r.superviseOnce(seen, now)
+	if fresh == nil || r.Counters()[CntPortReopened] != 1 {
+		t.Fatalf("not reopened at the first look: fresh %v, reopened %d", fresh != nil, r.Counters()[CntPortReopened])
+	}
+	fresh.Take()
+	// The new port is watched against its own index: nothing more.
+	r.superviseOnce(seen, now.Add(superviseEvery))
+	r.superviseOnce(seen, now.Add(2*superviseEvery))
+	if c := r.Counters(); c[CntPortReopened] != 1 || c[CntPortDeviceLost] != 0 {
+		t.Fatalf("after the reopen: lost %d, reopened %d; want 0, 1", c[CntPortDeviceLost], c[CntPortReopened])
+	}
+	if len(seen) != 1 {
+		t.Errorf("%d ports watched, want 1 (the closed one forgotten)", len(seen))
 	}
 }
