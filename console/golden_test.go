@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -317,6 +318,42 @@ func TestGoldenOutput(t *testing.T) {
 	}
 	if got != string(want) {
 		t.Fatalf("output differs from %s", path)
+	}
+}
+
+// TestJSONKeys: every key of every -j output is lower case (snake_case
+// field names; counter, port and network names as they are), so no Go
+// struct is marshalled with its field names.
+func TestJSONKeys(t *testing.T) {
+	ex, _ := gScenario(t, consoleExec)
+	var walk func(cmd, path string, v any)
+	walk = func(cmd, path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if strings.ToLower(k) != k || strings.Contains(k, " ") {
+					t.Errorf("%s: key %q at %s", cmd, k, path)
+				}
+				walk(cmd, path+"."+k, e)
+			}
+		case []any:
+			for i, e := range v {
+				walk(cmd, fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	for _, c := range goldenCommands {
+		out, err := ex(c, true)
+		if err != nil {
+			continue
+		}
+		cmd := strings.Join(c, " ")
+		var v any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Errorf("%s -j: not JSON: %v\n%s", cmd, err, out)
+			continue
+		}
+		walk(cmd, "", v)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"vrouter/config"
+	"vrouter/internal/counter"
 	"vrouter/nat"
 )
 
@@ -92,23 +94,113 @@ func (c *Console) cmdClearConntrack(args []string, js bool) (string, error) {
 }
 
 // natJSON is show nat -j: the rules with their session counts and port
-// use as before, and Counters, every counter of the NAT stage by kind (drop
-// reasons, table-full and evictions among them; as in show stats -j
-// stages.nat).
+// use, the table's fill, and counters, every counter of the NAT stage by
+// kind (drop reasons, table-full and evictions among them; as in show
+// stats -j stages.nat). Addresses, ranges and ports are strings as the
+// table shows them; line is the rule's line in the configuration file.
 type natJSON struct {
-	nat.RulesInfo
-	Counters kindsJSON
+	Filtering string            `json:"filtering"`
+	SNAT      []natSNATJSON     `json:"snat"`
+	Floating  []natFloatingJSON `json:"floating"`
+	Forward   []natForwardJSON  `json:"forward"`
+	Sessions  int               `json:"sessions"`
+	Max       int               `json:"max"`
+	Counters  kindsJSON         `json:"counters"`
+}
+
+// natSNATJSON is one [[nat.snat]] rule: to is an address or a range
+// "FIRST-LAST", ports a port or a range "LO-HI".
+type natSNATJSON struct {
+	Source   string        `json:"source"`
+	Out      string        `json:"out"`
+	To       string        `json:"to"`
+	Ports    string        `json:"ports"`
+	Line     int           `json:"line"`
+	Sessions int           `json:"sessions"`
+	Pools    []natPoolJSON `json:"pools"`
+}
+
+// natPoolJSON is the port use of one external address of an SNAT rule,
+// for one protocol; exhausted counts the new flows refused (out of ports).
+type natPoolJSON struct {
+	Address    string `json:"address"`
+	Proto      string `json:"proto"`
+	PortsUsed  int    `json:"ports_used"`
+	PortsTotal int    `json:"ports_total"`
+	Exhausted  uint64 `json:"exhausted"`
+}
+
+// natFloatingJSON is one [[nat.floating]].
+type natFloatingJSON struct {
+	External string `json:"external"`
+	Internal string `json:"internal"`
+	Line     int    `json:"line"`
+	Sessions int    `json:"sessions"`
+}
+
+// natForwardJSON is one [[nat.forward]]: its backends in order, each with
+// its sessions.
+type natForwardJSON struct {
+	Proto    string           `json:"proto"`
+	External string           `json:"external"`
+	Internal []natBackendJSON `json:"internal"`
+	Line     int              `json:"line"`
+	Sessions int              `json:"sessions"`
+}
+
+type natBackendJSON struct {
+	Address  string `json:"address"`
+	Sessions int    `json:"sessions"`
+}
+
+// addrRange renders an address range as written: one address, or FIRST-LAST.
+func addrRange(r config.AddrRange) string {
+	if r.First == r.Last {
+		return r.First.String()
+	}
+	return r.First.String() + "-" + r.Last.String()
+}
+
+func natView(ri nat.RulesInfo, cs []counter.Value) natJSON {
+	nj := natJSON{Filtering: ri.Filtering, Sessions: ri.Sessions, Max: ri.Max,
+		SNAT: []natSNATJSON{}, Floating: []natFloatingJSON{}, Forward: []natForwardJSON{}}
+	for _, s := range ri.SNAT {
+		sj := natSNATJSON{Source: s.Rule.Source.String(), Out: s.Rule.Out, To: addrRange(s.Rule.To),
+			Ports: portList([]config.PortRange{s.Rule.Ports}), Line: s.Rule.Pos.Line, Sessions: s.Sessions,
+			Pools: make([]natPoolJSON, 0, len(s.Pools))}
+		for _, p := range s.Pools {
+			sj.Pools = append(sj.Pools, natPoolJSON{Address: p.Addr.String(), Proto: p.Proto, PortsUsed: p.Used,
+				PortsTotal: p.Size, Exhausted: p.Exhausted})
+		}
+		nj.SNAT = append(nj.SNAT, sj)
+	}
+	for _, f := range ri.Floating {
+		nj.Floating = append(nj.Floating, natFloatingJSON{External: f.Rule.External.String(), Internal: f.Rule.Internal.String(),
+			Line: f.Rule.Pos.Line, Sessions: f.Sessions})
+	}
+	for _, f := range ri.Forward {
+		fj := natForwardJSON{Proto: f.Rule.Proto, External: f.Rule.External.String(), Line: f.Rule.Pos.Line,
+			Sessions: f.Sessions, Internal: make([]natBackendJSON, 0, len(f.Rule.Internal))}
+		for i, b := range f.Rule.Internal {
+			n := 0
+			if i < len(f.Backends) {
+				n = f.Backends[i]
+			}
+			fj.Internal = append(fj.Internal, natBackendJSON{Address: b.String(), Sessions: n})
+		}
+		nj.Forward = append(nj.Forward, fj)
+	}
+	for _, v := range cs {
+		nj.Counters.add(v)
+	}
+	return nj
 }
 
 func (c *Console) cmdShowNAT(args []string, js bool) (string, error) {
 	ri := c.r.NAT.Rules()
 	cs := c.r.NAT.Counters()
 	if js {
-		nj := natJSON{RulesInfo: ri}
-		for _, v := range cs {
-			nj.Counters.add(v)
-		}
-		return toJSON(nj)
+		return toJSON(natView(ri, cs))
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "filtering: %s; sessions: %d of %d\n\n", ri.Filtering, ri.Sessions, ri.Max)

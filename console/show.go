@@ -25,19 +25,39 @@ type interfacesJSON struct {
 
 // portJSON is one port of show interfaces -j.
 type portJSON struct {
-	Name        string     `json:"name"`
-	Driver      string     `json:"driver"`
-	Device      string     `json:"device"`
-	MAC         string     `json:"mac"`
-	MTU         int        `json:"mtu"`
-	State       string     `json:"state"`
-	RxPackets   uint64     `json:"rx_packets"`
-	RxBytes     uint64     `json:"rx_bytes"`
-	TxPackets   uint64     `json:"tx_packets"`
-	TxBytes     uint64     `json:"tx_bytes"`
-	Drops       uint64     `json:"drops"`
-	TxErrors    uint64     `json:"tx_errors"`
-	DeviceStats port.Stats `json:"device_stats"`
+	Name        string          `json:"name"`
+	Driver      string          `json:"driver"`
+	Device      string          `json:"device"`
+	MAC         string          `json:"mac"`
+	MTU         int             `json:"mtu"`
+	State       string          `json:"state"`
+	RxPackets   uint64          `json:"rx_packets"`
+	RxBytes     uint64          `json:"rx_bytes"`
+	TxPackets   uint64          `json:"tx_packets"`
+	TxBytes     uint64          `json:"tx_bytes"`
+	Drops       uint64          `json:"drops"`
+	TxErrors    uint64          `json:"tx_errors"`
+	DeviceStats deviceStatsJSON `json:"device_stats"`
+}
+
+// deviceStatsJSON is a port's own counters, as its implementation keeps
+// them (router/port.Stats): rx_dropped are frames the port had to drop,
+// tx_errors frames the kernel refused, rx_gso super-frames segmented and
+// rx_csum partial checksums completed in software.
+type deviceStatsJSON struct {
+	RxPackets uint64 `json:"rx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxDropped uint64 `json:"rx_dropped"`
+	TxErrors  uint64 `json:"tx_errors"`
+	RxGSO     uint64 `json:"rx_gso"`
+	RxCsum    uint64 `json:"rx_csum"`
+}
+
+func deviceStats(s port.Stats) deviceStatsJSON {
+	return deviceStatsJSON{RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
+		RxDropped: s.RxDropped, TxErrors: s.TxErrors, RxGSO: s.RxGSO, RxCsum: s.RxCsum}
 }
 
 // networkJSON is one network of show interfaces -j.
@@ -68,7 +88,7 @@ func (c *Console) interfaces() interfacesJSON {
 	for _, p := range c.r.Ports() {
 		info.Ports = append(info.Ports, portJSON{Name: p.Name, Driver: p.Driver, Device: p.Device, MAC: p.MAC.String(), MTU: p.MTU, State: p.State,
 			RxPackets: p.RxPackets, RxBytes: p.RxBytes, TxPackets: p.TxPackets, TxBytes: p.TxBytes,
-			Drops: p.Drops, TxErrors: p.TxErrors, DeviceStats: p.DeviceStats})
+			Drops: p.Drops, TxErrors: p.TxErrors, DeviceStats: deviceStats(p.DeviceStats)})
 	}
 	for _, n := range c.r.Networks() {
 		nj := networkJSON{Name: n.Name, MAC: n.MAC.String(), MTU: n.MTU, ProxyARP: n.ProxyARP, HostRoute: n.HostRoute}

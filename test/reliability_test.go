@@ -181,10 +181,10 @@ ports  = "30000-30099"
 	var nj struct {
 		SNAT []struct {
 			Pools []struct {
-				Addr      string `json:"addr"`
+				Addr      string `json:"address"`
 				Proto     string `json:"proto"`
-				Used      int    `json:"used"`
-				Size      int    `json:"size"`
+				Used      int    `json:"ports_used"`
+				Size      int    `json:"ports_total"`
 				Exhausted uint64 `json:"exhausted"`
 			} `json:"pools"`
 		} `json:"snat"`
