@@ -103,8 +103,13 @@ func hasPrefix(words, prefix []string) bool {
 }
 
 func toJSON(v any) (string, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	return string(b) + "\n", err
+	// Not HTML-escaped: "10.0.0.1:40000 -> 192.0.2.1:53" stays readable.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	err := enc.Encode(v) // ends with a newline
+	return b.String(), err
 }
 
 // done is the answer of a command that acts rather than shows: its message
