@@ -54,30 +54,37 @@ func waitLog(t *testing.T, r *lab.Router, want string, d time.Duration) {
 	}
 }
 
-// portStateOf is port name's state in show interfaces -j.
-func portStateOf(t *testing.T, r *lab.Router, name string) string {
+// portView is one port of show interfaces -j, as the tests read it.
+type portView struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	RxPackets uint64 `json:"rx_packets"`
+}
+
+// showPort is port name in show interfaces -j.
+func showPort(t *testing.T, r *lab.Router, name string) portView {
 	t.Helper()
 	out, err := r.Console("-j", "show", "interfaces")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var info struct {
-		Ports []struct {
-			Name  string `json:"name"`
-			State string `json:"state"`
-		} `json:"ports"`
+		Ports []portView `json:"ports"`
 	}
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range info.Ports {
 		if p.Name == name {
-			return p.State
+			return p
 		}
 	}
 	t.Fatalf("no port %s in show interfaces:\n%s", name, out)
-	return ""
+	return portView{}
 }
+
+// portStateOf is port name's state in show interfaces -j.
+func portStateOf(t *testing.T, r *lab.Router, name string) string { return showPort(t, r, name).State }
 
 // waitPortState waits until show interfaces says port name is in one of
 // states (the kernel updates a device's operational state shortly after

@@ -1,9 +1,6 @@
 package test
 
 import (
-	"encoding/json"
-
-	"github.com/prometheus/common/expfmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
 
 	"vrouter/test/lab"
 )
@@ -22,28 +21,8 @@ func writeCfg(t *testing.T, path, body string) {
 	}
 }
 
-func portRx(t *testing.T, r *lab.Router, name string) uint64 {
-	t.Helper()
-	out, err := r.Console("-j", "show", "interfaces")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var info struct {
-		Ports []struct {
-			Name      string `json:"name"`
-			RxPackets uint64 `json:"rx_packets"`
-		} `json:"ports"`
-	}
-	if err := json.Unmarshal([]byte(out), &info); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range info.Ports {
-		if p.Name == name {
-			return p.RxPackets
-		}
-	}
-	return 0
-}
+// portRx is port name's received packets in show interfaces -j.
+func portRx(t *testing.T, r *lab.Router, name string) uint64 { return showPort(t, r, name).RxPackets }
 
 // A long TCP stream keeps running across five reloads that add and remove
 // routes, a port and a network; unchanged ports are not reopened.
