@@ -19,6 +19,9 @@ type Names struct {
 
 func (c *Console) cmdNames(args []string, js bool) (string, error) {
 	n := c.r.Names()
+	if n.RuntimeRoutes == nil {
+		n.RuntimeRoutes = []string{} // [] rather than null
+	}
 	return toJSON(Names{Router: n.Router, Ports: n.Ports, Networks: n.Networks, Addresses: n.Addresses, Runtime: n.RuntimeRoutes,
 		Filters: n.Filters})
 }

@@ -91,7 +91,8 @@ func (c *Console) interfaces() interfacesJSON {
 			Drops: p.Drops, TxErrors: p.TxErrors, DeviceStats: deviceStats(p.DeviceStats)})
 	}
 	for _, n := range c.r.Networks() {
-		nj := networkJSON{Name: n.Name, MAC: n.MAC.String(), MTU: n.MTU, ProxyARP: n.ProxyARP, HostRoute: n.HostRoute}
+		nj := networkJSON{Name: n.Name, MAC: n.MAC.String(), MTU: n.MTU, ProxyARP: n.ProxyARP, HostRoute: n.HostRoute,
+			Addresses: []string{}} // [] rather than null in -j
 		for _, l := range n.Links {
 			nj.Links = append(nj.Links, l.Name)
 			nj.LinkStats = append(nj.LinkStats, linkJSON{Link: l.Name, RxPackets: l.RxPackets, RxBytes: l.RxBytes,
