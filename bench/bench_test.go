@@ -322,6 +322,7 @@ func TestParseVariant(t *testing.T) {
 		{spec: "afxdp:w2", label: "afxdp:w2", driver: "afxdp", workers: 2},
 		{spec: "pinned=afxdp:c1", label: "pinned", driver: "afxdp", cpus: "1"},
 		{spec: "afpacket:w2:c0-1", label: "afpacket:w2:c0-1", driver: "afpacket", workers: 2, cpus: "0-1"},
+		{spec: "afxdp:s", label: "afxdp:s", driver: "afxdp"},
 		{spec: "afpacket:c", bad: true},
 		{spec: "afpacket:cx", bad: true},
 		{spec: "afpacket:w0", bad: true},

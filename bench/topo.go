@@ -319,6 +319,9 @@ func (t *topo) config(sock string, filter bool) string {
 	if t.v.cpus != "" {
 		metrics += "\npin_workers = true"
 	}
+	if t.v.sharedPoll {
+		metrics += "\nshared_poll = true"
+	}
 	return strings.NewReplacer("SOCKET", sock, "DRIVER", t.driver, "METRICS", metrics,
 		"FILTER_IN\n", in+"\n", "FILTERS", rules).Replace(vrouterCfg)
 }

@@ -9,12 +9,13 @@ import (
 
 // variant is one vrouter under test as -drivers names it:
 //
-//	[LABEL=]DRIVER[:wN][:cCPUS][@BIN]
+//	[LABEL=]DRIVER[:wN][:cCPUS][:s][@BIN]
 //
 // DRIVER is the ports' driver, :wN sets [router] workers = N, :cCPUS runs
 // the process on those CPUs only (taskset -c CPUS, a list like 1 or 0-1)
 // with [router] pin_workers (a core of its own, as a VPP worker gets one;
-// trafgen runs on CPU 0), @BIN runs
+// trafgen runs on CPU 0), :s sets [router] shared_poll (one worker serves
+// every afxdp port), @BIN runs
 // another vrouter binary (an A/B comparison of two builds in one run).
 // LABEL names it in the report (default DRIVER[:wN]; give one when two
 // variants differ by their binary only).
@@ -22,6 +23,7 @@ type variant struct {
 	label, driver, bin string
 	workers            int
 	cpus               string // taskset CPU list; "" = unrestricted
+	sharedPoll         bool
 }
 
 func parseVariant(spec string) (variant, error) {
@@ -39,6 +41,10 @@ func parseVariant(spec string) (variant, error) {
 	parts := strings.Split(s, ":")
 	v.driver = parts[0]
 	for _, opt := range parts[1:] {
+		if opt == "s" {
+			v.sharedPoll = true
+			continue
+		}
 		if c, ok := strings.CutPrefix(opt, "c"); ok {
 			if c == "" || strings.Trim(c, "0123456789,-") != "" {
 				return v, fmt.Errorf("-drivers %q: option %q: want cCPUS (a CPU list as taskset -c takes, e.g. c1)", spec, opt)
@@ -48,7 +54,7 @@ func parseVariant(spec string) (variant, error) {
 		}
 		n, err := strconv.Atoi(strings.TrimPrefix(opt, "w"))
 		if !strings.HasPrefix(opt, "w") || err != nil || n < 1 || n > 64 {
-			return v, fmt.Errorf("-drivers %q: option %q: want wN (workers, 1..64) or cCPUS", spec, opt)
+			return v, fmt.Errorf("-drivers %q: option %q: want wN (workers, 1..64), cCPUS or s", spec, opt)
 		}
 		v.workers = n
 	}

@@ -322,6 +322,8 @@ func TestBad(t *testing.T) {
 			`t.toml:3:11: wrong type for router.workers: expected an integer, got a float`},
 		{"wrong type pin_workers", "[router]\nname = \"r\"\npin_workers = 1\n", true,
 			`t.toml:3:15: wrong type for router.pin_workers: expected a boolean (true or false), got an integer`},
+		{"wrong type shared_poll", "[router]\nname = \"r\"\nshared_poll = \"yes\"\n", true,
+			`t.toml:3:15: wrong type for router.shared_poll: expected a boolean (true or false), got a string`},
 		{"wrong type links", "[[network]]\nname = \"n2\"\nlinks = \"p2\"\n", false,
 			`t.toml:15:9: wrong type for network.links: expected an array of strings, got a string`},
 		{"wrong type link element", "[[network]]\nname = \"n2\"\nlinks = [\"p2\", 3]\n", false,

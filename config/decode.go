@@ -459,7 +459,7 @@ func (d *decoder) router(t *table) {
 	d.routerT = t
 	r := &d.c.Router
 	r.Pos = t.pos
-	d.each(t, "router", []string{"name", "console", "metrics", "workers", "pin_workers"}, func(e *entry, p string) {
+	d.each(t, "router", []string{"name", "console", "metrics", "workers", "pin_workers", "shared_poll"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "name":
@@ -503,6 +503,10 @@ func (d *decoder) router(t *table) {
 		case "pin_workers":
 			if b, ok := d.boolean(v, p); ok {
 				r.PinWorkers = b
+			}
+		case "shared_poll":
+			if b, ok := d.boolean(v, p); ok {
+				r.SharedPoll = b
 			}
 		}
 	})

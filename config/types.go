@@ -43,6 +43,11 @@ type Router struct {
 	// PinWorkers locks each data-path worker to one CPU (round robin over
 	// the CPUs the process may use).
 	PinWorkers bool
+	// SharedPoll serves every port that can be polled without blocking
+	// (afxdp) from one worker that sleeps in one poll over all of them,
+	// instead of a worker per port: the reply to a busy port's traffic is
+	// handled by the thread already running. Read at start.
+	SharedPoll bool
 	Pos        Pos
 }
 

@@ -105,9 +105,10 @@ type Router struct {
 	arpLimit       arpLimit // arplimit.go
 
 	kernelResync atomic.Pointer[func()]
-	ra           raTimers  // periodic router advertisements (ndp.go)
-	hostState    hostState // under mu
-	ha           haState   // high availability (ha.go)
+	ra           raTimers      // periodic router advertisements (ndp.go)
+	hostState    hostState     // under mu
+	ha           haState       // high availability (ha.go)
+	sp           *sharedPoller // [router] shared_poll (sharedpoll.go); nil when off
 }
 
 // New builds a router for cfg over already opened ports (keyed by port name).
@@ -143,6 +144,11 @@ func New(cfg *config.Config, ports []port.Port, opts Options) (*Router, error) {
 	}
 	r.publish(pl)
 	r.initHA(cfg)
+	if cfg.Router.SharedPoll {
+		if r.sp, err = newSharedPoller(); err != nil {
+			return nil, fmt.Errorf("shared_poll: %w", err)
+		}
+	}
 	r.ctl = r.newWorker(-1, 0)
 	for i := range r.ports {
 		r.workers = append(r.workers, r.newWorker(i, 0))
@@ -222,6 +228,16 @@ func (r *Router) Start() {
 	for _, w := range r.qworkers {
 		r.startWorker(w, r.ports[w.id])
 	}
+	if r.sp != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if r.snap.Load().cfg.Router.PinWorkers {
+				pinToCPU(int(r.workersStarted.Add(1) - 1))
+			}
+			r.runSharedPoll(r.sp)
+		}()
+	}
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
@@ -241,6 +257,9 @@ func (r *Router) Stop() {
 		return
 	}
 	close(r.stop)
+	if r.sp != nil {
+		r.sp.wake()
+	}
 	r.stopHA()
 	r.stopHosts()
 	r.mu.Lock()
@@ -255,6 +274,9 @@ func (r *Router) Stop() {
 		}
 	}
 	r.wg.Wait()
+	if r.sp != nil {
+		r.sp.close()
+	}
 }
 
 func (r *Router) timers() {
@@ -361,6 +383,10 @@ func (r *Router) addQueueWorkers(p *portState) []*worker {
 }
 
 func (r *Router) startWorker(w *worker, p *portState) {
+	if r.sp != nil && r.sp.add(w, p) {
+		r.log.Info("port served by the shared worker", "port", p.name, "queue", w.q)
+		return
+	}
 	pin := r.snap.Load().cfg.Router.PinWorkers
 	n := int(r.workersStarted.Add(1) - 1)
 	r.wg.Add(1)

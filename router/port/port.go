@@ -124,6 +124,18 @@ type Multi interface {
 	Queues() []Port
 }
 
+// Poller is a Port (or queue) whose receive side can be looked at without
+// blocking, so that one worker can serve several of them and sleep in one
+// poll(2) over all their descriptors ([router] shared_poll).
+type Poller interface {
+	// TryReadBatch is ReadBatch without the wait: 0 when no frame is
+	// there. The same one-reader and batch rules apply.
+	TryReadBatch(b *Batch) (int, error)
+	// PollFds are descriptors that become readable (POLLIN) when
+	// TryReadBatch may have frames, or when the port is closed.
+	PollFds() []int32
+}
+
 // ErrClosed is returned by ReadBatch after Close.
 var ErrClosed = errors.New("port closed")
 

@@ -289,6 +289,52 @@ func (p *Port) readRing(b *port.Batch) (int, error) {
 	}
 }
 
+// TryReadBatch is ReadBatch without the wait (port.Poller, ring modes): it
+// gives the previous batch's slots back and returns 0 when no frame is
+// there.
+func (p *Port) TryReadBatch(b *port.Batch) (int, error) {
+	r := p.ring
+	b.N, b.HasMeta = 0, false
+	if r == nil {
+		return 0, errNotPollable
+	}
+	if r.state.Load() != ringReading && !r.state.CompareAndSwap(ringIdle, ringReading) {
+		return 0, port.ErrClosed
+	}
+	for {
+		if p.closed.Load() {
+			if r.state.CompareAndSwap(ringReading, ringUnmapped) {
+				p.unmapRings()
+			}
+			return 0, port.ErrClosed
+		}
+		r.release()
+		var n int
+		if r.v3 {
+			n = p.deliverV3(b)
+		} else {
+			n = p.deliverV2(b)
+		}
+		if n > 0 || (!r.ready() && p.seg.n == 0) {
+			b.N = n
+			return n, nil
+		}
+		// frames that were all dropped: look again
+	}
+}
+
+// PollFds is the socket (port.Poller), readable when the ring has a frame
+// (or the socket queue one too big for a slot); nil in the recvmmsg mode,
+// which cannot be polled this way.
+func (p *Port) PollFds() []int32 {
+	if p.ring == nil {
+		return nil
+	}
+	return []int32{int32(p.fd)}
+}
+
+var errNotPollable = errors.New("afpacket: only a ring port can be polled")
+
 // vlan decodes the stripped tag of a ring frame from its status and the
 // header's tci and tpid fields.
 func vlan(st uint32, tci, tpid uint16) (uint16, uint16, bool) {

@@ -312,6 +312,38 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 	}
 }
 
+// TryReadBatch is ReadBatch without the spin and the wait (port.Poller): it
+// gives the previous batch's frames back and returns 0 when no frame is
+// there.
+func (p *Port) TryReadBatch(b *port.Batch) (int, error) {
+	p.rxMu.Lock()
+	defer p.rxMu.Unlock()
+	b.N, b.HasMeta = 0, false
+	if p.closed.Load() {
+		if p.umemOwner {
+			p.umemOwner = false
+			for _, x := range p.xsks {
+				x.held = x.held[:0]
+				x.unmapUMEM()
+			}
+		}
+		return 0, port.ErrClosed
+	}
+	p.releaseHeld()
+	b.N = p.deliver(b)
+	return b.N, nil
+}
+
+// PollFds are the sockets and the eventfd Close signals (port.Poller); a
+// poll on the sockets also wakes the driver for the fill ring when it asks.
+func (p *Port) PollFds() []int32 {
+	fds := make([]int32, len(p.pollFds))
+	for i, f := range p.pollFds {
+		fds[i] = f.Fd
+	}
+	return fds
+}
+
 // rxWaiting reports whether some rx ring holds a frame.
 func (p *Port) rxWaiting() bool {
 	for _, x := range p.xsks {
