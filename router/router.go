@@ -537,6 +537,11 @@ func (r *Router) reconfigure(cfg *config.Config) (string, error) {
 	if haMsg := r.haReloadNote(cfg); haMsg != "" {
 		sum += "; " + haMsg
 	}
+	if on := cfg.Router.SharedPoll; on != (r.sp != nil) {
+		msg := fmt.Sprintf("[router] shared_poll = %v: not applied, needs a restart", on)
+		r.log.Warn("reload: " + msg)
+		sum += "; " + msg
+	}
 	if !r.started.IsZero() {
 		r.announceLocked()
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +157,38 @@ func TestSuperviseDeviceRecreatedBeforeFirstLook(t *testing.T) {
 	}
 	if len(seen) != 1 {
 		t.Errorf("%d ports watched, want 1 (the closed one forgotten)", len(seen))
+	}
+}
+
+// [router] shared_poll with ports that cannot be polled (pipes): they keep
+// workers of their own and forward; the shared worker starts and stops
+// with the router; a reload that turns the setting says it needs a
+// restart and applies the rest.
+func TestSharedPollFallbackAndReload(t *testing.T) {
+	cfg := rotatingConfig(0)
+	cfg.Router.SharedPoll = true
+	pa, pb, pc := pipe.New("pa", macA, 1500), pipe.New("pb", macB, 1500), pipe.New("pc", macC, 1500)
+	r, err := New(cfg, []port.Port{pa, pb, pc}, Options{Clock: clock.NewManual()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.sp == nil {
+		t.Fatal("no shared poller")
+	}
+	r.Start()
+	defer r.Stop()
+	if n := len(*r.sp.members.Load()); n != 0 {
+		t.Fatalf("%d pipe ports on the shared worker, want 0", n)
+	}
+	next := rotatingConfig(0)
+	sum, err := r.Reconfigure(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sum, "shared_poll = false: not applied, needs a restart") {
+		t.Fatalf("reload summary %q does not say shared_poll needs a restart", sum)
+	}
+	if r.sp == nil {
+		t.Fatal("the reload removed the shared poller")
 	}
 }
