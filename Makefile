@@ -71,7 +71,7 @@ demo: deps build
 # each driver in BENCH_DRIVERS (a driver whose ports do not open is skipped), about 2-4 min;
 # writes bench/results/latest.{json,txt,png} and profile-<driver>.pprof. The README's table:
 # go run ./bench -table.
-BENCH_DRIVERS ?= afpacket,afxdp
+BENCH_DRIVERS ?= afpacket,afxdp,afxdp:s
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./router/... ./fib/... ./arp/... ./nat/... ./packet/...
 	$(GO) run ./bench -drivers $(BENCH_DRIVERS)

@@ -438,7 +438,8 @@ func (s *state) finish() {
 // prints the top functions of the profile.
 func (b *bench) profile(s *state) {
 	tp := s.tp
-	prof := filepath.Join(b.dir, "profile-"+tp.v.label+".pprof")
+	name := strings.ReplaceAll(tp.v.label, ":", "-") // afxdp:s -> profile-afxdp-s.pprof
+	prof := filepath.Join(b.dir, "profile-"+name+".pprof")
 	os.Remove(prof)
 	what := "the 64 B UDP load"
 	switch profileLoad {
@@ -448,7 +449,7 @@ func (b *bench) profile(s *state) {
 		what = "iperf3 TCP (" + testByID(profileLoad).Name + ")"
 	}
 	if profileLoad != "udp64" {
-		prof = filepath.Join(b.dir, "profile-"+tp.v.label+"-"+profileLoad+".pprof")
+		prof = filepath.Join(b.dir, "profile-"+name+"-"+profileLoad+".pprof")
 		os.Remove(prof)
 	}
 	fmt.Fprintf(b.w, "\n%s under %s, profiled:\n", tp.name(), what)

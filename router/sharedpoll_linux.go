@@ -96,6 +96,25 @@ func (sp *sharedPoller) wake() {
 	_, _ = unix.Write(sp.efd, (*[8]byte)(unsafe.Pointer(&one))[:])
 }
 
+// sharedPass takes one batch from each member and processes it: busy when
+// some had frames, closed when some port is closed.
+func (r *Router) sharedPass(ms []*spMember, lastLog *time.Time) (busy, closed bool) {
+	for _, m := range ms {
+		n, err := m.rxq.TryReadBatch(m.w.rx)
+		switch {
+		case n > 0:
+			m.w.processBatch(m.p, m.w.rx)
+			busy = true
+		case errors.Is(err, port.ErrClosed):
+			closed = true
+		case err != nil && time.Since(*lastLog) > time.Minute:
+			r.log.Warn("port read failed; retrying", "port", m.p.name, "err", err)
+			*lastLog = time.Now()
+		}
+	}
+	return busy, closed
+}
+
 // runSharedPoll is the shared worker's loop, until Stop.
 func (r *Router) runSharedPoll(sp *sharedPoller) {
 	var (
@@ -107,20 +126,7 @@ func (r *Router) runSharedPoll(sp *sharedPoller) {
 	)
 	for !r.stopped.Load() {
 		msp := sp.members.Load()
-		busy, closed := false, false
-		for _, m := range *msp {
-			n, err := m.rxq.TryReadBatch(m.w.rx)
-			switch {
-			case n > 0:
-				m.w.processBatch(m.p, m.w.rx)
-				busy = true
-			case errors.Is(err, port.ErrClosed):
-				closed = true
-			case err != nil && time.Since(lastLog) > time.Minute:
-				r.log.Warn("port read failed; retrying", "port", m.p.name, "err", err)
-				lastLog = time.Now()
-			}
-		}
+		busy, closed := r.sharedPass(*msp, &lastLog)
 		if closed {
 			sp.drop()
 			continue
