@@ -123,6 +123,7 @@ func (r *Router) runSharedPoll(sp *sharedPoller) {
 		spinStart time.Time
 		lastLog   time.Time
 		drain     [8]byte
+		fdErrs    []int // polls in a row that found fds[i] in error
 	)
 	for !r.stopped.Load() {
 		msp := sp.members.Load()
@@ -151,6 +152,7 @@ func (r *Router) runSharedPoll(sp *sharedPoller) {
 				}
 			}
 			fdsOf = msp
+			fdErrs = append(fdErrs[:0], make([]int, len(fds))...)
 		}
 		for i := range fds {
 			fds[i].Revents = 0
@@ -161,6 +163,22 @@ func (r *Router) runSharedPoll(sp *sharedPoller) {
 		}
 		if fds[0].Revents&unix.POLLIN != 0 {
 			_, _ = unix.Read(sp.efd, drain[:])
+		}
+		// A socket whose device went away reports an error until the
+		// supervisor replaces its port. Read the error (which clears it
+		// on a packet socket); one that keeps failing is left out of the
+		// poll (a negative descriptor is ignored) until the members
+		// change, and its port is still read on every pass.
+		for i := 1; i < len(fds); i++ {
+			if fds[i].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) == 0 {
+				fdErrs[i] = 0
+				continue
+			}
+			_, _ = unix.GetsockoptInt(int(fds[i].Fd), unix.SOL_SOCKET, unix.SO_ERROR)
+			if fdErrs[i]++; fdErrs[i] >= 3 {
+				r.log.Warn("shared poll: a descriptor keeps failing; left out of the poll until its port is replaced", "fd", fds[i].Fd)
+				fds[i].Fd = -1
+			}
 		}
 	}
 }
