@@ -68,7 +68,7 @@ demo: deps build
 	$(GO) run ./test/demo
 
 # Micro-benchmarks, then the system benchmark (root): the Linux kernel against vrouter with
-# each driver in BENCH_DRIVERS (a driver whose ports do not open is skipped), about 2-4 min;
+# each driver in BENCH_DRIVERS (a driver whose ports do not open is skipped), about 2 min per router;
 # writes bench/results/latest.{json,txt,png} and profile-<driver>.pprof. The README's table:
 # go run ./bench -table.
 BENCH_DRIVERS ?= afpacket,afxdp,afxdp:s
