@@ -254,33 +254,11 @@ func (r *rxRing) release() {
 }
 
 func (p *Port) readRing(b *port.Batch) (int, error) {
-	r := p.ring
-	b.N, b.HasMeta = 0, false
-	if r.state.Load() != ringReading && !r.state.CompareAndSwap(ringIdle, ringReading) {
-		return 0, port.ErrClosed // Close unmapped it
-	}
 	for {
-		if p.closed.Load() {
-			if r.state.CompareAndSwap(ringReading, ringUnmapped) {
-				p.unmapRings()
-			}
-			return 0, port.ErrClosed
+		if n, err := p.TryReadBatch(b); n > 0 || err != nil {
+			return n, err
 		}
-		r.release()
-		var n int
-		if r.v3 {
-			n = p.deliverV3(b)
-		} else {
-			n = p.deliverV2(b)
-		}
-		if n > 0 {
-			b.N = n
-			return n, nil
-		}
-		if r.ready() || p.seg.n != 0 {
-			continue // frames that were all dropped
-		}
-		if err := p.rc.Read(r.readyFn); err != nil {
+		if err := p.rc.Read(p.ring.readyFn); err != nil {
 			if p.closed.Load() || errors.Is(err, os.ErrClosed) {
 				continue
 			}

@@ -268,15 +268,7 @@ func (p *Port) ReadBatch(b *port.Batch) (int, error) {
 	var spinStart time.Time
 	for {
 		if p.closed.Load() {
-			// Close has released the sockets and rings; the UMEM is ours.
-			if p.umemOwner {
-				p.umemOwner = false
-				for _, x := range p.xsks {
-					x.held = x.held[:0]
-					x.unmapUMEM()
-				}
-			}
-			return 0, port.ErrClosed
+			return 0, p.leaveClosed()
 		}
 		if n := p.deliver(b); n > 0 {
 			b.N = n
@@ -320,14 +312,7 @@ func (p *Port) TryReadBatch(b *port.Batch) (int, error) {
 	defer p.rxMu.Unlock()
 	b.N, b.HasMeta = 0, false
 	if p.closed.Load() {
-		if p.umemOwner {
-			p.umemOwner = false
-			for _, x := range p.xsks {
-				x.held = x.held[:0]
-				x.unmapUMEM()
-			}
-		}
-		return 0, port.ErrClosed
+		return 0, p.leaveClosed()
 	}
 	p.releaseHeld()
 	b.N = p.deliver(b)
@@ -342,6 +327,20 @@ func (p *Port) PollFds() []int32 {
 		fds[i] = f.Fd
 	}
 	return fds
+}
+
+// leaveClosed is the reader's end after Close (rxMu held): Close has
+// released the sockets and rings, and the UMEM, if the reader still held
+// frames in it, is the reader's to unmap.
+func (p *Port) leaveClosed() error {
+	if p.umemOwner {
+		p.umemOwner = false
+		for _, x := range p.xsks {
+			x.held = x.held[:0]
+			x.unmapUMEM()
+		}
+	}
+	return port.ErrClosed
 }
 
 // rxWaiting reports whether some rx ring holds a frame.
