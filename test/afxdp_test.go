@@ -20,12 +20,7 @@ func TestAfxdpForwarding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", l.Router.Log())
-		}
-		l.Close()
-	})
+	cleanupLab(t, l.Router, l.Close)
 	log := l.Router.Log()
 	for _, dev := range []string{"r-h1", "r-h2"} {
 		if !strings.Contains(log, "device="+dev+" xdp-mode=native") {

@@ -25,12 +25,7 @@ func newFilterTopo(t *testing.T) *natTopo {
 		t.Fatal(err)
 	}
 	n := &natTopo{NATTopo: nt}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", n.Router.Log())
-		}
-		n.Close()
-	})
+	cleanupLab(t, n.Router, n.Close)
 	return n
 }
 

@@ -45,12 +45,7 @@ func newV6LabEdit(t *testing.T, tag string, guest bool, edit func(cfg, prefix st
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", d.Router.Log())
-		}
-		d.Close()
-	})
+	cleanupLab(t, d.Router, d.Close)
 	return &v6Lab{d}
 }
 
@@ -527,12 +522,7 @@ func TestIPv6Drivers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("router log:\n%s", d.Router.Log())
-			}
-			d.Close()
-		})
+		cleanupLab(t, d.Router, d.Close)
 		v := &v6Lab{d}
 		out := run(t, v.topo(), v.H1, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:2::10")
 		contains(t, out, "3 received")

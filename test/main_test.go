@@ -60,13 +60,19 @@ func standardDriver(t *testing.T, driver, extra string) *lab.Topo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cleanupLab(t, topo.Router, topo.Close)
+	return topo
+}
+
+// cleanupLab closes a lab when the test ends, after printing its router's
+// log if the test failed.
+func cleanupLab(t *testing.T, r *lab.Router, closeLab func()) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("router log:\n%s", topo.Router.Log())
+			t.Logf("router log:\n%s", r.Log())
 		}
-		topo.Close()
+		closeLab()
 	})
-	return topo
 }
 
 func run(t *testing.T, l *lab.Topo, ns string, args ...string) string {

@@ -25,12 +25,7 @@ func newNATTopoDriver(t *testing.T, driver string) *natTopo {
 		t.Fatal(err)
 	}
 	n := &natTopo{NATTopo: nt}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", n.Router.Log())
-		}
-		n.Close()
-	})
+	cleanupLab(t, n.Router, n.Close)
 	// Servers that answer with the address the connection came from.
 	n.server(t, n.Srv, "198.51.100.10", "80", "PEER")
 	n.server(t, n.In1, "10.1.1.5", "80", "PEER")

@@ -31,12 +31,7 @@ func newRLNAT(t *testing.T, cfg string) *natTopo {
 		t.Fatal(err)
 	}
 	n := &natTopo{NATTopo: nt}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", n.Router.Log())
-		}
-		n.Close()
-	})
+	cleanupLab(t, n.Router, n.Close)
 	n.server(t, n.Srv, "198.51.100.10", "80", "PEER")
 	// 198.51.100.128/25 is a black hole beyond the upstream router: what
 	// the generators send there is never answered.

@@ -25,12 +25,7 @@ func TestSharedPoll(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("router log:\n%s", l.Router.Log())
-			}
-			l.Close()
-		})
+		cleanupLab(t, l.Router, l.Close)
 		log := l.Router.Log()
 		for _, p := range []string{"p1", "p2"} {
 			if servedShared(log, p) != 1 {
