@@ -290,6 +290,17 @@ func TestFragmentTimeout(t *testing.T) {
 	}
 }
 
+// gro is on unless a port says gro = false.
+func TestPortGRO(t *testing.T) {
+	c, err := Parse("t.toml", []byte(base+"[[port]]\nname = \"p3\"\ndriver = \"pipe\"\ngro = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ports[0].NoGRO || !c.Ports[len(c.Ports)-1].NoGRO {
+		t.Fatalf("NoGRO per port: %v, %v", c.Ports[0].NoGRO, c.Ports[len(c.Ports)-1].NoGRO)
+	}
+}
+
 func TestBaseValid(t *testing.T) {
 	if _, err := Parse("t.toml", []byte(base)); err != nil {
 		t.Fatal(err)
@@ -324,6 +335,8 @@ func TestBad(t *testing.T) {
 			`t.toml:3:15: wrong type for router.pin_workers: expected a boolean (true or false), got an integer`},
 		{"wrong type shared_poll", "[router]\nname = \"r\"\nshared_poll = \"yes\"\n", true,
 			`t.toml:3:15: wrong type for router.shared_poll: expected a boolean (true or false), got a string`},
+		{"wrong type gro", "[[port]]\nname = \"p3\"\ndriver = \"pipe\"\ngro = 0\n", false,
+			`t.toml:16:7: wrong type for port.gro: expected a boolean (true or false), got an integer`},
 		{"wrong type links", "[[network]]\nname = \"n2\"\nlinks = \"p2\"\n", false,
 			`t.toml:15:9: wrong type for network.links: expected an array of strings, got a string`},
 		{"wrong type link element", "[[network]]\nname = \"n2\"\nlinks = [\"p2\", 3]\n", false,

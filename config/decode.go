@@ -537,7 +537,7 @@ var drivers = []string{"afpacket", "afxdp", "tap", "pipe"}
 func (d *decoder) port(t *table) {
 	var pt Port
 	pt.Pos = t.pos
-	d.each(t, "port", []string{"name", "driver", "device", "persist", "mac", "mtu", "offloads"}, func(e *entry, p string) {
+	d.each(t, "port", []string{"name", "driver", "device", "persist", "mac", "mtu", "offloads", "gro"}, func(e *entry, p string) {
 		v := e.val
 		switch e.key {
 		case "name":
@@ -574,6 +574,10 @@ func (d *decoder) port(t *table) {
 		case "offloads":
 			if b, ok := d.boolean(v, p); ok {
 				pt.NoOffloads = !b
+			}
+		case "gro":
+			if b, ok := d.boolean(v, p); ok {
+				pt.NoGRO = !b
 			}
 		case "mac":
 			if s, ok := d.str(v, p); ok {

@@ -63,7 +63,10 @@ type Port struct {
 	// checksums are segmented/completed at the port (afpacket, tap) instead
 	// of passing through the router intact.
 	NoOffloads bool
-	Pos        Pos
+	// NoGRO is `gro = false`: TCP segments leaving through the port are
+	// not coalesced into super-frames.
+	NoGRO bool
+	Pos   Pos
 }
 
 // Link is one element of a network's links: a port, untagged (VID 0) or one

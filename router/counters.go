@@ -34,6 +34,8 @@ const (
 	CntGSOForwarded
 	CntGSOSegmented
 	CntCsumCompleted
+	CntGROFrames
+	CntGROSegments
 	CntHostPunted
 	CntHostInjected
 	CntFilterRejects
@@ -76,6 +78,8 @@ var eventDescs = [NumCounters]counter.Desc{
 	CntGSOForwarded:       eventDesc("gso-forwarded", "GSO super-frames routed and sent on intact to a port that takes offloads"),
 	CntGSOSegmented:       eventDesc("gso-segmented", "GSO super-frames cut into segments in software (egress without offloads, a switched network, ARP or fragmentation)"),
 	CntCsumCompleted:      eventDesc("csum-completed", "partial L4 checksums completed in software (egress without offloads, a switched network, ARP or fragmentation)"),
+	CntGROFrames:          eventDesc("gro-superframes", "super-frames the router built from consecutive TCP segments of a flow on their way out (a port with gro)"),
+	CntGROSegments:        eventDesc("gro-segments", "TCP segments sent as part of such a super-frame (instead of one by one)"),
 	CntHostPunted:         eventDesc("host-punted", "packets handed to a network's host interface (the kernel's control plane)"),
 	CntHostInjected:       eventDesc("host-injected", "frames the kernel wrote on a host interface, sent out on the network's links"),
 	CntNATReleased:        eventDesc("nat-fragments-released", "held fragments sent on after their first fragment came"),

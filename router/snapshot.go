@@ -90,7 +90,10 @@ func (n *network) pureL2() bool { return n.switched() && len(n.addrs) == 0 && !n
 type snapshot struct {
 	cfg   *config.Config
 	ports []*portState // indexed by link.port; closed ports stay (unreferenced)
-	nets  []network    // indexed by slot; see network.live
+	// gro: the port coalesces the TCP segments it sends (gro.go), by
+	// port index.
+	gro   []bool
+	nets  []network // indexed by slot; see network.live
 	slots map[string]uint16
 	// portVID maps (port, VID) to its network and link.
 	portVID [][4096]member
@@ -247,6 +250,11 @@ func compile(cfg *config.Config, ports []*portState, old *snapshot) (*plan, erro
 		icmpRate: cfg.ICMP.RatePerSec, icmpBurst: cfg.ICMP.Burst, arpReqRate: cfg.Neighbor.RequestRate}
 	for i := range s.nets {
 		s.nets[i].idx = uint16(i)
+	}
+	s.gro = make([]bool, len(ports))
+	for i, p := range ports {
+		pc := portConfig(cfg, p.name)
+		s.gro[i] = p.offloads && p.host == nil && pc != nil && !pc.NoGRO
 	}
 	naddr := 0
 	for _, nc := range cfg.Networks {

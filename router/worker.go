@@ -38,6 +38,7 @@ type worker struct {
 	// Plain frames pay nothing for it.
 	txMeta  [][]txMeta
 	txDense []packet.VnetHdr // flushTx's expansion (reused)
+	gro     [][]byte         // super-frames being built (gro.go)
 	scratch [][]byte
 	nscr    int
 
@@ -306,6 +307,9 @@ func (w *worker) flushTx() {
 			}
 			w.txDense, w.txMeta[pi] = meta, tm[:0]
 		}
+		if pi < len(w.snap.gro) && w.snap.gro[pi] && len(frames) > 1 {
+			frames, meta = w.coalesce(frames, meta)
+		}
 		n, _ := ps.queues[w.q%len(ps.queues)].WriteBatch(frames, meta)
 		if ps.capture.Load() != nil {
 			ps.captureFrames(frames[:n])
@@ -321,6 +325,7 @@ func (w *worker) flushTx() {
 			ps.txErrors.Add(fail)
 			w.drops[DropTxError] += fail
 		}
+		frames = w.tx[pi] // as queued (coalescing shortened frames)
 		for i := range frames {
 			frames[i] = nil
 		}

@@ -1,0 +1,79 @@
+package router
+
+import "vrouter/packet"
+
+// GRO: a port with gro (and offloads) sends the consecutive TCP segments of
+// a flow that one batch queues for it as one super-frame with a virtio-net
+// header (packet.TCPCoalescer), as Linux GRO does on receive and VPP's
+// gro-coalesce on a tap's transmit side. The kernel then takes one packet
+// where it took dozens, and the receiving host's TCP too; where the path
+// needs wire-sized frames again the kernel or the peer cuts the
+// super-frame back into exactly the segments it was built from. Only
+// frames next to each other in the queue are joined: one batch of a bulk
+// flow arrives in order and leaves in order.
+
+// groBufs is how many super-frames a worker builds per port and batch at
+// most (each in a buffer of its own).
+const groBufs = 8
+
+// coalesce joins runs of IPv4 TCP segments in frames (a port's tx queue;
+// meta its dense metadata, nil when every frame is plain) and returns the
+// shortened queue and its metadata, nil when still all plain. The queue is
+// rewritten in place; super-frames are built in the worker's gro buffers,
+// which stay valid until the next call.
+func (w *worker) coalesce(frames [][]byte, meta []packet.VnetHdr) ([][]byte, []packet.VnetHdr) {
+	var c packet.TCPCoalescer
+	open, built, out := -1, 0, 0
+	closeRun := func() {
+		f, m, ok := c.Finish()
+		if !ok {
+			return
+		}
+		if meta == nil { // every frame so far was plain: all-zero metadata
+			meta = w.txDense[:0]
+			for range frames {
+				meta = append(meta, packet.VnetHdr{})
+			}
+			w.txDense = meta
+		}
+		frames[open], meta[open] = f, m
+		built++
+		w.cnt[CntGROFrames]++
+		w.cnt[CntGROSegments] += uint64(c.Segments())
+	}
+	for i, f := range frames {
+		plain := meta == nil || meta[i] == (packet.VnetHdr{})
+		if open >= 0 {
+			if plain && c.Append(f) {
+				continue
+			}
+			closeRun()
+			open = -1
+		}
+		frames[out] = f
+		if meta != nil {
+			meta[out] = meta[i]
+		}
+		if plain && built < groBufs {
+			if l3, et, ok := packet.L3Offset(f); ok && et == packet.EtherTypeIPv4 && c.Start(w.groBuf(built), f, l3) {
+				open = out
+			}
+		}
+		out++
+	}
+	if open >= 0 {
+		closeRun()
+	}
+	if meta != nil {
+		meta = meta[:out]
+	}
+	return frames[:out], meta
+}
+
+// groBuf is the worker's i-th super-frame buffer (made on first use).
+func (w *worker) groBuf(i int) []byte {
+	for len(w.gro) <= i {
+		w.gro = append(w.gro, make([]byte, packet.MaxCoalesced))
+	}
+	return w.gro[i]
+}
