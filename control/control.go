@@ -206,11 +206,15 @@ func (cl *Client) Do(args []string, js bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := cl.c.Write(append(b, '\n')); err != nil {
-		return "", fmt.Errorf("control socket: %v", err)
-	}
+	_, werr := cl.c.Write(append(b, '\n'))
+	// A server that refuses the connection (busy) answers and closes
+	// before it reads the request: the write can fail with a broken
+	// pipe while its answer is already there to read.
 	line, err := cl.rd.ReadBytes('\n')
 	if err != nil {
+		if werr != nil {
+			err = werr
+		}
 		return "", fmt.Errorf("control socket: %v", err)
 	}
 	var resp Response
