@@ -1,16 +1,18 @@
 package packet
 
 // Coalescing TCP segments (generic receive offload in software, what Linux
-// GRO and VPP's gro-coalesce do): consecutive IPv4 TCP segments of one
-// flow, as the router is about to send them, become one super-frame with a
-// virtio-net header (GSO TCPv4, partial checksum), so that the kernel and
-// the receiving host handle one packet instead of dozens. Segmenting the
-// result (SegmentV4, or the kernel's tcp_gso_segment) gives back the
-// original segments byte for byte.
+// GRO and VPP's gro-coalesce do): consecutive TCP segments of one flow, as
+// the router is about to send them, become one super-frame with a
+// virtio-net header (GSO TCPv4 or TCPv6, partial checksum), so that the
+// kernel and the receiving host handle one packet instead of dozens.
+// Segmenting the result (Segment, or the kernel's tcp_gso_segment) gives
+// back the original segments byte for byte.
 //
 // A segment joins the super-frame being built when it continues it exactly:
-// the same link-layer header, IPv4 without options and not a fragment, the
-// same addresses, TOS, TTL and DF, the next IP ID, the same ports, the next
+// the same link-layer header; IPv4 without options and not a fragment, with
+// the same addresses, TOS, TTL and DF and the next IP ID, or IPv6 with TCP
+// right after its header (no extension header) and the same addresses,
+// traffic class, flow label and hop limit; the same ports, the next
 // sequence number, the same acknowledgment, window, flags and TCP options
 // (timestamps included), and at most as much payload as the first segment
 // (the MSS). Flags other than ACK, PSH and ECE keep a segment out (SYN,
@@ -22,7 +24,7 @@ package packet
 // groFlagsOK are the TCP flags a coalesced segment may carry.
 const groFlagsOK = TCPAck | TCPPsh | 0x40 // ECE
 
-// TCPCoalescer builds one IPv4 TCP super-frame. Start it with a candidate
+// TCPCoalescer builds one TCP super-frame (IPv4 or IPv6). Start it with a candidate
 // segment (nothing is copied yet), offer the following segments with
 // Append, and take the result with Finish. Its buffer is the caller's,
 // reused; nothing allocates.
@@ -36,47 +38,89 @@ type TCPCoalescer struct {
 	nextSeq     uint32
 	nextID      uint16
 	segs        int
+	v6          bool
 	closed      bool  // nothing may be appended any more
 	psh         bool  // a later segment had PSH
 	flags       uint8 // the first segment's flags
 }
 
-// MaxCoalesced is the largest super-frame a TCPCoalescer builds: an IPv4
-// packet of 64 KB (less one MSS's slack, its total length must fit 16 bits)
+// MaxCoalesced is the size of a TCPCoalescer's buffer: the largest IP
+// packet whose length fits the 16-bit field (an IPv6 payload of 64 KB)
 // behind a link-layer header of up to 26 bytes.
-const MaxCoalesced = 1<<16 + 26
+const MaxCoalesced = 1<<16 + IPv6HdrLen + 26
 
-// Start makes f (its IPv4 header at l3) the first segment of a new
-// super-frame to be written into buf, and reports whether it can be one:
-// an IPv4 TCP segment with payload, coalescible flags and no IP options.
-// f is not copied until a second segment joins.
+// ipTCP returns the IP header length and the IP packet length of frame f
+// (IP header at l3) when it is a TCP segment that may be coalesced: IPv4
+// without options and not a fragment, or IPv6 with TCP as its next header.
+func ipTCP(f []byte, l3 int) (ihl, tl int, v6, ok bool) {
+	if l3 < 0 || len(f) < l3+IPv6HdrLen {
+		return 0, 0, false, false
+	}
+	switch f[l3] >> 4 {
+	case 4:
+		ip := IPv4(f[l3:])
+		if f[l3] != 0x45 || ip.Proto() != ProtoTCP || ip.IsFragment() {
+			return 0, 0, false, false
+		}
+		ihl, tl = IPv4MinLen, ip.TotalLen()
+	case 6:
+		ip := IPv6(f[l3:])
+		if ip.NextHeader() != ProtoTCP {
+			return 0, 0, false, false
+		}
+		ihl, tl, v6 = IPv6HdrLen, IPv6HdrLen+ip.PayloadLen(), true
+	default:
+		return 0, 0, false, false
+	}
+	if tl > len(f)-l3 || tl < ihl+TCPMinLen {
+		return 0, 0, false, false
+	}
+	return ihl, tl, v6, true
+}
+
+// sameIP reports whether the IP headers a and b (at l3) agree in
+// everything but the length, the IPv4 ID and header checksum.
+func sameIP(a, b []byte, l3 int, v6 bool) bool {
+	if v6 { // version, traffic class, flow label; next header, hop limit, addresses
+		return string(a[l3:l3+4]) == string(b[l3:l3+4]) && string(a[l3+6:l3+IPv6HdrLen]) == string(b[l3+6:l3+IPv6HdrLen])
+	}
+	return a[l3] == b[l3] && a[l3+IPv4TOSOff] == b[l3+IPv4TOSOff] &&
+		string(a[l3+IPv4FlagsFragOff:l3+IPv4ChecksumOff]) == string(b[l3+IPv4FlagsFragOff:l3+IPv4ChecksumOff]) && // flags, offset, TTL, protocol
+		string(a[l3+IPv4SrcOff:l3+IPv4MinLen]) == string(b[l3+IPv4SrcOff:l3+IPv4MinLen])
+}
+
+// maxIP is the largest IP packet length a super-frame may reach.
+func (c *TCPCoalescer) maxIP() int {
+	if c.v6 {
+		return IPv6HdrLen + 0xffff
+	}
+	return 0xffff
+}
+
+// Start makes f (its IP header at l3) the first segment of a new
+// super-frame to be written into buf, and reports whether it can be one: a
+// TCP segment with payload and coalescible flags (ipTCP). f is not copied
+// until a second segment joins.
 func (c *TCPCoalescer) Start(buf, f []byte, l3 int) bool {
 	*c = TCPCoalescer{buf: buf}
-	if l3 < 0 || len(f) < l3+IPv4MinLen+TCPMinLen {
+	ihl, tl, v6, ok := ipTCP(f, l3)
+	if !ok || l3+tl > len(buf) {
 		return false
 	}
-	ip := IPv4(f[l3:])
-	if ip[IPv4VerIHLOff] != 0x45 || ip.Proto() != ProtoTCP || ip.IsFragment() {
-		return false
-	}
-	tl := ip.TotalLen()
-	if tl > len(f)-l3 || tl < IPv4MinLen+TCPMinLen {
-		return false
-	}
-	t := TCP(f[l3+IPv4MinLen:])
+	t := TCP(f[l3+ihl:])
 	doff := t.DataOff()
 	fl := t.Flags()
-	if doff < TCPMinLen || IPv4MinLen+doff >= tl || fl&^groFlagsOK != 0 || fl&TCPAck == 0 || fl&TCPPsh != 0 {
+	if doff < TCPMinLen || ihl+doff >= tl || fl&^groFlagsOK != 0 || fl&TCPAck == 0 || fl&TCPPsh != 0 {
 		return false
 	}
 	c.first = f[:l3+tl]
-	c.l3, c.l4, c.hdr = l3, l3+IPv4MinLen, l3+IPv4MinLen+doff
+	c.v6 = v6
+	c.l3, c.l4, c.hdr = l3, l3+ihl, l3+ihl+doff
 	c.mss = l3 + tl - c.hdr
-	if c.l3+tl > len(buf) {
-		return false
-	}
 	c.nextSeq = t.Seq() + uint32(c.mss)
-	c.nextID = ip.ID() + 1
+	if !v6 {
+		c.nextID = IPv4(f[l3:]).ID() + 1
+	}
 	c.segs = 1
 	c.flags = fl
 	return true
@@ -93,25 +137,27 @@ func (c *TCPCoalescer) Append(f []byte) bool {
 	}
 	h := c.header()
 	l3, l4, hdr := c.l3, c.l4, c.hdr
-	if len(f) < hdr {
+	if len(f) < hdr || f[l3]>>4 != h[l3]>>4 {
 		return false
 	}
-	ip, t := IPv4(f[l3:]), TCP(f[l4:])
-	tl := ip.TotalLen()
+	ihl, tl, _, ok := ipTCP(f, l3)
+	if !ok || l3+ihl != l4 {
+		return false
+	}
 	p := l3 + tl - hdr
-	if tl > len(f)-l3 || p <= 0 || p > c.mss || c.n0()+p > len(c.buf) || c.n0()-l3+p > 0xffff {
+	n := c.n0()
+	if p <= 0 || p > c.mss || n+p > len(c.buf) || n-l3+p > c.maxIP() {
 		return false
 	}
+	t, ht := TCP(f[l4:]), TCP(h[l4:])
 	fl := t.Flags()
-	hip, ht := IPv4(h[l3:]), TCP(h[l4:])
-	if ip[IPv4VerIHLOff] != 0x45 || ip.ID() != c.nextID || t.Seq() != c.nextSeq ||
-		fl&^TCPPsh != c.flags ||
+	if t.Seq() != c.nextSeq || fl&^TCPPsh != c.flags ||
+		(!c.v6 && IPv4(f[l3:]).ID() != c.nextID) ||
 		string(f[:l3]) != string(h[:l3]) || // link-layer header
-		ip[IPv4TOSOff] != hip[IPv4TOSOff] ||
-		string(f[l3+IPv4FlagsFragOff:l3+IPv4ChecksumOff]) != string(h[l3+IPv4FlagsFragOff:l3+IPv4ChecksumOff]) || // flags, offset, TTL, protocol
-		string(f[l3+IPv4SrcOff:l4+TCPSeqOff]) != string(h[l3+IPv4SrcOff:l4+TCPSeqOff]) || // addresses, ports
+		!sameIP(f, h, l3, c.v6) ||
+		string(f[l4:l4+TCPSeqOff]) != string(h[l4:l4+TCPSeqOff]) || // ports
 		t.Ack() != ht.Ack() ||
-		string(f[l4+TCPDataOffOff:l4+TCPFlagsOff]) != string(h[l4+TCPDataOffOff:l4+TCPFlagsOff]) ||
+		f[l4+TCPDataOffOff] != h[l4+TCPDataOffOff] ||
 		t.Window() != ht.Window() ||
 		string(f[l4+TCPMinLen:hdr]) != string(h[l4+TCPMinLen:hdr]) { // options
 		return false
@@ -128,7 +174,7 @@ func (c *TCPCoalescer) Append(f []byte) bool {
 		c.psh = fl&TCPPsh != 0
 		c.closed = true
 	}
-	if c.n+c.mss > len(c.buf) || c.n-l3+c.mss > 0xffff { // no room for another full segment
+	if c.n+c.mss > len(c.buf) || c.n-l3+c.mss > c.maxIP() { // no room for another full segment
 		c.closed = true
 	}
 	return true
@@ -159,17 +205,26 @@ func (c *TCPCoalescer) Finish() (frame []byte, m VnetHdr, ok bool) {
 		return c.first, VnetHdr{}, false
 	}
 	f := c.buf[:c.n]
-	ip := IPv4(f[c.l3:])
-	ip.SetTotalLen(c.n - c.l3)
-	ip.ComputeChecksum()
 	t := TCP(f[c.l4:])
 	if c.psh {
 		t.SetFlags(t.Flags() | TCPPsh)
 	}
 	// A partial checksum holds the pseudo-header sum, not complemented
-	// (what Linux's tcp_v4_send_check leaves for the segmenter).
-	t.SetChecksum(Fold(PseudoSum(ip.Src(), ip.Dst(), ProtoTCP, c.n-c.l4)))
-	m = VnetHdr{Flags: VnetNeedsCsum, GSOType: GSOTCPv4, HdrLen: uint16(c.hdr), GSOSize: uint16(c.mss),
+	// (what Linux's tcp_v4_send_check and tcp_v6_send_check leave for the
+	// segmenter).
+	gso := uint8(GSOTCPv4)
+	if c.v6 {
+		ip := IPv6(f[c.l3:])
+		ip.SetPayloadLen(c.n - c.l4)
+		t.SetChecksum(Fold(PseudoSum6(ip.Src(), ip.Dst(), ProtoTCP, c.n-c.l4)))
+		gso = GSOTCPv6
+	} else {
+		ip := IPv4(f[c.l3:])
+		ip.SetTotalLen(c.n - c.l3)
+		ip.ComputeChecksum()
+		t.SetChecksum(Fold(PseudoSum(ip.Src(), ip.Dst(), ProtoTCP, c.n-c.l4)))
+	}
+	m = VnetHdr{Flags: VnetNeedsCsum, GSOType: gso, HdrLen: uint16(c.hdr), GSOSize: uint16(c.mss),
 		CsumStart: uint16(c.l4), CsumOffset: TCPChecksumOff}
 	return f, m, true
 }

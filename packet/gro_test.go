@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand"
+	"net"
 	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // segmentsOf cuts a gopacket-built super-frame into its wire segments
@@ -214,5 +218,61 @@ func BenchmarkCoalesce(b *testing.B) {
 			c.Append(s)
 		}
 		c.Finish()
+	}
+}
+
+// TestCoalesceTCPv6: IPv6 segments coalesce into a TCPv6 super-frame that
+// cuts back into them byte for byte; an extension header, another flow
+// label or hop limit keeps a segment out.
+func TestCoalesceTCPv6(t *testing.T) {
+	payload := make([]byte, 1400*6+77)
+	rand.New(rand.NewSource(3)).Read(payload)
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
+	ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64, FlowLabel: 0x12345, TrafficClass: 0x10,
+		SrcIP: net.IP(v6a[:]), DstIP: net.IP(v6b[:])}
+	tcp := &layers.TCP{SrcPort: 1000, DstPort: 2000, Seq: 7, Ack: 5, ACK: true, PSH: true, Window: 100,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{1, 2, 3, 4, 5, 6, 7, 8}}}}
+	tcp.SetNetworkLayerForChecksum(ip)
+	super := serialize6(t, eth, ip, tcp, gopacket.Payload(payload))
+	const mss = 1400
+	n := GSOSegments(super, 14, ProtoTCP, mss)
+	var segs [][]byte
+	for i := 0; i < n; i++ {
+		dst := make([]byte, 2000)
+		segs = append(segs, dst[:Segment(dst, super, 14, ProtoTCP, mss, i)])
+	}
+	k, f, m, ok := coalesce(t, segs, 14)
+	if !ok || k != n || m.GSOType != GSOTCPv6 || m.GSOSize != mss || m.CsumStart != 14+40 || m.HdrLen != 14+40+32 {
+		t.Fatalf("%d of %d joined, header %+v", k, n, m)
+	}
+	dst := make([]byte, 2000)
+	for i, want := range segs {
+		l := Segment(dst, f, 14, ProtoTCP, mss, i)
+		if !bytes.Equal(dst[:l], want) {
+			t.Fatalf("segment %d differs", i)
+		}
+	}
+	full := append([]byte(nil), f...)
+	CompleteChecksum(full, int(m.CsumStart), int(m.CsumOffset))
+	p := gopacket.NewPacket(full, layers.LayerTypeEthernet, gopacket.Default)
+	g, gip := p.Layer(layers.LayerTypeTCP).(*layers.TCP), p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	g.SetNetworkLayerForChecksum(gip)
+	if err, res := g.VerifyChecksum(); err != nil || !res.Valid || !bytes.Equal(g.Payload, payload) || int(gip.Length) != len(full)-14-40 {
+		t.Fatal("completed super-frame: bad checksum, payload or length")
+	}
+	for name, change := range map[string]func(b []byte){
+		"flow label": func(b []byte) { b[14+3] ^= 1 },
+		"hop limit":  func(b []byte) { b[14+7]-- },
+		"ext header": func(b []byte) { b[14+6] = 60 },
+	} {
+		s := make([][]byte, len(segs))
+		for i := range segs {
+			s[i] = append([]byte(nil), segs[i]...)
+		}
+		change(s[1])
+		if k, _, _, _ := coalesce(t, s, 14); k != 1 {
+			t.Errorf("%s: %d joined, want 1", name, k)
+		}
 	}
 }

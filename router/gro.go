@@ -2,13 +2,13 @@ package router
 
 import "vrouter/packet"
 
-// GRO: a port with gro (and offloads) sends the consecutive TCP segments of
-// a flow that one batch queues for it as one super-frame with a virtio-net
-// header (packet.TCPCoalescer), as Linux GRO does on receive and VPP's
-// gro-coalesce on a tap's transmit side. The kernel then takes one packet
-// where it took dozens, and the receiving host's TCP too; where the path
-// needs wire-sized frames again the kernel or the peer cuts the
-// super-frame back into exactly the segments it was built from. Only
+// GRO: a port with gro (and offloads) sends the consecutive TCP segments
+// (IPv4 or IPv6) of a flow that one batch queues for it as one super-frame
+// with a virtio-net header (packet.TCPCoalescer), as Linux GRO does on
+// receive and VPP's gro-coalesce on a tap's transmit side. The kernel then
+// takes one packet where it took dozens, and the receiving host's TCP too;
+// where the path needs wire-sized frames again the kernel or the peer cuts
+// the super-frame back into exactly the segments it was built from. Only
 // frames next to each other in the queue are joined: one batch of a bulk
 // flow arrives in order and leaves in order.
 
@@ -16,7 +16,7 @@ import "vrouter/packet"
 // most (each in a buffer of its own).
 const groBufs = 8
 
-// coalesce joins runs of IPv4 TCP segments in frames (a port's tx queue;
+// coalesce joins runs of TCP segments in frames (a port's tx queue;
 // meta its dense metadata, nil when every frame is plain) and returns the
 // shortened queue and its metadata, nil when still all plain. The queue is
 // rewritten in place; super-frames are built in the worker's gro buffers,
@@ -55,7 +55,7 @@ func (w *worker) coalesce(frames [][]byte, meta []packet.VnetHdr) ([][]byte, []p
 			meta[out] = meta[i]
 		}
 		if plain && built < groBufs {
-			if l3, et, ok := packet.L3Offset(f); ok && et == packet.EtherTypeIPv4 && c.Start(w.groBuf(built), f, l3) {
+			if l3, et, ok := packet.L3Offset(f); ok && (et == packet.EtherTypeIPv4 || et == packet.EtherTypeIPv6) && c.Start(w.groBuf(built), f, l3) {
 				open = out
 			}
 		}

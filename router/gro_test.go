@@ -131,3 +131,35 @@ func TestZeroAllocGRO(t *testing.T) {
 		t.Fatalf("gro-superframes = %d", n)
 	}
 }
+
+// IPv6 segments coalesce too (GSO TCPv6), and cut back into the frames the
+// router sends without gro.
+func TestGROCoalescesSegments6(t *testing.T) {
+	f, m := superFrame6(t, ip6HostB, 4*testMSS+10, testMSS)
+	var segs [][]byte
+	for i := 0; i < packet.GSOSegments(f, 14, packet.ProtoTCP, int(m.GSOSize)); i++ {
+		b := make([]byte, 2048)
+		segs = append(segs, b[:packet.Segment(b, f, 14, packet.ProtoTCP, int(m.GSOSize), i)])
+	}
+	send := func(gro bool) ([][]byte, []packet.VnetHdr) {
+		l := offloadLab6(t, true)
+		l.r.snap.Load().gro[1] = gro
+		for _, s := range segs {
+			l.pa.Inject(s)
+		}
+		l.run()
+		return l.pb.TakeMeta()
+	}
+	want, _ := send(false)
+	out, meta := send(true)
+	if len(want) != len(segs) || len(out) != 1 || meta[0].GSOType != packet.GSOTCPv6 {
+		t.Fatalf("without gro %d frames, with gro %d (metadata %+v)", len(want), len(out), meta)
+	}
+	for i, w := range want {
+		b := make([]byte, 2048)
+		k := packet.Segment(b, out[0], 14, packet.ProtoTCP, int(meta[0].GSOSize), i)
+		if !bytes.Equal(b[:k], w) {
+			t.Fatalf("segment %d differs from the frame sent without gro", i)
+		}
+	}
+}
