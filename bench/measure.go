@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -71,6 +72,23 @@ type costResult struct {
 // window of its own after the measured one (so the tracing does not touch
 // the figure).
 func (t *topo) udpLoad(ns, dev, srcIP, gw string, sport, secs int, withPing, withCost bool) (*udpResult, error) {
+	// trafgen gives up when a send of its TX_RING meets a full device
+	// queue ("Flushing TX_RING failed: Resource temporarily unavailable",
+	// seen with an XDP program on the veth's peer); that says nothing of
+	// the router, so such a start is tried again, twice at most.
+	for try := 1; ; try++ {
+		r, err := t.udpLoadOnce(ns, dev, srcIP, gw, sport, secs, withPing, withCost)
+		if err == nil || !errors.Is(err, errTrafgenStopped) || try == 3 {
+			return r, err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// errTrafgenStopped: trafgen exited during the warm-up.
+var errTrafgenStopped = errors.New("trafgen stopped")
+
+func (t *topo) udpLoadOnce(ns, dev, srcIP, gw string, sport, secs int, withPing, withCost bool) (*udpResult, error) {
 	gwMAC, err := t.gatewayMAC(ns, gw)
 	if err != nil {
 		return nil, err
@@ -110,7 +128,7 @@ func (t *topo) udpLoad(ns, dev, srcIP, gw string, sport, secs int, withPing, wit
 	select {
 	case <-genDone:
 		b, _ := os.ReadFile(filepath.Join(t.l.Dir, "trafgen-"+filepath.Base(ns)+".log"))
-		return nil, fmt.Errorf("trafgen stopped: %s", strings.TrimSpace(string(b)))
+		return nil, fmt.Errorf("%w: %s", errTrafgenStopped, strings.TrimSpace(string(b)))
 	default:
 	}
 
