@@ -42,7 +42,7 @@ func (w *worker) coalesce(frames [][]byte, meta []packet.VnetHdr) ([][]byte, []p
 		w.cnt[CntGROSegments] += uint64(c.Segments())
 	}
 	for i, f := range frames {
-		plain := meta == nil || meta[i] == (packet.VnetHdr{})
+		plain := meta == nil || meta[i] == (packet.VnetHdr{}) || partialTCP(f, &meta[i])
 		if open >= 0 {
 			if plain && c.Append(f) {
 				continue
@@ -68,6 +68,27 @@ func (w *worker) coalesce(frames [][]byte, meta []packet.VnetHdr) ([][]byte, []p
 		meta = meta[:out]
 	}
 	return frames[:out], meta
+}
+
+// partialTCP reports whether m says only that frame f's TCP checksum is
+// partial (a sender with checksum offload but no TSO): such a segment
+// joins a super-frame like a plain one, whose checksum is made partial
+// anyway. The L4 offset is checked for the headers TCPCoalescer takes
+// (IPv4 without options, IPv6 without extension headers).
+func partialTCP(f []byte, m *packet.VnetHdr) bool {
+	if m.GSOType != packet.GSONone || m.Flags != packet.VnetNeedsCsum || m.CsumOffset != packet.TCPChecksumOff {
+		return false
+	}
+	l3, et, ok := packet.L3Offset(f)
+	switch {
+	case !ok:
+		return false
+	case et == packet.EtherTypeIPv4:
+		return int(m.CsumStart) == l3+packet.IPv4MinLen
+	case et == packet.EtherTypeIPv6:
+		return int(m.CsumStart) == l3+packet.IPv6HdrLen
+	}
+	return false
 }
 
 // groBuf is the worker's i-th super-frame buffer (made on first use).

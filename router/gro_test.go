@@ -163,3 +163,33 @@ func TestGROCoalescesSegments6(t *testing.T) {
 		}
 	}
 }
+
+// Segments whose TCP checksum is partial (a host with checksum offload and
+// TSO off) coalesce too; a lone one keeps its metadata.
+func TestGROPartialChecksums(t *testing.T) {
+	segs := wireSegments(t, 3*testMSS+1)
+	partial := packet.VnetHdr{Flags: packet.VnetNeedsCsum, CsumStart: 14 + 20, CsumOffset: packet.TCPChecksumOff}
+	l := groLab(t, true)
+	for _, s := range segs {
+		// The checksum field holds the pseudo-header sum, as the sender leaves it.
+		ip := packet.IPv4(s[14:])
+		packet.TCP(s[34:]).SetChecksum(packet.Fold(packet.PseudoSum(ip.Src(), ip.Dst(), packet.ProtoTCP, len(s)-34)))
+		l.pa.InjectMeta(s, partial)
+	}
+	l.run()
+	out, meta := l.pb.TakeMeta()
+	if len(out) != 1 || meta[0].GSOType != packet.GSOTCPv4 || int(meta[0].GSOSize) != testMSS {
+		t.Fatalf("%d frames out (metadata %+v), want one super-frame", len(out), meta)
+	}
+	g := append([]byte(nil), out[0]...)
+	packet.CompleteChecksum(g, int(meta[0].CsumStart), int(meta[0].CsumOffset))
+	ip := packet.IPv4(g[14:])
+	if packet.Fold(packet.Sum(g[34:], packet.PseudoSum(ip.Src(), ip.Dst(), packet.ProtoTCP, len(g)-34))) != 0xffff {
+		t.Fatal("super-frame checksum wrong once completed")
+	}
+	l.pa.InjectMeta(segs[0], partial)
+	l.run()
+	if out, meta := l.pb.TakeMeta(); len(out) != 1 || meta[0] != (packet.VnetHdr{Flags: packet.VnetNeedsCsum, CsumStart: 14 + 20, CsumOffset: packet.TCPChecksumOff}) {
+		t.Fatalf("a lone partial segment: %d frames, metadata %+v", len(out), meta)
+	}
+}

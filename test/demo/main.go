@@ -158,6 +158,13 @@ func standard() {
 	if _, err := exec.LookPath("iperf3"); err == nil && start(t.Lab, t.H2, "iperf3-server.log", "-Hltn sport = :5201", "iperf3", "-s", "-1") == nil {
 		step("iperf3 TCP h1 -> h2 (default offloads on the hosts' veths)", t.H1, "iperf3", "-c", "198.51.100.10", "-t", "3", "-f", "m")
 	}
+	if _, err := exec.LookPath("iperf3"); err == nil && start(t.Lab, t.H2, "iperf3-server2.log", "-Hltn sport = :5202", "iperf3", "-s", "-1", "-p", "5202") == nil {
+		for _, ns := range []string{t.H1, t.H2} {
+			t.Exec(ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off")
+		}
+		step("the same with the hosts' offloads off: h1 sends 1500-byte segments and vrouter sends each batch's run of them to h2 as one super-frame (GRO: gro-superframes and gro-segments in show stats below)",
+			t.H1, "iperf3", "-c", "198.51.100.10", "-p", "5202", "-t", "3", "-f", "m")
+	}
 	for _, c := range [][]string{{"show", "interfaces"}, {"show", "ip", "route"}, {"show", "arp"}, {"show", "stats"}} {
 		stopping()
 		out, _ := t.Router.Console(c...)
