@@ -18,6 +18,8 @@ type soakSample struct {
 	Threads       int64   `json:"threads"`
 	Goroutines    int64   `json:"goroutines,omitempty"` // -1: not exposed
 	DeliveredKpps float64 `json:"delivered_kpps"`
+	Delivered     uint64  `json:"delivered"`          // packets since the start
+	AllocKiB      int64   `json:"heap_allocated_kib"` // vrouter_heap_allocated_bytes_total / 1024; -1: not exposed
 }
 
 // soakReport is bench/results/soak.json.
@@ -40,9 +42,16 @@ type soakReport struct {
 	ThreadsFlat     bool         `json:"threads_flat"`
 	GoroutinesFlat  *bool        `json:"goroutines_flat,omitempty"`
 	MeanKpps        float64      `json:"mean_delivered_kpps"`
+	// What vrouter allocated on its heap after the warm-up, in all and
+	// per delivered packet (the data path allocates nothing per packet).
+	AllocAfterWarmupKiB int64   `json:"heap_allocated_after_warmup_kib"`
+	AllocPerPacket      float64 `json:"heap_allocated_bytes_per_packet"`
 }
 
-var goroutinesRe = regexp.MustCompile(`(?m)^(?:vrouter|go)_goroutines (\d+)`)
+var (
+	goroutinesRe = regexp.MustCompile(`(?m)^(?:vrouter|go)_goroutines (\d+)`)
+	allocatedRe  = regexp.MustCompile(`(?m)^vrouter_heap_allocated_bytes_total ([0-9.e+]+)`)
+)
 
 // runSoak runs the 64-byte UDP load through vrouter (driver) for d,
 // sampling vrouter's RSS and thread count (/proc/PID/status) and its
@@ -68,18 +77,24 @@ func runSoak(driver string, d time.Duration, dir string) error {
 		return err
 	}
 	rep := &soakReport{Date: time.Now().UTC().Format(time.RFC3339), Driver: driver, Duration: d.String()}
-	goroutines := func() int64 {
+	// fromMetrics reads vrouter's goroutines and heap allocated bytes
+	// (KiB) from its /metrics, -1 for what it does not show.
+	fromMetrics := func() (gr, alloc int64) {
+		gr, alloc = -1, -1
 		out, err := tp.l.ExecTimeout(tp.R, 5*time.Second, "curl", "-s", "-m", "3", "http://127.0.0.1:9469/metrics")
 		if err != nil {
-			return -1
+			return
 		}
 		if m := goroutinesRe.FindStringSubmatch(out); m != nil {
-			v, _ := strconv.ParseInt(m[1], 10, 64)
-			return v
+			gr, _ = strconv.ParseInt(m[1], 10, 64)
 		}
-		return -1
+		if m := allocatedRe.FindStringSubmatch(out); m != nil {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			alloc = int64(v / 1024)
+		}
+		return
 	}
-	if goroutines() >= 0 {
+	if gr, _ := fromMetrics(); gr >= 0 {
 		rep.GoroutineSource = "vrouter_goroutines on vrouter's /metrics"
 	} else {
 		rep.GoroutineSource = "not exposed: vrouter's /metrics has no go_goroutines and no console command shows goroutines; Threads from /proc/PID/status stands in"
@@ -113,12 +128,12 @@ func runSoak(driver string, d time.Duration, dir string) error {
 	}()
 
 	start := time.Now()
-	lastN, err := tp.delivered()
+	firstN, err := tp.delivered()
 	if err != nil {
 		return err
 	}
-	lastT := start
-	fmt.Printf("%7s %10s %8s %11s %14s\n", "t (s)", "RSS (MiB)", "threads", "goroutines", "delivered kpps")
+	lastN, lastT := firstN, start
+	fmt.Printf("%7s %10s %8s %11s %14s %15s\n", "t (s)", "RSS (MiB)", "threads", "goroutines", "delivered kpps", "allocated KiB")
 	for tick := 1; time.Since(start) < d; tick++ {
 		time.Sleep(time.Until(start.Add(time.Duration(tick) * every)))
 		select {
@@ -140,15 +155,16 @@ func runSoak(driver string, d time.Duration, dir string) error {
 			return err
 		}
 		now := time.Now()
-		s := soakSample{At: round(now.Sub(start).Seconds(), 1), RSSKiB: rss, Threads: thr, Goroutines: goroutines(),
-			DeliveredKpps: round(float64(n-lastN)/now.Sub(lastT).Seconds()/1000, 1)}
+		gr, alloc := fromMetrics()
+		s := soakSample{At: round(now.Sub(start).Seconds(), 1), RSSKiB: rss, Threads: thr, Goroutines: gr,
+			DeliveredKpps: round(float64(n-lastN)/now.Sub(lastT).Seconds()/1000, 1), Delivered: uint64(n - firstN), AllocKiB: alloc}
 		lastN, lastT = n, now
 		rep.Samples = append(rep.Samples, s)
 		g := "-"
 		if s.Goroutines >= 0 {
 			g = strconv.FormatInt(s.Goroutines, 10)
 		}
-		fmt.Printf("%7.0f %10.1f %8d %11s %14.1f\n", s.At, float64(rss)/1024, thr, g, s.DeliveredKpps)
+		fmt.Printf("%7.0f %10.1f %8d %11s %14.1f %15d\n", s.At, float64(rss)/1024, thr, g, s.DeliveredKpps, alloc)
 	}
 	judgeSoak(rep)
 	fmt.Print(soakText(rep))
@@ -223,6 +239,12 @@ func judgeSoak(r *soakReport) {
 	allow := math.Max(0.05*float64(base.RSSKiB), 2048)
 	r.RSSFlat = float64(last.RSSKiB-base.RSSKiB) <= allow
 	r.ThreadsFlat = last.Threads-base.Threads <= 2
+	if base.AllocKiB >= 0 && last.AllocKiB >= 0 {
+		r.AllocAfterWarmupKiB = last.AllocKiB - base.AllocKiB
+		if p := last.Delivered - base.Delivered; p > 0 {
+			r.AllocPerPacket = round(float64(r.AllocAfterWarmupKiB)*1024/float64(p), 4)
+		}
+	}
 	if base.Goroutines > 0 && last.Goroutines > 0 {
 		r.GoroutinesFirst, r.GoroutinesLast = base.Goroutines, last.Goroutines
 		flat := last.Goroutines-base.Goroutines <= 2
@@ -261,6 +283,7 @@ func soakText(r *soakReport) string {
 	} else {
 		b.WriteString("; goroutines not exposed")
 	}
+	fmt.Fprintf(&b, "; heap allocated after the warm-up %d KiB (%.4f bytes per delivered packet)", r.AllocAfterWarmupKiB, r.AllocPerPacket)
 	fmt.Fprintf(&b, "; mean %.1f kpps delivered\n", r.MeanKpps)
 	return b.String()
 }

@@ -33,7 +33,7 @@ type collector struct {
 
 	fibRoutes, fibMemory *prometheus.Desc
 
-	reloads, lastReloadOK, uptime, goroutines, heap *prometheus.Desc
+	reloads, lastReloadOK, uptime, goroutines, heap, allocs, gcs *prometheus.Desc
 
 	natPoolUsed, natPoolSize *prometheus.Desc
 
@@ -78,6 +78,8 @@ func newCollector(r *router.Router) *collector {
 		uptime:       d("uptime_seconds", "Seconds since the router started."),
 		goroutines:   d("goroutines", "Goroutines of the router process (workers, control plane)."),
 		heap:         d("heap_bytes", "Bytes of live heap objects of the router process as of the last garbage collection (Go runtime)."),
+		allocs:       d("heap_allocated_bytes_total", "Bytes the router process has allocated on the heap since it started (Go runtime): flat while the data path runs, which allocates nothing per packet."),
+		gcs:          d("gc_cycles_total", "Garbage collections since the router started (Go runtime)."),
 		natPoolUsed:  d("nat_pool_ports_used", "Dynamic ports held per external address and protocol.", "address", "proto"),
 		natPoolSize:  d("nat_pool_ports", "Size of the dynamic port range per external address and protocol.", "address", "proto"),
 		filterPackets: d("filter_packets_total", "Packets a filter rule (rule=N, from 1) or a ruleset's default (rule=\"default\") decided.",
@@ -98,7 +100,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	for _, d := range []*prometheus.Desc{c.portUp, c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
-		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.heap, c.natPoolUsed, c.natPoolSize, c.filterPackets, c.filterBytes, c.filterHits} {
+		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.heap, c.allocs, c.gcs, c.natPoolUsed, c.natPoolSize, c.filterPackets, c.filterBytes, c.filterHits} {
 		ch <- d
 	}
 	c.counters.describe(ch)
@@ -150,7 +152,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lastReloadOK, ok)
 	gauge(c.uptime, float64(int64(r.Uptime()/time.Second)))
 	gauge(c.goroutines, float64(runtime.NumGoroutine()))
-	gauge(c.heap, float64(heapBytes()))
+	heap, allocs, gcs := runtimeStats()
+	gauge(c.heap, float64(heap))
+	counter(c.allocs, allocs)
+	counter(c.gcs, gcs)
 
 	for _, f := range r.Filters() {
 		one := func(rule, action string, x filter.Count) {
@@ -232,14 +237,18 @@ func (m *MetricsServer) Close() error {
 	return err
 }
 
-// heapBytes reads the live heap (marked by the last GC: garbage not yet
-// collected does not count, so a leak shows and the GC's pacing does not)
-// from runtime/metrics (no stop-the-world, unlike runtime.ReadMemStats).
-func heapBytes() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+// runtimeStats reads from runtime/metrics (no stop-the-world, unlike
+// runtime.ReadMemStats) the live heap (marked by the last GC: garbage not
+// yet collected does not count, so a leak shows and the GC's pacing does
+// not), the bytes allocated since start and the GC cycles.
+func runtimeStats() (heap, allocs, gcs uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	v := func(i int) uint64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[i].Value.Uint64()
 	}
-	return s[0].Value.Uint64()
+	return v(0), v(1), v(2)
 }

@@ -12,7 +12,6 @@ package router
 
 import (
 	"errors"
-	"net"
 	"time"
 )
 
@@ -21,13 +20,7 @@ const superviseEvery = 250 * time.Millisecond
 
 // deviceIndex returns the interface index of a device of the router's
 // namespace, false when there is none (a variable for tests).
-var deviceIndex = func(name string) (int, bool) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return 0, false
-	}
-	return ifi.Index, true
-}
+var deviceIndex = ifIndex
 
 // indexedPort is a port that knows the index of the device it was opened
 // on (afpacket, afxdp): the supervisor compares against that, so a device
