@@ -238,10 +238,14 @@ func (r *Router) Start() {
 			r.runSharedPoll(r.sp)
 		}()
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
 		r.timers()
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.paceGC() // gcpace.go
 	}()
 	go func() {
 		defer r.wg.Done()
