@@ -29,12 +29,8 @@ func (w *worker) coalesce(frames [][]byte, meta []packet.VnetHdr) ([][]byte, []p
 		if !ok {
 			return
 		}
-		if meta == nil { // every frame so far was plain: all-zero metadata
-			meta = w.txDense[:0]
-			for range frames {
-				meta = append(meta, packet.VnetHdr{})
-			}
-			w.txDense = meta
+		if meta == nil { // every frame so far was plain
+			meta = w.plainMeta(len(frames))
 		}
 		frames[open], meta[open] = f, m
 		built++

@@ -290,6 +290,16 @@ func (w *worker) queueTxMeta(pi int, frame []byte, m packet.VnetHdr) {
 	w.tx[pi] = append(w.tx[pi], frame)
 }
 
+// plainMeta is the worker's reused dense metadata for n frames, all plain.
+func (w *worker) plainMeta(n int) []packet.VnetHdr {
+	meta := w.txDense[:0]
+	for range n {
+		meta = append(meta, packet.VnetHdr{})
+	}
+	w.txDense = meta
+	return meta
+}
+
 func (w *worker) flushTx() {
 	for pi, frames := range w.tx {
 		if len(frames) == 0 {
@@ -298,14 +308,11 @@ func (w *worker) flushTx() {
 		ps := w.snap.ports[pi]
 		var meta []packet.VnetHdr
 		if tm := w.txMeta[pi]; len(tm) > 0 {
-			meta = w.txDense[:0]
-			for range frames {
-				meta = append(meta, packet.VnetHdr{})
-			}
+			meta = w.plainMeta(len(frames))
 			for _, e := range tm {
 				meta[e.i] = e.m
 			}
-			w.txDense, w.txMeta[pi] = meta, tm[:0]
+			w.txMeta[pi] = tm[:0]
 		}
 		if pi < len(w.snap.gro) && w.snap.gro[pi] && len(frames) > 1 {
 			frames, meta = w.coalesce(frames, meta)
