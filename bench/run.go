@@ -275,6 +275,9 @@ func (b *bench) measure(s *state, test string, round int) {
 			s.udp[test] = r
 		}
 		fmt.Fprintf(b.w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
+		if r.Restarts > 0 {
+			fmt.Fprintf(b.w, " (trafgen run %d times)", r.Restarts+1)
+		}
 		if p := r.Ping; p != nil {
 			if p.Received > 0 {
 				s.add("ping_p50", p.P50Ms)
@@ -324,6 +327,9 @@ func (b *bench) measure(s *state, test string, round int) {
 			s.fcheck = c
 		}
 		fmt.Fprintf(b.w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
+		if r.Restarts > 0 {
+			fmt.Fprintf(b.w, " (trafgen run %d times)", r.Restarts+1)
+		}
 		if p := r.Ping; p != nil {
 			fmt.Fprintf(b.w, "; ping p50 %.3f ms, %d/%d replies", p.P50Ms, p.Received, p.Sent)
 		}

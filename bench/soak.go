@@ -116,7 +116,7 @@ func runSoak(driver string, d time.Duration, dir string) error {
 	}
 	life := int(d/time.Second) + 15
 	gen, err := tp.l.Start(tp.C, "soak-trafgen.log", "taskset", "-c", "0", "timeout", "-s", "INT", strconv.Itoa(life),
-		"trafgen", "--dev", "eth0", "--conf", conf, "--cpus", "1", "--no-sock-mem", "--no-cpu-stats")
+		"trafgen", "--dev", "eth0", "--conf", conf, "--cpus", "1", "--no-sock-mem", "--no-cpu-stats", "--ring-size", trafgenRing)
 	if err != nil {
 		return err
 	}
