@@ -60,7 +60,9 @@ type worker struct {
 
 	linkCnt []linkCount // per link (snapshot.links), this batch
 
-	nat *nat.Worker
+	nat        *nat.Worker
+	touched    uint32 // what prefetchBatch read (kept so that its loads are)
+	noPrefetch bool   // BenchmarkPipelineSNAT's comparison only
 
 	hw hostWork // host interfaces (hostif.go)
 	// filter: this worker's counter block for the snapshot's filter
@@ -187,6 +189,9 @@ func (w *worker) processBatch(p *portState, b *port.Batch) {
 	w.begin()
 	if p.capture.Load() != nil {
 		w.captureRx(p, b)
+	}
+	if w.snap.natOn && b.N > 1 && p.host == nil && !w.noPrefetch {
+		w.prefetchBatch(b)
 	}
 	var bytes uint64
 	for i := 0; i < b.N; i++ {
