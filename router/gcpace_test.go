@@ -29,7 +29,7 @@ func TestPaceGCCollects(t *testing.T) {
 	}
 	for deadline := time.Now().Add(4 * time.Second); cycles() == before; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no collection after %d MB of garbage", 2*gcGarbage>>20)
+			t.Fatalf("no collection after %d KB of garbage", 2*gcGarbage>>10)
 		}
 	}
 }
