@@ -100,7 +100,7 @@ func (t *topo) udpLoad(ns, dev, srcIP, gw string, sport, secs int, withPing, wit
 // so the benchmark does not raise it).
 const trafgenRing = "256KiB"
 
-// errTrafgenStopped: trafgen exited during the warm-up.
+// errTrafgenStopped: trafgen exited before the end of the measured window.
 var errTrafgenStopped = errors.New("trafgen stopped")
 
 func (t *topo) udpLoadOnce(ns, dev, srcIP, gw string, sport, secs int, withPing, withCost bool) (*udpResult, error) {

@@ -18,7 +18,7 @@ func (w *worker) prefetchBatch(b *port.Batch) {
 	// are in flight at once), then the slots, whose addresses need them.
 	var sum uint32
 	for i := 0; i < b.N; i++ {
-		if n := b.Len[i]; n > 38 {
+		if b.Len[i] > 38 {
 			f := b.Bufs[i][b.Off[i]:]
 			sum += uint32(f[12]) + uint32(f[38]) // the lines of Ethernet, IPv4 and port headers
 		}
