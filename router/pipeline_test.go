@@ -488,15 +488,21 @@ func TestTrace(t *testing.T) {
 // natLab is the pipeline lab with SNAT of network a out of b (to
 // 198.51.100.1) and host B resolved.
 func natLab(t testing.TB) *lab {
-	cfg := testConfig()
-	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
-		To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
-	cfg.Conntrack = config.Conntrack{Max: 4096, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9, FragmentTimeout: 30e9}
-	cfg.ApplyDefaults()
-	l := labWith(t, cfg)
+	l := labWith(t, natConfig(4096))
 	l.resolveA()
 	l.r.Neigh.Update(1, 0xc633640a, [6]byte(hostB), true, l.clk.Now(), func([]byte) {})
 	return l
+}
+
+// natConfig is the lab's configuration with SNAT of network a out of b (to
+// 198.51.100.1) and a conntrack table of max sessions.
+func natConfig(max int) *config.Config {
+	cfg := testConfig()
+	cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
+		To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
+	cfg.Conntrack = config.Conntrack{Max: max, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9, FragmentTimeout: 30e9}
+	cfg.ApplyDefaults()
+	return cfg
 }
 
 func tcpSYN(t testing.TB, sport, dport uint16) []byte {
@@ -654,12 +660,7 @@ func BenchmarkPipelineSNAT(b *testing.B) {
 			name = "no-prefetch"
 		}
 		b.Run(name, func(b *testing.B) {
-			cfg := testConfig()
-			cfg.NAT.SNAT = []config.SNAT{{Source: netip.MustParsePrefix("192.0.2.0/24"), Out: "b",
-				To: config.AddrRange{First: netip.MustParseAddr("198.51.100.1"), Last: netip.MustParseAddr("198.51.100.1")}}}
-			cfg.Conntrack = config.Conntrack{Max: 262144, TCPEstablished: 7440e9, TCPTransitory: 240e9, UDP: 300e9, ICMP: 60e9, FragmentTimeout: 30e9}
-			cfg.ApplyDefaults()
-			l := labWith(b, cfg)
+			l := labWith(b, natConfig(262144))
 			l.resolveBoth()
 			l.pb.SetSink(true)
 			frames := make([][]byte, 10000)
