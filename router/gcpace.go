@@ -32,26 +32,20 @@ func (r *Router) paceGC() {
 	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	var base, cycles uint64
 	var last time.Time
-	t := time.NewTicker(gcLook)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-t.C:
-		}
+	r.every(gcLook, func() bool {
 		metrics.Read(s)
 		if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-			return
+			return false
 		}
 		alloc, n := s[0].Value.Uint64(), s[1].Value.Uint64()
 		if n != cycles { // a collection since the last look: count from here
 			cycles, base = n, alloc
-			continue
+			return true
 		}
 		if alloc-base >= gcGarbage && time.Since(last) >= gcMinGap {
 			runtime.GC()
 			last = time.Now()
 		}
-	}
+		return true
+	})
 }

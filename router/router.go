@@ -284,14 +284,22 @@ func (r *Router) Stop() {
 }
 
 func (r *Router) timers() {
-	t := time.NewTicker(100 * time.Millisecond)
+	r.every(100*time.Millisecond, func() bool { r.Tick(); return true })
+}
+
+// every calls f every d until Stop, or until f returns false. The router's
+// background loops (timers, supervise, paceGC) run on it.
+func (r *Router) every(d time.Duration, f func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
-			r.Tick()
+			if !f() {
+				return
+			}
 		}
 	}
 }

@@ -41,16 +41,10 @@ func supervisedDriver(d string) bool { return d == "afpacket" || d == "afxdp" }
 // supervise runs until Stop.
 func (r *Router) supervise() {
 	seen := map[*portState]*watched{}
-	t := time.NewTicker(superviseEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-t.C:
-		}
+	r.every(superviseEvery, func() bool {
 		r.superviseOnce(seen, time.Now())
-	}
+		return true
+	})
 }
 
 // superviseOnce looks at each supervised port's device once.
