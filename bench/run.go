@@ -274,10 +274,7 @@ func (b *bench) measure(s *state, test string, round int) {
 		if best := s.udp[test]; best == nil || r.DeliveredKpps > best.DeliveredKpps {
 			s.udp[test] = r
 		}
-		fmt.Fprintf(b.w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
-		if r.Restarts > 0 {
-			fmt.Fprintf(b.w, " (trafgen run %d times)", r.Restarts+1)
-		}
+		printUDP(b.w, label, r)
 		if p := r.Ping; p != nil {
 			if p.Received > 0 {
 				s.add("ping_p50", p.P50Ms)
@@ -326,10 +323,7 @@ func (b *bench) measure(s *state, test string, round int) {
 			s.udp[test] = r
 			s.fcheck = c
 		}
-		fmt.Fprintf(b.w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
-		if r.Restarts > 0 {
-			fmt.Fprintf(b.w, " (trafgen run %d times)", r.Restarts+1)
-		}
+		printUDP(b.w, label, r)
 		if p := r.Ping; p != nil {
 			fmt.Fprintf(b.w, "; ping p50 %.3f ms, %d/%d replies", p.P50Ms, p.Received, p.Sent)
 		}
@@ -554,4 +548,13 @@ func profileTop(path string) string {
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// printUDP starts a UDP load's report line: delivered and offered rate, and
+// how many times trafgen had to be run (see udpLoad).
+func printUDP(w io.Writer, label string, r *udpResult) {
+	fmt.Fprintf(w, "%s %.1f kpps delivered of %.1f offered", label, r.DeliveredKpps, r.OfferedKpps)
+	if r.Restarts > 0 {
+		fmt.Fprintf(w, " (trafgen run %d times)", r.Restarts+1)
+	}
 }
