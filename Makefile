@@ -68,10 +68,10 @@ demo: deps build
 	$(GO) run ./test/demo
 
 # Micro-benchmarks, then the system benchmark (root): the Linux kernel against vrouter with
-# each driver in BENCH_DRIVERS (a driver whose ports do not open is skipped), about 2 min per router;
+# each driver in BENCH_DRIVERS (a driver whose ports do not open is skipped), about 2.5 min per router;
 # writes bench/results/latest.{json,txt,png} and profile-<driver>.pprof. The README's table:
 # go run ./bench -table.
-BENCH_DRIVERS ?= afpacket,afxdp,afxdp:s
+BENCH_DRIVERS ?= afpacket,afpacket:w1,afxdp,afxdp:s
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./router/... ./fib/... ./arp/... ./nat/... ./packet/...
 	$(GO) run ./bench -drivers $(BENCH_DRIVERS)

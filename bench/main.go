@@ -78,7 +78,7 @@ func main() {
 	}
 	secs := flag.Int("t", 3, "seconds of measurement per test run")
 	reps := flag.Int("reps", 2, "rounds: every test runs this many times on every router, interleaved; a figure is the best")
-	drivers := flag.String("drivers", "afpacket,afxdp,afxdp:s", `vrouters to measure, comma separated, each [LABEL=]DRIVER[:wN][:cCPUS][:s][@BIN] (:wN: [router] workers = N; :cCPUS: run on those CPUs (taskset) with pin_workers; :s: [router] shared_poll; @BIN: another vrouter binary, for A/B; "none": the kernel only)`)
+	drivers := flag.String("drivers", "afpacket,afpacket:w1,afxdp,afxdp:s", `vrouters to measure, comma separated, each [LABEL=]DRIVER[:wN][:cCPUS][:s][@BIN] (:wN: [router] workers = N; :cCPUS: run on those CPUs (taskset) with pin_workers; :s: [router] shared_poll; @BIN: another vrouter binary, for A/B; "none": the kernel only)`)
 	tests := flag.String("tests", "", "comma-separated tests of a round to run (default all: "+strings.Join(roundTests, ",")+")")
 	noProfile := flag.Bool("noprofile", false, "skip the profiled run per vrouter after the rounds")
 	profLoad := flag.String("profileload", "udp64", "load of the profiled run: udp64, conn (new TCP connections), tcp_on or tcp_off (one iperf3 stream, hosts' offloads on or off); other than udp64 it writes DIR/profile-<driver>-<load>.pprof")
