@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -35,7 +36,9 @@ func drawChart(r *Report, path string) error {
 	for i, t := range targets {
 		names[i] = "kernel"
 		if t.Driver != "" {
-			names[i] = "vrouter\n" + t.Driver
+			// One line per option (afpacket:w1 -> afpacket / :w1), so
+			// that five bars' labels fit under a panel.
+			names[i] = "vrouter\n" + strings.ReplaceAll(t.Driver, ":", "\n:")
 		}
 	}
 	grid := make([][]*plot.Plot, rows)
