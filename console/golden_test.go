@@ -378,7 +378,7 @@ func goldenMetrics(t *testing.T, text string) string {
 			sort.Strings(ls)
 			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			val := fmt.Sprint(v)
-			if name == "vrouter_uptime_seconds" || name == "vrouter_fib_memory_bytes" || name == "vrouter_goroutines" ||
+			if name == "vrouter_uptime_seconds" || name == "vrouter_fib_memory_bytes" || name == "vrouter_goroutines" || name == "vrouter_gomaxprocs" ||
 				name == "vrouter_ha_last_transition_seconds" || name == "vrouter_heap_bytes" ||
 				name == "vrouter_heap_allocated_bytes_total" || name == "vrouter_gc_cycles_total" {
 				val = "X"

@@ -33,7 +33,7 @@ type collector struct {
 
 	fibRoutes, fibMemory *prometheus.Desc
 
-	reloads, lastReloadOK, uptime, goroutines, heap, allocs, gcs *prometheus.Desc
+	reloads, lastReloadOK, uptime, goroutines, gomaxprocs, heap, allocs, gcs *prometheus.Desc
 
 	natPoolUsed, natPoolSize *prometheus.Desc
 
@@ -77,6 +77,7 @@ func newCollector(r *router.Router) *collector {
 		lastReloadOK: d("last_reload_success", "1 if the last reload succeeded (or none happened), 0 if it failed."),
 		uptime:       d("uptime_seconds", "Seconds since the router started."),
 		goroutines:   d("goroutines", "Goroutines of the router process (workers, control plane)."),
+		gomaxprocs:   d("gomaxprocs", "Threads that may run the router's Go code at once (GOMAXPROCS): [router] workers when set, else the CPUs the process may use."),
 		heap:         d("heap_bytes", "Bytes of live heap objects of the router process as of the last garbage collection (Go runtime)."),
 		allocs:       d("heap_allocated_bytes_total", "Bytes the router process has allocated on the heap since it started (Go runtime): flat while the data path runs, which allocates nothing per packet."),
 		gcs:          d("gc_cycles_total", "Garbage collections since the router started (Go runtime)."),
@@ -100,7 +101,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	for _, d := range []*prometheus.Desc{c.portUp, c.arpRequests, c.arpFailed, c.fibRoutes, c.fibMemory,
-		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.heap, c.allocs, c.gcs, c.natPoolUsed, c.natPoolSize, c.filterPackets, c.filterBytes, c.filterHits} {
+		c.reloads, c.lastReloadOK, c.uptime, c.goroutines, c.gomaxprocs, c.heap, c.allocs, c.gcs, c.natPoolUsed, c.natPoolSize, c.filterPackets, c.filterBytes, c.filterHits} {
 		ch <- d
 	}
 	c.counters.describe(ch)
@@ -152,6 +153,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lastReloadOK, ok)
 	gauge(c.uptime, float64(int64(r.Uptime()/time.Second)))
 	gauge(c.goroutines, float64(runtime.NumGoroutine()))
+	gauge(c.gomaxprocs, float64(runtime.GOMAXPROCS(0)))
 	heap, allocs, gcs := runtimeStats()
 	gauge(c.heap, float64(heap))
 	counter(c.allocs, allocs)
