@@ -1,8 +1,6 @@
 package router
 
 import (
-	"encoding/binary"
-
 	"vrouter/packet"
 	"vrouter/router/port"
 )
@@ -25,14 +23,7 @@ func (w *worker) prefetchBatch(b *port.Batch) {
 	}
 	for i := 0; i < b.N; i++ {
 		f := b.Bufs[i][b.Off[i] : b.Off[i]+b.Len[i]]
-		if len(f) < 14 {
-			continue
-		}
-		l3, et := 14, binary.BigEndian.Uint16(f[12:14])
-		if et == packet.EtherTypeVLAN && len(f) >= 18 {
-			l3, et = 18, binary.BigEndian.Uint16(f[16:18])
-		}
-		if et == packet.EtherTypeIPv4 {
+		if l3, et, ok := packet.L3Offset(f); ok && et == packet.EtherTypeIPv4 {
 			sum ^= w.nat.Prefetch(f[l3:])
 		}
 	}

@@ -389,18 +389,19 @@ func TestFaultControlFlood(t *testing.T) {
 	}
 }
 
-var goroutinesMetric = regexp.MustCompile(`(?m)^vrouter_goroutines (\d+)`)
-
 // goroutines reads vrouter_goroutines from the standard lab's /metrics.
-func goroutines(t *testing.T, l *lab.Topo) int {
+func goroutines(t *testing.T, l *lab.Topo) int { return metric(t, l, "vrouter_goroutines") }
+
+// metric reads an unlabelled integer metric from the standard lab's /metrics.
+func metric(t *testing.T, l *lab.Topo, name string) int {
 	t.Helper()
 	out, err := l.ExecTimeout(l.R, 5*time.Second, "curl", "-s", "-m", "3", "http://127.0.0.1:9469/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := goroutinesMetric.FindStringSubmatch(out)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\d+)`).FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("no vrouter_goroutines in /metrics")
+		t.Fatalf("no %s in /metrics", name)
 	}
 	v, _ := strconv.Atoi(m[1])
 	return v
